@@ -126,9 +126,7 @@ def make_run_dir(cfg: PocConfig, run_dir: str | Path | None = None) -> Path:
     if run_dir is not None:
         p = Path(run_dir)
     else:
-        base = Path(resolve_path(cfg, cfg.outputs.dir)) if not Path(cfg.outputs.dir).is_absolute() else Path(cfg.outputs.dir)
-        if not Path(cfg.outputs.dir).is_absolute():
-            base = Path(cfg.outputs.dir)
+        base = Path(cfg.outputs.dir)  # relative to the working directory, like any CLI output
         name = cfg.outputs.run_name or f"{cfg.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
         p = base / name
         i = 1
