@@ -26,8 +26,8 @@ class Detections:
     """
 
     xyxy: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
-    scores: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
-    class_ids: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int32))
+    scores: np.ndarray | None = None
+    class_ids: np.ndarray | None = None
     track_ids: np.ndarray | None = None
     class_names: Mapping[int, str] = field(default_factory=dict)
     data: dict[str, np.ndarray] = field(default_factory=dict)
