@@ -56,7 +56,7 @@ def test_bad_value_names_field(tmp_path):
 
 def test_missing_required_and_unknown_rule_type(tmp_path):
     p = _write(tmp_path, BASE + "  - name: z\n    type: loitering\n    zone: [[0,0],[1,0],[1,1]]\n")
-    with pytest.raises(ConfigError, match=r"rules\[1\]\.dwell \(line 11\): Field required"):
+    with pytest.raises(ConfigError, match=r"rules\[1\]\.dwell \(line 10\): Field required"):
         load_config(p)
     p = _write(tmp_path, BASE + "  - name: z\n    type: teleport\n")
     with pytest.raises(ConfigError, match=r"rules\[1\]"):
