@@ -380,7 +380,16 @@ class Pipeline:
 
 
 def resolve_media(cfg: PocConfig, uri: str) -> str:
-    """``media:NAME`` -> a local file via pockit's media registry; other URIs pass through."""
+    """``media:NAME`` -> a local file via pockit's media registry; ``data:REL/PATH`` -> a path under
+    the local data directory (POCKIT_DATA_DIR); other URIs pass through (relative files resolve
+    against the config file's folder)."""
+    if isinstance(uri, str) and uri.startswith("data:"):
+        from ..paths import data_dir
+
+        p = data_dir() / uri.split(":", 1)[1]
+        if not p.exists():
+            raise FileNotFoundError(f"{uri}: not found under the data directory {data_dir()} (set POCKIT_DATA_DIR)")
+        return str(p)
     if isinstance(uri, str) and uri.startswith("media:"):
         from ..registry import fetch_media
 
