@@ -1,0 +1,254 @@
+"""The :class:`Detector` interface every backend implements.
+
+Backends only implement :meth:`Detector._forward` (a preprocessed (B,3,H,W) batch -> raw outputs);
+letterboxing, batching, decode/NMS and the mapping back to frame pixels are shared here, so
+identical raw outputs give identical :class:`~pockit.core.Detections` whatever the backend.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..core.detections import Detections
+from .postprocess import decode, detect_layout, to_detections
+from .preprocess import preprocess_batch
+
+log = logging.getLogger(__name__)
+
+
+class BackendUnavailable(ImportError):
+    """A backend's runtime (onnxruntime-gpu, tensorrt, ultralytics, torch ...) is not installed."""
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def parse_names(value: Any) -> dict[int, str]:
+    """Class names from model metadata: a dict, a dict-literal string (Ultralytics), a list or a YAML list."""
+    import ast
+
+    if value is None:
+        return {}
+    if isinstance(value, (bytes, bytearray)):
+        value = value.decode("utf-8")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            try:
+                import yaml
+
+                value = yaml.safe_load(text)
+            except Exception:  # noqa: BLE001 - unparseable metadata: no names
+                return {}
+    if isinstance(value, Mapping):
+        try:
+            return {int(k): str(v) for k, v in value.items()}
+        except (TypeError, ValueError):
+            return {}
+    if isinstance(value, (list, tuple)):
+        return {i: str(v) for i, v in enumerate(value)}
+    return {}
+
+
+class Detector:
+    """Object detector: ``detect(images) -> list[Detections]`` (boxes in original-frame pixels).
+
+    Options (all from :class:`pockit.config.ModelConfig`): imgsz, conf, iou, classes (ids or names),
+    max_det, device, batch (max frames per inference call), half, class_names (override).
+    """
+
+    backend = "base"
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        imgsz: int = 640,
+        conf: float = 0.25,
+        iou: float = 0.45,
+        classes: Sequence[int | str] | None = None,
+        max_det: int = 300,
+        device: str = "cpu",
+        batch: int = 1,
+        half: bool = False,
+        class_names: Mapping[int, str] | None = None,
+        agnostic: bool = False,
+        layout: str = "auto",
+    ) -> None:
+        self.path = Path(path)
+        self.imgsz = int(imgsz)
+        self.conf = float(conf)
+        self.iou = float(iou)
+        self.max_det = int(max_det)
+        self.device = str(device)
+        self.batch = max(1, int(batch))
+        self.half = bool(half)
+        self.agnostic = bool(agnostic)
+        self.layout = layout
+        self._names_override = {int(k): str(v) for k, v in class_names.items()} if class_names else None
+        self._classes_arg = list(classes) if classes is not None else None
+        self.classes: list[int] | None = None
+        # set by backends
+        self.model_names: dict[int, str] = {}
+        self.model_batch: int | None = None  # fixed batch of the model, None = dynamic
+        self.max_model_batch: int | None = None  # upper bound of a dynamic batch (TensorRT profile)
+        self.input_hw: tuple[int, int] | None = None  # fixed network input (h, w), None = dynamic
+        self.input_dtype = np.float32
+        self.stride = 32
+        self.providers: list[str] = []
+        self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
+        self._sha256: str | None = None
+        self._closed = False
+
+    # -- set-up helpers for subclasses ------------------------------------------------------
+    def _finish_init(self) -> None:
+        """Call at the end of a backend's __init__: resolves the class filter against the names."""
+        self.classes = self._resolve_classes(self._classes_arg)
+
+    def _resolve_classes(self, classes: Iterable[int | str] | None) -> list[int] | None:
+        if classes is None:
+            return None
+        names = self.class_names
+        lookup = {v.lower(): k for k, v in names.items()}
+        out = []
+        for c in classes:
+            if isinstance(c, (int, np.integer)) or (isinstance(c, str) and c.strip().isdigit()):
+                out.append(int(c))
+            elif isinstance(c, str) and c.strip().lower() in lookup:
+                out.append(lookup[c.strip().lower()])
+            else:
+                raise ValueError(
+                    f"model.classes: {c!r} is not a class of {self.path.name}; its classes are "
+                    f"{', '.join(f'{k}={v}' for k, v in sorted(names.items())) or '(unknown: give ids)'}"
+                )
+        return sorted(set(out))
+
+    # -- public API ---------------------------------------------------------------------------
+    @property
+    def class_names(self) -> dict[int, str]:
+        return dict(self._names_override) if self._names_override else dict(self.model_names)
+
+    @property
+    def nc(self) -> int | None:
+        return max(self.model_names) + 1 if self.model_names else None
+
+    @property
+    def sha256(self) -> str | None:
+        if self._sha256 is None and self.path.is_file():
+            self._sha256 = sha256_file(self.path)
+        return self._sha256
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "backend": self.backend,
+            "sha256": self.sha256,
+            "imgsz": list(self.input_hw) if self.input_hw else self.imgsz,
+            "providers": list(self.providers),
+            "device": self.device,
+            "class_names": self.class_names,
+            "batch": self.chunk_size,
+            "model_batch": self.model_batch if self.model_batch is not None else "dynamic",
+            "half": self.half,
+            "conf": self.conf,
+            "iou": self.iou,
+            "classes": self.classes,
+            "max_det": self.max_det,
+        }
+
+    @property
+    def chunk_size(self) -> int:
+        """Frames per inference call: the model's fixed batch, or ``batch`` capped by its profile."""
+        if self.model_batch is not None:
+            return self.model_batch
+        if self.max_model_batch is not None:
+            return max(1, min(self.batch, self.max_model_batch))
+        return self.batch
+
+    def detect(self, images: Sequence[np.ndarray] | np.ndarray) -> list[Detections]:
+        """Detect objects in BGR uint8 frames; one :class:`Detections` per frame, in order."""
+        if self._closed:
+            raise RuntimeError(f"{type(self).__name__} for {self.path} is closed")
+        images = self._as_list(images)
+        timings = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
+        results: list[Detections] = []
+        n = self.chunk_size
+        for start in range(0, len(images), n):
+            results.extend(self._detect_chunk(images[start:start + n], timings))
+        self.last_timings = timings
+        return results
+
+    def _detect_chunk(self, chunk: list[np.ndarray], timings: dict[str, float]) -> list[Detections]:
+        t0 = time.perf_counter()
+        imgsz = self.input_hw if self.input_hw else self.imgsz
+        x, infos = preprocess_batch(chunk, imgsz, self.stride, auto=False, dtype=self.input_dtype)
+        if self.model_batch is not None and len(chunk) < self.model_batch:  # fixed-batch model: pad
+            pad = np.zeros((self.model_batch - len(chunk), *x.shape[1:]), x.dtype)
+            x = np.concatenate([x, pad])
+        t1 = time.perf_counter()
+        raw = self._forward(x)
+        t2 = time.perf_counter()
+        dets = decode(raw, conf=self.conf, iou=self.iou, classes=self.classes, max_det=self.max_det,
+                      nc=self.nc, agnostic=self.agnostic, layout=self.layout)[: len(chunk)]
+        out = to_detections(dets, infos, self.class_names)
+        t3 = time.perf_counter()
+        timings["preprocess"] += t1 - t0
+        timings["inference"] += t2 - t1
+        timings["postprocess"] += t3 - t2
+        return out
+
+    def raw_layout(self, raw: Any) -> str:
+        """The output layout the decoder would use for these raw outputs."""
+        return self.layout if self.layout != "auto" else detect_layout(raw, self.nc)
+
+    @staticmethod
+    def _as_list(images) -> list[np.ndarray]:
+        if isinstance(images, np.ndarray):
+            if images.ndim == 3:
+                return [images]
+            if images.ndim == 4:
+                return list(images)
+            raise ValueError(f"detect() expects a list of HxWx3 images, got an array of shape {images.shape}")
+        images = list(images)
+        for i, im in enumerate(images):
+            if not isinstance(im, np.ndarray) or im.ndim != 3 or im.shape[2] != 3:
+                raise ValueError(
+                    f"detect(): image {i} is {type(im).__name__} with shape {getattr(im, 'shape', None)}; "
+                    "expected an HxWx3 uint8 BGR array (cv2.imread / a Frame's .image)"
+                )
+        return images
+
+    def warmup(self, n: int = 1) -> None:
+        """Run ``n`` inferences on a blank frame (first-call allocation, CUDA kernels, ...)."""
+        h, w = self.input_hw if self.input_hw else (self.imgsz, self.imgsz)
+        blank = np.full((h, w, 3), 114, np.uint8)
+        for _ in range(max(1, n)):
+            self.detect([blank] * self.chunk_size)
+
+    def _forward(self, batch: np.ndarray) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._closed = True
+
+    def __enter__(self) -> "Detector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r}, classes={self.class_names}, batch={self.chunk_size})"
