@@ -1,0 +1,216 @@
+"""YOLO txt labels (Ultralytics, LabelImg, CVAT 'YOLO 1.1'): ``class cx cy w h`` normalised, one txt per image.
+
+Layouts read: a ``data.yaml`` (``path``, ``train``/``val``/``test`` folders or list files, ``names``),
+or a folder of images with txt files beside them / in a sibling ``labels`` folder and the names in
+``classes.txt`` or ``obj.names``. Polygon rows (``class x1 y1 x2 y2 ...``) become their bounding
+box; a 6th column is read as a score. A label file with no image, an image with no label file and
+an empty label file are all reported (the last two are kept as background images, as Ultralytics does).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import yaml
+
+from ._io import IMAGE_EXTS, fmt_num, list_images, place_image
+from .dataset import Dataset, ImageRecord, image_size, validate
+from .report import ValidationReport
+
+SPLITS = ("train", "val", "test")
+
+
+def _label_for(img: Path) -> Path:
+    """Ultralytics rule: the last /images/ in the path becomes /labels/, suffix .txt; else beside the image."""
+    s = str(img)
+    sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+    if sa in s:
+        cand = Path(sb.join(s.rsplit(sa, 1))).with_suffix(".txt")
+        if cand.exists() or not img.with_suffix(".txt").exists():
+            return cand
+    return img.with_suffix(".txt")
+
+
+def _names_from(obj) -> list[str]:
+    if isinstance(obj, dict):
+        ids = sorted(int(k) for k in obj)
+        if ids != list(range(len(ids))):
+            raise ValueError(f"class ids in names must be 0..n-1, got {ids}")
+        return [str(obj[k] if k in obj else obj[str(k)]) for k in ids]
+    return [str(n) for n in obj]
+
+
+def _read_names_file(p: Path) -> list[str]:
+    return [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+
+
+def read_yolo(path: str | Path, classes: Sequence[str] | None = None, *, on_outside: str = "clip", dup_iou: float = 0.95,
+              check_images: bool = True, name: str | None = None) -> Dataset:
+    """Read a YOLO dataset from a data.yaml file or a folder (see module doc). ``classes`` overrides the names."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"YOLO dataset not found: {path}")
+    rep = ValidationReport(title=f"YOLO import of {path}")
+    yaml_path = path if path.is_file() else next((path / n for n in ("data.yaml", "dataset.yaml") if (path / n).exists()), None)
+    base = path if path.is_dir() else path.parent
+    names: list[str] | None = list(classes) if classes is not None else None
+    sets: list[tuple[str | None, Path, list[Path]]] = []  # (split, key root, images)
+    if yaml_path is not None:
+        try:
+            cfg = yaml.safe_load(yaml_path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            raise ValueError(f"{yaml_path}:{mark.line + 1 if mark else '?'}: malformed YAML: {e}") from e
+        if names is None and "names" in cfg:
+            names = _names_from(cfg["names"])
+        root = Path(cfg.get("path") or yaml_path.parent)
+        if not root.is_absolute():
+            root = (yaml_path.parent / root).resolve()
+        if not root.exists():  # a data.yaml moved from another machine: its 'path' is stale
+            root = yaml_path.parent
+        seen: set[Path] = set()
+        for split in SPLITS:
+            entries = cfg.get(split)
+            if not entries:
+                continue
+            for entry in entries if isinstance(entries, list) else [entries]:
+                p = root / entry
+                if p.is_dir():
+                    imgs, key_root = list_images(p), p
+                elif p.suffix == ".txt" and p.exists():
+                    imgs = [(root / ln.strip()).resolve() for ln in p.read_text().splitlines() if ln.strip()]
+                    key_root = root
+                else:
+                    rep.add("malformed_file", "skipped", f"{split}: {entry!r} is neither a folder nor an image list",
+                            file=str(yaml_path))
+                    continue
+                imgs = [i for i in imgs if i not in seen]
+                seen.update(imgs)
+                sets.append((split, key_root, imgs))
+        label_roots = [root]
+    else:
+        img_root = base / "images" if (base / "images").is_dir() else base
+        sets.append((None, img_root, list_images(img_root)))
+        label_roots = [base]
+    if names is None:
+        nf = next((p for d in {base, *label_roots} for n in ("classes.txt", "obj.names") if (p := d / n).exists()), None)
+        if nf is None:
+            raise FileNotFoundError(f"no class names for YOLO dataset {path}: add 'names' to data.yaml, a classes.txt "
+                                    "(one name per line), or pass classes=[...]")
+        names = _read_names_file(nf)
+    nc = len(names)
+    images: list[ImageRecord] = []
+    used_labels: set[Path] = set()
+    for split, key_root, imgs in sets:
+        for img in imgs:
+            lbl = _label_for(img)
+            used_labels.add(lbl.resolve())
+            try:
+                file = img.relative_to(key_root).as_posix()
+            except ValueError:
+                file = img.name
+            if not img.exists():
+                n = len(lbl.read_text().split("\n")) if lbl.exists() else 0
+                rep.add("missing_image", "dropped", f"image listed but not found; {n} label row(s) dropped", image=file,
+                        file=str(lbl) if lbl.exists() else None)
+                continue
+            try:
+                w, h = image_size(img)
+            except OSError as e:
+                rep.add("unreadable_image", "dropped", str(e), image=file, file=str(lbl))
+                continue
+            boxes, cids, scores = [], [], []
+            if not lbl.exists():
+                rep.add("missing_label", "kept", "no label file: treated as an image without objects", image=file,
+                        file=str(lbl))
+            else:
+                text = lbl.read_text(encoding="utf-8", errors="replace")
+                if not text.strip():
+                    rep.add("empty_label", "kept", "empty label file: treated as an image without objects", image=file,
+                            file=str(lbl))
+                for ln, row in enumerate(text.splitlines(), 1):
+                    parts = row.split()
+                    if not parts:
+                        continue
+                    try:
+                        vals = [float(v) for v in parts]
+                    except ValueError:
+                        rep.add("malformed_line", "dropped", f"not numbers: {row[:60]!r}", file=str(lbl), line=ln, image=file)
+                        continue
+                    if len(vals) in (5, 6):
+                        cx, cy, bw, bh = vals[1:5]
+                        nb = [cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2]
+                    elif len(vals) >= 7 and len(vals) % 2 == 1:
+                        xs, ys = vals[1::2], vals[2::2]
+                        nb = [min(xs), min(ys), max(xs), max(ys)]
+                    else:
+                        rep.add("malformed_line", "dropped", f"{len(vals)} columns; expected 'class cx cy w h' (5) or a polygon",
+                                file=str(lbl), line=ln, image=file)
+                        continue
+                    box = [nb[0] * w, nb[1] * h, nb[2] * w, nb[3] * h]
+                    c = vals[0]
+                    if c != int(c) or not 0 <= int(c) < nc:
+                        rep.add("unknown_class", "dropped", f"class id {parts[0]} is not in 0..{nc - 1} ({names})",
+                                file=str(lbl), line=ln, image=file, box=box, class_name=parts[0])
+                        continue
+                    boxes.append(box), cids.append(int(c)), scores.append(vals[5] if len(vals) == 6 else 1.0)
+            has_scores = any(len(r.split()) == 6 for r in (lbl.read_text().splitlines() if lbl.exists() else []))
+            images.append(ImageRecord(file, img, w, h, np.array(boxes, np.float64).reshape(-1, 4), cids,
+                                      scores=scores if has_scores else None, split=split, meta={"label_file": str(lbl)}))
+    # label files whose image is absent
+    for d in label_roots:
+        for t in sorted(d.rglob("*.txt")):
+            if t.name in ("classes.txt", "obj.names") or t.resolve() in used_labels:
+                continue
+            if yaml_path is not None and f"{os.sep}labels{os.sep}" not in str(t):
+                continue
+            if yaml_path is None and (t.parent / "images").is_dir():
+                continue
+            rows = [r for r in t.read_text(errors="replace").splitlines() if r.strip()]
+            rep.add("missing_image", "dropped", f"label file has no image (looked for {t.stem} with {'/'.join(IMAGE_EXTS)}); "
+                    f"{len(rows)} box(es) dropped", file=str(t), image=t.stem)
+    ds = Dataset(images, names, sets[0][1] if len(sets) == 1 else base, rep, name or base.name)
+    return validate(ds, on_outside=on_outside, dup_iou=dup_iou, check_images=False)
+
+
+def write_yolo(ds: Dataset, out: str | Path, *, images: str = "copy", decimals: int = 6, with_scores: bool = False,
+               default_split: str = "train") -> Path:
+    """Write the Ultralytics layout ``images/<split>/``, ``labels/<split>/``, ``data.yaml`` and ``classes.txt``.
+
+    Images without a split go to ``default_split``. When no 'val' split exists, data.yaml's val
+    points at the train images (Ultralytics needs one); use :func:`pockit.data.split` first for training.
+    Returns the data.yaml path.
+    """
+    out = Path(out).resolve()
+    splits = set()
+    for im in ds.images:
+        split = im.split or default_split
+        splits.add(split)
+        rel = Path(im.file)
+        lbl = out / "labels" / split / rel.with_suffix(".txt")
+        lbl.parent.mkdir(parents=True, exist_ok=True)
+        rows = []
+        W, H = float(im.width), float(im.height)
+        for j, (b, c) in enumerate(zip(im.xyxy, im.class_ids)):
+            x1, y1, x2, y2 = np.clip(b, 0, [W, H, W, H])
+            vals = [(x1 + x2) / 2 / W, (y1 + y2) / 2 / H, (x2 - x1) / W, (y2 - y1) / H]
+            row = " ".join([str(int(c))] + [fmt_num(v, decimals) for v in vals])
+            if with_scores and im.scores is not None:
+                row += f" {im.scores[j]:.4f}"
+            rows.append(row)
+        lbl.write_text("\n".join(rows) + ("\n" if rows else ""), encoding="utf-8")
+        place_image(im, out / "images" / split / rel, images)
+    cfg = {"path": str(out)}
+    for s in SPLITS:
+        if s in splits:
+            cfg[s] = f"images/{s}"
+    if "val" not in cfg and "train" in cfg:
+        cfg["val"] = cfg["train"]
+    cfg["nc"] = len(ds.class_names)
+    cfg["names"] = dict(enumerate(ds.class_names))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "data.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    (out / "classes.txt").write_text("\n".join(ds.class_names) + "\n", encoding="utf-8")
+    return out / "data.yaml"
