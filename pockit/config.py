@@ -76,6 +76,7 @@ class SinkConfig(_M):
     queue_dir: str | None = None
     queue_max: int = 10000
     path: str | None = None
+    fsync: bool = Field(False, description="jsonl/csv: fsync after every event (survives power loss)")
 
 
 class OutputConfig(_M):

@@ -1,0 +1,209 @@
+"""Drawing and visual outputs: ``annotate``, alarm snapshots, event clips, annotated video."""
+from __future__ import annotations
+
+import logging
+from collections import deque
+from pathlib import Path
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+from ..core import Detections, Event, Frame
+
+log = logging.getLogger(__name__)
+
+RED = (0, 0, 255)
+ZONE = (255, 160, 0)
+LINE = (0, 220, 255)
+_PALETTE = np.array([[86, 180, 233], [0, 158, 115], [240, 228, 66], [0, 114, 178], [213, 94, 0],
+                     [204, 121, 167], [230, 159, 0], [120, 200, 120], [160, 160, 255], [255, 200, 120]], np.uint8)
+
+
+def _color(tid: int) -> tuple[int, int, int]:
+    if tid < 0:
+        return (200, 200, 200)
+    c = _PALETTE[int(tid) % len(_PALETTE)]
+    return int(c[2]), int(c[1]), int(c[0])
+
+
+def _text(img, s, org, color, scale):
+    cv2.putText(img, s, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), max(2, int(3 * scale)), cv2.LINE_AA)
+    cv2.putText(img, s, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, max(1, int(1.5 * scale)), cv2.LINE_AA)
+
+
+def draw_geometry(img: np.ndarray, engine, scale: float) -> None:
+    """Zones (translucent fill), lines/fences (with an arrow to the 'in' side and in/out counts), guarded boxes."""
+    shapes = engine.shapes if engine is not None else []
+    if not shapes:
+        return
+    overlay = img.copy()
+    for sh in shapes:
+        pts = np.round(sh["points"]).astype(np.int32)
+        if sh["kind"] in ("zone", "box"):
+            cv2.fillPoly(overlay, [pts], ZONE)
+    cv2.addWeighted(overlay, 0.18, img, 0.82, 0, dst=img)
+    th = max(1, int(round(2 * scale)))
+    for sh in shapes:
+        pts = np.round(sh["points"]).astype(np.int32)
+        if sh["kind"] in ("zone", "box"):
+            cv2.polylines(img, [pts], True, ZONE, th, cv2.LINE_AA)
+            _text(img, sh["name"], tuple(pts.min(0) + [4, int(18 * scale)]), ZONE, 0.5 * scale)
+            continue
+        cv2.polylines(img, [pts], False, LINE, th + 1, cv2.LINE_AA)
+        p = sh["points"]
+        a, b = p[0], p[1]
+        mid = (a + b) / 2
+        d = b - a
+        n = np.array([-d[1], d[0]]) / max(np.hypot(*d), 1e-6)  # points to the positive ('in') side
+        tip = mid + n * 30 * scale
+        cv2.arrowedLine(img, tuple(np.round(mid).astype(int)), tuple(np.round(tip).astype(int)), LINE, th,
+                        cv2.LINE_AA, tipLength=0.35)
+        c = sh.get("counts") or {}
+        label = f"{sh['name']} in:{c.get('in', 0)} out:{c.get('out', 0)}"
+        _text(img, label, tuple(np.round(a + [4, -8 * scale]).astype(int)), LINE, 0.5 * scale)
+
+
+def annotate(image: np.ndarray, dets: Detections | None, engine=None, alarmed: Iterable[int] = (),
+             alarm_boxes: Iterable = (), copy: bool = True) -> np.ndarray:
+    """Draw boxes with track ids and class names, the engine's zones/lines, alarmed objects in red.
+
+    ``alarmed``: track ids to draw red (added to ``engine.alarmed`` when an engine is given);
+    ``alarm_boxes``: extra xyxy boxes drawn red (e.g. a foreground abandoned object).
+    """
+    img = image.copy() if copy else image
+    scale = max(0.6, img.shape[1] / 1280)
+    draw_geometry(img, engine, scale)
+    red = set(int(t) for t in alarmed)
+    boxes = [np.asarray(b, float) for b in alarm_boxes]
+    if engine is not None:
+        red |= engine.alarmed_ids
+        for bl in engine.alarm_boxes.values():
+            boxes.extend(bl)
+    th = max(1, int(round(2 * scale)))
+    if dets is not None:
+        for i in range(len(dets)):
+            x1, y1, x2, y2 = (int(round(v)) for v in dets.xyxy[i])
+            tid = int(dets.track_ids[i])
+            col = RED if tid in red and tid >= 0 else _color(tid)
+            cv2.rectangle(img, (x1, y1), (x2, y2), col, th + (2 if col == RED else 0))
+            label = (f"#{tid} " if tid >= 0 else "") + dets.name_of(dets.class_ids[i])
+            _text(img, label, (x1, max(12, y1 - 4)), col, 0.45 * scale)
+    for b in boxes:
+        x1, y1, x2, y2 = (int(round(v)) for v in b)
+        cv2.rectangle(img, (x1, y1), (x2, y2), RED, th + 2)
+    return img
+
+
+class SnapshotWriter:
+    """Saves ``run_dir/snapshots/<event id>.jpg``: the frame with geometry, the alarmed object in red.
+
+    ``save`` sets ``event.snapshot`` (path relative to run_dir) before the event reaches the sinks.
+    """
+
+    def __init__(self, run_dir: str | Path, quality: int = 90) -> None:
+        self.run_dir = Path(run_dir)
+        self.dir = self.run_dir / "snapshots"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.quality = int(quality)
+
+    def save(self, frame: Frame, dets: Detections | None, event: Event, engine=None) -> Path:
+        ids = event.track_id if isinstance(event.track_id, list) else [event.track_id] if event.track_id is not None else []
+        boxes = [event.bbox] if event.bbox is not None and not ids else []
+        img = annotate(frame.image, dets, engine, alarmed=ids, alarm_boxes=boxes)
+        if ids and event.bbox is not None and dets is not None and not np.isin(ids, dets.track_ids).any():
+            x1, y1, x2, y2 = (int(round(v)) for v in event.bbox)  # the object left the frame: box at event time
+            cv2.rectangle(img, (x1, y1), (x2, y2), RED, 3)
+        s = max(0.6, img.shape[1] / 1280)
+        _text(img, f"{event.rule} ({event.type}) t={event.time:.2f}s", (8, int(24 * s)), RED, 0.7 * s)
+        path = self.dir / f"{event.id}.jpg"
+        if not cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, self.quality]):
+            raise OSError(f"could not write snapshot {path}")
+        event.snapshot = str(path.relative_to(self.run_dir))
+        return path
+
+
+class ClipRecorder:
+    """Keeps the last ``seconds/2`` of annotated frames; ``trigger(event)`` writes ``seconds`` around it.
+
+    ``push(frame, dets)`` every frame; ``trigger(event)`` sets ``event.clip`` (relative path
+    ``clips/<id>.mp4``) and the clip is written once ``seconds/2`` more frames arrived (or at ``close``).
+    Frames are stored downscaled to at most ``max_width`` pixels wide.
+    """
+
+    def __init__(self, clips_dir: str | Path, seconds: float = 6.0, fps: float = 25.0, engine=None,
+                 max_width: int = 960) -> None:
+        self.dir = Path(clips_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.fps = float(fps or 25.0)
+        self.half = max(1, int(round(seconds * self.fps / 2)))
+        self.engine = engine
+        self.max_width = max_width
+        self.buffer: deque = deque(maxlen=self.half)
+        self.pending: list[tuple[Path, list, int]] = []
+        self.written: list[Path] = []
+
+    def push(self, frame: Frame, dets: Detections | None) -> None:
+        img = annotate(frame.image, dets, self.engine)
+        h, w = img.shape[:2]
+        if w > self.max_width:
+            img = cv2.resize(img, (self.max_width, round(h * self.max_width / w)), interpolation=cv2.INTER_AREA)
+        self.buffer.append(img)
+        still = []
+        for path, frames, left in self.pending:
+            frames.append(img)
+            if left - 1 <= 0:
+                self._write(path, frames)
+            else:
+                still.append((path, frames, left - 1))
+        self.pending = still
+
+    def trigger(self, event: Event) -> None:
+        path = self.dir / f"{event.id}.mp4"
+        self.pending.append((path, list(self.buffer), self.half))
+        event.clip = f"{self.dir.name}/{path.name}"
+
+    def _write(self, path: Path, frames: list) -> None:
+        if not frames:
+            return
+        h, w = frames[0].shape[:2]
+        vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+        if not vw.isOpened():
+            log.error("cannot open video writer for %s", path)
+            return
+        for f in frames:
+            vw.write(f)
+        vw.release()
+        self.written.append(path)
+
+    def close(self) -> None:
+        for path, frames, _ in self.pending:
+            self._write(path, frames)
+        self.pending = []
+
+
+class VideoWriterSink:
+    """Annotated video of one source: ``write(frame, dets, engine)`` per frame, ``close()`` at the end."""
+
+    def __init__(self, path: str | Path, fps: float = 25.0, fourcc: str = "mp4v") -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fps = float(fps or 25.0)
+        self.fourcc = fourcc
+        self._vw = None
+        self.frames = 0
+
+    def write(self, frame: Frame, dets: Detections | None = None, engine=None) -> None:
+        img = annotate(frame.image, dets, engine)
+        if self._vw is None:
+            h, w = img.shape[:2]
+            self._vw = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h))
+            if not self._vw.isOpened():
+                raise OSError(f"cannot open a video writer for {self.path} (codec {self.fourcc})")
+        self._vw.write(img)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._vw is not None:
+            self._vw.release()
+            self._vw = None
