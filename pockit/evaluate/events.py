@@ -1,0 +1,212 @@
+"""Event-level accuracy: predicted alarms vs ground-truth events (same JSONL schema).
+
+Matching is one-to-one within each (source, rule, type, direction) group: a predicted and a
+ground-truth event may pair only when ``|t_pred - t_gt| <= tolerance``. Among all pairings the
+one with the most matches, then the smallest total ``|dt|``, is chosen (Hungarian assignment,
+infeasible pairs blocked), so an early alarm never steals the partner another alarm needs.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from ..core import Event, read_events
+from .detection import EvaluationError
+
+log = logging.getLogger(__name__)
+
+_BLOCK = 1e9
+
+
+def match_events(pred: Sequence[Event], gt: Sequence[Event], tolerance: float = 1.0) -> list[tuple[int, int]]:
+    """Optimal one-to-one matching by time: pairs (pred index, gt index) with |dt| <= tolerance.
+
+    Maximises the number of pairs, then minimises the summed |dt|. The caller groups events
+    (rule/type/direction) first; this function looks at times only.
+    """
+    if not pred or not gt:
+        return []
+    tp = np.array([e.time for e in pred], float)
+    tg = np.array([e.time for e in gt], float)
+    dt = np.abs(tp[:, None] - tg[None, :])
+    feasible = dt <= tolerance + 1e-9
+    if not feasible.any():
+        return []
+    # each feasible pair costs less than 1 (so more pairs always win), ties broken by |dt|
+    cost = np.where(feasible, dt / (tolerance + 1e-9) / (len(pred) + len(gt) + 1), _BLOCK)
+    rows, cols = linear_sum_assignment(cost)
+    return [(int(r), int(c)) for r, c in zip(rows, cols) if feasible[r, c]]
+
+
+def _key(e: Event) -> tuple:
+    return (str(e.source), e.rule, e.type, e.direction or "")
+
+
+@dataclass
+class EventReport:
+    """Results of :func:`evaluate_events`."""
+
+    per_rule: list[dict[str, Any]]  # rule, tp, fp, fn, precision, recall, f1, fa_per_hour, latency_*
+    per_group: list[dict[str, Any]]  # the same per source/rule/type/direction
+    matches: list[tuple[Event, Event]]  # (pred, gt)
+    false_alarms: list[Event]
+    missed: list[Event]
+    tolerance: float
+    hours: float | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def totals(self) -> dict[str, Any]:
+        return _stats("all", len(self.matches), len(self.false_alarms), len(self.missed),
+                      [p.time - g.time for p, g in self.matches], self.hours)
+
+    def rule(self, name: str) -> dict[str, Any]:
+        for r in self.per_rule:
+            if r["rule"] == name:
+                return r
+        raise KeyError(f"no rule {name!r} in the event evaluation; rules: {[r['rule'] for r in self.per_rule]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tolerance_s": self.tolerance, "footage_hours": self.hours, "totals": self.totals,
+            "per_rule": self.per_rule, "per_group": self.per_group,
+            "matches": [{"pred": p.id, "gt": g.id, "rule": p.rule, "pred_time": p.time, "gt_time": g.time,
+                         "latency_s": round(p.time - g.time, 4)} for p, g in self.matches],
+            "false_alarms": [e.to_dict() for e in self.false_alarms],
+            "missed": [e.to_dict() for e in self.missed],
+            "warnings": self.warnings,
+        }
+
+    def to_frame(self):
+        import pandas as pd
+
+        cols = ["rule", "gt", "pred", "tp", "fp", "fn", "precision", "recall", "f1", "fa_per_hour",
+                "latency_mean_s", "latency_p50_s", "latency_p95_s"]
+        return pd.DataFrame(self.per_rule + [self.totals])[cols]
+
+    def figures(self, labels: dict[str, str] | None = None) -> dict[str, Any]:
+        """Plotly figures: ``counts`` (TP/FP/FN per rule) and ``latency`` (box plot per rule)."""
+        import plotly.graph_objects as go
+
+        t = dict(labels or {})
+        rules = [r["rule"] for r in self.per_rule]
+        counts = go.Figure()
+        for k, color in (("tp", "#2ca02c"), ("fp", "#d62728"), ("fn", "#ff7f0e")):
+            counts.add_trace(go.Bar(x=rules, y=[r[k] for r in self.per_rule], name=t.get(k, k.upper()),
+                                    marker_color=color))
+        counts.update_layout(barmode="group", height=340, title=t.get("counts_title", "Alarms per rule"),
+                             margin={"t": 50, "b": 40})
+        lat = go.Figure()
+        for r in rules:
+            d = [p.time - g.time for p, g in self.matches if p.rule == r]
+            if d:
+                lat.add_trace(go.Box(y=d, name=r, boxpoints="all"))
+        lat.update_layout(height=340, yaxis_title=t.get("latency_axis", "alarm latency (s, alarm - truth)"),
+                          title=t.get("latency_title", "Alarm latency"), margin={"t": 50, "b": 40}, showlegend=False)
+        return {"counts": counts, "latency": lat}
+
+
+def _stats(name: str, tp: int, fp: int, fn: int, lat: list[float], hours: float | None, **extra) -> dict[str, Any]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    lat_a = np.asarray(lat, float)
+    return {
+        "rule": name, **extra, "gt": tp + fn, "pred": tp + fp, "tp": tp, "fp": fp, "fn": fn,
+        "precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0,
+        "fa_per_hour": (fp / hours) if hours else None,
+        "latency_mean_s": float(lat_a.mean()) if len(lat_a) else None,
+        "latency_p50_s": float(np.percentile(lat_a, 50)) if len(lat_a) else None,
+        "latency_p95_s": float(np.percentile(lat_a, 95)) if len(lat_a) else None,
+    }
+
+
+def _load(x: str | Path | Iterable[Event], what: str) -> list[Event]:
+    if isinstance(x, (str, Path)):
+        if not Path(x).exists():
+            raise EvaluationError(f"{what} events file not found: {x} (JSONL, one event per line)")
+        return read_events(x)
+    return list(x)
+
+
+def evaluate_events(
+    pred: str | Path | Iterable[Event],
+    gt: str | Path | Iterable[Event],
+    tolerance: float = 1.0,
+    hours: float | None = None,
+    rules: Sequence[str] | None = None,
+) -> EventReport:
+    """Match predicted alarms to ground-truth events and score them per rule.
+
+    pred / gt: events.jsonl paths or Event lists. tolerance: seconds. hours: hours of footage
+    the prediction covers (for false alarms per hour; None leaves it out). rules: only these.
+    """
+    if tolerance < 0:
+        raise EvaluationError(f"tolerance must be >= 0 seconds, got {tolerance}")
+    P = _load(pred, "predicted")
+    G = _load(gt, "ground-truth")
+    warnings: list[str] = []
+    if rules is not None:
+        P = [e for e in P if e.rule in rules]
+        G = [e for e in G if e.rule in rules]
+    if not G:
+        raise EvaluationError("the ground truth has no events" + (f" for rules {list(rules)}" if rules else "")
+                              + ": precision/recall need at least one true event. Annotate events (JSONL with "
+                              "rule, type, time) or derive them from ground-truth tracks (--gt-tracks)")
+    if not P:
+        warnings.append("the prediction has no events: every ground-truth event counts as missed")
+    p_rules, g_rules = {e.rule for e in P}, {e.rule for e in G}
+    for r in sorted(p_rules - g_rules):
+        warnings.append(f"rule {r!r} raised alarms but the ground truth has no event for it: all count as "
+                        "false alarms (if the ground truth does not cover this rule, pass rules=...)")
+    for r in sorted(g_rules - p_rules):
+        warnings.append(f"rule {r!r} has ground-truth events but no alarm at all: check the rule is enabled")
+    groups_p: dict[tuple, list[int]] = defaultdict(list)
+    groups_g: dict[tuple, list[int]] = defaultdict(list)
+    for i, e in enumerate(P):
+        groups_p[_key(e)].append(i)
+    for i, e in enumerate(G):
+        groups_g[_key(e)].append(i)
+    matches: list[tuple[Event, Event]] = []
+    mp, mg = set(), set()
+    per_group = []
+    for key in sorted(set(groups_p) | set(groups_g)):
+        ip, ig = groups_p.get(key, []), groups_g.get(key, [])
+        pairs = match_events([P[i] for i in ip], [G[i] for i in ig], tolerance)
+        for a, b in pairs:
+            matches.append((P[ip[a]], G[ig[b]]))
+            mp.add(ip[a])
+            mg.add(ig[b])
+        per_group.append(_stats(key[1], len(pairs), len(ip) - len(pairs), len(ig) - len(pairs),
+                                [P[ip[a]].time - G[ig[b]].time for a, b in pairs], hours,
+                                source=key[0], type=key[2], direction=key[3] or None))
+    fa = [P[i] for i in range(len(P)) if i not in mp]
+    missed = [G[i] for i in range(len(G)) if i not in mg]
+    per_rule = []
+    for r in sorted(p_rules | g_rules):
+        m = [(p, g) for p, g in matches if p.rule == r]
+        per_rule.append(_stats(r, len(m), sum(e.rule == r for e in fa), sum(e.rule == r for e in missed),
+                               [p.time - g.time for p, g in m], hours))
+    matches.sort(key=lambda pg: pg[0].time)
+    return EventReport(per_rule=per_rule, per_group=per_group, matches=matches, false_alarms=fa, missed=missed,
+                       tolerance=tolerance, hours=hours, warnings=warnings)
+
+
+def gt_events_from_tracks(config: Any, tracks_path: str | Path, fps: float, source_id: str | None = None) -> list[Event]:
+    """Ground-truth events by replaying the config's rules on ground-truth tracks (a MOT file)."""
+    try:
+        from ..rules import replay
+    except ImportError as e:  # pragma: no cover - depends on the rules package being installed
+        raise EvaluationError(f"deriving events from tracks needs pockit.rules.replay: {e}") from e
+    from ..config import load_config
+
+    cfg = load_config(config)
+    if not Path(tracks_path).exists():
+        raise EvaluationError(f"ground-truth tracks not found: {tracks_path} (a MOTChallenge gt.txt)")
+    sid = source_id or cfg.sources[0].id
+    return list(replay(cfg, tracks_path, fps, sid))

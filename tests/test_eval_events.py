@@ -1,0 +1,99 @@
+"""Event-level metrics: one-to-one optimal matching (cases where greedy fails), per-rule KPIs, CLI."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from pockit.cli import cli
+from pockit.core import Event, write_events
+from pockit.evaluate import EvaluationError, evaluate_events, match_events
+
+
+def E(t, rule="intrusion", type="zone_enter", direction=None, source="cam1"):
+    return Event(rule=rule, type=type, source=source, time=t, frame=int(t * 10), direction=direction)
+
+
+def test_greedy_fails_optimal_succeeds():
+    # gt at 0.0 and 1.0, alarms at 0.9 and 1.8, tolerance 1 s. Greedy (each alarm takes its nearest free
+    # truth) pairs 0.9 with 1.0 (dt 0.1), leaving 1.8 vs 0.0 (dt 1.8 > 1): 1 TP. The optimal assignment
+    # pairs 0.9-0.0 (0.9) and 1.8-1.0 (0.8): 2 TP.
+    assert sorted(match_events([E(0.9), E(1.8)], [E(0.0), E(1.0)], 1.0)) == [(0, 0), (1, 1)]
+
+
+def test_more_matches_beat_smaller_dt():
+    # truths 1.0, 2.0; alarms 1.5, 2.9. Smallest-|dt| pairing 1.5-2.0 (0.5) alone would leave 2.9 unmatched;
+    # the optimum pairs 1.5-1.0 and 2.9-2.0 (2 TPs, total 1.4)
+    assert sorted(match_events([E(1.5), E(2.9)], [E(1.0), E(2.0)], 1.0)) == [(0, 0), (1, 1)]
+    # among equally many matches the total |dt| is minimal: alarms 1.0, 1.1 vs truths 1.05, 0.2
+    assert sorted(match_events([E(1.0), E(1.1)], [E(1.05), E(0.2)], 1.0)) == [(0, 1), (1, 0)]
+
+
+def test_one_to_one_and_tolerance_edge():
+    # two alarms on one truth: one TP, one FP; |dt| == tolerance matches, just above does not
+    assert match_events([E(5.0), E(5.2)], [E(5.1)], 1.0) in ([(0, 0)], [(1, 0)])
+    assert match_events([E(6.0)], [E(5.0)], 1.0) == [(0, 0)]
+    assert match_events([E(6.01)], [E(5.0)], 1.0) == []
+
+
+def test_per_rule_kpis():
+    gt = [E(10.0), E(20.0), E(30.0), E(40.0),                          # intrusion: 4 truths
+          E(12.0, "line", "line_crossing", "in"), E(50.0, "line", "line_crossing", "out")]
+    pred = [E(10.5), E(19.8), E(31.0), E(100.0), E(101.0),             # 3 TP (0.5, -0.2, 1.0), 2 FP, 1 FN
+            E(12.3, "line", "line_crossing", "out"),                    # wrong direction: FP, and "in" missed
+            E(50.1, "line", "line_crossing", "out"),                    # TP
+            E(10.4, "intrusion", source="cam2")]                        # other camera: FP
+    r = evaluate_events(pred, gt, tolerance=1.0, hours=0.5)
+    i = r.rule("intrusion")
+    assert (i["tp"], i["fp"], i["fn"]) == (3, 3, 1)
+    assert i["precision"] == pytest.approx(0.5) and i["recall"] == pytest.approx(0.75)
+    assert i["f1"] == pytest.approx(0.6)
+    assert i["fa_per_hour"] == pytest.approx(6.0)  # 3 false alarms in half an hour
+    # latencies 0.5, -0.2, 1.0: mean 0.4333, median 0.5, p95 (linear) = 0.5 + 0.9 * 0.5 = 0.95
+    assert i["latency_mean_s"] == pytest.approx(1.3 / 3)
+    assert i["latency_p50_s"] == pytest.approx(0.5)
+    assert i["latency_p95_s"] == pytest.approx(0.95)
+    ln = r.rule("line")
+    assert (ln["tp"], ln["fp"], ln["fn"]) == (1, 1, 1) and ln["latency_mean_s"] == pytest.approx(0.1)
+    t = r.totals
+    assert (t["tp"], t["fp"], t["fn"]) == (4, 4, 2) and t["fa_per_hour"] == pytest.approx(8.0)
+    groups = {(g["source"], g["rule"], g["direction"]): (g["tp"], g["fp"], g["fn"]) for g in r.per_group}
+    assert groups == {("cam1", "intrusion", None): (3, 2, 1), ("cam2", "intrusion", None): (0, 1, 0),
+                      ("cam1", "line", "in"): (0, 0, 1), ("cam1", "line", "out"): (1, 1, 0)}
+    assert sorted(e.time for e in r.missed) == [12.0, 40.0]
+    df = r.to_frame()
+    assert list(df["rule"]) == ["intrusion", "line", "all"]
+
+
+def test_bad_input(tmp_path):
+    with pytest.raises(EvaluationError, match="ground truth has no events"):
+        evaluate_events([E(1.0)], [])
+    with pytest.raises(EvaluationError, match="events file not found"):
+        evaluate_events(tmp_path / "nope.jsonl", [E(1.0)])
+    r = evaluate_events([], [E(1.0)])
+    assert r.totals["fn"] == 1 and r.totals["fa_per_hour"] is None
+    assert any("no events" in w for w in r.warnings)
+    r = evaluate_events([E(1.0, "other")], [E(1.0)])
+    assert any("'other' raised alarms but the ground truth has no event" in w for w in r.warnings)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"rule": "x", "type": "zone_enter", "time": 1}\n{"rule": "x"}\n')
+    with pytest.raises(ValueError, match="bad.jsonl:2"):
+        evaluate_events(bad, [E(1.0)])
+
+
+def test_cli(tmp_path):
+    run = tmp_path / "run"
+    write_events([E(10.5), E(100.0)], run / "events.jsonl")
+    (run / "run.json").write_text(json.dumps({"sources": {"cam1": {"duration_s": 1800}}}))
+    write_events([E(10.0), E(20.0)], tmp_path / "gt.jsonl")
+    out = tmp_path / "ev.json"
+    res = CliRunner().invoke(cli, ["eval", "events", "--pred", str(run / "events.jsonl"),
+                                   "--gt", str(tmp_path / "gt.jsonl"), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    d = json.loads(out.read_text())
+    assert d["footage_hours"] == 0.5 and d["per_rule"][0]["fa_per_hour"] == 2.0
+    assert d["matches"][0]["latency_s"] == 0.5
+    assert "intrusion" in res.output and "footage 0.500 h" in res.output
+    res = CliRunner().invoke(cli, ["eval", "events", "--pred", str(run / "events.jsonl")])
+    assert res.exit_code != 0 and "exactly one of --gt" in res.output
+    res = CliRunner().invoke(cli, ["eval", "events", "--pred", str(run / "events.jsonl"), "--gt-tracks", "x.txt"])
+    assert res.exit_code != 0 and "--gt-tracks needs --config" in res.output
