@@ -48,7 +48,7 @@ def detect_kind(uri: Any) -> str:
             return "video"
         return "stream"
     p = Path(s).expanduser()
-    if p.is_dir() or "*" in p.name or "?" in p.name or p.suffix.lower() in IMAGE_EXTS:
+    if p.is_dir() or s.endswith(("/", "\\")) or "*" in p.name or "?" in p.name or p.suffix.lower() in IMAGE_EXTS:
         return "images"
     return "video"
 
@@ -92,7 +92,10 @@ def open_source(uri: Any, *, source_id: str | None = None, fps: float | None = N
         return LiveSource(uri, kind="stream", **common, **options)
     if kind == "images":
         return ImageFolderSource(uri, **common, **options)
-    return VideoFileSource(uri, **common, **options)
+    p = Path(str(uri)).expanduser()
+    if not p.exists() and not p.suffix and "://" not in str(uri):
+        raise SourceError(f"source not found: {uri}: no such file or folder (cwd {Path.cwd()}); check the path")
+    return VideoFileSource(str(p) if "://" not in str(uri) else uri, **common, **options)
 
 
 def open_source_config(cfg: Any, base_dir: str | Path | None = None, **overrides: Any) -> Source:

@@ -1,0 +1,341 @@
+"""pockit.sources: video files, image / MOT folders, options, errors, probe, GStreamer builders."""
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from pockit.config import SourceConfig
+from pockit.sources import (FpsSampler, SourceError, detect_kind, gstreamer_available, jetson_csi_pipeline,
+                            jetson_rtsp_pipeline, open_source, open_source_config, probe, usb_pipeline)
+
+W, H, N, FPS = 96, 64, 30, 25
+
+
+def frame_img(i: int, w: int = W, h: int = H) -> np.ndarray:
+    """A flat frame whose grey level encodes i (survives lossy codecs)."""
+    return np.full((h, w, 3), 8 * i, np.uint8)
+
+
+def level(img: np.ndarray) -> int:
+    return int(round(float(img.mean()) / 8))
+
+
+def write_video(path: Path, fourcc: str, n: int = N, fps: float = FPS) -> Path:
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (W, H))
+    assert w.isOpened()
+    for i in range(n):
+        w.write(frame_img(i))
+    w.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def mp4(tmp_path_factory) -> Path:
+    return write_video(tmp_path_factory.mktemp("vid") / "clip.mp4", "mp4v")
+
+
+@pytest.fixture(scope="module")
+def avi_corrupt(tmp_path_factory) -> Path:
+    """MJPG avi whose frame 15 has its JPEG header destroyed."""
+    p = write_video(tmp_path_factory.mktemp("vid") / "broken.avi", "MJPG")
+    data = bytearray(p.read_bytes())
+    soi = [i for i in range(len(data) - 2) if data[i] == 0xFF and data[i + 1] == 0xD8 and data[i + 2] == 0xFF]
+    assert len(soi) == N
+    data[soi[15]:soi[15] + 200] = bytes(200)
+    p.write_bytes(bytes(data))
+    return p
+
+
+@pytest.fixture()
+def folder(tmp_path) -> Path:
+    """img1.png ... img12.png (natural order differs from lexical), img6.jpg corrupt."""
+    d = tmp_path / "frames"
+    d.mkdir()
+    for i in range(1, 13):
+        if i == 6:
+            (d / "img6.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
+        else:
+            cv2.imwrite(str(d / f"img{i}.png"), frame_img(i))
+    (d / "notes.txt").write_text("ignored")
+    (d / ".hidden.png").write_bytes(b"")
+    return d
+
+
+# -- video files ---------------------------------------------------------------------------
+def test_video_file_all_frames(mp4):
+    with open_source(mp4) as src:
+        assert (src.kind, src.fps, src.total, src.size, src.source_id) == ("video", 25.0, 30, (W, H), "clip")
+        frames = list(src)
+    assert [f.index for f in frames] == list(range(N))
+    assert [level(f.image) for f in frames] == list(range(N))
+    assert [f.timestamp for f in frames] == pytest.approx([i / FPS for i in range(N)], abs=1e-6)
+    assert all(f.image.dtype == np.uint8 and f.image.shape == (H, W, 3) and f.source_id == "clip" for f in frames)
+    assert src.stats == {"read": 30, "yielded": 30, "skipped": 0, "corrupt": 0, "dropped": 0, "reconnects": 0}
+
+
+def test_video_fps_subsampling_by_timestamp(mp4):
+    src = open_source(mp4, fps=10)
+    frames = list(src)
+    want = [math.ceil(k * 2.5) for k in range(12)]  # 0,3,5,8,10,13,...: evenly 2.5 frames apart
+    assert [f.index for f in frames] == want == [0, 3, 5, 8, 10, 13, 15, 18, 20, 23, 25, 28]
+    assert src.total == 12
+    assert (src.stats["read"], src.stats["yielded"], src.stats["skipped"]) == (30, 12, 18)
+
+
+def test_video_start_seek_and_max_frames(mp4):
+    src = open_source(mp4, start=0.4, max_frames=5)
+    assert src.total == 5
+    frames = list(src)
+    assert [f.index for f in frames] == [10, 11, 12, 13, 14]
+    assert [level(f.image) for f in frames] == [10, 11, 12, 13, 14]  # the seek landed on the right frame
+    assert frames[0].timestamp == pytest.approx(0.4, abs=1e-6)
+    assert src.stats["read"] == 5
+
+
+def test_video_start_and_fps_total(mp4):
+    src = open_source(mp4, start=0.5, fps=5)
+    frames = list(src)
+    # from frame 13 (first at/after 0.5 s) every 0.2 s
+    assert [f.index for f in frames] == [13, 18, 23, 28]
+    assert src.total == 4
+
+
+def test_video_loop_continues_index_and_time(mp4):
+    src = open_source(mp4, loop=True, max_frames=65)
+    assert src.total == 65
+    frames = list(src)
+    assert [f.index for f in frames] == list(range(65))
+    assert [f.timestamp for f in frames] == pytest.approx([i / FPS for i in range(65)], abs=1e-6)
+    assert [f.meta["loop"] for f in frames[28:33]] == [0, 0, 1, 1, 1]
+    assert [f.meta["file_index"] for f in frames[28:33]] == [28, 29, 0, 1, 2]
+    assert level(frames[31].image) == 1
+
+
+def test_video_resize(mp4):
+    src = open_source(mp4, resize=(48, 32), max_frames=2)
+    assert src.size == (48, 32) and src.native_size == (W, H)
+    frames = list(src)
+    assert [f.image.shape for f in frames] == [(32, 48, 3)] * 2 and frames[0].size == (48, 32)
+
+
+def test_video_corrupt_frame_skipped_not_eof(avi_corrupt, caplog):
+    caplog.set_level(logging.WARNING, "pockit.sources")
+    src = open_source(avi_corrupt)
+    frames = list(src)
+    assert [f.index for f in frames] == [i for i in range(N) if i != 15]
+    assert [level(f.image) for f in frames] == [i for i in range(N) if i != 15]
+    assert [f.timestamp for f in frames] == pytest.approx([i / FPS for i in range(N) if i != 15], abs=1e-6)
+    assert (src.stats["corrupt"], src.stats["read"], src.stats["yielded"]) == (1, 29, 29)
+    assert any("could not be decoded (index 15)" in r.getMessage() for r in caplog.records)
+
+
+def test_video_timestamps_index_mode_and_native_fps(mp4):
+    frames = list(open_source(mp4, native_fps=10, timestamps="index", max_frames=3))
+    assert [f.timestamp for f in frames] == pytest.approx([0.0, 0.1, 0.2])
+
+
+def test_real_video_aboda_timestamps(shared_data):
+    """ABODA's AVI reports POS_MSEC shifted by one frame and 0 on the last frame: timestamps stay i/fps."""
+    p = shared_data / "video" / "ABODA_video4.avi"
+    src = open_source(p, start=38.5)
+    frames = list(src)
+    first = math.ceil(38.5 * 29.97 - 1e-6)
+    assert [f.index for f in frames] == list(range(first, 1169))
+    assert [f.timestamp for f in frames] == pytest.approx([i / 29.97 for i in range(first, 1169)], abs=1e-3)
+    assert src.total == len(frames) == 1169 - first
+
+
+# -- folders -------------------------------------------------------------------------------
+def test_folder_natural_order_and_corrupt_image(folder, caplog):
+    caplog.set_level(logging.WARNING, "pockit.sources")
+    src = open_source(folder)
+    assert (src.kind, src.fps, src.total, src.size, src.source_id) == ("images", 25.0, 12, (W, H), "frames")
+    frames = list(src)
+    # position 5 (img6.jpg) is unreadable: skipped, the others keep their position as index
+    assert [f.index for f in frames] == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11]
+    assert [level(f.image) for f in frames] == [1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12]
+    assert [Path(f.meta["path"]).name for f in frames][-3:] == ["img10.png", "img11.png", "img12.png"]
+    assert [f.timestamp for f in frames] == [i / 25 for i in [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11]]
+    assert (src.stats["corrupt"], src.stats["read"], src.stats["yielded"]) == (1, 11, 11)
+    assert any("img6.jpg" in r.getMessage() for r in caplog.records)
+
+
+def test_folder_native_fps_start_glob(folder):
+    frames = list(open_source(folder, native_fps=5, start=1.0))
+    assert [f.index for f in frames] == [5, 6, 7, 8, 9, 10, 11][1:]  # 5 is the corrupt one
+    assert frames[0].timestamp == pytest.approx(6 / 5)
+    frames = list(open_source(str(folder / "img1*.png")))
+    assert [Path(f.meta["path"]).name for f in frames] == ["img1.png", "img10.png", "img11.png", "img12.png"]
+
+
+def test_folder_loop(folder):
+    frames = list(open_source(folder, loop=True, max_frames=14))
+    assert [f.index for f in frames] == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+    assert frames[-1].meta == {"path": str(folder / "img3.png"), "loop": 1, "file_index": 2}
+
+
+def test_tud_campus(tud_campus):
+    src = open_source(tud_campus)
+    assert (src.kind, src.fps, src.total, src.size, src.source_id) == ("mot", 25.0, 71, (640, 480), "TUD-Campus")
+    frames = list(src)
+    assert [f.index for f in frames] == list(range(71))
+    assert [f.timestamp for f in frames] == [i / 25 for i in range(71)]
+    assert frames[0].image.shape == (480, 640, 3)
+    assert Path(frames[10].meta["path"]).name == "000011.jpg"  # index = image number - 1
+    assert src.stats["read"] == 71 and src.stats["corrupt"] == 0
+
+
+def test_tud_campus_fps_start_max(tud_campus):
+    src = open_source(tud_campus, fps=10)
+    assert [f.index for f in src] == [math.ceil(k * 2.5) for k in range(29)] and src.total == 29
+    src = open_source(tud_campus / "img1", start=2.0, max_frames=4, fps=12.5)
+    assert [f.index for f in src] == [50, 52, 54, 56] and src.total == 4
+
+
+def test_pets_7fps(pets):
+    src = open_source(pets, fps=3.5)
+    assert src.fps == 7.0
+    assert [f.index for f in src] == list(range(0, 107, 2)) and src.total == 54
+
+
+def test_mot_missing_image_keeps_numbering(tmp_path, tud_campus):
+    seq = tmp_path / "SEQ"
+    (seq / "img1").mkdir(parents=True)
+    for n in (1, 2, 4, 5):
+        shutil.copy(tud_campus / "img1" / f"{n:06d}.jpg", seq / "img1" / f"{n:06d}.jpg")
+    (seq / "seqinfo.ini").write_text("[Sequence]\nname=SEQ\nimDir=img1\nframeRate=10\nseqLength=5\n"
+                                     "imWidth=640\nimHeight=480\nimExt=.jpg\n")
+    src = open_source(seq)
+    frames = list(src)
+    assert [f.index for f in frames] == [0, 1, 3, 4]
+    assert [f.timestamp for f in frames] == [0.0, 0.1, 0.3, 0.4]
+
+
+# -- errors --------------------------------------------------------------------------------
+def test_missing_and_empty(tmp_path):
+    with pytest.raises(SourceError, match=r"video file not found: .*nope\.mp4"):
+        open_source(tmp_path / "nope.mp4")
+    with pytest.raises(SourceError, match=r"source not found: .*nodir: no such file or folder"):
+        open_source(tmp_path / "nodir")
+    with pytest.raises(SourceError, match=r"image folder not found: .*nodir"):
+        open_source(str(tmp_path / "nodir") + "/")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError, match=r"no images .* in folder .*empty"):
+        open_source(tmp_path / "empty")
+    with pytest.raises(SourceError, match="no image matches"):
+        open_source(str(tmp_path / "empty" / "*.jpg"))
+
+
+def test_unreadable_video(tmp_path):
+    bad = tmp_path / "fake.mp4"
+    bad.write_bytes(b"this is not a video" * 100)
+    with pytest.raises(SourceError, match=r"fake\.mp4: OpenCV/FFmpeg cannot open this video"):
+        open_source(bad)
+
+
+def test_all_images_corrupt_raises_at_end(tmp_path):
+    d = tmp_path / "bad"
+    d.mkdir()
+    for i in range(3):
+        (d / f"{i}.jpg").write_bytes(b"garbage")
+    src = open_source(d)
+    got = []
+    with pytest.raises(SourceError, match=r"produced no frames \(read 0, corrupt 3"):
+        for f in src:
+            got.append(f)
+    assert got == []
+
+
+def test_bad_options(mp4, folder):
+    with pytest.raises(SourceError, match=r"start=5.0 s is past the end of the video \(30 frames, 1.20 s\)"):
+        open_source(mp4, start=5)
+    with pytest.raises(SourceError, match="past the last image"):
+        open_source(folder, start=100)
+    with pytest.raises(SourceError, match=r"unknown option\(s\) \['qeue_size'\] for a video source"):
+        open_source(mp4, qeue_size=3)
+    with pytest.raises(SourceError, match="target fps must be > 0"):
+        open_source(mp4, fps=0)
+    with pytest.raises(SourceError, match=r"resize must be \(width, height\)"):
+        open_source(mp4, resize=640)
+    with pytest.raises(SourceError, match="unknown URL scheme 'ftp'"):
+        open_source("ftp://host/x.mp4")
+
+
+def test_closed_source_rejects_iteration(mp4):
+    src = open_source(mp4)
+    src.close()
+    with pytest.raises(SourceError, match="closed"):
+        iter(src)
+
+
+# -- probe, config, kinds ------------------------------------------------------------------
+def test_probe(mp4, tud_campus, folder):
+    p = probe(mp4)
+    assert {k: p[k] for k in ("kind", "live", "fps", "width", "height", "frames", "codec")} == \
+        {"kind": "video", "live": False, "fps": 25.0, "width": W, "height": H, "frames": 30, "codec": "FMP4"}
+    assert p["duration"] == pytest.approx(1.2)
+    p = probe(tud_campus)
+    assert (p["kind"], p["fps"], p["size"], p["frames"], p["duration"], p["id"]) == \
+        ("mot", 25.0, (640, 480), 71, pytest.approx(2.84), "TUD-Campus")
+    p = probe(folder)
+    assert (p["kind"], p["frames"], p["size"]) == ("images", 12, (W, H))
+
+
+def test_open_source_config(mp4):
+    cfg = SourceConfig(id="cam_a", uri=mp4.name, fps=5, max_frames=3, options={"timestamps": "index"})
+    src = open_source_config(cfg, base_dir=mp4.parent)
+    frames = list(src)
+    assert [(f.index, f.source_id) for f in frames] == [(0, "cam_a"), (5, "cam_a"), (10, "cam_a")]
+    with pytest.raises(SourceError, match=r"source 'x': .*unknown option\(s\) \['bogus'\]"):
+        open_source_config(SourceConfig(id="x", uri=str(mp4), options={"bogus": 1}))
+
+
+@pytest.mark.parametrize("uri,kind", [
+    (0, "camera"), ("2", "camera"), ("/dev/video1", "camera"), ("rtsp://u:p@10.0.0.5/stream1", "stream"),
+    ("http://cam.local/video.mjpg", "stream"), ("https://example.com/a/clip.mp4", "video"),
+    ("videotestsrc ! appsink", "gstreamer"), ("gst:v4l2src ! appsink", "gstreamer"), ("csi://0", "gstreamer"),
+    ("some/clip.avi", "video"), ("frames/*.jpg", "images"), ("x.png", "images"),
+])
+def test_detect_kind(uri, kind):
+    assert detect_kind(uri) == kind
+
+
+def test_fps_sampler_gap_keeps_phase():
+    s = FpsSampler(10)
+    ts = [0.0, 0.04, 0.1, 0.14, 0.55, 0.6, 0.65, 0.7]
+    assert [t for t in ts if s.keep(t)] == [0.0, 0.1, 0.55, 0.6, 0.7]
+
+
+# -- GStreamer -----------------------------------------------------------------------------
+def test_pipeline_builders():
+    csi = jetson_csi_pipeline(1, 1280, 720, 60, flip=2)
+    assert csi.startswith("nvarguscamerasrc sensor-id=1 ! video/x-raw(memory:NVMM), width=(int)1280, height=(int)720")
+    assert "framerate=(fraction)60/1" in csi and "nvvidconv flip-method=2" in csi
+    assert csi.endswith("appsink drop=true max-buffers=1 sync=false")
+    r = jetson_rtsp_pipeline("rtsp://10.0.0.5/s1", latency=100, codec="h265")
+    assert r == ('rtspsrc location="rtsp://10.0.0.5/s1" latency=100 protocols=tcp ! rtph265depay ! h265parse ! '
+                 "nvv4l2decoder ! nvvidconv ! video/x-raw, format=(string)BGRx ! videoconvert ! "
+                 "video/x-raw, format=(string)BGR ! appsink drop=true max-buffers=1 sync=false")
+    assert "rtph264depay ! h264parse ! nvv4l2decoder" in jetson_rtsp_pipeline("rtsp://h/s")
+    u = usb_pipeline(1, 640, 480, 15)
+    assert u.startswith("v4l2src device=/dev/video1 ! image/jpeg, width=(int)640, height=(int)480, "
+                        "framerate=(fraction)15/1 ! jpegdec")
+    assert "nvv4l2decoder mjpeg=1" in usb_pipeline(jetson=True)
+    assert "format=(string)YUY2" in usb_pipeline(fmt="raw")
+    with pytest.raises(ValueError, match="codec"):
+        jetson_rtsp_pipeline("rtsp://h/s", codec="vp9")
+
+
+@pytest.mark.skipif(gstreamer_available(), reason="this OpenCV has GStreamer")
+def test_gstreamer_missing_is_a_clear_error():
+    assert "GStreamer:                   NO" in cv2.getBuildInformation() or not gstreamer_available()
+    with pytest.raises(SourceError, match="built without GStreamer"):
+        open_source("videotestsrc num-buffers=5 ! videoconvert ! appsink")
+    with pytest.raises(SourceError, match="built without GStreamer"):
+        open_source("csi://0")
