@@ -1,0 +1,453 @@
+"""GPU detector backend: PyTorch CUDA (FP16), pre- and post-processing on the GPU.
+
+For machines with an NVIDIA GPU but no TensorRT (the lent data-centre GPUs, a workstation).
+It loads the Ultralytics ``.pt`` checkpoint's ``nn.Module`` (or a TorchScript file), and keeps
+every per-pixel step on the GPU:
+
+* upload: uint8 BGR frames, pinned host memory, asynchronous copies on a side stream;
+* letterbox: bilinear resize + centred 114 padding with the exact geometry of
+  :func:`pockit.inference.preprocess.letterbox` (so boxes map back identically);
+* model: FP16, channels-last, optionally replayed from a CUDA graph at a fixed batch;
+* post-processing: confidence filter, class-aware greedy NMS for the whole batch in one
+  ``torchvision.ops.batched_nms`` call, ``max_det`` cut, boxes mapped back to frame pixels.
+
+The detections follow the ONNX backend's semantics (Ultralytics ``non_max_suppression`` with
+``multi_label=False``): a box's score is its best class score, boxes with score <= ``conf`` are
+dropped, NMS is per class, at most ``max_det`` boxes per frame sorted by score.
+torch/torchvision are imported lazily (``[ml]`` extra); importing this module needs neither.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..core import Detections
+from .preprocess import PAD_VALUE, LetterboxInfo
+
+log = logging.getLogger(__name__)
+
+MAX_WH = 7680  # class offset used by Ultralytics' NMS (boxes of different classes never overlap)
+
+
+def letterbox_geometry(h: int, w: int, th: int, tw: int) -> LetterboxInfo:
+    """Same arithmetic as ``preprocess.letterbox`` without touching pixels."""
+    r = min(th / h, tw / w)
+    nw, nh = round(w * r), round(h * r)
+    dw, dh = (tw - nw) / 2, (th - nh) / 2
+    top, left = int(round(dh - 0.1)), int(round(dw - 0.1))
+    return LetterboxInfo(ratio=r, pad=(left, top), orig_shape=(h, w), input_shape=(th, tw))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _import_torch():
+    try:
+        import torch
+        import torchvision  # noqa: F401  (batched_nms)
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            f"the torch backend needs PyTorch and torchvision ({e}); install the extra: pip install 'pockit[ml]'"
+        ) from e
+    return torch
+
+
+def load_torch_model(path: str | Path, device: Any = "cpu"):
+    """Load an Ultralytics checkpoint (``.pt``) or TorchScript file -> (nn.Module, class_names, meta)."""
+    torch = _import_torch()
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix in (".torchscript", ".ts") or (suffix == ".pt" and _is_torchscript(path)):
+        extra = {"config.txt": ""}
+        module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+        names = {}
+        if extra["config.txt"]:
+            import json
+
+            meta = json.loads(extra["config.txt"])
+            names = {int(k): v for k, v in (meta.get("names") or {}).items()}
+        return module, names, {"format": "torchscript", "stride": 32}
+    if suffix != ".pt":
+        raise ValueError(f"{path}: the torch backend reads Ultralytics .pt checkpoints or TorchScript files, not {suffix!r}")
+    try:
+        from ultralytics.nn.tasks import load_checkpoint
+    except ImportError as e:
+        raise ImportError(f"reading {path} needs ultralytics ({e}); install the extra: pip install 'pockit[ml]'") from e
+    try:
+        model, _ckpt = load_checkpoint(str(path), device="cpu", inplace=True, fuse=True)
+    except Exception as e:  # corrupt file, not an Ultralytics checkpoint ...
+        raise ValueError(f"{path}: cannot load as an Ultralytics checkpoint: {e}") from e
+    names = {int(k): str(v) for k, v in dict(getattr(model, "names", {}) or {}).items()}
+    stride = int(max(getattr(model, "stride", torch.tensor([32])).max().item(), 32))
+    task = getattr(model, "task", getattr(model, "args", {}).get("task", "detect"))
+    if task not in ("detect", None):
+        raise ValueError(f"{path}: task {task!r} is not supported by pockit's detectors (need a detection model)")
+    return model.to(device).eval(), names, {"format": "ultralytics", "stride": stride}
+
+
+def _is_torchscript(path: Path) -> bool:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("constants.pkl") for n in z.namelist())
+    except zipfile.BadZipFile:
+        return False
+
+
+class TorchDetector:
+    """Batched PyTorch CUDA detector. ``detect(images) -> list[Detections]`` like every pockit backend.
+
+    model: ``.pt`` / TorchScript path, or an ``nn.Module`` returning (B, 4+nc, anchors) in xywh.
+    batch: the largest batch one GPU call takes (longer lists are split); CUDA graphs are
+    captured at this batch size, smaller batches are padded into it.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | Any,
+        *,
+        device: str = "cuda",
+        imgsz: int = 640,
+        conf: float = 0.25,
+        iou: float = 0.45,
+        classes: Sequence[int | str] | None = None,
+        max_det: int = 300,
+        half: bool = True,
+        batch: int = 32,
+        cuda_graph: bool = True,
+        channels_last: bool = True,
+        class_names: dict[int, str] | None = None,
+        max_nms: int = 30000,
+    ) -> None:
+        torch = _import_torch()
+        self.torch = torch
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError("device 'cuda' asked for but torch sees no CUDA GPU; use backend 'onnx' or device 'cpu'")
+        self.device = torch.device(device)
+        self.is_cuda = self.device.type == "cuda"
+        self.half = bool(half and self.is_cuda)
+        self.dtype = torch.float16 if self.half else torch.float32
+        self.imgsz = (imgsz, imgsz) if isinstance(imgsz, int) else tuple(imgsz)
+        self.conf, self.iou, self.max_det, self.max_nms = float(conf), float(iou), int(max_det), int(max_nms)
+        self.batch = int(batch)
+        if isinstance(model, (str, Path)):
+            path = Path(model)
+            module, names, meta = load_torch_model(path, self.device)
+            sha = _sha256(path)
+        else:
+            module, names, meta, path, sha = model, dict(getattr(model, "names", {}) or {}), {"format": "module"}, None, None
+        self.memory_format = torch.channels_last if (channels_last and self.is_cuda) else torch.contiguous_format
+        module = module.to(self.device)
+        if self.half:
+            module = module.half()
+        if self.memory_format is torch.channels_last and not isinstance(module, torch.jit.ScriptModule):
+            module = module.to(memory_format=torch.channels_last)
+        self.model = module.eval()
+        self.class_names = {int(k): str(v) for k, v in (class_names or names).items()}
+        self.class_filter = self._resolve_classes(classes)
+        self.use_graph = bool(cuda_graph and self.is_cuda)
+        self._graph = None
+        self._static_in = None
+        self._static_out = None
+        self._copy_stream = torch.cuda.Stream(self.device) if self.is_cuda else None
+        self._post_stream = None
+        self._pinned: dict[tuple, Any] = {}
+        self.last_timings: dict[str, float] = {}
+        self.info = {
+            "path": str(path) if path else None,
+            "backend": "torch",
+            "sha256": sha,
+            "imgsz": self.imgsz[0],
+            "providers": [f"torch-{torch.__version__}", str(self.device), "fp16" if self.half else "fp32"]
+            + (["cuda-graph"] if self.use_graph else []),
+            "format": meta.get("format"),
+        }
+        if self.is_cuda:
+            torch.backends.cudnn.benchmark = True
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _resolve_classes(self, classes):
+        if classes is None:
+            return None
+        by_name = {v: k for k, v in self.class_names.items()}
+        out = []
+        for c in classes:
+            if isinstance(c, str) and not c.isdigit():
+                if c not in by_name:
+                    raise ValueError(f"model.classes: unknown class {c!r}; the model knows {sorted(by_name)}")
+                out.append(by_name[c])
+            else:
+                out.append(int(c))
+        if self.class_names:
+            bad = [c for c in out if c not in self.class_names]
+            if bad:
+                raise ValueError(f"model.classes: class ids {bad} are not in the model's classes {self.class_names}")
+        return sorted(set(out))
+
+    def _forward(self, x):
+        """Raw model output (B, 4+nc, A) for a normalized input batch (B, 3, H, W)."""
+        y = self.model(x)
+        if isinstance(y, (list, tuple)):
+            y = y[0]
+        if isinstance(y, dict):  # some heads return dicts in eval mode
+            y = next(iter(y.values()))
+        return y
+
+    def forward_raw(self, x):
+        """Model only, on an already-letterboxed batch (CUDA-graph replay when enabled and the batch fits)."""
+        torch = self.torch
+        b = x.shape[0]
+        with torch.inference_mode():
+            if self.use_graph and b <= self.batch and tuple(x.shape[2:]) == self.imgsz:
+                if self._graph is None:
+                    self._capture()
+                self._static_in[:b].copy_(x)
+                self._graph.replay()
+                return self._static_out[:b]
+            return self._forward(x.to(self.dtype).contiguous(memory_format=self.memory_format))
+
+    def _capture(self) -> None:
+        torch = self.torch
+        h, w = self.imgsz
+        self._static_in = torch.full((self.batch, 3, h, w), PAD_VALUE / 255.0, device=self.device, dtype=self.dtype)
+        self._static_in = self._static_in.contiguous(memory_format=self.memory_format)
+        s = torch.cuda.Stream(self.device)
+        s.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(s), torch.inference_mode():
+            for _ in range(3):  # warm-up on a side stream (cuDNN autotune, lazy init) before capture
+                self._forward(self._static_in)
+        torch.cuda.current_stream(self.device).wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g), torch.inference_mode():
+            self._static_out = self._forward(self._static_in)
+        self._graph = g
+        log.info("captured CUDA graph at batch %d, %dx%d", self.batch, h, w)
+
+    def warmup(self) -> None:
+        """Run one full batch (captures the CUDA graph, cuDNN autotuning)."""
+        h, w = self.imgsz
+        img = np.full((h, w, 3), PAD_VALUE, np.uint8)
+        self.detect([img] * min(self.batch, 2))
+        if self.use_graph and self._graph is None:
+            self._capture()
+
+    def _pinned_buffer(self, shape: tuple) -> Any:
+        buf = self._pinned.get(shape)
+        if buf is None:
+            if len(self._pinned) > 8:  # bounded: frames of many different sizes
+                self._pinned.clear()
+            buf = self.torch.empty(shape, dtype=self.torch.uint8, pin_memory=self.is_cuda)
+            self._pinned[shape] = buf
+        return buf
+
+    # -- the three stages, usable separately by the multi-stream pipeline --------------------
+    def upload(self, images: Sequence[Any]):
+        """Frames (numpy HxWx3 uint8 BGR, or uint8 CUDA tensors) -> list of GPU uint8 HWC tensors."""
+        torch = self.torch
+        out = []
+        stream = self._copy_stream
+        ctx = torch.cuda.stream(stream) if stream is not None else _null()
+        with ctx:
+            # group same-shape frames into one pinned staging copy
+            for i, im in enumerate(images):
+                if isinstance(im, torch.Tensor):
+                    out.append(im.to(self.device, non_blocking=True))
+                    continue
+                if not isinstance(im, np.ndarray) or im.ndim != 3 or im.shape[2] != 3 or im.dtype != np.uint8:
+                    raise ValueError(
+                        f"image {i}: expected an HxWx3 uint8 BGR numpy array, got {type(im).__name__} "
+                        f"{getattr(im, 'dtype', '')} {getattr(im, 'shape', None)}"
+                    )
+                if self.is_cuda:
+                    t = torch.from_numpy(np.ascontiguousarray(im))
+                    if not t.is_pinned():
+                        staged = torch.empty(t.shape, dtype=torch.uint8, pin_memory=True)
+                        staged.copy_(t)
+                        t = staged
+                    out.append(t.to(self.device, non_blocking=True))
+                else:
+                    out.append(torch.from_numpy(np.ascontiguousarray(im)))
+        if stream is not None:
+            torch.cuda.current_stream(self.device).wait_stream(stream)
+            for t in out:
+                t.record_stream(torch.cuda.current_stream(self.device))
+        return out
+
+    def preprocess_gpu(self, frames):
+        """GPU uint8 HWC BGR frames -> (B, 3, H, W) normalized RGB letterboxed batch + per-frame info."""
+        torch = self.torch
+        import torch.nn.functional as F
+
+        th, tw = self.imgsz
+        b = len(frames)
+        x = torch.full((b, 3, th, tw), PAD_VALUE / 255.0, device=self.device, dtype=self.dtype)
+        infos: list[LetterboxInfo] = []
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, f in enumerate(frames):
+            h, w = int(f.shape[0]), int(f.shape[1])
+            infos.append(letterbox_geometry(h, w, th, tw))
+            groups.setdefault((h, w), []).append(i)
+        for (h, w), idx in groups.items():
+            info = infos[idx[0]]
+            nh, nw = round(h * info.ratio), round(w * info.ratio)
+            left, top = info.pad
+            src = torch.stack([frames[i] for i in idx]) if len(idx) > 1 else frames[idx[0]][None]
+            src = src.permute(0, 3, 1, 2).flip(1)  # BGR -> RGB, NHWC -> NCHW (views)
+            src = src.to(self.dtype if self.half else torch.float32)
+            if (nh, nw) != (h, w):
+                src = F.interpolate(src, size=(nh, nw), mode="bilinear", align_corners=False, antialias=False)
+            sel = torch.as_tensor(idx, device=self.device)
+            x[sel, :, top : top + nh, left : left + nw] = (src / 255.0).to(self.dtype)
+        return x.contiguous(memory_format=self.memory_format), infos
+
+    def postprocess_gpu(self, pred, infos: Sequence[LetterboxInfo]) -> list[Detections]:
+        """Raw (B, 4+nc, A) predictions -> per-frame Detections (one batched NMS for the whole batch)."""
+        torch = self.torch
+        from torchvision.ops import batched_nms
+
+        b = pred.shape[0]
+        p = pred.float().transpose(1, 2)  # (B, A, 4+nc)
+        boxes_xywh, cls_scores = p[..., :4], p[..., 4:]
+        scores, cls = cls_scores.max(-1)  # (B, A): one label per box, its best class
+        cand = scores > self.conf
+        if self.class_filter is not None:  # filter on the best class, like Ultralytics
+            allowed = torch.zeros(cls_scores.shape[-1], dtype=torch.bool, device=p.device)
+            allowed[self.class_filter] = True
+            cand &= allowed[cls]
+        img_idx, anchor_idx = cand.nonzero(as_tuple=True)  # sync point
+        sc = scores[img_idx, anchor_idx]
+        if sc.numel() > self.max_nms * b:  # Ultralytics caps candidates per image; cap batch-wide as well
+            top = sc.topk(self.max_nms * b).indices
+            img_idx, anchor_idx, sc = img_idx[top], anchor_idx[top], sc[top]
+        xywh = boxes_xywh[img_idx, anchor_idx]
+        xyxy = torch.cat([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], 1)
+        cl = cls[img_idx, anchor_idx]
+        nc = max(cls_scores.shape[-1], 1)
+        keep = batched_nms(xyxy, sc, img_idx * nc + cl, self.iou)  # sorted by score, descending
+        img_k = img_idx[keep]
+        # max_det per image: rank within image among kept (keep is score-sorted)
+        order = torch.argsort(img_k, stable=True)
+        keep, img_k = keep[order], img_k[order]
+        counts = torch.bincount(img_k, minlength=b)
+        starts = torch.cumsum(counts, 0) - counts
+        rank = torch.arange(len(keep), device=p.device) - starts[img_k]
+        sel = rank < self.max_det
+        keep, img_k = keep[sel], img_k[sel]
+        bx = xyxy[keep]
+        # map back to original pixels: per-image pad/ratio/clip as tensors
+        meta = torch.tensor(
+            [[i.pad[0], i.pad[1], i.ratio, i.orig_shape[1], i.orig_shape[0]] for i in infos],
+            device=p.device, dtype=torch.float32,
+        )[img_k]
+        bx = (bx - meta[:, [0, 1, 0, 1]]) / meta[:, 2:3]
+        bx = torch.minimum(bx.clamp(min=0), meta[:, [3, 4, 3, 4]])
+        out_boxes = bx.cpu().numpy().astype(np.float32)
+        out_scores = sc[keep].cpu().numpy().astype(np.float32)
+        out_cls = cl[keep].cpu().numpy().astype(np.int32)
+        counts = torch.bincount(img_k, minlength=b).cpu().numpy()
+        res, s = [], 0
+        for i in range(b):
+            e = s + int(counts[i])
+            res.append(Detections(out_boxes[s:e], out_scores[s:e], out_cls[s:e], class_names=self.class_names))
+            s = e
+        return res
+
+    # -- two-phase API for pipelines: launch on one thread, finish on another ------------------
+    def launch(self, images: Sequence[Any]) -> "Pending":
+        """Enqueue upload + letterbox + model for one batch (<= ``batch`` frames); returns at once.
+
+        The GPU works on it while the caller gathers the next batch; :meth:`finish` (possibly on
+        another thread) waits for it and runs NMS on a separate CUDA stream.
+        """
+        if len(images) > self.batch:
+            raise ValueError(f"launch takes at most batch={self.batch} frames, got {len(images)}")
+        torch = self.torch
+        with torch.inference_mode():
+            x, infos = self.preprocess_gpu(self.upload(images))
+            pred = self.forward_raw(x)
+            if self._graph is not None:
+                pred = pred.clone()  # the graph's output buffer is overwritten by the next replay
+            event = None
+            if self.is_cuda:
+                event = torch.cuda.Event()
+                event.record(torch.cuda.current_stream(self.device))
+        return Pending(pred, infos, event)
+
+    def finish(self, pending: "Pending") -> list[Detections]:
+        """Wait for a launched batch and post-process it -> list of Detections (launch order)."""
+        torch = self.torch
+        if not self.is_cuda:
+            with torch.inference_mode():
+                return self.postprocess_gpu(pending.pred, pending.infos)
+        if self._post_stream is None:
+            self._post_stream = torch.cuda.Stream(self.device)
+        with torch.cuda.stream(self._post_stream), torch.inference_mode():
+            self._post_stream.wait_event(pending.event)
+            pending.pred.record_stream(self._post_stream)
+            return self.postprocess_gpu(pending.pred, pending.infos)
+
+    # -- the Detector interface ----------------------------------------------------------------
+    def detect(self, images: Sequence[Any]) -> list[Detections]:
+        """Detect on a list of frames (any sizes); long lists are split into ``batch``-sized calls."""
+        if len(images) == 0:
+            return []
+        torch = self.torch
+        out: list[Detections] = []
+        tim = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
+        for s in range(0, len(images), self.batch):
+            chunk = images[s : s + self.batch]
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                x, infos = self.preprocess_gpu(self.upload(chunk))
+                self._sync()
+                t1 = time.perf_counter()
+                pred = self.forward_raw(x)
+                self._sync()
+                t2 = time.perf_counter()
+                out.extend(self.postprocess_gpu(pred, infos))
+            t3 = time.perf_counter()
+            tim["preprocess"] += t1 - t0
+            tim["inference"] += t2 - t1
+            tim["postprocess"] += t3 - t2
+        self.last_timings = tim
+        return out
+
+    def __call__(self, images):
+        return self.detect(images)
+
+    def _sync(self) -> None:
+        if self.is_cuda:
+            self.torch.cuda.synchronize(self.device)
+
+
+class Pending:
+    """A launched batch: raw predictions on the GPU, letterbox infos, and the CUDA event to wait on."""
+
+    __slots__ = ("pred", "infos", "event")
+
+    def __init__(self, pred, infos, event) -> None:
+        self.pred, self.infos, self.event = pred, infos, event
+
+    def __len__(self) -> int:
+        return len(self.infos)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
