@@ -1,0 +1,343 @@
+"""``pockit bench``: run the real pipeline over a grid of batch sizes and stream counts, time every stage,
+sample CPU/GPU/Jetson resources meanwhile, and size the machine (and, as labelled estimates, other devices).
+
+Each case runs :class:`pockit.pipeline.Pipeline` itself (no separate benchmark loop), so the figures are
+those of ``pockit run``: decode in per-source threads, cross-stream batching, tracking, rules, MOT output.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Sequence
+
+import psutil
+
+from ..config import ConfigError, PocConfig, load_config, parse_config
+from .monitors import ResourceMonitor
+from .sizing import SizingError, StageCosts, estimate_for_device, match_device, size_streams
+from .stats import summarize
+
+log = logging.getLogger("pockit.bench")
+
+SCHEMA = "pockit.bench/1"
+STAGES = ("decode", "preprocess", "inference", "postprocess", "tracking", "rules")
+#: rules added when benchmarking a bare model + source, so the rules stage carries a realistic load
+SYNTHETIC_RULES = [
+    {"name": "bench_zone", "type": "zone_enter", "zone": [[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]]},
+    {"name": "bench_line", "type": "line_crossing", "line": [[0.0, 0.5], [1.0, 0.5]]},
+]
+
+
+class _CountingDetector:
+    """Wraps a Detector to record the number of frames in each ``detect`` call (the real batch)."""
+
+    def __init__(self, det) -> None:
+        self._det = det
+        self.calls: list[int] = []
+
+    def detect(self, images):
+        self.calls.append(len(images))
+        return self._det.detect(images)
+
+    def __getattr__(self, name):
+        return getattr(self._det, name)
+
+
+def bench_config(model: str, source: str, *, imgsz: int = 640, device: str = "cpu", conf: float = 0.25,
+                 source_fps: float | None = None) -> PocConfig:
+    """A PoC config for ``pockit bench --model M --source S``: one source, the model, ByteTrack and two
+    synthetic rules (a central zone and a mid-height line) so that every stage does real work."""
+    sid = Path(str(source).rstrip("/")).stem.replace(" ", "_") or "source"
+    data = {
+        "name": "bench",
+        "sources": [{"id": sid, "uri": source, **({"fps": source_fps} if source_fps else {})}],
+        "model": {"path": model, "imgsz": imgsz, "device": device, "conf": conf},
+        "rules": copy.deepcopy(SYNTHETIC_RULES),
+    }
+    return parse_config(data, "<pockit bench --model/--source>")
+
+
+def _case_config(cfg: PocConfig, batch: int, streams: int, out_dir: Path) -> PocConfig:
+    """The config with ``model.batch = batch`` and the source list repeated cyclically to ``streams`` sources."""
+    data = cfg.model_dump(mode="json")
+    srcs = data["sources"]
+    new = []
+    for k in range(streams):
+        s = dict(srcs[k % len(srcs)])
+        if streams > len(srcs):
+            s["id"] = f"{s['id']}-{k}"
+        new.append(s)
+    data["sources"] = new
+    ids = {s["id"] for s in new}
+    for r in data.get("rules", []):  # rules bound to sources apply to their copies too
+        if r.get("sources"):
+            r["sources"] = sorted(i for i in ids if any(i == s or i.startswith(f"{s}-") for s in r["sources"])) or None
+    data["model"]["batch"] = batch
+    data["outputs"] = {"dir": str(out_dir), "run_name": f"b{batch}-s{streams}", "video": False, "snapshots": False,
+                       "clip_seconds": 0.0, "tracks": True, "sinks": [{"type": "jsonl"}]}
+    data["acceptance"] = []
+    out = parse_config(data, "<bench case>")
+    object.__setattr__(out, "_base_dir", str(cfg.base_dir))
+    return out
+
+
+def host_info() -> dict[str, Any]:
+    """CPU model, core counts, memory, OS and (where present) GPU / Jetson model names."""
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware")):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu": cpu or platform.machine(),
+        "logical_cores": psutil.cpu_count(logical=True),
+        "physical_cores": psutil.cpu_count(logical=False),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+    }
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        names = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            n = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i))
+            names.append(n.decode() if isinstance(n, bytes) else str(n))
+        info["gpus"] = names
+        info["nvidia_driver"] = (lambda v: v.decode() if isinstance(v, bytes) else v)(pynvml.nvmlSystemGetDriverVersion())
+        pynvml.nvmlShutdown()
+    except Exception:
+        info["gpus"] = []
+    try:
+        info["jetson_model"] = Path("/proc/device-tree/model").read_text().strip("\x00\n ")
+    except OSError:
+        pass
+    return info
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for mod in ("pockit", "numpy", "cv2", "onnxruntime", "trackers", "supervision"):
+        try:
+            out[mod] = getattr(__import__(mod), "__version__", "?")
+        except Exception:
+            pass
+    return out
+
+
+def _inference_device(info: dict[str, Any]) -> str:
+    provs = [str(p) for p in info.get("providers") or []]
+    if provs:
+        return "gpu" if provs[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider") else "cpu"
+    dev = str(info.get("device", "cpu")).lower()
+    return "gpu" if dev.startswith(("cuda", "gpu")) or dev.isdigit() else "cpu"
+
+
+def _parse_list(v: str | Sequence[int], what: str) -> list[int]:
+    if isinstance(v, str):
+        try:
+            vals = [int(x) for x in v.replace(" ", "").split(",") if x]
+        except ValueError:
+            raise ValueError(f"--{what} must be comma-separated integers like 1,4,8; got {v!r}") from None
+    else:
+        vals = [int(x) for x in v]
+    if not vals or any(x < 1 for x in vals):
+        raise ValueError(f"--{what} needs integers >= 1; got {v!r}")
+    return sorted(set(vals))
+
+
+def run_bench(config: str | Path | dict | PocConfig | None = None, *, model: str | None = None,
+              source: str | None = None, batches: str | Sequence[int] = (1,), streams: str | Sequence[int] = (1,),
+              max_frames: int | None = None, imgsz: int | None = None, device: str | None = None,
+              out: str | Path | None = None, interval: float = 0.25, warmup: int = 2,
+              target_fps: float | None = None, target_resolution: tuple[int, int] | None = None,
+              targets: Sequence[str] = (), reference: str | None = None, precision: str = "fp16",
+              headroom: float = 0.8, progress: bool = True, detector=None) -> dict[str, Any]:
+    """Benchmark the pipeline for every (batch, streams) pair; write and return the bench.json record.
+
+    Either ``config`` (a PoC config) or ``model`` + ``source``. ``out``: bench.json path, or a folder to
+    write bench.json into (default ``runs/bench-<timestamp>/``). ``targets``: devices.yaml keys to estimate.
+    """
+    from ..pipeline import Pipeline
+
+    batches, streams = _parse_list(batches, "batch"), _parse_list(streams, "streams")
+    synthetic_rules = False
+    if config is not None:
+        cfg = load_config(config)
+        if model:
+            cfg.model.path = model
+    elif model and source:
+        cfg = bench_config(model, source)
+        synthetic_rules = True
+    else:
+        raise ConfigError("pockit bench needs a CONFIG.yaml, or both --model and --source")
+    if imgsz:
+        cfg.model.imgsz = int(imgsz)
+    if device:
+        cfg.model.device = device
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"--max-frames must be >= 1, got {max_frames}")
+
+    out_path = Path(out) if out else Path("runs") / f"bench-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    json_path = out_path if out_path.suffix == ".json" else out_path / "bench.json"
+    case_dir = json_path.parent / "cases"
+    case_dir.mkdir(parents=True, exist_ok=True)
+
+    if detector is None:
+        from ..config import resolve_path
+        from ..inference import load_detector
+
+        m = cfg.model.model_copy()
+        m.path = resolve_path(cfg, m.path)
+        m.batch = max(batches)
+        detector = load_detector(m)
+    if warmup:
+        detector.warmup(warmup)
+    info = dict(getattr(detector, "info", {}) or {})
+    chunk = getattr(detector, "chunk_size", None)
+    notes: list[str] = []
+    if synthetic_rules:
+        notes.append("no config given: two synthetic rules (central zone_enter, mid-height line_crossing) "
+                     "give the rules stage a realistic load")
+    if chunk is not None and max(batches) > 1 and info.get("model_batch") not in (None, "dynamic"):
+        notes.append(f"the model has a fixed batch of {info.get('model_batch')}: larger batches run in chunks "
+                     f"of {chunk}; export with a dynamic batch to measure batching")
+    notes.append("per-frame stage times are wall-clock means; with several streams, decode threads share the "
+                 "CPU with the main loop, so decode and CPU stages include that contention")
+
+    cases = []
+    grid = [(b, n) for n in streams for b in batches]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(grid), desc="bench", unit="case", dynamic_ncols=True)
+    try:
+        for b, n in grid:
+            ccfg = _case_config(cfg, b, n, case_dir)
+            counting = _CountingDetector(detector)
+            if hasattr(detector, "batch"):
+                detector.batch = b
+            pipe = Pipeline(ccfg, run_dir=case_dir / f"b{b}-s{n}", detector=counting, progress=False,
+                            max_frames=max_frames)
+            mon = ResourceMonitor(interval=interval)
+            with mon:
+                summ = pipe.run()
+            samples = pipe.timer.samples
+            stages = {s: summarize(samples.get(s, [])) for s in (*STAGES, "output")}
+            srcs = list(summ.sources.values())
+            cases.append({
+                "batch": b,
+                "streams": n,
+                "frames": summ.frames,
+                "wall_s": summ.wall_s,
+                "fps": summ.fps,
+                "fps_per_stream": summ.fps / n if n else 0.0,
+                "stages": stages,
+                "pipeline_ms_per_frame": sum(v["mean_ms"] for k, v in stages.items() if v["mean_ms"] is not None),
+                "inference_calls": len(counting.calls),
+                "frames_per_call_mean": (sum(counting.calls) / len(counting.calls)) if counting.calls else None,
+                "model_chunk": chunk,
+                "resolution": [srcs[0].width, srcs[0].height] if srcs and srcs[0].width else None,
+                "source_fps": srcs[0].fps if srcs else None,
+                "resources": mon.summary(),
+                "run_dir": summ.run_dir,
+                "errors": summ.errors,
+            })
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"b{b} s{n}: {summ.fps:.1f} fps")
+    finally:
+        if bar is not None:
+            bar.close()
+
+    host = host_info()
+    record: dict[str, Any] = {
+        "schema": SCHEMA,
+        "created": datetime.now().isoformat(timespec="seconds"),
+        "config": cfg.name,
+        "host": host,
+        "versions": _versions(),
+        "model": {k: v for k, v in info.items() if k != "class_names"} | {"class_names": info.get("class_names")},
+        "sources": [{"id": s.id, "uri": str(s.uri)} for s in cfg.sources],
+        "rules": [r.name for r in cfg.rules],
+        "synthetic_rules": synthetic_rules,
+        "batches": batches,
+        "streams": streams,
+        "max_frames": max_frames,
+        "cases": cases,
+        "notes": notes,
+    }
+    record["sizing"], record["estimates"] = _sizing(record, cases, host, info, target_fps, target_resolution,
+                                                    targets, reference, precision, headroom)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    record["path"] = str(json_path)
+    return record
+
+
+def costs_from_cases(cases: list[dict[str, Any]], host: dict[str, Any], info: dict[str, Any]) -> StageCosts:
+    """Per-frame stage costs for sizing: CPU stages from the fewest-streams, smallest-batch case; inference
+    per frame from the fewest-streams case of each batch size (the batch actually reached is recorded)."""
+    ok = [c for c in cases if c["frames"] > 0 and c["resolution"]]
+    if not ok:
+        raise SizingError("no case decoded any frame: nothing to size from")
+    n_min = min(c["streams"] for c in ok)
+    base = min((c for c in ok if c["streams"] == n_min), key=lambda c: c["batch"])
+    missing = [s for s in STAGES if base["stages"][s]["mean_ms"] is None and s != "rules"]
+    if missing:
+        raise SizingError(f"stages without timings in the base case: {missing}")
+    inf: dict[int, float] = {}
+    for c in ok:
+        if c["streams"] != n_min or c["stages"]["inference"]["mean_ms"] is None:
+            continue
+        eff = c["frames_per_call_mean"] or c["batch"]
+        if c.get("model_chunk"):
+            eff = min(eff, c["model_chunk"])  # a fixed-batch model runs larger calls in chunks
+        b = max(1, int(round(eff)))
+        inf[b] = min(inf.get(b, float("inf")), c["stages"]["inference"]["mean_ms"])
+    dev = _inference_device(info)
+    cores = int(host.get("logical_cores") or 1)
+    gpus = host.get("gpus") or []
+    return StageCosts(
+        decode=base["stages"]["decode"]["mean_ms"], preprocess=base["stages"]["preprocess"]["mean_ms"],
+        postprocess=base["stages"]["postprocess"]["mean_ms"], tracking=base["stages"]["tracking"]["mean_ms"],
+        rules=base["stages"]["rules"]["mean_ms"] or 0.0, inference_ms=inf, resolution=tuple(base["resolution"]),
+        inference_device=dev, inference_threads=int(host.get("physical_cores") or cores) if dev == "cpu" else 1,
+        cpu_cores=cores,
+        model={k: info.get(k) for k in ("path", "backend", "sha256", "imgsz", "providers", "half")},
+        measured_on=f"{host.get('cpu')} ({cores} logical cores)" + (f", {gpus[0]}" if gpus else ""),
+        gpu_name=(gpus[0] if gpus else host.get("jetson_model")),
+    )
+
+
+def _sizing(record, cases, host, info, target_fps, target_resolution, targets, reference, precision, headroom):
+    try:
+        costs = costs_from_cases(cases, host, info)
+    except SizingError as e:
+        return {"error": str(e)}, {}
+    base = [c for c in cases if c["resolution"]][0]
+    fps = float(target_fps or base.get("source_fps") or 25.0)
+    res = tuple(target_resolution) if target_resolution else tuple(costs.resolution)
+    sizing = size_streams(costs, fps, res, headroom=headroom)
+    sizing["costs"] = costs.to_dict()
+    estimates: dict[str, Any] = {}
+    ref = reference or match_device(costs.gpu_name)
+    for t in targets:
+        try:
+            estimates[t] = estimate_for_device(costs, t, fps, res, reference=ref, precision=precision,
+                                               headroom=headroom)
+        except SizingError as e:
+            estimates[t] = {"kind": "estimate", "error": str(e)}
+    return sizing, estimates
