@@ -176,11 +176,12 @@ def read_yolo(path: str | Path, classes: Sequence[str] | None = None, *, on_outs
 
 
 def write_yolo(ds: Dataset, out: str | Path, *, images: str = "copy", decimals: int = 6, with_scores: bool = False,
-               default_split: str = "train") -> Path:
+               default_split: str = "train", portable: bool = False) -> Path:
     """Write the Ultralytics layout ``images/<split>/``, ``labels/<split>/``, ``data.yaml`` and ``classes.txt``.
 
     Images without a split go to ``default_split``. When no 'val' split exists, data.yaml's val
     points at the train images (Ultralytics needs one); use :func:`pockit.data.split` first for training.
+    portable: leave 'path' out of data.yaml (it then resolves relative to the yaml's folder).
     Returns the data.yaml path.
     """
     out = Path(out).resolve()
@@ -202,7 +203,7 @@ def write_yolo(ds: Dataset, out: str | Path, *, images: str = "copy", decimals: 
             rows.append(row)
         lbl.write_text("\n".join(rows) + ("\n" if rows else ""), encoding="utf-8")
         place_image(im, out / "images" / split / rel, images)
-    cfg = {"path": str(out)}
+    cfg = {} if portable else {"path": str(out)}
     for s in SPLITS:
         if s in splits:
             cfg[s] = f"images/{s}"
@@ -214,3 +215,21 @@ def write_yolo(ds: Dataset, out: str | Path, *, images: str = "copy", decimals: 
     (out / "data.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True), encoding="utf-8")
     (out / "classes.txt").write_text("\n".join(ds.class_names) + "\n", encoding="utf-8")
     return out / "data.yaml"
+
+
+def export_ultralytics(ds: Dataset, out: str | Path, *, images: str = "copy") -> Path:
+    """Write an Ultralytics-ready folder (``images/``, ``labels/``, ``data.yaml`` with an absolute path).
+
+    Needs a 'train' and a 'val' split (run :func:`pockit.data.split` first); images with no split
+    raise instead of silently landing in train. Returns the data.yaml path.
+    """
+    splits = {im.split for im in ds.images}
+    if None in splits:
+        n = sum(im.split is None for im in ds.images)
+        raise ValueError(f"{n} image(s) have no split; call pockit.data.split(dataset, val=0.2) before exporting for training")
+    if not {"train", "val"} <= splits:
+        raise ValueError(f"training needs 'train' and 'val' images; the dataset has splits {sorted(splits)}")
+    unknown = splits - set(SPLITS)
+    if unknown:
+        raise ValueError(f"unknown split names {sorted(unknown)}; use {SPLITS}")
+    return write_yolo(ds, out, images=images)
