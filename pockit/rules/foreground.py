@@ -21,7 +21,7 @@ class StaticForeground:
     """
 
     def __init__(self, min_duration: float, min_area: float = 200.0, work_width: int = 320,
-                 long_seconds: float = 120.0, short_seconds: float = 1.5, var_threshold: float = 25.0) -> None:
+                 long_seconds: float = 300.0, short_seconds: float = 1.5, var_threshold: float = 25.0) -> None:
         self.min_duration = float(min_duration)
         self.min_area = float(min_area)
         self.work_width = int(work_width)
