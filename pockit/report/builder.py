@@ -1,0 +1,474 @@
+"""Collect a run directory's numbers and render the customer report (one self-contained HTML file)."""
+from __future__ import annotations
+
+import base64
+import difflib
+import json
+import logging
+import math
+import operator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..core import Event, load_mot_array, read_events
+from ..evaluate.detection import EvaluationError
+from .i18n import LIMITATIONS, translator
+
+log = logging.getLogger(__name__)
+
+OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+class ReportError(ValueError):
+    """The run directory or ground truth cannot make a report; the message says what to do."""
+
+
+# ------------------------------------------------------------------------------------------ inputs
+@dataclass
+class GroundTruth:
+    """Ground truth for a run: MOT annotation per source and/or an events JSONL."""
+
+    tracks: dict[str, Path] = field(default_factory=dict)
+    events: Path | None = None
+
+
+def parse_gt(gt: Any, source_ids: Sequence[str]) -> GroundTruth:
+    """``gt``: None, a path, ``"SOURCE=PATH"``, a list of those, or {source: path}.
+
+    ``.jsonl`` files are ground-truth events; other files are MOT ground truth (a path without a
+    source prefix belongs to the run's only/first source). A folder holding ``gt/gt.txt`` works too.
+    """
+    out = GroundTruth()
+    if gt is None:
+        return out
+    items: list[tuple[str | None, str]] = []
+    if isinstance(gt, Mapping):
+        items = [(str(k), str(v)) for k, v in gt.items()]
+    else:
+        for g in ([gt] if isinstance(gt, (str, Path)) else list(gt)):
+            s = str(g)
+            if "=" in s and not Path(s).exists():
+                k, v = s.split("=", 1)
+                items.append((k, v))
+            else:
+                items.append((None, s))
+    for sid, p in items:
+        path = Path(p).expanduser()
+        if path.is_dir() and (path / "gt" / "gt.txt").exists():
+            path = path / "gt" / "gt.txt"
+        if not path.exists():
+            raise ReportError(f"ground truth not found: {path} (give a MOT gt.txt, a MOTChallenge sequence "
+                              "folder, or an events .jsonl)")
+        if path.suffix.lower() == ".jsonl":
+            out.events = path
+            continue
+        if sid is None:
+            if not source_ids:
+                raise ReportError("the run has no sources to attach the ground truth to")
+            sid = source_ids[0]
+            if len(source_ids) > 1:
+                log.warning("ground truth %s attached to the first source %r; use SOURCE=PATH", path, sid)
+        if sid not in source_ids:
+            raise ReportError(f"ground truth {path} names source {sid!r} but the run has {list(source_ids)}")
+        out.tracks[sid] = path
+    return out
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ReportError(f"{path}: {what} is not valid JSON ({e}); was the run interrupted while writing it?") from None
+
+
+def _img_data_uri(path: Path | None = None, image: np.ndarray | None = None, max_w: int = 960) -> str | None:
+    import cv2
+
+    if image is None:
+        if path is None or not path.exists():
+            return None
+        image = cv2.imread(str(path))
+        if image is None:
+            return None
+    h, w = image.shape[:2]
+    if w > max_w:
+        image = cv2.resize(image, (max_w, int(round(h * max_w / w))), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 82])
+    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode() if ok else None
+
+
+def _frame_stride(frames: np.ndarray) -> int:
+    """The step between processed frames (a run at a lower fps than the footage keeps every n-th)."""
+    f = np.unique(frames.astype(int))
+    if len(f) < 3:
+        return 1
+    return max(1, int(np.gcd.reduce(np.diff(f))))
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, (int, np.integer)) or (isinstance(v, float) and v.is_integer() and abs(v) >= 10):
+        return f"{int(v)}"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, key))
+        elif isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+            out[key] = float(v)
+    return out
+
+
+# ------------------------------------------------------------------------------------- acceptance
+def judge_acceptance(items: Sequence[Any], metrics: Mapping[str, float], t=None) -> list[dict[str, Any]]:
+    """Each acceptance item -> {name, category, criterion, measured, status: pass|fail|no_data|manual, note}."""
+    rows = []
+    for it in items:
+        it = it if isinstance(it, Mapping) else it.model_dump()
+        row = {"name": it["name"], "category": it.get("category", "function"), "criterion": "", "measured": None,
+               "status": "manual", "note": ""}
+        metric = it.get("metric")
+        if metric:
+            thr = it.get("threshold")
+            row["criterion"] = f"{metric} {it.get('op', '>=')} {thr:g}" if thr is not None else metric
+            if thr is None:
+                row.update(status="no_data", note="no threshold set in the config")
+            elif metric not in metrics:
+                near = difflib.get_close_matches(metric, list(metrics), n=3)
+                row.update(status="no_data", note=(f"no measurement {metric!r}"
+                                                   + (f"; did you mean {', '.join(near)}?" if near else
+                                                      "; pass ground truth (--gt) or run pockit bench")))
+            else:
+                val = metrics[metric]
+                row["measured"] = val
+                row["status"] = "pass" if OPS[it.get("op", ">=")](val, float(thr)) else "fail"
+        elif it.get("passed") is not None:
+            row["status"] = "pass" if it["passed"] else "fail"
+            row["note"] = "confirmed by the engineer"
+        rows.append(row)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ collect
+def collect(run_dir: str | Path, gt: Any = None, lang: str = "en") -> dict[str, Any]:
+    """Everything the report shows, as plain data plus plotly figures (``ctx['figures']``)."""
+    t = translator(lang)
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ReportError(f"run directory not found: {run_dir} (the folder `pockit run` printed)")
+    rj = run_dir / "run.json"
+    if not rj.exists():
+        raise ReportError(f"{run_dir} is not a pockit run directory: run.json is missing. Run `pockit run CONFIG` "
+                          "first, or point at the folder it wrote (runs/<name>-<time>/)")
+    run = _read_json(rj, "run.json")
+    if not run.get("frames"):
+        errs = "; ".join(run.get("errors") or []) or "no frames decoded"
+        raise ReportError(f"the run in {run_dir} processed no frames ({errs}): nothing to report. "
+                          "Check the source URIs and re-run")
+    from ..config import load_config, parse_config
+
+    cfg_path = run_dir / "config.yaml"
+    cfg = load_config(cfg_path) if cfg_path.exists() else parse_config(run.get("config") or {}, str(rj))
+    sources = run.get("sources") or {}
+    source_ids = [s.id for s in cfg.sources]
+    gtd = parse_gt(gt, source_ids)
+    events_path = run_dir / "events.jsonl"
+    events = read_events(events_path) if events_path.exists() else []
+    ctx: dict[str, Any] = {"t": t, "lang": lang, "run": run, "cfg": cfg, "run_dir": str(run_dir), "fmt": _fmt,
+                           "generated": datetime.now().strftime("%Y-%m-%d %H:%M"), "warnings": [], "figures": {}}
+    metrics: dict[str, Any] = {}
+    labels = {k: t(k) for k in ("recall", "precision", "pr_title", "cm_title", "predicted", "actual", "background",
+                                "hota_title", "alpha", "counts_title", "latency_title", "latency_axis", "tp", "fp",
+                                "fn")}
+
+    # scope: sources with zones/lines drawn on their reference frame
+    ctx["sources"] = []
+    for s in cfg.sources:
+        info = sources.get(s.id, {})
+        ref = run_dir / "reference" / f"{s.id}.jpg"
+        uri = None
+        if ref.exists():
+            import cv2
+
+            img = cv2.imread(str(ref))
+            if img is not None:
+                uri = _img_data_uri(image=_draw_rules(img, cfg, s.id))
+        ctx["sources"].append({"id": s.id, "uri": str(info.get("uri", s.uri)), "frames": info.get("frames"),
+                               "fps": info.get("fps"), "size": f"{info.get('width')}x{info.get('height')}"
+                               if info.get("width") else "-", "duration": info.get("duration_s"),
+                               "tracks": info.get("tracks"), "error": info.get("error"), "image": uri,
+                               "stats": info.get("stats") or {}})
+    ctx["rules"] = [{"name": r.name, "type": r.type, "params": _rule_params(r),
+                     "alarms": (run.get("events_per_rule") or {}).get(r.name, 0)} for r in cfg.rules]
+    model = run.get("model") or {}
+    ctx["model"] = {"path": model.get("path") or cfg.model.path, "backend": model.get("backend"),
+                    "imgsz": model.get("imgsz") or cfg.model.imgsz, "providers": model.get("providers"),
+                    "sha256": (model.get("sha256") or "")[:16], "conf": cfg.model.conf,
+                    "classes": model.get("class_names")}
+    hours = sum(float(v.get("duration_s") or 0) for v in sources.values()) / 3600 or None
+    ctx["hours"] = hours
+    ctx["events_total"] = len(events)
+    if not events:
+        ctx["warnings"].append(t("no_events"))
+
+    # detection + tracking per source with MOT ground truth
+    ctx["detection"], ctx["tracking"] = [], []
+    for sid, gpath in gtd.tracks.items():
+        tpath = run_dir / "tracks" / f"{sid}.txt"
+        if not tpath.exists():
+            raise ReportError(f"ground truth was given for source {sid!r} but the run has no {tpath}: "
+                              "enable outputs.tracks in the config and re-run")
+        det, trk = _accuracy_for_source(sid, gpath, tpath, cfg, labels, ctx)
+        ctx["detection"].append(det)
+        ctx["tracking"].append(trk)
+        metrics.setdefault("detection", {})[sid] = det["numbers"]
+        metrics.setdefault("tracking", {})[sid] = trk["numbers"]
+    if len(ctx["detection"]) == 1:
+        metrics["detection"].update(ctx["detection"][0]["numbers"])
+        metrics["tracking"].update(ctx["tracking"][0]["numbers"])
+
+    # events
+    ctx["event_eval"] = _events_section(events, gtd, cfg, run_dir, run, hours, labels, ctx, metrics)
+
+    # performance
+    ctx["perf"] = _perf_section(run, run_dir, t, ctx, metrics)
+
+    # acceptance and limitations
+    flat = _flatten(metrics)
+    ctx["metrics"] = flat
+    ctx["acceptance"] = judge_acceptance(cfg.acceptance, flat)
+    footage = ", ".join(f"{s['id']}: {_fmt(s['duration'], 1)} s" for s in ctx["sources"])
+    host = (ctx["perf"].get("host") or "this machine")
+    ctx["limitations"] = [x.format(footage=footage, host=host) for x in LIMITATIONS[lang]]
+    return ctx
+
+
+def _draw_rules(img: np.ndarray, cfg, source_id: str) -> np.ndarray:
+    try:
+        from ..rules import RuleEngine
+        from ..sinks import annotate
+
+        h, w = img.shape[:2]
+        rules = [r for r in cfg.rules if not r.sources or source_id in r.sources]
+        engine = RuleEngine(rules, source_id=source_id, frame_size=(w, h), class_names={})
+        return annotate(img, None, engine=engine)
+    except Exception as e:  # drawing is illustrative: keep the plain frame, say why
+        log.warning("could not draw the rules on %s's reference frame: %s", source_id, e)
+        return img
+
+
+def _rule_params(r) -> str:
+    skip = {"name", "type", "zone", "line", "fence", "enabled", "normalized", "anchor", "region"}
+    d = r.model_dump(exclude_none=True)
+    parts = [f"{k}={v}" for k, v in d.items() if k not in skip and v not in ([], {}, 0, 0.0)]
+    return ", ".join(parts)
+
+
+def _accuracy_for_source(sid, gpath, tpath, cfg, labels, ctx):
+    from ..core import read_mot
+    from ..evaluate.detection import evaluate_detections
+    from ..evaluate.io import collapse_classes
+    from ..evaluate.tracking import evaluate_tracks
+
+    G = load_mot_array(gpath)
+    P = load_mot_array(tpath)
+    stride = _frame_stride(P[:, 0]) if len(P) else 1
+    try:
+        if stride > 1:
+            keep = lambda a: a[(a[:, 0] - P[0, 0]) % stride == 0]  # noqa: E731
+            G, P = keep(G), keep(P)
+            ctx["warnings"].append(f"{sid}: the run analysed every {stride}th frame; ground truth is compared "
+                                   "on those frames only")
+        trk = evaluate_tracks(G, P, num_frames=None)
+    except EvaluationError as e:
+        raise ReportError(f"source {sid!r}: {e} (gt {gpath}, tracks {tpath})") from None
+    ctx["warnings"] += [f"{sid}: {w}" for w in trk.warnings]
+    gt_boxes = read_mot(gpath, gt=True)
+    pr_boxes = read_mot(tpath)
+    if stride > 1:
+        frames = set(int(f) for f in G[:, 0]) | set(int(f) for f in P[:, 0])
+        gt_boxes = {k: v for k, v in gt_boxes.items() if k in frames}
+    det = evaluate_detections(collapse_classes(gt_boxes, "person"), collapse_classes(pr_boxes, "person"),
+                              ["person"], conf=0.0)
+    ctx["warnings"] += [f"{sid}: {w}" for w in det.warnings]
+    figs = det.figures(labels)
+    ctx["figures"][f"pr-{sid}"] = figs["pr"]
+    ctx["figures"][f"cm-{sid}"] = figs["confusion"]
+    ctx["figures"][f"hota-{sid}"] = trk.figures(labels)["hota"]
+    dnum = {"map50": det.map50, "map50_95": det.map50_95, **{k: v for k, v in det.totals.items()}}
+    return ({"source": sid, "gt": str(gpath), "numbers": dnum, "rows": det.per_class, "images": det.images,
+             "gt_boxes": det.gt_boxes},
+            {"source": sid, "gt": str(gpath), "numbers": trk.summary, "frames": trk.frames, "gt_ids": trk.gt_ids,
+             "pred_ids": trk.pred_ids})
+
+
+def _events_section(events, gtd, cfg, run_dir, run, hours, labels, ctx, metrics):
+    from ..evaluate.events import evaluate_events
+
+    gt_events: list[Event] | None = None
+    derived = False
+    if gtd.events is not None:
+        gt_events = read_events(gtd.events)
+    elif gtd.tracks and cfg.rules:
+        try:
+            from ..rules import replay
+        except ImportError as e:
+            ctx["warnings"].append(f"event ground truth not derived from tracks (pockit.rules.replay: {e})")
+        else:
+            gt_events = []
+            for sid, gpath in gtd.tracks.items():
+                info = (run.get("sources") or {}).get(sid, {})
+                fps = info.get("fps")
+                size = (info["width"], info["height"]) if info.get("width") else None
+                gt_events += replay(cfg, gpath, fps=fps, source_id=sid, frame_size=size)
+            derived = True
+    per_rule_snap = {}
+    out: dict[str, Any] = {"derived": derived, "rows": [], "evaluated": False, "tolerance": 1.0}
+    if gt_events is not None and gt_events:
+        rep = evaluate_events(events, gt_events, tolerance=1.0, hours=hours,
+                              rules=[r.name for r in cfg.rules] or None)
+        ctx["warnings"] += rep.warnings
+        out.update(evaluated=True, rows=rep.per_rule, totals=rep.totals, tolerance=rep.tolerance)
+        metrics["events"] = {r["rule"]: {k: v for k, v in r.items() if isinstance(v, (int, float))}
+                             for r in rep.per_rule}
+        metrics["events"]["all"] = {k: v for k, v in rep.totals.items() if isinstance(v, (int, float))}
+        figs = rep.figures(labels)
+        ctx["figures"]["ev-counts"] = figs["counts"]
+        if rep.matches:
+            ctx["figures"]["ev-latency"] = figs["latency"]
+        for r in cfg.rules:
+            tps = [p for p, _ in rep.matches if p.rule == r.name]
+            fas = [e for e in rep.false_alarms if e.rule == r.name]
+            per_rule_snap[r.name] = {"true": _snaps(tps, run_dir), "false": _snaps(fas, run_dir),
+                                     "missed": [e for e in rep.missed if e.rule == r.name][:5]}
+    else:
+        if gt_events is not None:
+            ctx["warnings"].append("the ground truth holds no event for these rules: event accuracy not measured")
+        counts: dict[str, int] = {}
+        for e in events:
+            counts[e.rule] = counts.get(e.rule, 0) + 1
+        out["rows"] = [{"rule": r.name, "pred": counts.get(r.name, 0),
+                        "per_hour": counts.get(r.name, 0) / hours if hours else None} for r in cfg.rules]
+        metrics["events"] = {r["rule"]: {"alarms": r["pred"], "alarms_per_hour": r["per_hour"]}
+                             for r in out["rows"]}
+        for r in cfg.rules:
+            per_rule_snap[r.name] = {"examples": _snaps([e for e in events if e.rule == r.name], run_dir)}
+    out["snapshots"] = per_rule_snap
+    return out
+
+
+def _snaps(evs: Sequence[Event], run_dir: Path, n: int = 3) -> list[dict[str, Any]]:
+    out = []
+    for e in evs:
+        if len(out) >= n:
+            break
+        uri = _img_data_uri(run_dir / e.snapshot, max_w=480) if e.snapshot else None
+        out.append({"time": e.time, "source": e.source, "track": e.track_id, "image": uri,
+                    "label": f"{e.source} t={e.time:.2f}s" + (f" #{e.track_id}" if e.track_id is not None else "")
+                    + (f" {e.direction}" if e.direction else "")})
+    return out
+
+
+def _perf_section(run, run_dir, t, ctx, metrics):
+    import plotly.graph_objects as go
+
+    tim = run.get("timings") or {}
+    perf = {"fps": run.get("fps"), "frames": run.get("frames"), "wall_s": run.get("wall_s"),
+            "stages": [{"stage": k, **v} for k, v in tim.items()], "versions": run.get("versions") or {}}
+    metrics["perf"] = {"fps": run.get("fps"), "frames": run.get("frames"), "wall_s": run.get("wall_s"),
+                       **{k: {kk: vv for kk, vv in v.items() if kk.endswith("_ms")} for k, v in tim.items()}}
+    if tim:
+        fig = go.Figure()
+        for q in ("mean_ms", "p50_ms", "p95_ms"):
+            fig.add_trace(go.Bar(x=list(tim), y=[v.get(q) for v in tim.values()], name=q.replace("_ms", "")))
+        fig.update_layout(barmode="group", height=320, title=t("stage_title"), margin={"t": 50, "b": 40})
+        ctx["figures"]["perf-stages"] = fig
+    bj = run_dir / "bench.json"
+    perf["bench"] = None
+    if bj.exists():
+        b = _read_json(bj, "bench.json")
+        host = b.get("host") or {}
+        perf["host"] = host.get("cpu") or host.get("name")
+        if host.get("gpus"):
+            perf["host"] = f"{perf['host']} + {host['gpus']}"
+        cases = [{"batch": c.get("batch"), "streams": c.get("streams"), "fps": c.get("fps"),
+                  "fps_per_stream": c.get("fps_per_stream")} for c in b.get("cases") or []]
+        sizing = []
+        sz = b.get("sizing") or {}
+        if sz and "error" not in sz:
+            res = sz.get("target_resolution") or ["?", "?"]
+            sizing.append({"device": t("host") + ": " + str(sz.get("measured_on") or perf["host"] or ""),
+                           "kind": t("measured"), "streams": sz.get("streams"), "batch": sz.get("batch"),
+                           "limiting": f"{sz.get('limiting_stage')} ({sz.get('limiting_resource')})",
+                           "conditions": f"{res[0]}x{res[1]} @ {_fmt(sz.get('target_fps'))} fps"})
+            metrics["bench"] = {"streams": sz.get("streams"), "max_fps_one_stream": sz.get("max_fps_one_stream")}
+        elif sz:
+            ctx["warnings"].append(f"bench sizing: {sz['error']}")
+        for key, e in (b.get("estimates") or {}).items():
+            if "error" in e:
+                ctx["warnings"].append(f"estimate {key}: {e['error']}")
+                continue
+            res = e.get("target_resolution") or ["?", "?"]
+            sizing.append({"device": e.get("target_name", key), "kind": t("estimate"), "streams": e.get("streams"),
+                           "batch": e.get("batch"),
+                           "limiting": f"{e.get('limiting_stage')} ({e.get('limiting_resource')})",
+                           "conditions": f"{res[0]}x{res[1]} @ {_fmt(e.get('target_fps'))} fps; "
+                                         + "; ".join(e.get("sources") or [])})
+            metrics.setdefault("bench", {}).setdefault("estimates", {})[key] = {"streams": e.get("streams")}
+        if cases:
+            metrics.setdefault("bench", {})["fps"] = max((c["fps"] or 0) for c in cases)
+        perf["bench"] = {"cases": cases, "sizing": sizing, "notes": b.get("notes") or []}
+    else:
+        perf["host"] = (run.get("versions") or {}).get("platform")
+    return perf
+
+
+# ------------------------------------------------------------------------------------------ render
+def render_html(ctx: dict[str, Any]) -> str:
+    """The report as one HTML string with plotly.js and every image inlined."""
+    import jinja2
+    import plotly.offline
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    plots = {}
+    for key, fig in ctx["figures"].items():
+        plots[key] = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot-{key}",
+                                 config={"displaylogo": False, "responsive": True})
+    return env.get_template("report.html.j2").render(**ctx, plots=plots, plotlyjs=plotly.offline.get_plotlyjs())
+
+
+def build_report(run_dir: str | Path, gt: Any = None, out: str | Path | None = "report.html", lang: str = "en",
+                 pdf: bool | str | Path = False) -> Path:
+    """Write the PoC report for ``run_dir``: self-contained HTML (and a PDF beside it when ``pdf``).
+
+    gt: ground truth (see :func:`parse_gt`). Returns the HTML path. ``pdf`` may be True (same name,
+    .pdf) or a path.
+    """
+    ctx = collect(run_dir, gt=gt, lang=lang)
+    html = render_html(ctx)
+    out = Path(out) if out else Path(run_dir) / "report.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    (out.with_suffix(".metrics.json")).write_text(
+        json.dumps({"metrics": ctx["metrics"], "acceptance": ctx["acceptance"], "warnings": ctx["warnings"]},
+                   indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    if pdf:
+        from .pdf import html_to_pdf
+
+        html_to_pdf(out, out.with_suffix(".pdf") if pdf is True else Path(pdf))
+    return out

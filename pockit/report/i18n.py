@@ -1,0 +1,160 @@
+"""Report labels in English and Simplified Chinese (``lang='en' | 'zh'``)."""
+from __future__ import annotations
+
+LANGS = ("en", "zh")
+
+T: dict[str, dict[str, str]] = {
+    "title": {"en": "PoC report", "zh": "PoC 验证报告"},
+    "generated": {"en": "Generated", "zh": "生成时间"},
+    "run": {"en": "Run", "zh": "运行"},
+    "contents": {"en": "Contents", "zh": "目录"},
+    "summary": {"en": "Summary", "zh": "摘要"},
+    "scope": {"en": "Scope and configuration", "zh": "范围与配置"},
+    "data": {"en": "Data summary", "zh": "数据概况"},
+    "detection": {"en": "Detection accuracy", "zh": "检测准确率"},
+    "tracking": {"en": "Tracking accuracy", "zh": "跟踪准确率"},
+    "events": {"en": "Event KPIs per rule", "zh": "各规则事件指标"},
+    "performance": {"en": "Performance and sizing", "zh": "性能与选型"},
+    "limitations": {"en": "Known limitations", "zh": "已知限制"},
+    "acceptance": {"en": "PoC acceptance checklist", "zh": "PoC 验收清单"},
+    "sources": {"en": "Sources", "zh": "视频源"},
+    "source": {"en": "Source", "zh": "视频源"},
+    "model": {"en": "Model", "zh": "模型"},
+    "rules": {"en": "Rules", "zh": "规则"},
+    "rule": {"en": "Rule", "zh": "规则"},
+    "type": {"en": "Type", "zh": "类型"},
+    "parameters": {"en": "Parameters", "zh": "参数"},
+    "reference_frame": {"en": "Zones and lines on the camera view", "zh": "摄像机画面上的区域与线"},
+    "no_reference": {"en": "no reference frame in the run", "zh": "运行目录中没有参考帧"},
+    "frames": {"en": "Frames", "zh": "帧数"},
+    "resolution": {"en": "Resolution", "zh": "分辨率"},
+    "fps": {"en": "FPS", "zh": "帧率"},
+    "duration": {"en": "Duration (s)", "zh": "时长 (秒)"},
+    "tracks": {"en": "Tracks", "zh": "轨迹数"},
+    "events_n": {"en": "Alarms", "zh": "告警数"},
+    "status": {"en": "Status", "zh": "状态"},
+    "metric": {"en": "Metric", "zh": "指标"},
+    "value": {"en": "Value", "zh": "数值"},
+    "class": {"en": "Class", "zh": "类别"},
+    "gt": {"en": "Ground truth", "zh": "真值"},
+    "pred": {"en": "Predicted", "zh": "预测"},
+    "tp": {"en": "TP", "zh": "正确 (TP)"},
+    "fp": {"en": "FP", "zh": "误报 (FP)"},
+    "fn": {"en": "FN", "zh": "漏报 (FN)"},
+    "precision": {"en": "Precision", "zh": "精确率"},
+    "recall": {"en": "Recall", "zh": "召回率"},
+    "f1": {"en": "F1", "zh": "F1"},
+    "fa_per_hour": {"en": "False alarms / hour", "zh": "每小时误报"},
+    "latency": {"en": "Latency mean / p50 / p95 (s)", "zh": "延迟 均值 / p50 / p95 (秒)"},
+    "true_alarms": {"en": "True alarms", "zh": "正确告警"},
+    "false_alarms": {"en": "False alarms", "zh": "误报"},
+    "example_alarms": {"en": "Example alarms", "zh": "告警示例"},
+    "missed": {"en": "Missed events", "zh": "漏报事件"},
+    "no_gt": {"en": "No ground truth given: accuracy not measured. Pass --gt to measure it.",
+              "zh": "未提供真值数据，未测量准确率。请使用 --gt 提供真值。"},
+    "no_events": {"en": "The run raised no alarm.", "zh": "本次运行没有产生告警。"},
+    "gt_events_derived": {"en": "Ground-truth events derived by replaying the rules on ground-truth tracks.",
+                          "zh": "真值事件由规则在真值轨迹上回放得到。"},
+    "tolerance": {"en": "Matching tolerance (s)", "zh": "匹配时间容差 (秒)"},
+    "footage_hours": {"en": "Footage (hours)", "zh": "视频时长 (小时)"},
+    "stage": {"en": "Stage", "zh": "阶段"},
+    "mean_ms": {"en": "Mean (ms)", "zh": "均值 (毫秒)"},
+    "p50_ms": {"en": "p50 (ms)", "zh": "p50 (毫秒)"},
+    "p95_ms": {"en": "p95 (ms)", "zh": "p95 (毫秒)"},
+    "throughput": {"en": "End-to-end throughput", "zh": "端到端吞吐"},
+    "wall": {"en": "Wall time (s)", "zh": "总耗时 (秒)"},
+    "host": {"en": "Measured on", "zh": "测试机器"},
+    "bench": {"en": "Benchmark (pockit bench)", "zh": "基准测试 (pockit bench)"},
+    "no_bench": {"en": "No bench.json in the run: run `pockit bench` for throughput per stream count and sizing.",
+                 "zh": "运行目录中没有 bench.json：请运行 `pockit bench` 获取多路吞吐与选型。"},
+    "batch": {"en": "Batch", "zh": "批大小"},
+    "streams": {"en": "Streams", "zh": "路数"},
+    "fps_stream": {"en": "FPS / stream", "zh": "每路帧率"},
+    "device": {"en": "Device", "zh": "设备"},
+    "kind": {"en": "Kind", "zh": "性质"},
+    "limiting": {"en": "Limiting stage", "zh": "瓶颈阶段"},
+    "conditions": {"en": "Conditions", "zh": "条件"},
+    "measured": {"en": "MEASURED", "zh": "实测"},
+    "estimate": {"en": "ESTIMATE", "zh": "估算"},
+    "estimate_note": {"en": "Estimates are scaled from published device figures, not measured.",
+                      "zh": "估算值根据公开的设备参数换算，并非实测。"},
+    "item": {"en": "Item", "zh": "项目"},
+    "category": {"en": "Category", "zh": "类别"},
+    "criterion": {"en": "Criterion", "zh": "标准"},
+    "measured_value": {"en": "Measured", "zh": "实测值"},
+    "result": {"en": "Result", "zh": "结果"},
+    "pass": {"en": "PASS", "zh": "通过"},
+    "fail": {"en": "FAIL", "zh": "未通过"},
+    "no_data": {"en": "NO DATA", "zh": "无数据"},
+    "manual": {"en": "TO CONFIRM", "zh": "待确认"},
+    "function": {"en": "Function", "zh": "功能"},
+    "api": {"en": "API", "zh": "接口"},
+    "documentation": {"en": "Documentation", "zh": "文档"},
+    "signature": {"en": "Customer signature / date", "zh": "客户签字 / 日期"},
+    "vendor_signature": {"en": "Vendor signature / date", "zh": "供应商签字 / 日期"},
+    "no_acceptance": {"en": "No acceptance items in the config (section `acceptance`).",
+                      "zh": "配置中没有验收项（`acceptance` 部分）。"},
+    "warnings": {"en": "Notes", "zh": "说明"},
+    "map50": {"en": "mAP@0.5", "zh": "mAP@0.5"},
+    "map50_95": {"en": "mAP@0.5:0.95", "zh": "mAP@0.5:0.95"},
+    "operating_point": {"en": "at the operating threshold", "zh": "工作阈值下"},
+    "det_on_tracks": {"en": "Measured on the run's tracked boxes (tracks/<source>.txt) against the annotation.",
+                      "zh": "基于运行输出的跟踪框（tracks/<source>.txt）与标注对比测量。"},
+    "pr_title": {"en": "Precision-recall (IoU 0.5)", "zh": "精确率-召回率曲线 (IoU 0.5)"},
+    "cm_title": {"en": "Confusion matrix", "zh": "混淆矩阵"},
+    "predicted": {"en": "Predicted", "zh": "预测"},
+    "actual": {"en": "Ground truth", "zh": "真值"},
+    "background": {"en": "background", "zh": "背景"},
+    "hota_title": {"en": "HOTA components vs localisation threshold", "zh": "HOTA 各分量随定位阈值变化"},
+    "alpha": {"en": "IoU threshold alpha", "zh": "IoU 阈值 alpha"},
+    "counts_title": {"en": "Alarms per rule", "zh": "各规则告警数"},
+    "latency_title": {"en": "Alarm latency", "zh": "告警延迟"},
+    "latency_axis": {"en": "latency (s, alarm - truth)", "zh": "延迟 (秒, 告警 - 真值)"},
+    "stage_title": {"en": "Per-stage latency (ms per frame)", "zh": "各阶段延迟 (毫秒/帧)"},
+    "tracking_expl": {
+        "en": "HOTA balances detection and association; MOTA counts misses, false positives and identity "
+              "switches; IDF1 measures how long each person keeps one identity. MT/ML: people tracked for "
+              "more than 80% / less than 20% of their presence.",
+        "zh": "HOTA 综合衡量检测与关联；MOTA 统计漏检、误检和身份切换；IDF1 衡量每个目标保持同一身份的程度。"
+              "MT/ML：被跟踪时间超过 80% / 少于 20% 的目标数。"},
+    "limits": {"en": "Limitations of this evaluation", "zh": "本次评估的局限"},
+    "version": {"en": "Software versions", "zh": "软件版本"},
+    "config_name": {"en": "PoC", "zh": "项目"},
+    "description": {"en": "Description", "zh": "描述"},
+    "none": {"en": "none", "zh": "无"},
+}
+
+LIMITATIONS: dict[str, list[str]] = {
+    "en": [
+        "Accuracy figures hold for the footage evaluated ({footage}); other cameras, seasons, lighting or "
+        "crowd density can change them. Re-measure on footage from each deployment site.",
+        "The footage evaluated is short: one more or one fewer alarm changes the rates noticeably.",
+        "Detection accuracy is measured on confirmed tracks, not raw detector output: boxes the tracker "
+        "has not yet confirmed count as misses.",
+        "Event ground truth derived by replaying the rules on annotated tracks inherits the rules' "
+        "geometry: it measures the detector and tracker, not whether the zones match the customer's intent.",
+        "Performance was measured on {host}; other hardware differs. Device estimates are scaled from "
+        "published figures and must be confirmed on the target device.",
+    ],
+    "zh": [
+        "准确率仅适用于所评估的视频（{footage}）；其他摄像机、季节、光照或人群密度可能改变结果。请在每个部署现场的视频上重新测量。",
+        "所评估的视频较短：多一个或少一个告警都会明显改变比率。",
+        "检测准确率基于已确认的轨迹而非检测器原始输出：尚未被跟踪器确认的目标计为漏检。",
+        "通过在标注轨迹上回放规则得到的真值事件继承了规则的几何设置：它衡量的是检测与跟踪，而非区域设置是否符合客户意图。",
+        "性能测量于 {host}；其他硬件会有差异。设备估算值根据公开参数换算，须在目标设备上确认。",
+    ],
+}
+
+
+def translator(lang: str):
+    """A function key -> label in ``lang`` (falls back to English, then to the key)."""
+    if lang not in LANGS:
+        raise ValueError(f"unknown report language {lang!r}; choose one of {LANGS}")
+
+    def t(key: str) -> str:
+        entry = T.get(key)
+        if entry is None:
+            return key
+        return entry.get(lang) or entry["en"]
+
+    return t
