@@ -339,3 +339,10 @@ def test_gstreamer_missing_is_a_clear_error():
         open_source("videotestsrc num-buffers=5 ! videoconvert ! appsink")
     with pytest.raises(SourceError, match="built without GStreamer"):
         open_source("csi://0")
+
+
+def test_second_pass_restarts_with_fresh_counters(folder):
+    src = open_source(folder, max_frames=3)
+    assert [f.index for f in src] == [0, 1, 2]
+    assert [f.index for f in src] == [0, 1, 2]
+    assert src.stats["read"] == 3 and src.stats["yielded"] == 3

@@ -250,3 +250,37 @@ def test_real_http_mjpeg_stream_reconnects(mjpeg_server, caplog):
     assert isinstance(err, SourceError) and url in str(err)
     assert handler.served[:3] == [(8, (64, 48)), 503, (6, (80, 60))]
     assert any("frame size changed" in r.getMessage() for r in caplog.records)
+
+
+def test_probe_live_stream(mjpeg_server):
+    from pockit.sources import probe
+
+    handler, url = mjpeg_server
+    handler.plan[:] = [(50, (64, 48))]
+    p = probe(url)
+    assert (p["kind"], p["live"], p["size"], p["frames"], p["duration"], p["id"]) == \
+        ("stream", True, (64, 48), None, None, url.split("/")[2].replace(":", "_"))
+
+
+def test_http_video_file_is_read_as_a_file(tmp_path):
+    """An http URL ending in .mp4 is a finite file: file fps/timestamps, .total known, no reader thread."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler
+
+    w = cv2.VideoWriter(str(tmp_path / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    for i in range(12):
+        w.write(img(10 * i))
+    w.release()
+    handler = functools.partial(type("Q", (SimpleHTTPRequestHandler,), {"log_message": lambda *a: None}),
+                                directory=str(tmp_path))
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        src = open_source(f"http://127.0.0.1:{srv.server_address[1]}/clip.mp4", start=0.5)
+        assert (src.kind, src.live, src.fps, src.total) == ("video", False, 10.0, 7)
+        frames = list(src)
+        assert [f.index for f in frames] == list(range(5, 12))
+        assert [f.timestamp for f in frames] == pytest.approx([i / 10 for i in range(5, 12)], abs=1e-6)
+    finally:
+        srv.shutdown()
+        srv.server_close()

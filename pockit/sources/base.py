@@ -107,6 +107,8 @@ class Source:
     (w, h) after resize; None until known), ``native_size``, ``total`` (expected frames after
     start/fps/max_frames, None for live or endless sources), ``stats`` (read, yielded, skipped,
     corrupt, dropped, reconnects).
+    Files and folders can be iterated again (a new pass from ``start``, counters reset); a live
+    source is one continuous pass.
     Subclasses implement ``_frames()`` yielding ``(image, index, timestamp, meta)``.
     """
 
@@ -162,6 +164,8 @@ class Source:
     def _iterate(self) -> Iterator[Frame]:
         sampler = FpsSampler(self.target_fps)
         yielded = 0
+        if not self.live:  # each pass over a file/folder starts from the beginning: fresh counters
+            self.stats = {k: 0 for k in STAT_KEYS}
         gen = self._frames()
         try:
             for img, index, ts, meta in gen:
@@ -200,14 +204,6 @@ class Source:
                 self.close()
         except Exception:
             pass
-
-    @property
-    def duration(self) -> float | None:
-        """Seconds of footage the iteration covers (files/folders), None for live."""
-        if self.total is None or not self.fps:
-            return None
-        step = max(1.0 / self.fps, 1.0 / self.target_fps if self.target_fps else 0.0)
-        return self.total * step
 
     def info(self) -> dict[str, Any]:
         """A JSON-friendly description (for run.json and reports)."""

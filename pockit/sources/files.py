@@ -97,7 +97,13 @@ class VideoFileSource(Source):
 
     def _open(self):
         factory = self.options["capture_factory"]
-        cap = factory(self.uri) if factory else cv2.VideoCapture(self.uri, cv2.CAP_FFMPEG)
+        if factory:
+            cap = factory(self.uri)
+        elif self.remote:
+            cap = cv2.VideoCapture(self.uri, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 15000,
+                                                             cv2.CAP_PROP_READ_TIMEOUT_MSEC, 15000])
+        else:
+            cap = cv2.VideoCapture(self.uri, cv2.CAP_FFMPEG)
         if not cap.isOpened() and not factory:
             cap = cv2.VideoCapture(self.uri)
         if not cap.isOpened():
