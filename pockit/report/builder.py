@@ -303,7 +303,7 @@ def _accuracy_for_source(sid, gpath, tpath, cfg, labels, ctx):
         frames = set(int(f) for f in G[:, 0]) | set(int(f) for f in P[:, 0])
         gt_boxes = {k: v for k, v in gt_boxes.items() if k in frames}
     det = evaluate_detections(collapse_classes(gt_boxes, "person"), collapse_classes(pr_boxes, "person"),
-                              ["person"], conf=0.0)
+                              ["person"], conf=cfg.model.conf)
     ctx["warnings"] += [f"{sid}: {w}" for w in det.warnings]
     figs = det.figures(labels)
     ctx["figures"][f"pr-{sid}"] = figs["pr"]
