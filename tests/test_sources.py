@@ -11,8 +11,18 @@ import numpy as np
 import pytest
 
 from pockit.config import SourceConfig
-from pockit.sources import (FpsSampler, SourceError, detect_kind, gstreamer_available, jetson_csi_pipeline,
-                            jetson_rtsp_pipeline, open_source, open_source_config, probe, usb_pipeline)
+from pockit.sources import (
+    FpsSampler,
+    SourceError,
+    detect_kind,
+    gstreamer_available,
+    jetson_csi_pipeline,
+    jetson_rtsp_pipeline,
+    open_source,
+    open_source_config,
+    probe,
+    usb_pipeline,
+)
 
 W, H, N, FPS = 96, 64, 30, 25
 

@@ -15,9 +15,24 @@ from .gstreamer import gstreamer_available, jetson_csi_pipeline, jetson_rtsp_pip
 from .live import LiveSource
 
 __all__ = [
-    "FpsSampler", "IMAGE_EXTS", "ImageFolderSource", "LiveSource", "Source", "SourceError", "VIDEO_EXTS",
-    "VideoFileSource", "detect_kind", "expected_count", "gstreamer_available", "jetson_csi_pipeline",
-    "jetson_rtsp_pipeline", "natural_key", "open_source", "open_source_config", "probe", "usb_pipeline",
+    "IMAGE_EXTS",
+    "VIDEO_EXTS",
+    "FpsSampler",
+    "ImageFolderSource",
+    "LiveSource",
+    "Source",
+    "SourceError",
+    "VideoFileSource",
+    "detect_kind",
+    "expected_count",
+    "gstreamer_available",
+    "jetson_csi_pipeline",
+    "jetson_rtsp_pipeline",
+    "natural_key",
+    "open_source",
+    "open_source_config",
+    "probe",
+    "usb_pipeline",
 ]
 
 # http(s) URLs with these extensions are files (seekable, finite); other http URLs are live streams

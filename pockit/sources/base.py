@@ -4,7 +4,8 @@ from __future__ import annotations
 import logging
 import math
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -90,7 +91,8 @@ def resize_image(img: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
 def as_bgr(img: np.ndarray) -> np.ndarray:
     """HxWx3 uint8 BGR from whatever a decoder returned (gray, BGRA, 16-bit)."""
     if img.dtype != np.uint8:
-        img = cv2.convertScaleAbs(img, alpha=255.0 / max(1.0, float(np.iinfo(img.dtype).max if img.dtype.kind in "ui" else 1.0)))
+        top = float(np.iinfo(img.dtype).max) if img.dtype.kind in "ui" else 1.0  # floats: 0..1
+        img = cv2.convertScaleAbs(img, alpha=255.0 / top)
     if img.ndim == 2:
         return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     if img.shape[2] == 4:
@@ -192,7 +194,7 @@ class Source:
     def close(self) -> None:
         self._closed = True
 
-    def __enter__(self) -> "Source":
+    def __enter__(self) -> Source:
         return self
 
     def __exit__(self, *exc) -> None:

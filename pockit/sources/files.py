@@ -5,8 +5,9 @@ import configparser
 import math
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -266,7 +267,8 @@ class ImageFolderSource(Source):
                     cp.read(ini, encoding="utf-8")
                     self.seqinfo = {k.lower(): v for k, v in cp["Sequence"].items()}
                 except (configparser.Error, KeyError) as e:
-                    raise SourceError(f"{ini}: not a MOTChallenge seqinfo.ini ([Sequence] section expected): {e}") from None
+                    raise SourceError(f"{ini}: not a MOTChallenge seqinfo.ini "
+                                      f"([Sequence] section expected): {e}") from None
                 folder = p / self.seqinfo.get("imdir", "img1")
                 if not folder.is_dir():
                     raise SourceError(f"{ini}: imDir {self.seqinfo.get('imdir', 'img1')!r} is not a folder in {p}")
@@ -310,7 +312,8 @@ class ImageFolderSource(Source):
                 size = (img.shape[1], img.shape[0])
                 if size != self.native_size:
                     if self.native_size is not None:
-                        log.warning("%s: image %s is %dx%d, earlier images %s", self.uri, f.name, *size, self.native_size)
+                        log.warning("%s: image %s is %dx%d, earlier images %s", self.uri, f.name, *size,
+                                    self.native_size)
                     self._set_native_size(size)
                 meta = {"path": str(f)}
                 if self.loop:

@@ -13,7 +13,8 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -95,7 +96,8 @@ class LiveSource(Source):
     def _open_error(self) -> str:
         if self.kind == "camera":
             return (f"camera {self.uri!r} cannot be opened; check it is plugged in (`ls /dev/video*`, "
-                    "`v4l2-ctl --list-devices`), not used by another program, and that this user is in the 'video' group")
+                    "`v4l2-ctl --list-devices`), not used by another program, and that this user is in the "
+                    "'video' group")
         if self.kind == "gstreamer":
             return (f"GStreamer pipeline cannot be opened: {self.uri}; test it with `gst-launch-1.0 <pipeline>` "
                     "(replace appsink with fakesink) and check that the elements exist (`gst-inspect-1.0 <element>`)")
@@ -289,10 +291,3 @@ class LiveSource(Source):
             t.join(timeout=float(self.options["read_timeout"]) + 1.0)
             if t.is_alive():
                 log.warning("%s: reader thread still blocked in read(); left to finish in the background", self.uri)
-
-
-def make_live(uri: Any, kind: str, **kw: Any) -> LiveSource:
-    return LiveSource(uri, kind=kind, **kw)
-
-
-CaptureFactory = Callable[[Any], Any]
