@@ -1,0 +1,189 @@
+"""Event sinks (JSONL, CSV, webhook with disk queue, MQTT against a real broker) and visual outputs."""
+import csv
+import http.server
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from pockit.config import OutputConfig, SinkConfig
+from pockit.core import Detections, Event, Frame, read_events
+from pockit.rules import RuleEngine
+from pockit.sinks import ClipRecorder, SnapshotWriter, VideoWriterSink, WebhookSink, annotate, make_sinks
+
+
+def ev(i, **kw):
+    return Event(rule="r", type="zone_enter", source="cam", time=i * 0.5, frame=i, track_id=i, class_name="person",
+                 bbox=[1, 2, 3, 4], zone="z", id=f"ev{i:03d}", **kw)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_jsonl_and_csv_flushed_per_event(tmp_path):
+    out = OutputConfig(sinks=[SinkConfig(type="jsonl", fsync=True), SinkConfig(type="csv")])
+    sinks = make_sinks(out, tmp_path)
+    sinks[0].write(ev(1))
+    sinks[1].write(ev(1, extra={"a": 1}))
+    # readable before close (a crash would lose nothing already raised)
+    assert [e.id for e in read_events(tmp_path / "events.jsonl")] == ["ev001"]
+    rows = list(csv.DictReader(open(tmp_path / "events.csv")))
+    assert rows[0]["id"] == "ev001" and rows[0]["x2"] == "3.0" and json.loads(rows[0]["extra"]) == {"a": 1}
+    c = Event(rule="c", type="crowd", source="cam", time=1.0, frame=10, track_id=[1, 2], count=2)
+    sinks[0].write(c)
+    sinks[1].write(c)
+    for s in sinks:
+        s.close()
+    assert read_events(tmp_path / "events.jsonl")[1].track_id == [1, 2]
+    assert list(csv.DictReader(open(tmp_path / "events.csv")))[1]["track_id"] == "[1, 2]"
+
+
+def test_unknown_sink_type_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="not supported"):
+        make_sinks(OutputConfig(sinks=[SinkConfig(type="redis")]), tmp_path)
+    with pytest.raises(ValueError, match="needs 'url'"):
+        make_sinks(OutputConfig(sinks=[SinkConfig(type="webhook")]), tmp_path)
+
+
+class _Recv(http.server.BaseHTTPRequestHandler):
+    got: list = []
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).got.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+def test_webhook_survives_a_down_receiver(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hook"
+    qd = tmp_path / "queue"
+    sink = WebhookSink(url, qd, timeout=0.5, retries=2, drain_timeout=0.5)
+    for i in range(3):
+        sink.write(ev(i))
+    deadline = time.time() + 10
+    while sink.failures == 0 and time.time() < deadline:
+        time.sleep(0.05)
+    assert sink.failures >= 1 and sink.pending == 3
+    sink.close()  # receiver still down: events stay on disk
+    assert len(list(qd.glob("*.json"))) == 3
+
+    _Recv.got = []
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Recv)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    try:
+        sink2 = WebhookSink(url, qd, timeout=2, retries=2)  # resends the queue, then new events
+        sink2.write(ev(3))
+        assert sink2.flush(15)
+        sink2.close()
+    finally:
+        srv.shutdown()
+    assert [g["id"] for g in _Recv.got] == ["ev000", "ev001", "ev002", "ev003"]
+    assert _Recv.got[0]["class"] == "person" and list(qd.glob("*.json")) == []
+
+
+def test_webhook_queue_is_bounded(tmp_path):
+    sink = WebhookSink(f"http://127.0.0.1:{free_port()}/", tmp_path / "q", timeout=0.2, retries=1, queue_max=2,
+                       drain_timeout=0)
+    for i in range(5):
+        sink.write(ev(i))
+    sink.close()
+    assert sorted(p.read_text() for p in (tmp_path / "q").glob("*.json")) == sorted(ev(i).to_json() for i in (3, 4))
+    assert sink.dropped == 3
+
+
+@pytest.mark.broker
+def test_mqtt_sink_against_a_real_mosquitto(tmp_path):
+    exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if shutil.os.path.exists("/usr/sbin/mosquitto") else None)
+    if exe is None:
+        pytest.fail("mosquitto broker binary not found: install the Debian package 'mosquitto' "
+                    "(apt-get install -y mosquitto)")
+    mqtt = pytest.importorskip("paho.mqtt.client", reason="pip install 'pockit[sinks]'")
+    port = free_port()
+    conf = tmp_path / "m.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        got, subscribed = [], threading.Event()
+        sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        sub.on_connect = lambda c, u, f, rc, p: c.subscribe("site/events", qos=1)
+        sub.on_subscribe = lambda *a: subscribed.set()
+        sub.on_message = lambda c, u, m: got.append(json.loads(m.payload))
+        sub.connect("127.0.0.1", port)
+        sub.loop_start()
+        assert subscribed.wait(5)
+        sinks = make_sinks(OutputConfig(sinks=[SinkConfig(type="mqtt", port=port, topic="site/events")]), tmp_path)
+        for i in range(3):
+            sinks[0].write(ev(i))
+        sinks[0].close()
+        deadline = time.time() + 5
+        while len(got) < 3 and time.time() < deadline:
+            time.sleep(0.05)
+        sub.loop_stop()
+        sub.disconnect()
+        assert [g["id"] for g in got] == ["ev000", "ev001", "ev002"]
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def _scene(i):
+    img = np.full((240, 320, 3), 60, np.uint8)
+    x = 40 + 10 * i
+    dets = Detections(xyxy=[[x, 100, x + 20, 160]], track_ids=[4], class_ids=[0], class_names={0: "person"})
+    return Frame(img, i, i / 10, "cam"), dets
+
+
+def test_annotate_snapshot_and_clip(tmp_path):
+    eng = RuleEngine([dict(type="line_crossing", name="gate", line=[[160, 0], [160, 240]]),
+                      dict(type="zone_enter", name="yard", zone=[[200, 0], [320, 0], [320, 240], [200, 240]])],
+                     "cam", frame_size=(320, 240))
+    clips = ClipRecorder(tmp_path / "clips", seconds=1.0, fps=10, engine=eng)
+    snaps = SnapshotWriter(tmp_path)
+    video = VideoWriterSink(tmp_path / "video" / "cam.mp4", fps=10)
+    raised = []
+    for i in range(20):
+        fr, d = _scene(i)
+        evs = eng.update(fr, d, fr.timestamp, i)
+        clips.push(fr, d)
+        for e in evs:
+            snaps.save(fr, d, e, eng)
+            clips.trigger(e)
+            raised.append(e)
+        video.write(fr, d, eng)
+    clips.close()
+    video.close()
+    assert [(e.rule, e.frame) for e in raised] == [("gate", 12), ("yard", 15)]  # anchor x = 50 + 10 i; on the line = neutral, on the zone edge = inside
+    snap = cv2.imread(str(tmp_path / raised[0].snapshot))
+    x = 40 + 10 * 12
+    b, g, r = (int(v) for v in snap[130, x])
+    assert r > 200 and g < 60 and b < 60  # the alarmed object's box edge is red (JPEG)
+    assert raised[0].clip == f"clips/{raised[0].id}.mp4"
+    cap = cv2.VideoCapture(str(tmp_path / raised[0].clip))
+    assert cap.get(cv2.CAP_PROP_FRAME_COUNT) == 10  # 5 before + 5 from the event frame on
+    cap = cv2.VideoCapture(str(tmp_path / "video" / "cam.mp4"))
+    assert cap.get(cv2.CAP_PROP_FRAME_COUNT) == 20
+    # annotate: non-alarmed box in its id colour, not red; the input image is untouched
+    fr, d = _scene(0)
+    out = annotate(fr.image, d)
+    assert tuple(int(v) for v in out[130, 40]) == (0, 94, 213)  # palette colour of id 4 (RGB 213,94,0 as BGR) and fr.image.max() == 60
