@@ -91,6 +91,7 @@ def test_reconnect_after_drop_with_size_change(caplog):
     assert src.size == (80, 60) and src.native_size == (80, 60) and src.size_changes == 1
     ts = [f.timestamp for f in frames]
     assert ts == sorted(ts) and ts[0] >= 0
+    assert all(isinstance(f.meta["wall_time"], float) for f in frames)
     assert src.stats == {"read": 10, "yielded": 10, "skipped": 0, "corrupt": 0, "dropped": 0, "reconnects": 1}
     # the second outage never recovers: 3 attempts, then a clear error after the last frame
     assert isinstance(err, SourceError) and "stream lost and not back after 3 reconnect attempt(s)" in str(err)

@@ -4,7 +4,8 @@ A reader thread decodes continuously and keeps only the newest ``queue_size`` fr
 consumer processes fresh frames instead of an ever-growing backlog (``stats['dropped']`` counts the
 frames it never saw). When the stream drops, the thread reconnects with exponential backoff and
 logs it (``stats['reconnects']``); a frame-size change after a reconnect is logged and ``.size``
-follows. Timestamps are monotonic wall-clock seconds since the source was opened.
+follows. Timestamps are monotonic wall-clock seconds since the source was opened; ``Frame.meta
+['wall_time']`` is the epoch time (time.time()) at which the frame was read.
 """
 from __future__ import annotations
 
@@ -159,6 +160,7 @@ class LiveSource(Source):
     # -- reader thread ------------------------------------------------------------------------
     def _push(self, img: np.ndarray) -> None:
         ts = time.monotonic() - self._t0
+        wall = time.time()
         size = (img.shape[1], img.shape[0])
         with self._cond:
             if size != self.native_size:
@@ -173,7 +175,7 @@ class LiveSource(Source):
                 else:
                     while len(self._queue) >= int(self.options["queue_size"]) and not self._stop.is_set():
                         self._cond.wait(0.1)
-            self._queue.append((img, self._index, ts))
+            self._queue.append((img, self._index, ts, wall))
             self._index += 1
             self.stats["read"] += 1
             self._cond.notify_all()
@@ -253,7 +255,7 @@ class LiveSource(Source):
                 while not self._queue and not self._done and not self._closed:
                     self._cond.wait(0.5)
                 if self._queue:
-                    img, index, ts = self._queue.popleft()
+                    img, index, ts, wall = self._queue.popleft()
                     self._cond.notify_all()
                 elif self._closed:
                     return
@@ -262,7 +264,7 @@ class LiveSource(Source):
             if ts < self.start:
                 self.stats["skipped"] += 1
                 continue
-            yield img, index, ts, {}
+            yield img, index, ts, {"wall_time": wall}
         if self._error is not None and not self._closed:
             raise self._error
 
