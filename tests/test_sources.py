@@ -356,3 +356,22 @@ def test_second_pass_restarts_with_fresh_counters(folder):
     assert [f.index for f in src] == [0, 1, 2]
     assert [f.index for f in src] == [0, 1, 2]
     assert src.stats["read"] == 3 and src.stats["yielded"] == 3
+
+
+def test_probe_cli(tud_campus, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from pockit.cli import cli
+
+    out = tmp_path / "first.jpg"
+    r = CliRunner().invoke(cli, ["probe", str(tud_campus), "-n", "5", "--save", str(out), "--json",
+                                 "-o", "native_fps=10"])
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.output)
+    assert (info["kind"], info["fps"], info["frames"], info["read_frames"], info["stats"]["read"]) == \
+        ("mot", 10.0, 71, 5, 5)
+    assert cv2.imread(str(out)).shape == (480, 640, 3)
+    r = CliRunner().invoke(cli, ["probe", str(tmp_path / "missing.mp4")])
+    assert r.exit_code == 1 and "video file not found" in r.output
