@@ -19,6 +19,7 @@ COMMANDS = {
     "train": ("pockit.train", "train_cmd", "Fine-tune a detector (needs the [ml] extra)."),
     "deploy": ("pockit.deploy.cli", "deploy_cmd", "Export models, build TensorRT engines, make a Jetson bundle."),
     "models": ("pockit.inference.cli", "models_cmd", "List or fetch the models and sample media pockit knows."),
+    "probe": ("pockit.sources.cli", "probe_cmd", "Check a video, folder, stream or camera: fps, size, frames, read rate."),
 }
 
 
