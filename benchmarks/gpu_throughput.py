@@ -145,6 +145,8 @@ class Slots:
 
 def run_pipeline(det, torch, streams, pool, live_files, batch, seconds, warmup_s, n_decode, n_track, fps_pace, size):
     """One end-to-end run. Returns a dict of measurements."""
+    n_decode = max(1, min(n_decode, streams))  # a worker without streams would only spin on the GIL
+    n_track = max(1, min(n_track, streams))
     stop = threading.Event()
     ready: queue.Queue = queue.Queue()
     if live_files:
@@ -216,7 +218,7 @@ def run_pipeline(det, torch, streams, pool, live_files, batch, seconds, warmup_s
                 time.sleep(0.001)
 
     inflight: queue.Queue = queue.Queue(maxsize=2)
-    stat = {"a_busy": 0.0, "a_wait": 0.0, "b_busy": 0.0, "batches": 0, "frames": 0}
+    stat = {"a_busy": 0.0, "a_wait": 0.0, "a_put": 0.0, "b_busy": 0.0, "batches": 0, "frames": 0}
     ctx = mp.get_context("spawn")
     counter = ctx.Value("q", 0)
     track_in = [ctx.Queue() for _ in range(n_track)]
@@ -246,10 +248,11 @@ def run_pipeline(det, torch, streams, pool, live_files, batch, seconds, warmup_s
             t1 = time.perf_counter()
             frames = [slots.view(sl, h, w) for sl, _, _, _, h, w in items]
             pend = det.launch(frames)
-            inflight.put((pend, items))
             t2 = time.perf_counter()
+            inflight.put((pend, items))  # blocks while two batches are already in flight
             stat["a_wait"] += t1 - t0
             stat["a_busy"] += t2 - t1
+            stat["a_put"] += time.perf_counter() - t2
 
     def thread_b():
         while True:
@@ -308,7 +311,7 @@ def run_pipeline(det, torch, streams, pool, live_files, batch, seconds, warmup_s
     wall = t_end - t_start
     e2e = (snap1[0] - snap0[0]) / wall
     inf_fps = (snap1[1] - snap0[1]) / wall
-    dt = {k: snap1[2][k] - snap0[2][k] for k in ("a_busy", "a_wait", "b_busy", "batches", "frames")}
+    dt = {k: snap1[2][k] - snap0[2][k] for k in ("a_busy", "a_wait", "a_put", "b_busy", "batches", "frames")}
     dec_b = sum(snap1[3]) - sum(snap0[3])
     dec_w = sum(snap1[4]) - sum(snap0[4])
     track_busy = sum(r.get("busy_s", 0) for r in reports)
@@ -327,6 +330,7 @@ def run_pipeline(det, torch, streams, pool, live_files, batch, seconds, warmup_s
             "decode_wait_for_free_slot": dec_w / (n_decode * wall),
             "infer_A_launch": dt["a_busy"] / wall,
             "infer_A_wait_for_frames": dt["a_wait"] / wall,
+            "infer_A_wait_for_gpu": dt["a_put"] / wall,
             "infer_B_nms_and_wait": dt["b_busy"] / wall,
             "tracking_rules_per_process": track_busy / max(n_track * (wall + warmup_s), 1e-9),
         },
@@ -352,18 +356,17 @@ def _nvml():
 
 
 def limiting_stage(r: dict) -> str:
+    """The stage that bounds throughput, read from GPU utilization and who waits on whom."""
     b = r["busy"]
     if r.get("gpu_util_mean") is not None and r["gpu_util_mean"] >= 90:
         return "GPU (model)"
-    cand = {
-        "decode (CPU)": b["decode_workers"],
-        "inference thread (launch, Python)": b["infer_A_launch"],
-        "NMS/post-processing thread": b["infer_B_nms_and_wait"],
-        "tracking+rules processes": b["tracking_rules_per_process"],
-    }
+    if b["decode_workers"] >= 0.8 and b["decode_wait_for_free_slot"] < 0.2:
+        return "decode (CPU)"
     if b["infer_A_wait_for_frames"] > 0.3:
-        cand["decode (CPU)"] = max(cand["decode (CPU)"], 1.0)
-    return max(cand, key=cand.get)
+        return "decode (CPU)" if b["decode_workers"] > b["tracking_rules_per_process"] else "input pacing"
+    if b["tracking_rules_per_process"] >= 0.8:
+        return "tracking+rules processes"
+    return "host threads of the inference process (Python/GIL: launch, NMS, decode loop)"
 
 
 def model_only(det, torch, frames, batch, iters=60):
@@ -393,7 +396,12 @@ def model_only(det, torch, frames, batch, iters=60):
 
 
 def ultralytics_compare(model_path, frames, batch, n_predict, n_track):
+    import logging
+
     from ultralytics import YOLO
+    from ultralytics.utils import LOGGER
+
+    LOGGER.setLevel(logging.ERROR)  # one deprecation warning per call otherwise
 
     out = {}
     y = YOLO(model_path)
@@ -430,6 +438,7 @@ def main(argv=None):
     ap.add_argument("--track-workers", type=int, default=4)
     ap.add_argument("--pace", type=float, default=0.0, help="also run paced at this fps per stream (0 = off)")
     ap.add_argument("--pace-streams", type=int, default=64)
+    ap.add_argument("--pace-decode", nargs="+", default=["predecoded"], choices=["predecoded", "live"])
     ap.add_argument("--no-graph", action="store_true")
     ap.add_argument("--ultralytics", action="store_true")
     ap.add_argument("--json", default=None)
@@ -489,9 +498,9 @@ def main(argv=None):
                 print(f"{mode:10s} {size:6s} streams={n:3d} batch={b:2d} e2e={r['e2e_fps']:7.0f} fps  model-only={mo:7.0f} img/s  "
                       f"ratio={r['ratio']:.2f}  gpu={r['gpu_util_mean']}%  limit={r['limiting_stage']}  "
                       f"p95={r['latency_ms_p95']}ms busy={json.dumps({k: round(v, 2) for k, v in r['busy'].items()})}", flush=True)
-    if a.pace:
+    for pmode in (a.pace_decode if a.pace else []):
         size = "1080p" if "1080p" in a.sizes else a.sizes[0]
-        live = a.live_1080p if (size == "1080p" and "live" in a.decode and a.live_1080p) else None
+        live = (a.live_1080p if size == "1080p" else a.videos) if pmode == "live" else None
         b = min(a.pace_streams, a.max_batch)
         det = detector(b)
         r = run_pipeline(det, torch, a.pace_streams, None if live else pools[size], live, b, a.seconds, a.warmup,
@@ -499,7 +508,7 @@ def main(argv=None):
         r.update({"decode": "live" if live else "predecoded", "size": size, "streams": a.pace_streams, "batch": b,
                   "paced_fps_per_stream": a.pace, "target_fps": a.pace * a.pace_streams})
         r["limiting_stage"] = limiting_stage(r)
-        results["paced"] = r
+        results.setdefault("paced", []).append(r)
         save()
         print(f"paced {a.pace_streams} x {a.pace} fps ({r['decode']}, {size}): delivered {r['e2e_fps']:.0f} of "
               f"{a.pace * a.pace_streams:.0f} fps, dropped {r['frames_dropped_pacing']}, p50={r['latency_ms_p50']}ms "
