@@ -1,0 +1,201 @@
+"""The customer report: a fixture run directory built from TUD-Campus ground truth with known
+perturbations (exact metric values), a real `pockit run` (slow), bilingual labels, bad input."""
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from pockit.cli import cli
+from pockit.core import load_mot_array, write_events
+from pockit.report import ReportError, build_report, judge_acceptance
+from pockit.rules import replay
+
+CONFIG = {
+    "name": "tud-fixture",
+    "description": "Campus walkway",
+    "sources": [{"id": "campus", "uri": "img1", "fps": 25}],
+    "model": {"path": "person-yolov8s", "conf": 0.25},
+    "rules": [
+        {"name": "walkway_zone", "type": "zone_enter", "zone": [[0.05, 0.6], [0.5, 0.6], [0.5, 0.98], [0.05, 0.98]],
+         "zone_name": "walkway"},
+        {"name": "center_line", "type": "line_crossing", "line": [[0.5, 0.3], [0.5, 0.99]], "direction": "both"},
+    ],
+    "acceptance": [
+        {"name": "Intrusion recall", "metric": "events.walkway_zone.recall", "op": ">=", "threshold": 0.9},
+        {"name": "MOTA", "metric": "tracking.MOTA", "op": ">=", "threshold": 0.5},
+        {"name": "FPS", "category": "performance", "metric": "perf.fps", "op": ">=", "threshold": 25},
+        {"name": "Sizing", "category": "performance", "metric": "bench.streams", "op": ">=", "threshold": 4},
+        {"name": "Webhook delivery", "category": "api", "passed": True},
+        {"name": "Handover docs", "category": "documentation"},
+    ],
+}
+DROP = range(11, 21)  # frames whose boxes the "tracker" misses
+
+
+def make_fixture_run(run_dir: Path, tud: Path) -> dict:
+    """Write a run directory as `pockit run` would, from TUD-Campus gt: tracks = gt minus frames 11-20
+    plus one far-away false box on frames 1-5; events = the rules replayed on gt minus the first
+    walkway_zone event, plus one false walkway_zone alarm at t = 2.5 s. Returns the expected numbers."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    gt = load_mot_array(tud / "gt/gt.txt")
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(CONFIG), encoding="utf-8")
+    kept = gt[~np.isin(gt[:, 0], list(DROP))].copy()
+    fp = np.array([[f, 900, 600, 10, 30, 60, 0.9, 0, -1, -1] for f in range(1, 6)], float)
+    tracks = np.vstack([kept, fp])
+    tracks[:, 6], tracks[:, 7:] = 0.9, [0, -1, -1]
+    (run_dir / "tracks").mkdir(exist_ok=True)
+    np.savetxt(run_dir / "tracks/campus.txt", tracks[np.argsort(tracks[:, 0], kind="stable")], delimiter=",",
+               fmt=["%d", "%d", "%.2f", "%.2f", "%.2f", "%.2f", "%.4f", "%d", "%d", "%d"])
+    (run_dir / "reference").mkdir(exist_ok=True)
+    shutil.copy(tud / "img1/000001.jpg", run_dir / "reference/campus.jpg")
+    cfg_path = run_dir / "config.yaml"
+    gt_events = replay(cfg_path, tud / "gt/gt.txt", fps=25, source_id="campus", frame_size=(640, 480))
+    first = next(e for e in gt_events if e.rule == "walkway_zone")
+    pred = [e for e in gt_events if e is not first]
+    from pockit.core import Event
+
+    pred.append(Event(rule="walkway_zone", type="zone_enter", source="campus", time=2.5, frame=62, track_id=77,
+                      bbox=[10, 10, 50, 100]))
+    (run_dir / "snapshots").mkdir(exist_ok=True)
+    for e in pred:
+        e.snapshot = f"snapshots/{e.id}.jpg"
+        shutil.copy(tud / f"img1/{e.frame + 1:06d}.jpg", run_dir / e.snapshot)
+    write_events(pred, run_dir / "events.jsonl")
+    run = {"name": "tud-fixture", "frames": 71, "wall_s": 10.0, "fps": 7.1,
+           "sources": {"campus": {"id": "campus", "uri": str(tud / "img1"), "frames": 71, "fps": 25.0, "width": 640,
+                                  "height": 480, "duration_s": 2.84, "tracks": 9, "stats": {}, "error": None}},
+           "events_per_rule": {"walkway_zone": sum(e.rule == "walkway_zone" for e in pred),
+                               "center_line": sum(e.rule == "center_line" for e in pred)},
+           "timings": {"decode": {"mean_ms": 2.0, "p50_ms": 1.9, "p95_ms": 3.0},
+                       "inference": {"mean_ms": 120.0, "p50_ms": 118.0, "p95_ms": 140.0}},
+           "model": {"path": "person-yolov8s.onnx", "backend": "onnx", "class_names": {"0": "Normal", "1": "Fall"}},
+           "versions": {"pockit": "0.1.0"}, "config": CONFIG, "started": "2026-01-01T10:00:00"}
+    (run_dir / "run.json").write_text(json.dumps(run), encoding="utf-8")
+    n_zone = sum(e.rule == "walkway_zone" for e in gt_events)
+    dropped = int(np.isin(gt[:, 0], list(DROP)).sum())
+    return {"gt_boxes": len(gt), "dropped": dropped, "n_zone_gt": n_zone,
+            "n_line_gt": sum(e.rule == "center_line" for e in gt_events)}
+
+
+@pytest.fixture
+def fixture_run(tmp_path, tud_campus):
+    run = tmp_path / "run"
+    return run, make_fixture_run(run, tud_campus)
+
+
+def test_report_numbers(fixture_run, tud_campus, tmp_path):
+    run, exp = fixture_run
+    out = build_report(run, gt=tud_campus / "gt/gt.txt", out=tmp_path / "r.html")
+    m = json.loads((tmp_path / "r.metrics.json").read_text())["metrics"]
+    tp = exp["gt_boxes"] - exp["dropped"]
+    # detection: every kept box is exact (TP), frames 11-20 missed, 5 far-away boxes false
+    assert m["detection.campus.tp"] == tp and m["detection.campus.fn"] == exp["dropped"]
+    assert m["detection.campus.fp"] == 5
+    assert m["detection.precision"] == pytest.approx(tp / (tp + 5))
+    assert m["detection.recall"] == pytest.approx(tp / exp["gt_boxes"])
+    # tracking: same ids as gt, so no ID switch: MOTA = (TP - FP) / gt boxes; boxes are exact: MOTP = 1
+    assert m["tracking.campus.IDSW"] == 0
+    assert m["tracking.MOTA"] == pytest.approx((tp - 5) / exp["gt_boxes"])
+    assert m["tracking.MOTP"] == pytest.approx(1.0, abs=1e-4)
+    # events (gt derived by replaying the rules on gt tracks): one zone event removed, one false added
+    assert exp["n_zone_gt"] >= 2 and exp["n_line_gt"] >= 1
+    assert m["events.walkway_zone.tp"] == exp["n_zone_gt"] - 1
+    assert m["events.walkway_zone.fn"] == 1 and m["events.walkway_zone.fp"] == 1
+    assert m["events.walkway_zone.recall"] == pytest.approx((exp["n_zone_gt"] - 1) / exp["n_zone_gt"])
+    assert m["events.walkway_zone.fa_per_hour"] == pytest.approx(1 / (2.84 / 3600))
+    assert m["events.center_line.precision"] == 1.0 and m["events.center_line.recall"] == 1.0
+    assert m["events.center_line.latency_p95_s"] == 0.0
+    assert m["perf.fps"] == 7.1 and m["perf.inference.p95_ms"] == 140.0
+    acc = {a["name"]: a["status"] for a in json.loads((tmp_path / "r.metrics.json").read_text())["acceptance"]}
+    recall_ok = (exp["n_zone_gt"] - 1) / exp["n_zone_gt"] >= 0.9
+    assert acc == {"Intrusion recall": "pass" if recall_ok else "fail", "MOTA": "pass", "FPS": "fail",
+                   "Sizing": "no_data", "Webhook delivery": "pass", "Handover docs": "manual"}
+    html = out.read_text()
+    for sec in ("scope", "data", "detection", "tracking", "events", "performance", "limitations", "acceptance"):
+        assert f'<section id="{sec}">' in html
+    # self-contained: plotly inlined, every image embedded, nothing loaded from elsewhere
+    assert re.search(r"<(script|img|link)[^>]+(src|href)=\"(https?:|//|file:)", html) is None
+    assert html.count('class="plotly-graph-div"') == 6
+    assert len(re.findall(r'src="data:image/jpeg;base64,', html)) == 1 + 3 + 1 + 3  # reference + snapshots
+    assert "Ground-truth events derived by replaying the rules" in html
+
+
+def test_report_with_bench_and_zh(fixture_run, tmp_path):
+    run, _ = fixture_run
+    bench = {"host": {"cpu": "Test CPU"}, "cases": [{"batch": 1, "streams": 1, "fps": 30.0, "fps_per_stream": 30.0},
+                                                   {"batch": 1, "streams": 2, "fps": 50.0, "fps_per_stream": 25.0}],
+             "sizing": {"streams": 5, "batch": 1, "limiting_stage": "inference", "limiting_resource": "cpu",
+                        "target_resolution": [1920, 1080], "target_fps": 5, "max_fps_one_stream": 30.0,
+                        "measured_on": "Test CPU"},
+             "estimates": {"orin": {"target_name": "Jetson Orin NX", "streams": 12, "batch": 4,
+                                    "limiting_stage": "inference", "limiting_resource": "gpu",
+                                    "target_resolution": [1920, 1080], "target_fps": 5,
+                                    "sources": ["NVIDIA datasheet"]}}}
+    (run / "bench.json").write_text(json.dumps(bench))
+    res = CliRunner().invoke(cli, ["report", str(run), "--lang", "zh", "-o", str(tmp_path / "zh.html")])
+    assert res.exit_code == 0, res.output
+    html = (tmp_path / "zh.html").read_text()
+    assert '<html lang="zh-CN">' in html and "PoC 验收清单" in html and "估算" in html and "实测" in html
+    assert "Jetson Orin NX" in html and "NVIDIA datasheet" in html
+    acc = json.loads((tmp_path / "zh.metrics.json").read_text())["acceptance"]
+    assert [a["status"] for a in acc if a["name"] == "Sizing"] == ["pass"]
+    # no ground truth: accuracy sections say so, event section lists alarms only
+    assert "未提供真值数据" in html
+    assert "no measurement 'events.walkway_zone.recall'" in acc[0]["note"]
+
+
+def test_judge_acceptance_suggests_keys():
+    rows = judge_acceptance([{"name": "x", "metric": "perf.fsp", "op": ">=", "threshold": 1}], {"perf.fps": 3.0})
+    assert rows[0]["status"] == "no_data" and "did you mean perf.fps" in rows[0]["note"]
+    rows = judge_acceptance([{"name": "x", "metric": "perf.fps", "op": "<", "threshold": 3}], {"perf.fps": 3.0})
+    assert rows[0]["status"] == "fail" and rows[0]["measured"] == 3.0
+
+
+def test_bad_input(fixture_run, tud_campus, tmp_path):
+    run, _ = fixture_run
+    with pytest.raises(ReportError, match="run directory not found"):
+        build_report(tmp_path / "nope", out=tmp_path / "x.html")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ReportError, match="run.json is missing"):
+        build_report(empty, out=tmp_path / "x.html")
+    (empty / "run.json").write_text(json.dumps({"frames": 0, "errors": ["cam: cannot open rtsp://x"], "config": CONFIG}))
+    with pytest.raises(ReportError, match=r"processed no frames \(cam: cannot open rtsp://x\)"):
+        build_report(empty, out=tmp_path / "x.html")
+    with pytest.raises(ReportError, match="ground truth not found: .*missing.txt"):
+        build_report(run, gt=tmp_path / "missing.txt", out=tmp_path / "x.html")
+    with pytest.raises(ReportError, match="names source 'lobby' but the run has"):
+        build_report(run, gt=f"lobby={tud_campus / 'gt/gt.txt'}", out=tmp_path / "x.html")
+    shifted = load_mot_array(tud_campus / "gt/gt.txt")
+    shifted[:, 0] += 1000
+    np.savetxt(tmp_path / "other.txt", shifted, delimiter=",")
+    with pytest.raises(ReportError, match="frame ranges do not overlap"):
+        build_report(run, gt=tmp_path / "other.txt", out=tmp_path / "x.html")
+    res = CliRunner().invoke(cli, ["report", str(empty)])
+    assert res.exit_code != 0 and "processed no frames" in res.output
+
+
+@pytest.mark.slow
+def test_report_from_real_run(tud_campus, tmp_path):
+    """`pockit run` with the real person detector on TUD-Campus, then the report with its ground truth."""
+    cfg = dict(CONFIG, sources=[{"id": "campus", "uri": str(tud_campus / "img1"), "fps": 25, "max_frames": 30}],
+               outputs={"dir": str(tmp_path / "runs"), "run_name": "real", "snapshots": True})
+    (tmp_path / "poc.yaml").write_text(yaml.safe_dump(cfg))
+    res = CliRunner().invoke(cli, ["run", str(tmp_path / "poc.yaml")])
+    assert res.exit_code == 0, res.output
+    run = tmp_path / "runs" / "real"
+    res = CliRunner().invoke(cli, ["report", str(run), "--gt", str(tud_campus), "-o", str(tmp_path / "real.html")])
+    assert res.exit_code == 0, res.output
+    d = json.loads((tmp_path / "real.metrics.json").read_text())
+    m = d["metrics"]
+    # the run stopped at frame 30: the report says so and later ground truth counts as missed
+    assert any("stops at frame 30" in w for w in d["warnings"])
+    assert m["tracking.campus.TP"] + m["tracking.campus.FN"] == 359
+    assert 0.3 < m["detection.campus.precision"] <= 1.0 and m["perf.fps"] > 0
+    html = (tmp_path / "real.html").read_text()
+    assert html.count('class="plotly-graph-div"') >= 5
