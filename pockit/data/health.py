@@ -140,6 +140,9 @@ def split(ds: Dataset, val: float = 0.2, test: float = 0.0, *, chunk_s: float = 
     total = np.sum(list(vecs.values()), axis=0) if vecs else np.zeros(nc + len(sources) + 1)
     weight = np.where(total > 0, 1.0 / np.maximum(total, 1) ** 2, 0.0)
     weight[-1] *= 2.0  # overall image share matters most
+    for j, src in enumerate(sources):  # a source that is one group cannot be split: do not let it pull
+        if sum(k[0] == src for k in keys) < 2:
+            weight[nc + j] = 0.0
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(keys))
     order = sorted(order, key=lambda i: -vecs[keys[i]][-1])  # big groups first (stable after the shuffle)
@@ -156,6 +159,15 @@ def split(ds: Dataset, val: float = 0.2, test: float = 0.0, *, chunk_s: float = 
                 best, best_cost = s, delta
         assign[k] = best
         cur[best] += g
+    for s in active:  # never leave a wanted split empty while another has groups to spare
+        if cur[s][-1] == 0 and len(keys) > len(active):
+            donor = int(np.argmax(cur[:, -1]))
+            movable = [k for k in keys if assign[k] == donor]
+            if len(movable) > 1:
+                k = min(movable, key=lambda k: (vecs[k][-1], str(k)))
+                assign[k] = s
+                cur[donor] -= vecs[k]
+                cur[s] += vecs[k]
     for k, ims in groups.items():
         for im in ims:
             im.split = names[assign[k]]

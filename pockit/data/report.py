@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Iterable
 
 # kind -> default action text, for readers of the report
@@ -39,7 +40,12 @@ class Issue:
         where = self.file or self.image or ""
         if self.line is not None:
             where += f":{self.line}"
-        return f"[{self.kind}] {where}: {self.message} ({self.action})"
+        if self.file and self.image and Path(self.file).stem != Path(self.image).stem:
+            where += f" [{self.image}]"
+        what = ""
+        if self.class_name is not None or self.box is not None:
+            what = " " + " ".join(str(x) for x in (self.class_name, self.box) if x is not None) + ":"
+        return f"[{self.kind}] {where}:{what} {self.message} ({self.action})"
 
 
 @dataclass

@@ -1,0 +1,162 @@
+"""``pockit data``: capture frames, pre-label, check, convert, inspect and export label sets."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+FMT = click.Choice(["auto", "voc", "coco", "yolo", "mot"])
+
+
+def _load(path, fmt, on_outside="clip"):
+    from .io import load_dataset
+
+    kw = {} if fmt == "mot" or (fmt == "auto" and (Path(path) / "seqinfo.ini").exists()) else {}
+    try:
+        return load_dataset(path, fmt, on_outside=on_outside, **kw)
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+
+
+def _parse_maps(maps):
+    out = {}
+    for m in maps:
+        if "=" not in m:
+            raise click.BadParameter(f"{m!r}: expected OLD=NEW (NEW empty to drop)", param_hint="--map")
+        k, v = m.split("=", 1)
+        out[k.strip()] = v.strip() or None
+    return out
+
+
+@click.group("data")
+def data_group():
+    """Capture frames, convert and validate label sets, dataset health."""
+
+
+@data_group.command("capture")
+@click.argument("source")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--every", "every_s", type=float, default=None, help="seconds between sample points")
+@click.option("--motion", type=float, default=None, help="min fraction of changed pixels vs the previous sample point (e.g. 0.005)")
+@click.option("--dedup", "dedup_hamming", type=int, default=4, show_default=True, help="perceptual-hash bits; -1 keeps duplicates")
+@click.option("--unsure", default=None, metavar="LO,HI", help="keep frames where the model has a score in [LO, HI)")
+@click.option("--model", default="person-yolov8s", show_default=True, help="detector for --unsure")
+@click.option("--max-frames", type=int, default=None)
+@click.option("--max-kept", type=int, default=None)
+@click.option("--id", "source_id", default=None, help="source id used in file names")
+def capture_cmd(source, out, every_s, motion, dedup_hamming, unsure, model, max_frames, max_kept, source_id):
+    """Sample frames worth labelling from SOURCE (file, folder, rtsp://, camera) into OUT with a manifest."""
+    from .capture import capture
+
+    det, band = None, None
+    if unsure:
+        try:
+            lo, hi = (float(v) for v in unsure.split(","))
+        except ValueError:
+            raise click.BadParameter(f"{unsure!r}: expected LO,HI such as 0.25,0.6", param_hint="--unsure") from None
+        from ..inference import load_detector
+
+        det, band = load_detector(model, conf=lo), (lo, hi)
+    rep = capture(source if not str(source).isdigit() else int(source), out, every_s=every_s, motion=motion,
+                  dedup_hamming=None if dedup_hamming < 0 else dedup_hamming, unsure=band, detector=det,
+                  max_frames=max_frames, max_kept=max_kept, source_id=source_id)
+    click.echo(rep.text())
+
+
+@data_group.command("prelabel")
+@click.argument("images", type=click.Path(exists=True, file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--model", default="person-yolov8s", show_default=True)
+@click.option("--format", "fmt", default="yolo", type=click.Choice(["yolo", "coco", "voc"]), show_default=True)
+@click.option("--conf", default=0.25, show_default=True)
+def prelabel_cmd(images, out, model, fmt, conf):
+    """Run MODEL on IMAGES (a capture folder or image folder) and write labels for review in CVAT/LabelImg."""
+    from ..inference import load_detector
+    from .capture import prelabel
+
+    ds = prelabel(images, load_detector(model, conf=conf), out, fmt)
+    click.echo(f"pre-labelled {len(ds)} images, {ds.n_boxes} boxes -> {out} ({fmt})")
+
+
+@data_group.command("check")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--format", "fmt", default="auto", type=FMT)
+@click.option("--on-outside", default="clip", type=click.Choice(["clip", "drop"]), show_default=True)
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="write every issue to this CSV")
+def check_cmd(path, fmt, on_outside, csv_path):
+    """Load a label set and report every dropped, clipped or suspicious item (exit 1 if any was dropped)."""
+    ds = _load(path, fmt, on_outside)
+    click.echo(repr(ds))
+    click.echo(ds.report.text(limit=100))
+    if csv_path:
+        ds.report.to_dataframe().to_csv(csv_path, index=False)
+        click.echo(f"issues written to {csv_path}")
+    if ds.report.dropped:
+        raise SystemExit(1)
+
+
+@data_group.command("convert")
+@click.argument("src", type=click.Path(exists=True))
+@click.argument("out", type=click.Path())
+@click.option("--from", "fmt", default="auto", type=FMT)
+@click.option("--to", "to_fmt", required=True, type=click.Choice(["voc", "coco", "yolo"]))
+@click.option("--map", "maps", multiple=True, metavar="OLD=NEW", help="rename/merge (OLD=NEW) or drop (OLD=) classes")
+@click.option("--images", default="copy", type=click.Choice(["copy", "link", "none"]), show_default=True)
+def convert_cmd(src, out, fmt, to_fmt, maps, images):
+    """Convert a label set between VOC, COCO, YOLO (and from MOT), optionally remapping classes."""
+    from .classes import remap_classes
+    from .io import save_dataset
+
+    ds = _load(src, fmt)
+    if maps:
+        ds = remap_classes(ds, _parse_maps(maps))
+    dest = save_dataset(ds, out, to_fmt, images=images)
+    click.echo(f"{len(ds)} images, {ds.n_boxes} boxes, classes {ds.class_names} -> {dest}")
+    if len(ds.report):
+        click.echo(ds.report.text(limit=30))
+
+
+@data_group.command("stats")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--format", "fmt", default="auto", type=FMT)
+@click.option("--html", "html", type=click.Path(dir_okay=False), default=None, help="write the plotly figures to one HTML file")
+def stats_cmd(path, fmt, html):
+    """Dataset health: images and boxes per class/source/split, COCO box sizes; optional HTML figures."""
+    from .health import health
+
+    ds = _load(path, fmt)
+    h = health(ds)
+    click.echo(h.text())
+    click.echo(h.per_source.to_string(index=False))
+    if html:
+        figs = h.figures()
+        parts = [f.to_html(full_html=False, include_plotlyjs="cdn" if i == 0 else False) for i, f in enumerate(figs.values())]
+        Path(html).write_text("<html><body>" + "\n".join(parts) + "</body></html>", encoding="utf-8")
+        click.echo(f"figures written to {html}")
+
+
+@data_group.command("export")
+@click.argument("path", type=click.Path(exists=True))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--format", "fmt", default="auto", type=FMT)
+@click.option("--val", default=0.2, show_default=True, help="held-out fraction (images with no split yet)")
+@click.option("--chunk-s", default=60.0, show_default=True, help="seconds of one camera that stay on one side of the split")
+@click.option("--map", "maps", multiple=True, metavar="OLD=NEW")
+@click.option("--images", default="copy", type=click.Choice(["copy", "link"]), show_default=True)
+def export_cmd(path, out, fmt, val, chunk_s, maps, images):
+    """Split (leak-free, stratified) and write an Ultralytics-ready folder with data.yaml."""
+    from .classes import remap_classes
+    from .health import health, leakage, split
+    from .yolo import export_ultralytics
+
+    ds = _load(path, fmt)
+    if maps:
+        ds = remap_classes(ds, _parse_maps(maps))
+    if any(im.split is None for im in ds):
+        ds = split(ds, val=val, chunk_s=chunk_s)
+    leaks = leakage(ds, chunk_s=chunk_s)
+    if leaks:
+        click.echo(f"warning: {len(leaks)} source chunk(s) appear in several splits, e.g. {leaks[:3]}", err=True)
+    y = export_ultralytics(ds, out, images=images)
+    click.echo(health(ds).per_split.to_string(index=False))
+    click.echo(f"data.yaml: {y}")
