@@ -27,12 +27,21 @@ import numpy as np
 from ..core import Detections, Event, Frame
 from . import schema as S
 from .foreground import StaticForeground, appearance_change, patch
-from .geometry import crosses_polyline, is_normalized, points_in_polygon, polyline_side, to_pixels
+from .geometry import Polygon, crosses_polyline, is_normalized, points_in_polygon, polyline_side, to_pixels
 
 log = logging.getLogger(__name__)
 
 EPS = 1e-6
 ALARM_HOLD = 2.0  # seconds an object stays in .alarmed after a point event (crossing, exit)
+
+
+def _isin(values: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """np.isin for a handful of allowed class ids, without its fixed overhead."""
+    if len(allowed) == 0:
+        return np.zeros(len(values), bool)
+    if len(allowed) == 1:
+        return values == allowed[0]
+    return (values[:, None] == allowed[None, :]).any(1)
 
 
 def _box(xyxy) -> list[float]:
@@ -68,6 +77,17 @@ class _Rule:
         g = self.raw_geometry()
         if g is not None:
             self.points = to_pixels(g, is_normalized(g, self.cfg.normalized), frame_size, f"rule {self.name!r}")
+            self.polygon = Polygon(self.points)
+            self._poly_key = self.points.tobytes()
+
+    def inside(self, anchors: np.ndarray) -> np.ndarray:
+        """Zone membership of this frame's filtered anchors (shared between rules with the same zone/anchor)."""
+        eng = self.engine
+        key = (self.cfg.anchor, self._poly_key)
+        full = eng._inside_cache.get(key)
+        if full is None:
+            full = eng._inside_cache[key] = self.polygon.contains(eng._anchors[self.cfg.anchor])
+        return full if eng._mask is None else full[eng._mask]
 
     def warn_once(self, key: str, msg: str) -> None:
         if key not in self._warned:
@@ -92,6 +112,14 @@ class _Rule:
         return np.asarray(sorted(set(ids)), np.int32)
 
     def mask(self, dets: Detections, names: Mapping[int, str]) -> np.ndarray:
+        key = (None if self.cfg.classes is None else tuple(map(str, self.cfg.classes)), self.cfg.min_score)
+        cache = self.engine._mask_cache
+        m = cache.get(key)
+        if m is None:
+            m = cache[key] = self._mask(dets, names)
+        return m
+
+    def _mask(self, dets: Detections, names: Mapping[int, str]) -> np.ndarray:
         m = dets.track_ids >= 0
         if self.cfg.min_score > 0:
             m &= dets.scores >= self.cfg.min_score
@@ -99,7 +127,7 @@ class _Rule:
             key = id(names)
             if self._allowed_cache is None or self._allowed_cache[0] != key:
                 self._allowed_cache = (key, self.allowed_ids(names))
-            m &= np.isin(dets.class_ids, self._allowed_cache[1])
+            m &= _isin(dets.class_ids, self._allowed_cache[1])
         return m
 
     # -- events ------------------------------------------------------------------------------------
@@ -161,7 +189,7 @@ class _ZoneTransition(_Rule):
         self.counts = {"events": 0, "inside": 0}
 
     def step(self, t, index, ids, xyxy, anchors, cls, dets, frame):
-        inside = points_in_polygon(anchors, self.points)
+        inside = self.inside(anchors)
         out = []
         n_in = 0
         mf = self.cfg.min_frames
@@ -206,7 +234,7 @@ class _Dwell(_Rule):
         self.window = window
 
     def step(self, t, index, ids, xyxy, anchors, cls, dets, frame):
-        inside = points_in_polygon(anchors, self.points)
+        inside = self.inside(anchors)
         out = []
         for i in range(len(ids)):
             tid = int(ids[i])
@@ -304,7 +332,7 @@ class _Crowd(_Rule):
         self.counts = {"events": 0, "current": 0}
 
     def step(self, t, index, ids, xyxy, anchors, cls, dets, frame):
-        inside = points_in_polygon(anchors, self.points)
+        inside = self.inside(anchors)
         n = int(inside.sum())
         self.counts["current"] = n
         out = []
@@ -352,13 +380,13 @@ class _Fall(_Rule):
         if self._fall_cache is None or self._fall_cache[0] != id(names):
             self._fall_cache = (id(names), self.allowed_ids(names, self.cfg.fall_classes, "fall_classes"))
         fall_ids = self._fall_cache[1]
-        fallen = np.isin(cls, fall_ids)
+        fallen = _isin(cls, fall_ids)
         if self.cfg.aspect_ratio is not None:
             w = xyxy[:, 2] - xyxy[:, 0]
             h = np.maximum(xyxy[:, 3] - xyxy[:, 1], 1e-6)
             fallen |= (w / h) > self.cfg.aspect_ratio
         if self.points is not None:
-            fallen &= points_in_polygon(anchors, self.points)
+            fallen &= self.inside(anchors)
         out = []
         for i in range(len(ids)):
             tid = int(ids[i])
@@ -412,7 +440,7 @@ class _Abandoned(_Rule):
         if self._person_cache is None or self._person_cache[0] != id(names):
             self._person_cache = (id(names), self.allowed_ids(names, self.cfg.person_classes, "person_classes"))
         pid = self._person_cache[1]
-        m = (dets.track_ids >= 0) & np.isin(dets.class_ids, pid)
+        m = (dets.track_ids >= 0) & _isin(dets.class_ids, pid)
         return dets.xyxy[m].astype(np.float64)
 
     def _scale(self, value: float, h: float, limit: float) -> float:
@@ -433,9 +461,9 @@ class _Abandoned(_Rule):
         persons = self._persons(dets, names)
         pid = self._person_cache[1]
         out = []
-        keep = ~np.isin(cls, pid)  # a person is never an abandoned object
+        keep = ~_isin(cls, pid)  # a person is never an abandoned object
         if self.points is not None:
-            keep &= points_in_polygon(anchors, self.points)
+            keep &= self.inside(anchors)
         for i in np.flatnonzero(keep):
             tid = int(ids[i])
             self.last_seen[tid] = t
@@ -627,6 +655,9 @@ class RuleEngine:
         self._names: Mapping[int, str] = self.class_names
         self.forget = float(forget)
         self._prepared = False
+        self._anchors: dict[str, np.ndarray] = {}
+        self._inside_cache: dict = {}
+        self._mask: np.ndarray | None = None
         self._last_t = 0.0
         self._last_purge = None
         self._try_prepare(raise_=False)
@@ -655,7 +686,10 @@ class RuleEngine:
         names = dets.class_names if dets.class_names else self.class_names
         self._names = names
         out: list[Event] = []
-        anchors_by_kind: dict[str, np.ndarray] = {}
+        anchors_by_kind = self._anchors = {}
+        self._inside_cache = {}
+        self._mask_cache: dict = {}
+        all_tracked = None
         for r in self.rules:
             m = r.mask(dets, names)
             kind = r.cfg.anchor
@@ -667,9 +701,13 @@ class RuleEngine:
                     np.clip(a[:, 0], 0, w, out=a[:, 0])
                     np.clip(a[:, 1], 0, h, out=a[:, 1])
                 anchors_by_kind[kind] = a
-            if m.all():
+            if all_tracked is None:
+                all_tracked = bool((dets.track_ids >= 0).all())
+            if all_tracked and (r.cfg.classes is None and r.cfg.min_score <= 0):
+                self._mask = None
                 ids, xyxy, anc, cls = dets.track_ids, dets.xyxy, a, dets.class_ids
             else:
+                self._mask = m
                 ids, xyxy, anc, cls = dets.track_ids[m], dets.xyxy[m], a[m], dets.class_ids[m]
             out.extend(r.step(t, int(index), ids, xyxy, anc, cls, dets, frame))
         if self._last_purge is None or t - self._last_purge > 10.0:

@@ -30,28 +30,40 @@ def to_pixels(points, normalized: bool, frame_size: tuple[int, int] | None, what
     return arr * np.array([w, h], np.float64)
 
 
-def points_in_polygon(pts: np.ndarray, poly: np.ndarray, eps: float = 1e-9) -> np.ndarray:
+class Polygon:
+    """A closed polygon with its edge arrays precomputed; ``contains(pts)`` is :func:`points_in_polygon`."""
+
+    def __init__(self, poly, eps: float = 1e-9) -> None:
+        self.poly = np.asarray(poly, np.float64).reshape(-1, 2)
+        a, b = self.poly, np.roll(self.poly, -1, axis=0)
+        self.ax, self.ay, self.bx, self.by = a[:, 0], a[:, 1], b[:, 0], b[:, 1]
+        self.ex, self.ey = self.bx - self.ax, self.by - self.ay
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.slope = np.where(self.ey != 0, self.ex / np.where(self.ey != 0, self.ey, 1), 0.0)
+        self.l2 = self.ex * self.ex + self.ey * self.ey
+        scale = max(1.0, float(np.abs(self.poly).max()))
+        self.tol_cross = eps * scale * np.sqrt(self.l2)
+        self.tol_dot = eps * scale
+        self.lo, self.hi = self.poly.min(0), self.poly.max(0)
+
+    def contains(self, pts: np.ndarray) -> np.ndarray:
+        pts = np.asarray(pts, np.float64).reshape(-1, 2)
+        if len(pts) == 0:
+            return np.zeros(0, bool)
+        x, y = pts[:, 0:1], pts[:, 1:2]
+        dy = y - self.ay
+        dx = x - self.ax
+        cond = (self.ay > y) != (self.by > y)  # half-open rule on y: vertices counted once
+        inside = (np.count_nonzero(cond & (x < self.ax + dy * self.slope), axis=1) & 1).astype(bool)
+        cross = self.ex * dy - self.ey * dx
+        dot = dx * self.ex + dy * self.ey
+        on = (np.abs(cross) <= self.tol_cross) & (dot >= -self.tol_dot) & (dot <= self.l2 + self.tol_dot)
+        return inside | on.any(axis=1)
+
+
+def points_in_polygon(pts: np.ndarray, poly) -> np.ndarray:
     """(N,) bool: inside or on the boundary of the closed polygon ``poly`` (K, 2). Crossing-number test."""
-    pts = np.asarray(pts, np.float64).reshape(-1, 2)
-    if len(pts) == 0:
-        return np.zeros(0, bool)
-    x, y = pts[:, 0:1], pts[:, 1:2]
-    a = poly
-    b = np.roll(poly, -1, axis=0)
-    ax, ay, bx, by = a[:, 0], a[:, 1], b[:, 0], b[:, 1]
-    # crossing number (half-open rule on y so vertices are counted once)
-    cond = (ay > y) != (by > y)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        xint = ax + (y - ay) * (bx - ax) / (by - ay)
-    inside = (np.count_nonzero(cond & (x < xint), axis=1) % 2) == 1
-    # boundary: distance to an edge ~ 0
-    ex, ey = bx - ax, by - ay
-    cross = ex * (y - ay) - ey * (x - ax)
-    dot = (x - ax) * ex + (y - ay) * ey
-    l2 = ex * ex + ey * ey
-    scale = max(1.0, float(np.abs(poly).max()))
-    on = (np.abs(cross) <= eps * scale * np.sqrt(l2)) & (dot >= -eps * scale) & (dot <= l2 + eps * scale)
-    return inside | on.any(axis=1)
+    return (poly if isinstance(poly, Polygon) else Polygon(poly)).contains(pts)
 
 
 def polyline_side(pts: np.ndarray, line: np.ndarray) -> np.ndarray:
