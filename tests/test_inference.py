@@ -555,3 +555,18 @@ def test_tensorrt_too_old(tmp_path, monkeypatch):
     eng = _engine_file(tmp_path / "m.engine")
     with pytest.raises(BackendUnavailable, match="TensorRT 8.6.1 is installed; pockit needs TensorRT >= 10"):
         load_detector(str(eng))
+
+
+def test_warmup_context_manager_and_info(tmp_path):
+    path = _tiny_onnx(tmp_path / "w.onnx")
+    with load_detector(str(path), batch=3, conf=0.4, class_names={0: "pedestrian", 1: "luggage"}) as det:
+        det.warmup()
+        assert det.last_timings["inference"] > 0  # one call of 3 blank frames
+        info = det.info
+        assert info["class_names"] == {0: "pedestrian", 1: "luggage"} and info["batch"] == 3
+        assert info["conf"] == 0.4 and info["imgsz"] == [64, 64] and info["path"] == str(path)
+        assert info["sha256"] == __import__("hashlib").sha256(path.read_bytes()).hexdigest()
+        (d,) = det.detect([_solid((0, 0, 255))])
+        assert d.names == ["pedestrian"]
+    with pytest.raises(RuntimeError, match="is closed"):
+        det.detect([_solid((0, 0, 255))])

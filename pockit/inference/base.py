@@ -156,7 +156,7 @@ class Detector:
             "path": str(self.path),
             "backend": self.backend,
             "sha256": self.sha256,
-            "imgsz": list(self.input_hw) if self.input_hw else self.imgsz,
+            "imgsz": list(self.input_hw) if self.input_hw else [self.imgsz, self.imgsz],  # [h, w]
             "providers": list(self.providers),
             "device": self.device,
             "class_names": self.class_names,
