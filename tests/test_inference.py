@@ -15,8 +15,18 @@ from pockit.config import ModelConfig
 from pockit.core.detections import box_iou
 from pockit.core.mot import read_mot
 from pockit.inference import (
-    BackendUnavailable, backend_for, batched_nms, decode, detect_layout, letterbox, load_detector, nms,
-    postprocess, preprocess_batch, resolve_model, scale_boxes,
+    BackendUnavailable,
+    backend_for,
+    batched_nms,
+    decode,
+    detect_layout,
+    letterbox,
+    load_detector,
+    nms,
+    postprocess,
+    preprocess_batch,
+    resolve_model,
+    scale_boxes,
 )
 from pockit.inference.postprocess import OutputLayoutError
 from pockit.inference.preprocess import LetterboxInfo, target_shape

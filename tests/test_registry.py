@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from pockit import registry
 from pockit.inference.cli import models_cmd
-from pockit.registry import Asset, FetchError, fetch, fetch_media, resolve_model
+from pockit.registry import Asset, FetchError, fetch_media, resolve_model
 
 PAYLOAD = b"pockit test clip \x00\x01" * 5000  # 90 kB
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()

@@ -67,8 +67,7 @@ def test_onnx_and_ultralytics_give_the_same_boxes(both, frames):
     assert ul.last_timings["inference"] > 0
 
 
-def test_ultralytics_class_filter_and_options(both, frames):
-    _, ul = both
+def test_ultralytics_class_filter_and_options(frames):
     fall = load_detector(resolve_model("person-yolov8s-pt"), classes=["Fall"], conf=0.5)
     try:
         out = fall.detect(frames[4:6])  # PETS frames: one 'Fall' box each (the yellow object on the grass)

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..registry import FetchError, fetch_media, resolve_model
 from .base import BackendUnavailable, Detector
-from .postprocess import decode, detect_layout, nms, batched_nms, postprocess
+from .postprocess import batched_nms, decode, detect_layout, nms, postprocess
 from .preprocess import LetterboxInfo, letterbox, preprocess_batch, scale_boxes
 
 __all__ = [

@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -244,7 +245,7 @@ class Detector:
     def close(self) -> None:
         self._closed = True
 
-    def __enter__(self) -> "Detector":
+    def __enter__(self) -> Detector:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -15,7 +15,8 @@ class-aware NMS by offsetting boxes per class; ``iou > threshold`` suppresses).
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
