@@ -97,3 +97,27 @@ def test_cli(tmp_path):
     assert res.exit_code != 0 and "exactly one of --gt" in res.output
     res = CliRunner().invoke(cli, ["eval", "events", "--pred", str(run / "events.jsonl"), "--gt-tracks", "x.txt"])
     assert res.exit_code != 0 and "--gt-tracks needs --config" in res.output
+
+
+def test_cli_gt_from_tracks(tud_campus, tmp_path):
+    """--gt-tracks: ground-truth events by replaying the config's rules on TUD-Campus gt tracks."""
+    import yaml
+
+    from pockit.rules import replay
+
+    cfg = {"name": "t", "sources": [{"id": "campus", "uri": str(tud_campus / "img1")}],
+           "rules": [{"name": "zone", "type": "zone_enter", "zone": [[0.05, 0.6], [0.5, 0.6], [0.5, 0.98], [0.05, 0.98]]}]}
+    (tmp_path / "poc.yaml").write_text(yaml.safe_dump(cfg))
+    gt = replay(tmp_path / "poc.yaml", tud_campus / "gt/gt.txt", fps=25, source_id="campus")
+    assert len(gt) >= 2
+    pred = gt[1:] + [E(2.0, "zone", source="campus")]  # one missed, one false
+    write_events(pred, tmp_path / "events.jsonl")
+    out = tmp_path / "ev.json"
+    res = CliRunner().invoke(cli, ["eval", "events", "--pred", str(tmp_path / "events.jsonl"), "--gt-tracks",
+                                   str(tud_campus / "gt/gt.txt"), "--config", str(tmp_path / "poc.yaml"),
+                                   "--hours", "1", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert f"{len(gt)} ground-truth events from replaying the rules" in res.output  # fps from seqinfo.ini
+    r = json.loads(out.read_text())["per_rule"][0]
+    assert (r["tp"], r["fp"], r["fn"], r["fa_per_hour"]) == (len(gt) - 1, 1, 1, 1.0)
+    assert r["latency_p95_s"] == 0.0

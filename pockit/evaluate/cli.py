@@ -88,7 +88,10 @@ def tracks_cmd(gt_path, pred_path, frames, output):
     _warn(rep.warnings)
     click.echo(f"{rep.frames} frames, gt {rep.gt_ids} ids / {rep.gt_boxes} boxes, "
                f"pred {rep.pred_ids} ids / {rep.pred_boxes} boxes")
-    click.echo(_table(rep.to_frame()))
+    df = rep.to_frame()
+    df["value"] = [f"{v:.3f}" if isinstance(v, float) and not float(v).is_integer() else f"{int(v)}"
+                   for v in df["value"]]
+    click.echo(_table(df))
     _write(rep.to_dict(), output)
 
 
@@ -150,6 +153,6 @@ def events_cmd(pred_path, gt_path, gt_tracks, config_path, fps, source_id, toler
     except (EvaluationError, ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
     _warn(rep.warnings)
-    click.echo(f"tolerance {tolerance:g} s, footage {'%.3f h' % hours if hours else 'unknown (pass --hours)'}")
+    click.echo(f"tolerance {tolerance:g} s, footage {f'{hours:.3f} h' if hours else 'unknown (pass --hours)'}")
     click.echo(_table(rep.to_frame()))
     _write(rep.to_dict(), output)

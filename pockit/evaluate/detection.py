@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Mapping
+from typing import Any
 
 import numpy as np
 

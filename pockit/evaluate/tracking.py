@@ -62,7 +62,7 @@ class SequenceData:
 
 def clear_metrics(d: SequenceData, threshold: float = 0.5) -> dict[str, float]:
     """CLEAR-MOT: MOTA, MOTP, IDSW, Frag, MT/PT/ML (TrackEval ``CLEAR``)."""
-    r = dict(TP=0, FN=0, FP=0, IDSW=0, MOTP_sum=0.0, MT=0, PT=0, ML=0, Frag=0)
+    r = {"TP": 0, "FN": 0, "FP": 0, "IDSW": 0, "MOTP_sum": 0.0, "MT": 0, "PT": 0, "ML": 0, "Frag": 0}
     if d.num_tracker_dets == 0:
         r.update(FN=d.num_gt_dets, ML=d.num_gt_ids)
         return _clear_final(r)
@@ -121,7 +121,7 @@ def _clear_final(r: dict) -> dict:
 
 def identity_metrics(d: SequenceData, threshold: float = 0.5) -> dict[str, float]:
     """IDF1, IDP, IDR with the global one-to-one id assignment (TrackEval ``Identity``)."""
-    r = dict(IDTP=0, IDFN=0, IDFP=0)
+    r = {"IDTP": 0, "IDFN": 0, "IDFP": 0}
     if d.num_tracker_dets == 0:
         r["IDFN"] = d.num_gt_dets
     elif d.num_gt_dets == 0:
@@ -215,7 +215,7 @@ def _hota_final(TP, FN, FP, LocA, AssA, AssRe, AssPr) -> dict[str, Any]:
     DetPr = TP / np.maximum(1, TP + FP)
     DetA = TP / np.maximum(1, TP + FN + FP)
     HOTA = np.sqrt(DetA * AssA)
-    arrays = dict(HOTA=HOTA, DetA=DetA, AssA=AssA, DetRe=DetRe, DetPr=DetPr, AssRe=AssRe, AssPr=AssPr, LocA=LocA)
+    arrays = {"HOTA": HOTA, "DetA": DetA, "AssA": AssA, "DetRe": DetRe, "DetPr": DetPr, "AssRe": AssRe, "AssPr": AssPr, "LocA": LocA}
     out: dict[str, Any] = {k: float(np.mean(v)) for k, v in arrays.items()}
     out["HOTA(0)"] = float(HOTA[0])
     out.update({f"{k}_alpha": [float(x) for x in v] for k, v in arrays.items()})

@@ -7,10 +7,11 @@ import json
 import logging
 import math
 import operator
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -97,7 +98,7 @@ def _img_data_uri(path: Path | None = None, image: np.ndarray | None = None, max
             return None
     h, w = image.shape[:2]
     if w > max_w:
-        image = cv2.resize(image, (max_w, int(round(h * max_w / w))), interpolation=cv2.INTER_AREA)
+        image = cv2.resize(image, (max_w, round(h * max_w / w)), interpolation=cv2.INTER_AREA)
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 82])
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode() if ok else None
 
@@ -158,7 +159,7 @@ def judge_acceptance(items: Sequence[Any], metrics: Mapping[str, float], t=None)
                 row["status"] = "pass" if OPS[it.get("op", ">=")](val, float(thr)) else "fail"
         elif it.get("passed") is not None:
             row["status"] = "pass" if it["passed"] else "fail"
-            row["note"] = "confirmed by the engineer"
+            row["note"] = t("confirmed") if t else "confirmed by the engineer"
         rows.append(row)
     return rows
 
@@ -250,7 +251,7 @@ def collect(run_dir: str | Path, gt: Any = None, lang: str = "en") -> dict[str, 
     # acceptance and limitations
     flat = _flatten(metrics)
     ctx["metrics"] = flat
-    ctx["acceptance"] = judge_acceptance(cfg.acceptance, flat)
+    ctx["acceptance"] = judge_acceptance(cfg.acceptance, flat, t)
     footage = ", ".join(f"{s['id']}: {_fmt(s['duration'], 1)} s" for s in ctx["sources"])
     host = (ctx["perf"].get("host") or "this machine")
     ctx["limitations"] = [x.format(footage=footage, host=host) for x in LIMITATIONS[lang]]
@@ -266,7 +267,7 @@ def _draw_rules(img: np.ndarray, cfg, source_id: str) -> np.ndarray:
         rules = [r for r in cfg.rules if not r.sources or source_id in r.sources]
         engine = RuleEngine(rules, source_id=source_id, frame_size=(w, h), class_names={})
         return annotate(img, None, engine=engine)
-    except Exception as e:  # drawing is illustrative: keep the plain frame, say why
+    except Exception as e:  # noqa: BLE001 - drawing is illustrative: keep the plain frame, say why
         log.warning("could not draw the rules on %s's reference frame: %s", source_id, e)
         return img
 
@@ -289,7 +290,7 @@ def _accuracy_for_source(sid, gpath, tpath, cfg, labels, ctx):
     stride = _frame_stride(P[:, 0]) if len(P) else 1
     try:
         if stride > 1:
-            keep = lambda a: a[(a[:, 0] - P[0, 0]) % stride == 0]  # noqa: E731
+            keep = lambda a: a[(a[:, 0] - P[0, 0]) % stride == 0]
             G, P = keep(G), keep(P)
             ctx["warnings"].append(f"{sid}: the run analysed every {stride}th frame; ground truth is compared "
                                    "on those frames only")
@@ -300,7 +301,7 @@ def _accuracy_for_source(sid, gpath, tpath, cfg, labels, ctx):
     gt_boxes = read_mot(gpath, gt=True)
     pr_boxes = read_mot(tpath)
     if stride > 1:
-        frames = set(int(f) for f in G[:, 0]) | set(int(f) for f in P[:, 0])
+        frames = {int(f) for f in G[:, 0]} | {int(f) for f in P[:, 0]}
         gt_boxes = {k: v for k, v in gt_boxes.items() if k in frames}
     det = evaluate_detections(collapse_classes(gt_boxes, "person"), collapse_classes(pr_boxes, "person"),
                               ["person"], conf=cfg.model.conf)

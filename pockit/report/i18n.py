@@ -91,6 +91,7 @@ T: dict[str, dict[str, str]] = {
     "cat_performance": {"en": "Performance", "zh": "性能"},
     "cat_api": {"en": "API", "zh": "接口"},
     "cat_documentation": {"en": "Documentation", "zh": "文档"},
+    "confirmed": {"en": "confirmed by the engineer", "zh": "已由工程师确认"},
     "signature": {"en": "Customer signature / date", "zh": "客户签字 / 日期"},
     "vendor_signature": {"en": "Vendor signature / date", "zh": "供应商签字 / 日期"},
     "no_acceptance": {"en": "No acceptance items in the config (section `acceptance`).",
@@ -127,15 +128,15 @@ T: dict[str, dict[str, str]] = {
 
 LIMITATIONS: dict[str, list[str]] = {
     "en": [
-        "Accuracy figures hold for the footage evaluated ({footage}); other cameras, seasons, lighting or "
-        "crowd density can change them. Re-measure on footage from each deployment site.",
+        ("Accuracy figures hold for the footage evaluated ({footage}); other cameras, seasons, lighting or "
+        "crowd density can change them. Re-measure on footage from each deployment site."),
         "The footage evaluated is short: one more or one fewer alarm changes the rates noticeably.",
-        "Detection accuracy is measured on confirmed tracks, not raw detector output: boxes the tracker "
-        "has not yet confirmed count as misses.",
-        "Event ground truth derived by replaying the rules on annotated tracks inherits the rules' "
-        "geometry: it measures the detector and tracker, not whether the zones match the customer's intent.",
-        "Performance was measured on {host}; other hardware differs. Device estimates are scaled from "
-        "published figures and must be confirmed on the target device.",
+        ("Detection accuracy is measured on confirmed tracks, not raw detector output: boxes the tracker "
+        "has not yet confirmed count as misses."),
+        ("Event ground truth derived by replaying the rules on annotated tracks inherits the rules' "
+        "geometry: it measures the detector and tracker, not whether the zones match the customer's intent."),
+        ("Performance was measured on {host}; other hardware differs. Device estimates are scaled from "
+        "published figures and must be confirmed on the target device."),
     ],
     "zh": [
         "准确率仅适用于所评估的视频（{footage}）；其他摄像机、季节、光照或人群密度可能改变结果。请在每个部署现场的视频上重新测量。",

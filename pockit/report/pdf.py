@@ -48,7 +48,7 @@ def html_to_pdf(html: str | Path, pdf: str | Path, timeout: float = 120.0) -> Pa
                "--run-all-compositor-stages-before-draw", "--virtual-time-budget=20000",
                f"--print-to-pdf={pdf}", html.as_uri()]
         try:
-            res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
             raise PdfError(f"Chromium did not finish printing {html} within {timeout:.0f} s") from None
     if not pdf.exists() or pdf.stat().st_size == 0:
