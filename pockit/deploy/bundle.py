@@ -1,0 +1,224 @@
+"""A self-contained Jetson bundle: a flashed box -> a running PoC.
+
+``make_bundle(config, "jetson", out)`` writes::
+
+    bundle/
+      config.yaml            the PoC config, model -> models/<name>.engine (TensorRT backend)
+      config-onnx.yaml       the same on ONNX Runtime (to check the PoC before the engine exists)
+      models/<name>.onnx     the model (exported from .pt when needed)
+      media/                 local video/image sources of the config, copied
+      build_engine.sh        trtexec build of the engine on the Jetson itself (engines are device-specific)
+      run.sh                 build the engine if missing, then 'pockit run config.yaml'
+      Dockerfile             FROM nvcr.io/nvidia/l4t-jetpack:<tag>, installs pockit
+      docker-compose.yml     runtime: nvidia, host network, restart policy, the bundle mounted
+      pockit-<name>.service  systemd unit starting the compose project at boot
+      wheels/                the pockit wheel (and its dependencies when asked)
+      README.md              the exact steps
+      MANIFEST.json          sha256 of every file
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..config import PocConfig, load_config
+from .jetson import L4T_JETPACK_TAGS, l4t_image_tag
+from .tensorrt import BuildSpec, format_command, trtexec_command
+
+log = logging.getLogger(__name__)
+
+TARGETS = ("jetson",)
+TRTEXEC = "/usr/src/tensorrt/bin/trtexec"
+MEDIA_MAX_BYTES = 512 << 20
+
+
+class BundleError(RuntimeError):
+    """The bundle cannot be made; the message says why and what to do."""
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "poc"
+
+
+def _resolve_model(cfg: PocConfig, model: str | Path | None, base: Path, opset: int, imgsz: int) -> Path:
+    """An ONNX file for the bundle: given, resolved from the config, or exported from a .pt."""
+    src = Path(model) if model else None
+    if src is None:
+        p = Path(cfg.model.path)
+        if not p.is_absolute() and (base / p).exists():
+            p = base / p
+        if p.exists():
+            src = p
+        else:
+            try:
+                from ..inference import resolve_model
+
+                src = Path(resolve_model(cfg.model.path))
+            except Exception as e:
+                raise BundleError(f"model {cfg.model.path!r} of the config cannot be found ({e}); pass --model FILE.onnx") from e
+    if not src.exists():
+        raise BundleError(f"model file not found: {src}")
+    suffix = src.suffix.lower()
+    if suffix == ".onnx":
+        return src
+    if suffix == ".pt":
+        from .export import export_onnx
+
+        import tempfile
+
+        return export_onnx(src, Path(tempfile.mkdtemp(prefix="pockit-export-")) / (src.stem + ".onnx"),
+                           opset=opset, imgsz=imgsz, dynamic=True, simplify=True)
+    if suffix in (".engine", ".plan"):
+        raise BundleError(f"{src} is a TensorRT engine: engines only run on the GPU and TensorRT version they were built on. "
+                          "Give the ONNX (or .pt) model; the bundle builds the engine on the Jetson.")
+    raise BundleError(f"{src}: unsupported model format {suffix!r} (use .onnx or an Ultralytics .pt)")
+
+
+def _local_media(uri: Any, base: Path) -> Path | None:
+    if isinstance(uri, int) or not isinstance(uri, str):
+        return None
+    if re.match(r"^[a-z][a-z0-9+.-]*://", uri) or uri.startswith(("/dev/", "v4l2", "gst:")) or "!" in uri:
+        return None
+    p = Path(uri)
+    if not p.is_absolute():
+        p = base / p
+    return p if p.exists() else None
+
+
+def _render(template: str, **kw) -> str:
+    from jinja2 import Environment, StrictUndefined
+
+    env = Environment(undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    return env.from_string(template).render(**kw)
+
+
+def make_bundle(config_path: str | Path, target: str, out_dir: str | Path, *, model: str | Path | None = None,
+                precision: str = "fp16", batch: int | None = None, workspace_mib: int = 1024,
+                dla_core: int | None = None, l4t: str | None = None, opset: int = 17,
+                include_deps: bool = False, overwrite: bool = False) -> dict:
+    """Write the bundle; returns the manifest (files and their sha256)."""
+    if target not in TARGETS:
+        raise BundleError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
+    if precision not in ("fp16", "fp32", "int8"):
+        raise BundleError(f"precision {precision!r}: use fp16 (default), int8 (needs calibration on the device) or fp32")
+    config_path = Path(config_path)
+    cfg = load_config(config_path)
+    base = config_path.resolve().parent
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise BundleError(f"{out} exists and is not empty; choose another -o or pass --overwrite")
+        shutil.rmtree(out)
+    (out / "models").mkdir(parents=True, exist_ok=True)
+    name = _slug(cfg.name)
+    imgsz = cfg.model.imgsz
+    max_batch = int(batch or max(cfg.model.batch, len(cfg.sources)))
+
+    onnx_src = _resolve_model(cfg, model, base, opset, imgsz)
+    onnx_name = onnx_src.stem + ".onnx"
+    shutil.copy2(onnx_src, out / "models" / onnx_name)
+    engine_name = f"{onnx_src.stem}-{precision}-b{max_batch}.engine"
+
+    # configs: media copied, model paths relative to the bundle
+    data = cfg.model_dump(mode="json", exclude_none=True)
+    media_bytes = 0
+    for s in data["sources"]:
+        p = _local_media(s["uri"], base)
+        if p is None:
+            continue
+        dst = Path("media") / p.name
+        if p.is_dir():
+            shutil.copytree(p, out / dst, dirs_exist_ok=True)
+            media_bytes += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+        else:
+            (out / "media").mkdir(exist_ok=True)
+            shutil.copy2(p, out / dst)
+            media_bytes += p.stat().st_size
+        if media_bytes > MEDIA_MAX_BYTES:
+            raise BundleError(f"local media of the config exceed {MEDIA_MAX_BYTES >> 20} MiB; copy them to the device separately")
+        s["uri"] = str(dst)
+    data.setdefault("outputs", {})["dir"] = "runs"
+    trt_cfg = json.loads(json.dumps(data))
+    trt_cfg["model"].update({"path": f"models/{engine_name}", "backend": "tensorrt", "device": "cuda",
+                             "batch": max_batch})
+    trt_cfg["model"].pop("half", None)
+    onnx_cfg = json.loads(json.dumps(data))
+    onnx_cfg["model"].update({"path": f"models/{onnx_name}", "backend": "onnx", "device": "cuda"})
+    for fname, d in (("config.yaml", trt_cfg), ("config-onnx.yaml", onnx_cfg)):
+        PocConfig.model_validate(d)  # the bundle's configs must load on the device
+        (out / fname).write_text(yaml.safe_dump(d, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+    # engine build command (trtexec, on the device)
+    calib_cache = "models/calib.cache" if precision == "int8" else None
+    spec = BuildSpec(onnx=Path("models") / onnx_name, precision=precision, imgsz=imgsz, batch=(1, max_batch, max_batch),
+                     workspace_mib=workspace_mib, dla_core=dla_core, timing_cache=Path("models/timing.cache"),
+                     calib=["calib"] if precision == "int8" else [])
+    cmd = trtexec_command(spec, Path("models") / engine_name, "images",
+                          [(1, 3, imgsz, imgsz), (max_batch, 3, imgsz, imgsz), (max_batch, 3, imgsz, imgsz)],
+                          calib_cache, trtexec='"$TRTEXEC"')
+    trtexec_line = " ".join(c if c.startswith('"$') else format_command([c]) for c in cmd)
+    tag = l4t_image_tag(l4t)
+    ctx = dict(name=name, title=cfg.name, onnx=onnx_name, engine=engine_name, trtexec_line=trtexec_line,
+               trtexec=TRTEXEC, precision=precision, batch=max_batch, imgsz=imgsz, tag=tag, dla=dla_core,
+               workspace=workspace_mib, int8=precision == "int8", sources=[s["id"] for s in data["sources"]],
+               tags=", ".join(L4T_JETPACK_TAGS[:4]))
+    templates = Path(__file__).parent / "templates"
+    files = {
+        "build_engine.sh": "build_engine.sh.j2",
+        "run.sh": "run.sh.j2",
+        "Dockerfile": "Dockerfile.j2",
+        "docker-compose.yml": "docker-compose.yml.j2",
+        f"pockit-{name}.service": "pockit.service.j2",
+        "README.md": "README.md.j2",
+    }
+    for dst, tpl in files.items():
+        (out / dst).write_text(_render((templates / tpl).read_text(encoding="utf-8"), **ctx), encoding="utf-8")
+    for sh in ("build_engine.sh", "run.sh"):
+        (out / sh).chmod(0o755)
+
+    # the pockit wheel (and optionally its aarch64 dependencies)
+    (out / "wheels").mkdir(exist_ok=True)
+    _build_wheel(out / "wheels")
+    if include_deps:
+        _download_deps(out / "wheels")
+
+    manifest = {"target": target, "name": cfg.name, "l4t_image": f"nvcr.io/nvidia/l4t-jetpack:{tag}",
+                "model": onnx_name, "engine": engine_name, "precision": precision, "batch": max_batch, "files": {}}
+    for f in sorted(out.rglob("*")):
+        if f.is_file():
+            manifest["files"][str(f.relative_to(out))] = hashlib.sha256(f.read_bytes()).hexdigest()
+    (out / "MANIFEST.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def _build_wheel(dest: Path) -> None:
+    """``pip wheel`` of the installed pockit source tree (no deps) into ``dest``."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "pyproject.toml").exists():
+        log.warning("pockit source tree not found; the bundle's Dockerfile will install pockit from PyPI")
+        return
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dest), str(root)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BundleError(f"building the pockit wheel failed:\n{r.stderr[-2000:]}")
+    for junk in (root / "build",):
+        shutil.rmtree(junk, ignore_errors=True)
+
+
+def _download_deps(dest: Path) -> None:
+    """Fetch pockit's runtime dependencies as aarch64 wheels for an offline Jetson (Python 3.10, JetPack 6)."""
+    r = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", "3.10",
+                        "--platform", "manylinux2014_aarch64", "--platform", "manylinux_2_17_aarch64",
+                        "--platform", "manylinux_2_28_aarch64", "-d", str(dest)] + [str(w) for w in dest.glob("pockit-*.whl")],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BundleError(f"downloading aarch64 dependencies failed (no network? drop --include-deps):\n{r.stderr[-2000:]}")
