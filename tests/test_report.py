@@ -193,9 +193,12 @@ def test_report_from_real_run(tud_campus, tmp_path):
     assert res.exit_code == 0, res.output
     d = json.loads((tmp_path / "real.metrics.json").read_text())
     m = d["metrics"]
-    # the run stopped at frame 30: the report says so and later ground truth counts as missed
-    assert any("stops at frame 30" in w for w in d["warnings"])
-    assert m["tracking.campus.TP"] + m["tracking.campus.FN"] == 359
+    # the run stopped after 30 frames: the report says so and compares on frames 1-30 only
+    assert "campus: the run covered frames 1-30 of the annotated footage; ground truth is compared on those " \
+           "frames only" in d["warnings"]
+    gt = load_mot_array(tud_campus / "gt/gt.txt")
+    assert m["tracking.campus.TP"] + m["tracking.campus.FN"] == int((gt[:, 0] <= 30).sum())
+    assert m["detection.campus.tp"] + m["detection.campus.fn"] == int((gt[:, 0] <= 30).sum())
     assert 0.3 < m["detection.campus.precision"] <= 1.0 and m["perf.fps"] > 0
     html = (tmp_path / "real.html").read_text()
     assert html.count('class="plotly-graph-div"') >= 5

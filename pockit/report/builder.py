@@ -294,15 +294,21 @@ def _accuracy_for_source(sid, gpath, tpath, cfg, labels, ctx):
             G, P = keep(G), keep(P)
             ctx["warnings"].append(f"{sid}: the run analysed every {stride}th frame; ground truth is compared "
                                    "on those frames only")
+        src = next((x for x in cfg.sources if x.id == sid), None)
+        n_run = int((ctx["run"].get("sources") or {}).get(sid, {}).get("frames") or 0)
+        if (stride == 1 and src is not None and not src.start and 0 < n_run < int(G[:, 0].max())
+                and (G[:, 0] <= n_run).any()):
+            G = G[G[:, 0] <= n_run]
+            ctx["warnings"].append(f"{sid}: the run covered frames 1-{n_run} of the annotated footage; ground "
+                                   "truth is compared on those frames only")
         trk = evaluate_tracks(G, P, num_frames=None)
     except EvaluationError as e:
         raise ReportError(f"source {sid!r}: {e} (gt {gpath}, tracks {tpath})") from None
     ctx["warnings"] += [f"{sid}: {w}" for w in trk.warnings]
     gt_boxes = read_mot(gpath, gt=True)
     pr_boxes = read_mot(tpath)
-    if stride > 1:
-        frames = {int(f) for f in G[:, 0]} | {int(f) for f in P[:, 0]}
-        gt_boxes = {k: v for k, v in gt_boxes.items() if k in frames}
+    frames = {int(f) for f in G[:, 0]} | {int(f) for f in P[:, 0]}
+    gt_boxes = {k: v for k, v in gt_boxes.items() if k in frames}
     det = evaluate_detections(collapse_classes(gt_boxes, "person"), collapse_classes(pr_boxes, "person"),
                               ["person"], conf=cfg.model.conf)
     ctx["warnings"] += [f"{sid}: {w}" for w in det.warnings]
