@@ -1,7 +1,6 @@
 """Detection metrics on hand-computed cases, plus the CLI on TUD-Campus."""
 import json
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 

@@ -8,7 +8,12 @@ from click.testing import CliRunner
 from pockit.cli import cli
 from pockit.core import load_mot_array
 from pockit.evaluate import EvaluationError, evaluate_tracks
-from pockit.evaluate.tracking import clear_metrics, hota_metrics, identity_metrics, prepare_sequence
+from pockit.evaluate.tracking import (
+    clear_metrics,
+    hota_metrics,
+    identity_metrics,
+    prepare_sequence,
+)
 
 A = [0, 0, 10, 10]      # xywh
 B = [100, 0, 10, 10]
