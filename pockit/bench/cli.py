@@ -25,6 +25,7 @@ def _res(value: str | None) -> tuple[int, int] | None:
 @click.option("--max-frames", type=int, help="frames per stream in each case")
 @click.option("--imgsz", type=int, help="network input size")
 @click.option("--device", help="inference device: cpu, cuda, cuda:0 ...")
+@click.option("--half/--no-half", default=None, help="FP16 inference where the backend supports it")
 @click.option("--target-fps", type=float, help="fps per stream for sizing (default: the source's)")
 @click.option("--target-res", help="stream resolution for sizing, WIDTHxHEIGHT (default: the source's)")
 @click.option("--target", "targets", multiple=True,
@@ -37,7 +38,7 @@ def _res(value: str | None) -> tuple[int, int] | None:
 @click.option("-o", "--out", type=click.Path(), help="bench.json path, or a folder for it (default runs/bench-<time>/)")
 @click.option("--list-devices", is_flag=True, help="list the devices with published figures and exit")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
-def bench_cmd(config, model, source, batches, streams, max_frames, imgsz, device, target_fps, target_res, targets,
+def bench_cmd(config, model, source, batches, streams, max_frames, imgsz, device, half, target_fps, target_res, targets,
               reference, precision, headroom, interval, out, list_devices, no_progress):
     """Benchmark per-stage latency and throughput; size this machine and estimate others.
 
@@ -68,7 +69,7 @@ def bench_cmd(config, model, source, batches, streams, max_frames, imgsz, device
         rec = run_bench(config, model=model, source=source, batches=batches, streams=streams, max_frames=max_frames,
                         imgsz=imgsz, device=device, out=out, interval=interval, target_fps=target_fps,
                         target_resolution=_res(target_res), targets=targets, reference=reference,
-                        precision=precision, headroom=headroom, progress=not no_progress)
+                        precision=precision, headroom=headroom, progress=not no_progress, half=half)
     except (ConfigError, SizingError, ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
     print_bench(rec)

@@ -137,9 +137,10 @@ def _versions() -> dict[str, str]:
 
 
 def _inference_device(info: dict[str, Any]) -> str:
-    provs = [str(p) for p in info.get("providers") or []]
+    """'gpu' when the first execution provider / the device is CUDA or TensorRT, else 'cpu'."""
+    provs = [str(p).lower() for p in info.get("providers") or []]
     if provs:
-        return "gpu" if provs[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider") else "cpu"
+        return "gpu" if ("cuda" in provs[0] or "tensorrt" in provs[0]) else "cpu"
     dev = str(info.get("device", "cpu")).lower()
     return "gpu" if dev.startswith(("cuda", "gpu")) or dev.isdigit() else "cpu"
 
@@ -163,7 +164,7 @@ def run_bench(config: str | Path | dict | PocConfig | None = None, *, model: str
               out: str | Path | None = None, interval: float = 0.25, warmup: int = 2,
               target_fps: float | None = None, target_resolution: tuple[int, int] | None = None,
               targets: Sequence[str] = (), reference: str | None = None, precision: str = "fp16",
-              headroom: float = 0.8, progress: bool = True, detector=None) -> dict[str, Any]:
+              headroom: float = 0.8, progress: bool = True, detector=None, half: bool | None = None) -> dict[str, Any]:
     """Benchmark the pipeline for every (batch, streams) pair; write and return the bench.json record.
 
     Either ``config`` (a PoC config) or ``model`` + ``source``. ``out``: bench.json path, or a folder to
@@ -186,6 +187,8 @@ def run_bench(config: str | Path | dict | PocConfig | None = None, *, model: str
         cfg.model.imgsz = int(imgsz)
     if device:
         cfg.model.device = device
+    if half is not None:
+        cfg.model.half = bool(half)
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"--max-frames must be >= 1, got {max_frames}")
 
@@ -289,7 +292,8 @@ def run_bench(config: str | Path | dict | PocConfig | None = None, *, model: str
 
 def costs_from_cases(cases: list[dict[str, Any]], host: dict[str, Any], info: dict[str, Any]) -> StageCosts:
     """Per-frame stage costs for sizing: CPU stages from the fewest-streams, smallest-batch case; inference
-    per frame from the fewest-streams case of each batch size (the batch actually reached is recorded)."""
+    per frame for each batch actually reached (mean frames per call, capped by the model's fixed batch),
+    the lowest over the cases that reached it."""
     ok = [c for c in cases if c["frames"] > 0 and c["resolution"]]
     if not ok:
         raise SizingError("no case decoded any frame: nothing to size from")
@@ -299,8 +303,8 @@ def costs_from_cases(cases: list[dict[str, Any]], host: dict[str, Any], info: di
     if missing:
         raise SizingError(f"stages without timings in the base case: {missing}")
     inf: dict[int, float] = {}
-    for c in ok:
-        if c["streams"] != n_min or c["stages"]["inference"]["mean_ms"] is None:
+    for c in ok:  # per-frame inference depends on the batch reached, not on the stream count: best of all cases
+        if c["stages"]["inference"]["mean_ms"] is None:
             continue
         eff = c["frames_per_call_mean"] or c["batch"]
         if c.get("model_chunk"):
@@ -334,10 +338,16 @@ def _sizing(record, cases, host, info, target_fps, target_resolution, targets, r
     sizing["costs"] = costs.to_dict()
     estimates: dict[str, Any] = {}
     ref = reference or match_device(costs.gpu_name)
+    utils = [d["util_pct_max"] for c in cases if c["resources"].get("gpu", {}).get("available")
+             for d in c["resources"]["gpu"]["devices"][:1] if d.get("util_pct_max") is not None]
     for t in targets:
         try:
             estimates[t] = estimate_for_device(costs, t, fps, res, reference=ref, precision=precision,
                                                headroom=headroom)
+            if utils and max(utils) < 60:
+                estimates[t]["assumptions"].append(
+                    f"the reference GPU was at most {max(utils):.0f}% busy (NVML): its time is mostly host/launch "
+                    "overhead, so scaling it by datasheet ratios over-states the target's time (estimate errs low)")
         except SizingError as e:
             estimates[t] = {"kind": "estimate", "error": str(e)}
     return sizing, estimates

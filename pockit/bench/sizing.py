@@ -274,13 +274,17 @@ def estimate_for_device(costs: StageCosts, target: str, target_fps: float,
     c_ratio, c_basis = compute_ratio(ref, tgt, precision)
     bw_ratio = float(ref["mem_bandwidth_gbs"]) / float(tgt["mem_bandwidth_gbs"])
     slow, fast = max(c_ratio, bw_ratio), min(c_ratio, bw_ratio)
-    inf_est = {b: v * slow for b, v in costs.inference_ms.items()}
+    # The largest measured batch is the most compute-bound figure (small batches on a big GPU are bound by
+    # launch overhead, which datasheet ratios do not describe): scale it, and never go below the reference.
+    b_max = max(costs.inference_ms)
+    inf_est = {b: max(v, costs.inference_ms[b_max] * slow) for b, v in costs.inference_ms.items()}
     scale = _pixels(target_resolution) / _pixels(costs.resolution)
     cpu_ms = {s: getattr(costs, s) * (scale if s in PIXEL_SCALED else 1.0) for s in CPU_STAGES}
     nvdec = None
     assumptions = [
-        f"inference ms per frame x{slow:.3g}: the slower of compute ({c_basis}: x{c_ratio:.3g}) and memory "
-        f"bandwidth (x{bw_ratio:.3g}) ratios of {ref['name']} to {tgt['name']}",
+        f"inference ms per frame = the reference's at batch {b_max} (its most compute-bound figure) x{slow:.3g}, "
+        f"the slower of compute ({c_basis}: x{c_ratio:.3g}) and memory bandwidth (x{bw_ratio:.3g}) ratios of "
+        f"{ref['name']} to {tgt['name']}; never below the reference's own figure at the same batch",
         "CPU stages keep the per-core cost measured on " + (costs.measured_on or "the measuring machine")
         + " (no comparable published CPU figure)",
     ]
@@ -292,6 +296,9 @@ def estimate_for_device(costs: StageCosts, target: str, target_fps: float,
                            f"scaled by pixels x fps to {nvdec:.3g} streams")
     else:
         assumptions.append("decode stays on the CPU (no published NVDEC stream count for this device)")
+    if b_max == 1:
+        assumptions.append("only batch 1 was measured: on a large GPU that is launch-overhead bound, so this "
+                           "estimate is pessimistic; measure --batch 1,8 for a tighter one")
     if tgt.get("int8_sparse") and tgt.get("kind") == "jetson" and tgt.get("fp16_tflops") is None:
         assumptions.append("Jetson headline TOPS are sparse INT8 and include the DLAs; a GPU-only pipeline gets less")
     cores = int(tgt.get("cpu_cores") or costs.cpu_cores)
@@ -311,7 +318,8 @@ def estimate_for_device(costs: StageCosts, target: str, target_fps: float,
         "target_resolution": list(target_resolution),
         "precision": precision,
         "ratios": {"compute": c_ratio, "compute_basis": c_basis, "memory_bandwidth": bw_ratio, "applied": slow},
-        "inference_ms_range": {str(b): [v * fast, v * slow] for b, v in costs.inference_ms.items()},
+        "inference_ms_range": {str(b): [max(v, costs.inference_ms[b_max] * fast), inf_est[b]]
+                               for b, v in costs.inference_ms.items()},
         "streams": sol["streams"],
         "streams_exact": sol["streams_raw"],
         "max_fps_one_stream": sol["streams_raw"] * float(target_fps),
