@@ -1,0 +1,125 @@
+"""TorchDetector (GPU backend) on the CPU: same detections as pockit's shared post-processing."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchvision")
+
+from pockit.inference.postprocess import postprocess  # noqa: E402
+from pockit.inference.preprocess import letterbox, target_shape  # noqa: E402
+from pockit.inference.torch_backend import TorchDetector, letterbox_geometry  # noqa: E402
+
+
+class FixedHead(torch.nn.Module):
+    """Returns a fixed raw (B, 4+nc, A) prediction whatever the input (records the input it saw)."""
+
+    def __init__(self, raw: np.ndarray):
+        super().__init__()
+        self.raw = torch.from_numpy(raw)
+        self.names = {0: "person", 1: "car", 2: "bag"}
+        self.seen = None
+
+    def forward(self, x):
+        self.seen = x.detach().clone()
+        return (self.raw[: x.shape[0]].to(x.dtype),)
+
+
+def _raw(b=3, a=400, nc=3, seed=0):
+    rng = np.random.default_rng(seed)
+    cx, cy = rng.uniform(0, 640, (b, a)), rng.uniform(0, 640, (b, a))
+    w, h = rng.uniform(5, 200, (b, a)), rng.uniform(5, 200, (b, a))
+    scores = rng.uniform(0, 1, (b, nc, a)) ** 3
+    return np.concatenate([np.stack([cx, cy, w, h], 1), scores], 1).astype(np.float32)
+
+
+@pytest.mark.parametrize("classes,max_det", [(None, 300), ([1], 300), (None, 5), (["bag", "person"], 7)])
+def test_same_detections_as_shared_postprocess(classes, max_det):
+    raw = _raw()
+    images = [np.zeros((480, 640, 3), np.uint8), np.zeros((1080, 1920, 3), np.uint8), np.zeros((432, 768, 3), np.uint8)]
+    det = TorchDetector(FixedHead(raw), device="cpu", half=False, batch=8, conf=0.3, iou=0.5, classes=classes, max_det=max_det)
+    got = det.detect(images)
+    infos = [letterbox_geometry(*im.shape[:2], 640, 640) for im in images]
+    ids = None if classes is None else det.class_filter
+    ref = postprocess(raw, infos, det.class_names, conf=0.3, iou=0.5, classes=ids, max_det=max_det)
+    assert [len(g) for g in got] == [len(r) for r in ref]
+    assert sum(len(r) for r in ref) > 10
+    for g, r in zip(got, ref):
+        np.testing.assert_allclose(g.xyxy, r.xyxy, atol=1e-3)
+        np.testing.assert_allclose(g.scores, r.scores, atol=1e-6)
+        np.testing.assert_array_equal(g.class_ids, r.class_ids)
+        assert g.class_names == {0: "person", 1: "car", 2: "bag"}
+        if classes is not None:
+            assert set(g.class_ids.tolist()) <= set(ids)
+        assert len(g) <= max_det
+
+
+def test_letterbox_geometry_matches_cpu_letterbox():
+    for h, w in [(480, 640), (1080, 1920), (432, 768), (577, 301), (640, 640)]:
+        _, info = letterbox(np.zeros((h, w, 3), np.uint8), target_shape([(h, w)], 640))
+        assert letterbox_geometry(h, w, 640, 640) == info
+
+
+def test_gpu_preprocess_matches_cpu_letterbox_pixels():
+    """The GPU path's network input equals pockit's CPU letterbox (bilinear, pad 114, RGB, /255)."""
+    from pockit.inference.preprocess import preprocess_batch
+
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 255, (240, 320, 3), np.uint8)  # upscaled x2 into 640 wide, padded top/bottom
+    head = FixedHead(_raw(b=1))
+    det = TorchDetector(head, device="cpu", half=False, batch=2)
+    det.detect([img])
+    ref, _ = preprocess_batch([img], 640)
+    got = head.seen.numpy()
+    assert got.shape == ref.shape == (1, 3, 640, 640)
+    # padding rows are exactly 114/255; image area within one uint8 rounding step of cv2's fixed-point resize
+    np.testing.assert_allclose(got[:, :, :80], 114 / 255, atol=1e-6)
+    np.testing.assert_allclose(got, ref, atol=1.5 / 255)
+
+
+def test_bad_inputs_and_classes_raise_clear_errors():
+    det = TorchDetector(FixedHead(_raw()), device="cpu", half=False)
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        det.detect([np.zeros((10, 10), np.uint8)])
+    with pytest.raises(ValueError, match="unknown class 'dog'"):
+        TorchDetector(FixedHead(_raw()), device="cpu", half=False, classes=["dog"])
+    with pytest.raises(ValueError, match="not in the model's classes"):
+        TorchDetector(FixedHead(_raw()), device="cpu", half=False, classes=[7])
+    assert det.detect([]) == []
+
+
+def test_launch_finish_equals_detect():
+    raw = _raw(seed=3)
+    imgs = [np.zeros((480, 640, 3), np.uint8)] * 3
+    det = TorchDetector(FixedHead(raw), device="cpu", half=False, batch=4)
+    a = det.detect(imgs)
+    b = det.finish(det.launch(imgs))
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.xyxy, y.xyxy)
+    with pytest.raises(ValueError, match="at most batch=4"):
+        det.launch(imgs * 2)
+
+
+@pytest.mark.slow
+@pytest.mark.ml
+def test_real_model_matches_ultralytics_predict(tud_campus):
+    """The person detector's .pt through TorchDetector (CPU, FP32) = Ultralytics predict, box for box."""
+    pytest.importorskip("ultralytics")
+    import cv2
+    from ultralytics import YOLO
+
+    from pockit.inference import resolve_model
+
+    pt = resolve_model("person-yolov8s-pt")
+    frames = sorted((tud_campus / "img1").glob("*.jpg"))[:3]
+    imgs = [cv2.imread(str(f)) for f in frames]
+    imgs.append(cv2.resize(imgs[0], (1920, 1080)))
+    det = TorchDetector(pt, device="cpu", half=False, batch=4)
+    got = det.detect(imgs)
+    ref = YOLO(str(pt)).predict(imgs, conf=0.25, iou=0.45, imgsz=640, device="cpu", verbose=False)
+    assert [len(g) for g in got] == [len(r.boxes) for r in ref] == [8, 6, 6, 7]
+    for g, r in zip(got, ref):
+        o = np.argsort(-g.scores)
+        ro = np.argsort(-r.boxes.conf.numpy())
+        np.testing.assert_allclose(g.xyxy[o], r.boxes.xyxy.numpy()[ro], atol=0.05)
+        np.testing.assert_allclose(g.scores[o], r.boxes.conf.numpy()[ro], atol=1e-4)
+    assert det.info["backend"] == "torch" and len(det.info["sha256"]) == 64
