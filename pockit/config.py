@@ -65,7 +65,7 @@ class TrackerConfig(_M):
 
 
 class SinkConfig(_M):
-    type: Literal["jsonl", "csv", "webhook", "mqtt", "redis"]
+    type: Literal["jsonl", "csv", "webhook", "mqtt"]
     url: str | None = None
     host: str = "127.0.0.1"
     port: int | None = None

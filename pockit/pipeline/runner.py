@@ -274,7 +274,8 @@ class Pipeline:
                     s.write(ev)
                 except Exception as e:
                     log.error("sink %s failed on event %s: %s", type(s).__name__, ev.id, e)
-            self.events_per_rule[ev.rule] += 1
+            if ev.end is None:  # closing records (crowd end) are not new alarms
+                self.events_per_rule[ev.rule] += 1
 
     # -- main ----------------------------------------------------------------------------------
     def run(self) -> RunSummary:

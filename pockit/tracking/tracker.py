@@ -73,6 +73,7 @@ class Tracker:
             out = self._impl.update(dets.to_supervision(), timestamp=timestamp)
         tid = np.asarray(out.tracker_id if out.tracker_id is not None else np.full(len(out), -1), np.int64)
         keep = tid >= 0
+        tid = tid + 1  # the library counts from 0; MOTChallenge ids (and pockit's) start at 1
         res = Detections(
             xyxy=out.xyxy[keep],
             scores=(out.confidence[keep] if out.confidence is not None else np.ones(int(keep.sum()))),
