@@ -101,11 +101,25 @@ def _render(template: str, **kw) -> str:
     return env.from_string(template).render(**kw)
 
 
-def make_bundle(config_path: str | Path, target: str, out_dir: str | Path, *, model: str | Path | None = None,
-                precision: str = "fp16", batch: int | None = None, workspace_mib: int = 1024,
-                dla_core: int | None = None, l4t: str | None = None, opset: int = 17,
-                include_deps: bool = False, overwrite: bool = False) -> dict:
-    """Write the bundle; returns the manifest (files and their sha256)."""
+def make_bundle(config_path: str | Path, target: str, out_dir: str | Path, **kw) -> dict:
+    """Write the bundle; returns the manifest (files and their sha256). A failed bundle leaves no directory behind.
+
+    Options: model, precision (fp16|int8|fp32), batch, workspace_mib, dla_core, l4t, opset, include_deps, overwrite.
+    """
+    out = Path(out_dir)
+    existed = out.exists()
+    try:
+        return _make_bundle(config_path, target, out, **kw)
+    except BaseException:
+        if not existed and out.exists():
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _make_bundle(config_path: str | Path, target: str, out_dir: str | Path, *, model: str | Path | None = None,
+                 precision: str = "fp16", batch: int | None = None, workspace_mib: int = 1024,
+                 dla_core: int | None = None, l4t: str | None = None, opset: int = 17,
+                 include_deps: bool = False, overwrite: bool = False) -> dict:
     if target not in TARGETS:
         raise BundleError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
     if precision not in ("fp16", "fp32", "int8"):
