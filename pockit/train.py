@@ -216,19 +216,22 @@ def finetune(dataset: Dataset, base_model: str | Path = "person-yolov8s-pt", epo
 
     from tqdm import tqdm
 
-    bar = tqdm(total=float(epochs), desc="fine-tune", unit="epoch", disable=not progress,
-               bar_format="{l_bar}{bar}| {n:.2f}/{total:.0f} epochs [{elapsed}<{remaining}{postfix}]")
+    bar = tqdm(total=int(epochs), desc="fine-tune", unit="batch", disable=not progress)
+
+    def on_train_start(trainer):
+        bar.reset(total=int(epochs) * max(1, len(trainer.train_loader)))
 
     def on_batch_end(trainer):
-        bar.update(1.0 / max(1, len(trainer.train_loader)))
+        if bar.n < bar.total:
+            bar.update(1)
 
     def on_epoch_end(trainer):
         m = trainer.metrics or {}
-        bar.n = float(trainer.epoch + 1)
-        bar.set_postfix({"val mAP50": round(float(m.get("metrics/mAP50(B)", 0.0)), 3),
+        bar.set_postfix({"epoch": f"{min(trainer.epoch + 1, int(epochs))}/{epochs}",
+                         "val mAP50": round(float(m.get("metrics/mAP50(B)", 0.0)), 3),
                          "mAP50-95": round(float(m.get("metrics/mAP50-95(B)", 0.0)), 3)})
-        bar.refresh()
 
+    base.add_callback("on_train_start", on_train_start)
     base.add_callback("on_train_batch_end", on_batch_end)
     base.add_callback("on_fit_epoch_end", on_epoch_end)
     t0 = time.perf_counter()

@@ -11,9 +11,8 @@ FMT = click.Choice(["auto", "voc", "coco", "yolo", "mot"])
 def _load(path, fmt, on_outside="clip"):
     from .io import load_dataset
 
-    kw = {} if fmt == "mot" or (fmt == "auto" and (Path(path) / "seqinfo.ini").exists()) else {}
     try:
-        return load_dataset(path, fmt, on_outside=on_outside, **kw)
+        return load_dataset(path, fmt, on_outside=on_outside)
     except (FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from e
 

@@ -149,8 +149,6 @@ class Dataset:
             for im in d.images:
                 im = _copy.deepcopy(im)
                 im.class_ids = lut[im.class_ids] if len(im) else im.class_ids
-                if out.root is None and d.root is not None:
-                    pass  # keep the image's own relative file; absolute path is authoritative
                 out.images.append(im)
             out.report.extend(d.report)
         return out
