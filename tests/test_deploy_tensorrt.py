@@ -4,7 +4,6 @@ Checks what does not need the runtime: profile shapes, cache keys and the engine
 calls made on the builder/config (workspace, flags, profiles, DLA, timing cache, INT8
 calibrator), calibration batching and its cache, trtexec lines and the diagnosis messages.
 """
-import json
 import sys
 import types
 

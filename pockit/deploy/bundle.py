@@ -71,9 +71,9 @@ def _resolve_model(cfg: PocConfig, model: str | Path | None, base: Path, opset: 
     if suffix == ".onnx":
         return src
     if suffix == ".pt":
-        from .export import export_onnx
-
         import tempfile
+
+        from .export import export_onnx
 
         return export_onnx(src, Path(tempfile.mkdtemp(prefix="pockit-export-")) / (src.stem + ".onnx"),
                            opset=opset, imgsz=imgsz, dynamic=True, simplify=True)

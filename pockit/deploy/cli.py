@@ -87,8 +87,15 @@ def export_cmd(weights, output, opset, imgsz, dynamic, simplify, half, check_src
 def engine_cmd(onnx, output, precision, imgsz, batch, workspace, dla, calib, calib_algo, calib_batch, calib_images,
                fp16_layers, timing_cache, force, print_only):
     """Build a TensorRT engine from ONNX on this machine (cached per model/TensorRT/GPU/precision/shapes)."""
-    from .tensorrt import (BuildSpec, EngineBuildError, build_engine, format_command, input_spec, profile_shapes,
-                           trtexec_command)
+    from .tensorrt import (
+        BuildSpec,
+        EngineBuildError,
+        build_engine,
+        format_command,
+        input_spec,
+        profile_shapes,
+        trtexec_command,
+    )
 
     try:
         b = tuple(int(v) for v in batch.split(",")) if batch else None

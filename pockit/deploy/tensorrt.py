@@ -22,9 +22,10 @@ import logging
 import re
 import shlex
 import subprocess
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -441,7 +442,8 @@ def parser_problems(parser) -> list[ParserProblem]:
     out = []
     for i in range(parser.num_errors):
         e = parser.get_error(i)
-        def call(name, default=""):
+
+        def call(name, default="", e=e):
             f = getattr(e, name, None)
             try:
                 return f() if callable(f) else default

@@ -21,8 +21,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -366,7 +367,7 @@ class TorchDetector:
         return res
 
     # -- two-phase API for pipelines: launch on one thread, finish on another ------------------
-    def launch(self, images: Sequence[Any]) -> "Pending":
+    def launch(self, images: Sequence[Any]) -> Pending:
         """Enqueue upload + letterbox + model for one batch (<= ``batch`` frames); returns at once.
 
         The GPU works on it while the caller gathers the next batch; :meth:`finish` (possibly on
@@ -386,7 +387,7 @@ class TorchDetector:
                 event.record(torch.cuda.current_stream(self.device))
         return Pending(pred, infos, event)
 
-    def finish(self, pending: "Pending") -> list[Detections]:
+    def finish(self, pending: Pending) -> list[Detections]:
         """Wait for a launched batch and post-process it -> list of Detections (launch order)."""
         torch = self.torch
         if not self.is_cuda:
@@ -436,7 +437,7 @@ class TorchDetector:
 class Pending:
     """A launched batch: raw predictions on the GPU, letterbox infos, and the CUDA event to wait on."""
 
-    __slots__ = ("pred", "infos", "event")
+    __slots__ = ("event", "infos", "pred")
 
     def __init__(self, pred, infos, event) -> None:
         self.pred, self.infos, self.event = pred, infos, event
