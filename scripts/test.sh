@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES="chromium mosquitto redis-server shellcheck fonts-noto-cjk ffmpeg"
+SYSTEM_PACKAGES="chromium mosquitto shellcheck fonts-noto-cjk"
 if command -v apt-get >/dev/null 2>&1; then
   missing=""
   for p in $SYSTEM_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
