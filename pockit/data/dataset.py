@@ -190,9 +190,16 @@ def image_size(path: Path) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        # Image.open of the PIL module itself: Ultralytics, once imported, patches Image.open to
+        # retry unknown files with a HEIF plugin it tries to install (fails offline)
+        opener = Image.open
+        if getattr(opener, "__module__", "").startswith("ultralytics"):
+            import ultralytics.utils.patches as _p
+
+            opener = getattr(_p, "_image_open", opener)
+        with opener(path) as img:
             return int(img.size[0]), int(img.size[1])
-    except (UnidentifiedImageError, SyntaxError, ValueError) as e:
+    except (UnidentifiedImageError, SyntaxError, ValueError, ImportError) as e:
         raise OSError(f"cannot read image {path}: {e}") from e
 
 
