@@ -31,6 +31,15 @@ def draw_scene(image: np.ndarray, scene: SceneEditor, copy: bool = True) -> np.n
         pts = np.round(np.asarray(s.points, np.float64).reshape(-1, 2)).astype(np.int32)
         if len(pts) >= 2:
             cv2.polylines(img, [pts], s.kind == "zone" and s.finished, col, th, cv2.LINE_AA)
+        if s.kind == "line" and len(pts) == 2:  # arrow to the 'in' side: cross(b - a, p - a) > 0
+            (ax, ay), (bx, by) = pts.astype(float)
+            n = max(float(np.hypot(bx - ax, by - ay)), 1e-6)
+            m = ((ax + bx) / 2, (ay + by) / 2)
+            tip = (m[0] - (by - ay) / n * 25 * s_, m[1] + (bx - ax) / n * 25 * s_)
+            cv2.arrowedLine(img, (int(m[0]), int(m[1])), (int(tip[0]), int(tip[1])), col, th, cv2.LINE_AA,
+                            tipLength=0.4)
+            cv2.putText(img, "in", (int(tip[0]) + 4, int(tip[1]) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * s_, col, th,
+                        cv2.LINE_AA)
         for p in pts:
             cv2.circle(img, (int(p[0]), int(p[1])), int(round(4 * s_)), col, -1, cv2.LINE_AA)
         if len(pts):

@@ -336,12 +336,13 @@ class ZoneEditor(W.VBox):
 
     @staticmethod
     def _arrow(c, a, b, k) -> None:
-        """A tick at the line's middle pointing to its 'in' side (left of a->b, image y down)."""
+        """A tick at the line's middle pointing to its 'in' side (cross(b - a, p - a) > 0, as the rules count)."""
         mx, my = (a[0] + b[0]) / 2, (a[1] + b[1]) / 2
         dx, dy = b[0] - a[0], b[1] - a[1]
         n = max((dx * dx + dy * dy) ** 0.5, 1e-6)
-        nx, ny = dy / n, -dx / n
+        nx, ny = -dy / n, dx / n
         c.stroke_line(mx, my, mx + nx * 20 * k, my + ny * 20 * k)
+        c.fill_text("in", mx + nx * 26 * k, my + ny * 26 * k)
 
     # -- panels --------------------------------------------------------------------------------
     def _refresh(self, full: bool = False) -> None:
