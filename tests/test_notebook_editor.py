@@ -5,7 +5,13 @@ import pytest
 import yaml
 
 from pockit.config import ConfigError, load_config
-from pockit.notebook import EditorError, SceneEditor, load_scene, replace_rules_block, save_scene
+from pockit.notebook import (
+    EditorError,
+    SceneEditor,
+    load_scene,
+    replace_rules_block,
+    save_scene,
+)
 
 W, H = 640, 480
 
@@ -79,8 +85,8 @@ def test_vertex_hit_prefers_selected_shape_and_selects_other():
     assert ed.active == 0 and ed.mode == "zone" and ed.dragging == (0, 0)
     ed.release()
     # the new line stayed empty: it cannot be saved, and the message says what to do
-    assert ed.problems() == ["rule 'line_1': a line needs at least 2 distinct points, it has 0: "
-                             "click more points on the frame or delete it"]
+    assert ed.problems() == [("rule 'line_1': a line needs at least 2 distinct points, it has 0: "
+                              "click more points on the frame or delete it")]
 
 
 def test_undo_delete_duplicate_select():

@@ -6,11 +6,11 @@ import yaml
 
 pytest.importorskip("ipycanvas")
 
-from pockit.core import Event  # noqa: E402
-from pockit.notebook import env  # noqa: E402
-from pockit.notebook.display import draw_scene, events_per_rule, events_table  # noqa: E402
-from pockit.notebook.editor import ZoneEditor  # noqa: E402
-from pockit.notebook.replay import FrameReader, ReplayPanel, ScenarioReplay  # noqa: E402
+from pockit.core import Event
+from pockit.notebook import env
+from pockit.notebook.display import draw_scene, events_per_rule, events_table
+from pockit.notebook.editor import ZoneEditor
+from pockit.notebook.replay import FrameReader, ReplayPanel, ScenarioReplay
 
 
 @pytest.fixture()
@@ -76,7 +76,7 @@ def test_save_errors_are_shown_not_raised(setup):
 
 
 def test_replay_panel_follows_edits(setup):
-    ed, cfg, pets = setup
+    ed, _cfg, pets = setup
     sc = ScenarioReplay(pets / "gt" / "gt.txt", frames=pets, source_id="pets")
     assert sc.frame_size == (768, 576) and sc.fps is None
     panel = ReplayPanel(ed, sc)

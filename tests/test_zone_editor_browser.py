@@ -66,7 +66,7 @@ def lab(tmp_path, tud_campus):
     for k, sub in (("JUPYTER_RUNTIME_DIR", "rt"), ("JUPYTERLAB_SETTINGS_DIR", "settings"),
                    ("JUPYTERLAB_WORKSPACES_DIR", "ws"), ("IPYTHONDIR", "ipy")):
         env[k] = str(tmp_path / sub)
-    log = open(tmp_path / "lab.log", "w")
+    log = open(tmp_path / "lab.log", "w")  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
          f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={work}", "--ServerApp.port_retries=0",
@@ -153,7 +153,7 @@ def test_click_polygon_drag_and_save(lab):
             page.mouse.up()
             page.locator(".pockit-save").click()
             text = after("saved", last)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - any failed step: add the evidence, re-raise
             shot = work.parent / "failure.png"
             page.screenshot(path=str(shot))
             outputs = page.locator(".jp-OutputArea").all_inner_texts()

@@ -10,8 +10,17 @@ from .configio import load_scene, replace_rules_block, save_scene
 from .scene import KINDS, RULE_TYPES_BY_KIND, EditorError, SceneEditor, Shape
 
 __all__ = [
-    "KINDS", "RULE_TYPES_BY_KIND", "EditorError", "SceneEditor", "Shape",
-    "load_scene", "replace_rules_block", "save_scene", "ZoneEditor", "fast_mode", "work_dir",
+    "KINDS",
+    "RULE_TYPES_BY_KIND",
+    "EditorError",
+    "SceneEditor",
+    "Shape",
+    "ZoneEditor",
+    "fast_mode",
+    "load_scene",
+    "replace_rules_block",
+    "save_scene",
+    "work_dir",
 ]
 
 

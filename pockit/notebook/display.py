@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -18,7 +19,7 @@ def draw_scene(image: np.ndarray, scene: SceneEditor, copy: bool = True) -> np.n
     """The frame with the editor's shapes drawn (zones filled translucent, selected one orange)."""
     img = image.copy() if copy else image
     s_ = max(1.0, img.shape[1] / 800)
-    th = max(1, int(round(2 * s_)))
+    th = max(1, round(2 * s_))
     overlay = img.copy()
     for i, s in enumerate(scene.shapes):
         col = _SELECTED if i == scene.active else _BGR[s.kind]
@@ -41,7 +42,7 @@ def draw_scene(image: np.ndarray, scene: SceneEditor, copy: bool = True) -> np.n
             cv2.putText(img, "in", (int(tip[0]) + 4, int(tip[1]) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * s_, col, th,
                         cv2.LINE_AA)
         for p in pts:
-            cv2.circle(img, (int(p[0]), int(p[1])), int(round(4 * s_)), col, -1, cv2.LINE_AA)
+            cv2.circle(img, (int(p[0]), int(p[1])), round(4 * s_), col, -1, cv2.LINE_AA)
         if len(pts):
             cv2.putText(img, s.name, (int(pts[0][0]) + 6, int(pts[0][1]) - 6), cv2.FONT_HERSHEY_SIMPLEX,
                         0.5 * s_, col, th, cv2.LINE_AA)

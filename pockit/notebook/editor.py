@@ -12,8 +12,9 @@ from __future__ import annotations
 import html
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import cv2
 import ipywidgets as W
@@ -21,9 +22,16 @@ import numpy as np
 import yaml
 from ipycanvas import MultiCanvas, hold_canvas
 
-from ..config import ConfigError, PocConfig, load_config, parse_config
+from ..config import ConfigError, PocConfig, parse_config
 from .configio import dump_rules, load_scene, merge_rules, save_scene
-from .scene import KINDS, MANAGED_FIELDS, MODELS, RULE_TYPES_BY_KIND, EditorError, SceneEditor
+from .scene import (
+    KINDS,
+    MANAGED_FIELDS,
+    MODELS,
+    RULE_TYPES_BY_KIND,
+    EditorError,
+    SceneEditor,
+)
 
 COLORS = {"zone": "#00c8ff", "line": "#ffd000", "fence": "#ff4fd8"}
 SELECTED = "#ff7a00"
@@ -55,7 +63,7 @@ def _unwrap_optional(ann):
     args = typing.get_args(ann)
     if typing.get_origin(ann) in (typing.Union, types.UnionType) and type(None) in args:
         rest = [a for a in args if a is not type(None)]
-        return (rest[0] if len(rest) == 1 else typing.Union[tuple(rest)]), True
+        return (rest[0] if len(rest) == 1 else typing.Union[tuple(rest)]), True  # noqa: UP007
     return ann, False
 
 
@@ -127,7 +135,7 @@ class ZoneEditor(W.VBox):
             self.scene = SceneEditor((w, h), source_id=source_id)
         self.display_width = int(display_width or min(w, 900))
         self.scene.hit_radius = max(self.scene.hit_radius, 9.0 * w / self.display_width)
-        self._callbacks: list[Callable[["ZoneEditor"], None]] = []
+        self._callbacks: list[Callable[[ZoneEditor], None]] = []
         self._building = False
 
         # canvas: layer 0 = frame, layer 1 = shapes (receives the mouse)
@@ -149,7 +157,7 @@ class ZoneEditor(W.VBox):
         self.mode_buttons.observe(self._on_mode, "value")
         self.scene.mode = mode if not self.scene.shapes else self.scene.mode
         self.mode_buttons.value = self.scene.mode
-        btn = lambda d, icon, cb, tip: self._button(d, icon, cb, tip)  # noqa: E731
+        btn = lambda d, icon, cb, tip: self._button(d, icon, cb, tip)
         self.b_finish = btn("Finish", "check", self._finish, "finish the selected shape; the next click starts a new one")
         self.b_undo = btn("Undo point", "undo", self._undo, "remove the last point of the selected shape")
         self.b_dup = btn("Duplicate", "copy", self._dup, "same geometry, new rule (e.g. intrusion + loitering)")
@@ -183,7 +191,7 @@ class ZoneEditor(W.VBox):
         self._refresh(full=True)
 
     # -- public --------------------------------------------------------------------------------
-    def on_change(self, callback: Callable[["ZoneEditor"], None]) -> None:
+    def on_change(self, callback: Callable[[ZoneEditor], None]) -> None:
         """Call ``callback(editor)`` after every completed edit (release, parameter, delete ...)."""
         self._callbacks.append(callback)
 
@@ -219,6 +227,10 @@ class ZoneEditor(W.VBox):
         self.scene = scene
         self.config_path = path
         self.mode_buttons.value = scene.mode
+        self._refresh(full=True)
+
+    def refresh(self) -> None:
+        """Redraw, update the panels and run the on_change callbacks after editing ``self.scene`` from code."""
         self._refresh(full=True)
 
     def snapshot(self) -> np.ndarray:
@@ -358,7 +370,7 @@ class ZoneEditor(W.VBox):
         for cb in self._callbacks:
             try:
                 cb(self)
-            except Exception as e:  # a broken callback must not break the editor
+            except Exception as e:  # noqa: BLE001 - a broken callback must not break the editor
                 self._message(f"on_change callback failed: {type(e).__name__}: {e}", error=True)
 
     def _build_params(self) -> None:

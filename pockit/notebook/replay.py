@@ -6,8 +6,8 @@ to a :class:`~pockit.notebook.editor.ZoneEditor` so every edit re-runs the rules
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
 
 import cv2
 import numpy as np
@@ -63,7 +63,7 @@ class FrameReader:
             if not ok:
                 img = None
         if img is None:
-            raise IOError(f"{self.path}: cannot decode frame {index}")
+            raise OSError(f"{self.path}: cannot decode frame {index}")
         if len(self._cache) >= self._cache_max:
             self._cache.pop(next(iter(self._cache)))
         self._cache[index] = img

@@ -17,8 +17,9 @@ Mouse semantics (``press`` / ``move`` / ``release``):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -408,7 +409,7 @@ class SceneEditor:
 
     @classmethod
     def from_rules(cls, rules: Sequence[Any], frame_size: tuple[int, int], source_id: str | None = None,
-                   **kwargs: Any) -> "SceneEditor":
+                   **kwargs: Any) -> SceneEditor:
         """Shapes for the drawable rules that apply to ``source_id`` (others are ignored here)."""
         ed = cls(frame_size, source_id=source_id, **kwargs)
         for r in editable_rules(rules, source_id):
