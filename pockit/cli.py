@@ -33,11 +33,13 @@ class LazyGroup(click.Group):
         mod, attr, _help = COMMANDS[name]
         try:
             return getattr(importlib.import_module(mod), attr)
-        except (ImportError, AttributeError) as e:  # a sub-command whose module is broken or absent
+        except (ImportError, AttributeError) as exc:  # a sub-command whose module is broken or absent
+            err = f"{type(exc).__name__}: {exc}"
+
             @click.command(name=name, help=_help, context_settings={"ignore_unknown_options": True})
             @click.argument("args", nargs=-1, type=click.UNPROCESSED)
             def _missing(args):
-                raise click.ClickException(f"'pockit {name}' is unavailable: {e}")
+                raise click.ClickException(f"'pockit {name}' is unavailable ({err}); reinstall pockit or the extra it needs")
 
             return _missing
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 import platform
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence

@@ -7,6 +7,7 @@ non-negative integers and columns 9-10 all -1). Ground-truth files (MOT15 ``-1``
 """
 from __future__ import annotations
 
+import configparser
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -99,3 +100,15 @@ def write_mot(tracks: Mapping[int, Detections] | Iterable[tuple[int, Detections]
             for row in mot_rows(frame, dets):
                 f.write(row + "\n")
     return path
+
+
+def seqinfo_for(tracks_path: str | Path) -> dict[str, str]:
+    """[Sequence] of the seqinfo.ini beside the file or beside its gt/ folder ({} if none)."""
+    p = Path(tracks_path).resolve()
+    for cand in (p.parent / "seqinfo.ini", p.parent.parent / "seqinfo.ini"):
+        if cand.exists():
+            cp = configparser.ConfigParser()
+            cp.read(cand, encoding="utf-8")
+            if cp.has_section("Sequence"):
+                return dict(cp["Sequence"])
+    return {}

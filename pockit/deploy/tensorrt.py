@@ -89,12 +89,7 @@ def gpu_identity(device: int = 0) -> GpuIdentity:
                            ["run on the machine that will execute the engine; engines are GPU-specific"])
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+from ..registry import sha256_file  # noqa: E402,F401
 
 
 # -- build specification -----------------------------------------------------------------------

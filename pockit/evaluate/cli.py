@@ -1,12 +1,12 @@
 """``pockit eval detections|tracks|events``: print a table, write the full results as JSON."""
 from __future__ import annotations
 
-import configparser
 import json
 from pathlib import Path
 
 import click
 
+from ..core.mot import seqinfo_for
 from .detection import EvaluationError
 
 
@@ -96,15 +96,10 @@ def tracks_cmd(gt_path, pred_path, frames, output):
 
 
 def _fps_near(path: Path) -> float | None:
-    for cand in (path.parent / "seqinfo.ini", path.parent.parent / "seqinfo.ini"):
-        if cand.exists():
-            cp = configparser.ConfigParser()
-            cp.read(cand)
-            try:
-                return float(cp["Sequence"]["frameRate"])
-            except (KeyError, ValueError):
-                return None
-    return None
+    try:
+        return float(seqinfo_for(path)["framerate"])
+    except (KeyError, ValueError):
+        return None
 
 
 def _hours_from_run(events_path: Path) -> float | None:

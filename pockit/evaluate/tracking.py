@@ -13,7 +13,6 @@ predictions that match a distractor (classes 2, 7, 8, 12) at IoU 0.5 are removed
 """
 from __future__ import annotations
 
-import configparser
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ..core import box_iou, load_mot_array
+from ..core.mot import seqinfo_for
 from .detection import EvaluationError
 
 log = logging.getLogger(__name__)
@@ -271,15 +271,10 @@ class TrackingReport:
 
 
 def _seq_length(gt_path: Path) -> int | None:
-    for cand in (gt_path.parent / "seqinfo.ini", gt_path.parent.parent / "seqinfo.ini"):
-        if cand.exists():
-            cp = configparser.ConfigParser()
-            cp.read(cand)
-            try:
-                return int(cp["Sequence"]["seqLength"])
-            except (KeyError, ValueError):
-                return None
-    return None
+    try:
+        return int(seqinfo_for(gt_path)["seqlength"])
+    except (KeyError, ValueError):
+        return None
 
 
 def _xywh_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -6,7 +6,6 @@ identical raw outputs give identical :class:`~pockit.core.Detections` whatever t
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,12 +25,7 @@ class BackendUnavailable(ImportError):
     """A backend's runtime (onnxruntime-gpu, tensorrt, ultralytics, torch ...) is not installed."""
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
+from ..registry import sha256_file  # noqa: E402,F401  (one checksum helper for pockit)
 
 
 def parse_names(value: Any) -> dict[int, str]:

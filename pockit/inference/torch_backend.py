@@ -18,7 +18,6 @@ torch/torchvision are imported lazily (``[ml]`` extra); importing this module ne
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -44,12 +43,7 @@ def letterbox_geometry(h: int, w: int, th: int, tw: int) -> LetterboxInfo:
     return LetterboxInfo(ratio=r, pad=(left, top), orig_shape=(h, w), input_shape=(th, tw))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+from ..registry import sha256_file as _sha256  # noqa: E402
 
 
 def _import_torch():

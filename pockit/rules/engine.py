@@ -18,7 +18,6 @@ Shared semantics (every rule):
 from __future__ import annotations
 
 import logging
-import math
 from collections import deque
 from typing import Any, Iterable, Mapping
 

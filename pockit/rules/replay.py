@@ -1,24 +1,12 @@
 """Rule replay: run a config's rules on recorded tracks (a MOTChallenge file) without any detector."""
 from __future__ import annotations
 
-import configparser
 from pathlib import Path
 from typing import Mapping
 
+from ..core.mot import seqinfo_for  # noqa: F401  (re-exported)
 from ..core import Detections, Event, read_mot
 from .engine import RuleEngine
-
-
-def seqinfo_for(tracks_path: str | Path) -> dict[str, str]:
-    """[Sequence] of the seqinfo.ini beside the file or beside its gt/ folder ({} if none)."""
-    p = Path(tracks_path).resolve()
-    for cand in (p.parent / "seqinfo.ini", p.parent.parent / "seqinfo.ini"):
-        if cand.exists():
-            cp = configparser.ConfigParser()
-            cp.read(cand, encoding="utf-8")
-            if cp.has_section("Sequence"):
-                return dict(cp["Sequence"])
-    return {}
 
 
 def replay(config, tracks_path: str | Path, fps: float | None = None, source_id: str | None = None,

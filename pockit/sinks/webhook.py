@@ -8,7 +8,6 @@ still queued at ``close()`` stay on disk and are sent by the next sink opened on
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
