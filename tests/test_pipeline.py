@@ -155,3 +155,29 @@ def test_cli_run_reports_config_errors(tmp_path):
     p.write_text("name: x\nsources:\n  - id: a\n    uri: v.mp4\nmodel:\n  imgsz: big\n")
     res = CliRunner().invoke(cli, ["run", str(p)])
     assert res.exit_code != 0 and "model.imgsz (line 6)" in res.output and str(p) in res.output
+
+
+class _Broken(_Fake):
+    def detect(self, images):
+        if self.calls + len(images) > 5:
+            raise RuntimeError("CUDA error: device lost")
+        return super().detect(images)
+
+
+def test_detector_failure_keeps_outputs_and_names_the_cause(tud_campus, tmp_path):
+    cfg = _cfg(tud_campus, [{"name": "everywhere", "type": "zone_enter", "zone": [[0, 0], [1, 0], [1, 1], [0, 1]]}])
+    with pytest.raises(RuntimeError, match=r"run failed after 5 frames: RuntimeError: CUDA error: device lost"):
+        pockit.run(cfg, run_dir=tmp_path / "run", detector=_Broken(), progress=False)
+    rec = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert rec["frames"] == 5 and "device lost" in rec["errors"][-1]
+    assert len(read_events(tmp_path / "run" / "events.jsonl")) == 1  # raised before the failure, kept
+
+
+def test_existing_run_is_not_overwritten_by_accident(tud_campus, tmp_path):
+    cfg = _cfg(tud_campus)
+    cfg["sources"][0]["max_frames"] = 3
+    pockit.run(cfg, run_dir=tmp_path / "run", detector=_Fake(), progress=False)
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        pockit.run(cfg, run_dir=tmp_path / "run", detector=_Fake(), progress=False)
+    s = pockit.run(cfg, run_dir=tmp_path / "run", detector=_Fake(), progress=False, overwrite=True)
+    assert s.frames == 3

@@ -13,7 +13,7 @@ def demo_config_path() -> Path:
     return Path(str(resources.files("pockit") / "demos" / "quickstart.yaml"))
 
 
-def _run(config, run_dir, max_frames, progress, quiet) -> None:
+def _run(config, run_dir, max_frames, progress, quiet, overwrite=False) -> None:
     from .runner import run
 
     try:
@@ -21,8 +21,8 @@ def _run(config, run_dir, max_frames, progress, quiet) -> None:
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
     try:
-        summary = run(cfg, run_dir=run_dir, progress=progress, max_frames=max_frames)
-    except (FileNotFoundError, ValueError, RuntimeError, OSError) as e:
+        summary = run(cfg, run_dir=run_dir, progress=progress, max_frames=max_frames, overwrite=overwrite)
+    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError, OSError) as e:
         raise click.ClickException(f"{type(e).__name__}: {e}") from None
     if not quiet:
         click.echo(summary.table())
@@ -41,9 +41,10 @@ def _run(config, run_dir, max_frames, progress, quiet) -> None:
 @click.option("--max-frames", type=int, help="stop each source after N frames (quick checks)")
 @click.option("--no-progress", is_flag=True, help="no progress bars (logs, CI)")
 @click.option("-q", "--quiet", is_flag=True)
-def run_cmd(config, run_dir, max_frames, no_progress, quiet):
+@click.option("--overwrite", is_flag=True, help="replace an earlier run in --run-dir")
+def run_cmd(config, run_dir, max_frames, no_progress, quiet, overwrite):
     """Run CONFIG.yaml to the end of every source (Ctrl-C stops and flushes)."""
-    _run(config, run_dir, max_frames, not no_progress, quiet)
+    _run(config, run_dir, max_frames, not no_progress, quiet, overwrite)
 
 
 @click.command("demo")
@@ -58,5 +59,5 @@ def demo_cmd(run_dir, max_frames, no_progress, show_config):
         click.echo(path.read_text(encoding="utf-8"))
         return
     click.echo(f"demo config: {path}")
-    _run(path, run_dir, max_frames, not no_progress, False)
+    _run(path, run_dir, max_frames, not no_progress, False, overwrite=True)  # the demo is reproducible
     click.echo(f"next: pockit report {run_dir} -o {run_dir}/report.html")

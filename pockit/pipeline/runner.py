@@ -122,9 +122,21 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def make_run_dir(cfg: PocConfig, run_dir: str | Path | None = None) -> Path:
+def make_run_dir(cfg: PocConfig, run_dir: str | Path | None = None, overwrite: bool = False) -> Path:
+    """The run directory: ``run_dir`` if given (an earlier run there is refused unless
+    ``overwrite``), else ``outputs.dir/<run_name or name-time>`` made unique."""
     if run_dir is not None:
         p = Path(run_dir)
+        if (p / "run.json").exists() or (p / "events.jsonl").exists():
+            if not overwrite:
+                raise FileExistsError(f"{p} already holds a run (run.json/events.jsonl); choose another "
+                                      "directory or pass overwrite=True (--overwrite) to replace it")
+            import shutil
+
+            for sub in ("tracks", "snapshots", "clips", "video", "reference"):
+                shutil.rmtree(p / sub, ignore_errors=True)
+            for f in ("run.json", "events.jsonl", "events.csv", "config.yaml"):
+                (p / f).unlink(missing_ok=True)
     else:
         base = Path(cfg.outputs.dir)  # relative to the working directory, like any CLI output
         name = cfg.outputs.run_name or f"{cfg.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
@@ -145,12 +157,14 @@ class Pipeline:
     """
 
     def __init__(self, config: str | Path | dict | PocConfig, run_dir: str | Path | None = None,
-                 detector=None, progress: bool = True, max_frames: int | None = None) -> None:
+                 detector=None, progress: bool = True, max_frames: int | None = None,
+                 overwrite: bool = False) -> None:
         self.cfg = load_config(config)
         self.run_dir_arg = run_dir
         self.detector = detector
         self.progress = progress
         self.max_frames = max_frames
+        self.overwrite = overwrite
         self.timer = StageTimer()
         self._stop = threading.Event()
         self.queue: queue.Queue = queue.Queue(maxsize=max(4, 2 * self.cfg.model.batch * len(self.cfg.sources)))
@@ -284,7 +298,7 @@ class Pipeline:
         cfg = self.cfg
         detector = self._load_detector()
         streams = self._open_sources()
-        self.run_dir = make_run_dir(cfg, self.run_dir_arg)
+        self.run_dir = make_run_dir(cfg, self.run_dir_arg, self.overwrite)
         cfg.to_yaml(self.run_dir / "config.yaml")
         self.events_per_rule: Counter = Counter()
         sinks = make_sinks(cfg.outputs, self.run_dir)
@@ -305,6 +319,7 @@ class Pipeline:
                 st.pbar = tqdm(total=st.source.total, desc=st.cfg.id, position=i, unit="frame",
                                leave=True, dynamic_ncols=True)
         interrupted = False
+        failure: BaseException | None = None
         t_start = time.perf_counter()
         started = datetime.now().isoformat(timespec="seconds")
         for st in streams:
@@ -332,6 +347,9 @@ class Pipeline:
         except KeyboardInterrupt:
             interrupted = True
             log.warning("interrupted: flushing outputs to %s", self.run_dir)
+        except Exception as e:  # the detector or a stage failed: keep what was produced, then re-raise
+            failure = e
+            log.error("run failed (%s: %s); outputs so far are kept in %s", type(e).__name__, e, self.run_dir)
         finally:
             self._stop.set()
             for st in streams:
@@ -370,13 +388,17 @@ class Pipeline:
             events_per_rule={r.name: self.events_per_rule.get(r.name, 0) for r in cfg.rules},
             timings=self.timer.summary(), model=dict(getattr(detector, "info", {}) or {}),
             interrupted=interrupted,
-            errors=[f"{st.cfg.id}: {st.summary.error}" for st in streams if st.summary.error],
+            errors=[f"{st.cfg.id}: {st.summary.error}" for st in streams if st.summary.error]
+            + ([f"pipeline: {type(failure).__name__}: {failure}"] if failure is not None else []),
         )
         record = summary.to_dict()
         record.update(config=cfg.model_dump(mode="json"), versions=_versions(), started=started,
                       finished=datetime.now().isoformat(timespec="seconds"),
                       batch=cfg.model.batch, tracks_per_source={k: v.tracks for k, v in summary.sources.items()})
         (self.run_dir / "run.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+        if failure is not None:
+            raise RuntimeError(f"run failed after {total} frames: {type(failure).__name__}: {failure} "
+                               f"(events, tracks and run.json so far are in {self.run_dir})") from failure
         return summary
 
 
@@ -398,6 +420,11 @@ def resolve_media(cfg: PocConfig, uri: str) -> str:
     return resolve_path(cfg, uri)
 
 
-def run(config, run_dir=None, detector=None, progress: bool = True, max_frames: int | None = None) -> RunSummary:
-    """Run a PoC config (YAML path, dict or PocConfig) to the end; returns the :class:`RunSummary`."""
-    return Pipeline(config, run_dir=run_dir, detector=detector, progress=progress, max_frames=max_frames).run()
+def run(config, run_dir=None, detector=None, progress: bool = True, max_frames: int | None = None,
+        overwrite: bool = False) -> RunSummary:
+    """Run a PoC config (YAML path, dict or PocConfig) to the end; returns the :class:`RunSummary`.
+
+    run_dir: where outputs go (default ``outputs.dir/<name>-<time>``); an earlier run there is
+    refused unless ``overwrite``. detector: an already loaded detector to reuse."""
+    return Pipeline(config, run_dir=run_dir, detector=detector, progress=progress, max_frames=max_frames,
+                    overwrite=overwrite).run()
