@@ -1,6 +1,5 @@
 """Class-agnostic abandoned-object detection (dual background) on real footage: ABODA video 4."""
 import cv2
-import numpy as np
 import pytest
 
 from pockit.core import Detections, Frame

@@ -1,5 +1,4 @@
 """Exact semantics of every rule on synthetic trajectories (anchor = bottom_center unless stated)."""
-import math
 
 import numpy as np
 import pytest
