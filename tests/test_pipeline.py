@@ -181,3 +181,21 @@ def test_existing_run_is_not_overwritten_by_accident(tud_campus, tmp_path):
         pockit.run(cfg, run_dir=tmp_path / "run", detector=_Fake(), progress=False)
     s = pockit.run(cfg, run_dir=tmp_path / "run", detector=_Fake(), progress=False, overwrite=True)
     assert s.frames == 3
+
+
+def test_video_clips_and_stills_outputs(tud_campus, tmp_path):
+    import cv2
+
+    cfg = _cfg(tud_campus, [{"name": "everywhere", "type": "zone_enter", "zone": [[0, 0], [1, 0], [1, 1], [0, 1]]}])
+    cfg["sources"][0]["max_frames"] = 30
+    cfg["outputs"].update(video=True, clip_seconds=0.4, frames_every=0.5)
+    s = pockit.run(cfg, run_dir=tmp_path / "run", detector=_Fake(), progress=False)
+    run = tmp_path / "run"
+    cap = cv2.VideoCapture(str(run / "video" / "campus.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 30 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 640
+    # 30 frames at 25 fps = 0..1.16 s: stills at 0, 0.52 (first frame >= 0.5) and 1.04 s
+    assert sorted(p.name for p in (run / "frames" / "campus").iterdir()) == ["000000.jpg", "000013.jpg", "000026.jpg"]
+    (ev,) = read_events(run / "events.jsonl")
+    assert ev.clip and (run / ev.clip).exists() and s.events_per_rule == {"everywhere": 1}
+    clip = cv2.VideoCapture(str(run / ev.clip))
+    assert int(clip.get(cv2.CAP_PROP_FRAME_COUNT)) >= 5

@@ -109,6 +109,7 @@ class _Stream:
         self.last_ts = 0.0
         self.last_index = -1
         self.first_frame_saved = False
+        self.next_still_t = 0.0
 
 
 def _versions() -> dict[str, str]:
@@ -271,6 +272,14 @@ class Pipeline:
             self._emit(st, events, frame, tracked, sinks, snapshots)
             if st.video is not None:
                 st.video.write(frame, tracked, st.engine)
+            every = self.cfg.outputs.frames_every
+            if every and frame.timestamp >= st.next_still_t:
+                from ..sinks import annotate
+
+                still = self.run_dir / "frames" / st.cfg.id / f"{frame.index:06d}.jpg"
+                still.parent.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(still), annotate(frame.image, tracked, st.engine))
+                st.next_still_t = frame.timestamp + every
             if st.pbar is not None:
                 st.pbar.update(1)
 
