@@ -199,3 +199,23 @@ def test_video_clips_and_stills_outputs(tud_campus, tmp_path):
     assert ev.clip and (run / ev.clip).exists() and s.events_per_rule == {"everywhere": 1}
     clip = cv2.VideoCapture(str(run / ev.clip))
     assert int(clip.get(cv2.CAP_PROP_FRAME_COUNT)) >= 5
+
+
+def test_failure_in_tracking_rules_thread_is_reported(tud_campus, tmp_path, monkeypatch):
+    from pockit.pipeline.runner import Pipeline
+
+    calls = {"n": 0}
+    real = Pipeline._process
+
+    def flaky(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise ValueError("rule state corrupted")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Pipeline, "_process", flaky)
+    cfg = _cfg(tud_campus)
+    with pytest.raises(RuntimeError, match="rule state corrupted"):
+        pockit.run(cfg, run_dir=tmp_path / "run", detector=_Fake(), progress=False)
+    rec = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert rec["frames"] == 6 and "rule state corrupted" in rec["errors"][-1]

@@ -2,7 +2,8 @@
 
 Each source decodes in its own thread into one shared bounded queue; the main thread takes up to
 ``model.batch`` frames from whatever streams have frames ready and runs them through the detector
-in one call, so a slow stream never stalls the others. Tracking and rules keep per-source state.
+in one call, so a slow stream never stalls the others. Tracking, rules and outputs run in a worker
+thread while the next batch is inferred; they keep per-source state and each source's frame order.
 Outputs go to a run directory (layout in docs/CONTRACTS.md); events are flushed as raised and
 everything is closed cleanly on Ctrl-C or on a source error.
 """
@@ -335,6 +336,37 @@ class Pipeline:
             st.thread = threading.Thread(target=self._reader, args=(st,), name=f"decode-{st.cfg.id}", daemon=True)
             st.thread.start()
         live = len(streams)
+        # tracking, rules and outputs run in one worker thread (one, so each source keeps its frame order)
+        # while the next batch is inferred: ONNX Runtime / torch / TensorRT release the GIL while they compute
+        post_q: queue.Queue = queue.Queue(maxsize=4)
+        post_error: list[BaseException] = []
+
+        def post_worker() -> None:
+            while True:
+                item = post_q.get()
+                if item is None:
+                    return
+                if post_error:
+                    continue  # drain after a failure
+                try:
+                    for (st, fr), d in zip(*item):
+                        self._process(st, fr, d, sinks, snapshots)
+                except BaseException as e:  # surfaced by the inference loop
+                    post_error.append(e)
+
+        worker = threading.Thread(target=post_worker, name="track-rules-output", daemon=True)
+        worker.start()
+
+        def hand_over(item) -> None:
+            while True:
+                if post_error:
+                    raise post_error[0]
+                try:
+                    post_q.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+
         try:
             while live:
                 items = self._next_batch(cfg.model.batch)
@@ -351,8 +383,11 @@ class Pipeline:
                 for stage in ("preprocess", "inference", "postprocess"):
                     if stage in lt:
                         self.timer.add(stage, lt[stage], len(frames))
-                for (st, fr), d in zip(frames, dets):
-                    self._process(st, fr, d, sinks, snapshots)
+                hand_over((frames, dets))
+            hand_over(None)
+            worker.join()
+            if post_error:
+                raise post_error[0]
         except KeyboardInterrupt:
             interrupted = True
             log.warning("interrupted: flushing outputs to %s", self.run_dir)
@@ -360,6 +395,17 @@ class Pipeline:
             failure = e
             log.error("run failed (%s: %s); outputs so far are kept in %s", type(e).__name__, e, self.run_dir)
         finally:
+            if worker.is_alive():  # interrupted or failed: finish the frames already inferred, then stop
+                while True:
+                    try:
+                        post_q.put(None, timeout=0.1)
+                        break
+                    except queue.Full:
+                        if not worker.is_alive():
+                            break
+                worker.join()
+            if post_error and failure is None and not interrupted:
+                failure = post_error[0]
             self._stop.set()
             for st in streams:
                 if st.engine is not None:
