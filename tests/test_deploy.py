@@ -144,7 +144,7 @@ def test_compose_file_and_unit_validate(bundle):
     compose = yaml.safe_load((bundle / "docker-compose.yml").read_text())
     assert set(compose) == {"name", "services"} and compose["name"] == "pockit-gate-watch"
     svc = compose["services"]["pockit"]
-    assert svc["runtime"] == "nvidia" and svc["network_mode"] == "host" and svc["restart"] == "unless-stopped"
+    assert svc["runtime"] == "nvidia" and svc["network_mode"] == "host" and svc["restart"] == "on-failure"
     assert svc["build"] == {"context": ".", "args": {"L4T_TAG": "r36.3.0"}}
     assert svc["volumes"][0] == ".:/workspace" and svc["command"] == ["./run.sh"]
     allowed = {"build", "image", "runtime", "network_mode", "ipc", "restart", "working_dir", "volumes", "environment", "command"}
@@ -159,6 +159,56 @@ def test_compose_file_and_unit_validate(bundle):
     if shutil.which("systemd-analyze"):
         r = subprocess.run(["systemd-analyze", "verify", str(bundle / "pockit-gate-watch.service")], capture_output=True, text=True)
         assert "Unknown section" not in r.stderr and "Unknown key" not in r.stderr
+
+
+def test_bundle_static_model_data_source_and_class_names(tmp_path, shared_data, monkeypatch):
+    """A fixed-batch export (like the pinned person-yolov8s) gets a trtexec line without shape flags
+    (trtexec rejects them for a static model), a data: source is copied into the bundle, and the
+    model's class names go into config.yaml (trtexec writes none into the engine)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from pockit.config import load_config
+    from pockit.deploy.bundle import make_bundle
+
+    monkeypatch.setenv("POCKIT_DATA_DIR", str(shared_data))
+    inp = helper.make_tensor_value_info("x_in", TensorProto.FLOAT, [1, 3, 640, 640])
+    out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 3, 640, 640])
+    m = helper.make_model(helper.make_graph([helper.make_node("Identity", ["x_in"], ["output0"])], "g", [inp], [out]),
+                          opset_imports=[helper.make_opsetid("", 17)])
+    helper.set_model_props(m, {"names": "{0: 'Normal', 1: 'Fall'}"})
+    onnx.save(m, str(tmp_path / "static.onnx"))
+    cfg = {"name": "pets", "sources": [{"id": "pets", "uri": "data:mot/PETS09-S3-MF1"},
+                                       {"id": "cam", "uri": "rtsp://10.0.0.5/s"}],
+           "model": {"path": "static.onnx", "batch": 4}}
+    (tmp_path / "poc.yaml").write_text(yaml.safe_dump(cfg))
+    b = tmp_path / "bundle"
+    man = make_bundle(tmp_path / "poc.yaml", "jetson", b)
+    assert (man["engine"], man["batch"]) == ("static-fp16-b1.engine", 1)
+    build = (b / "build_engine.sh").read_text()
+    assert ('"$TRTEXEC" --onnx=models/static.onnx --saveEngine=models/static-fp16-b1.engine --fp16 '
+            "--memPoolSize=workspace:1024 --timingCacheFile=models/timing.cache\n") in build
+    assert "Shapes" not in build
+    c = load_config(b / "config.yaml")
+    assert [s.uri for s in c.sources] == ["media/PETS09-S3-MF1", "rtsp://10.0.0.5/s"]
+    assert (c.model.batch, c.model.class_names) == (1, {0: "Normal", 1: "Fall"})
+    assert len(list((b / "media" / "PETS09-S3-MF1" / "img1").glob("*.jpg"))) == 107
+    assert (b / "media" / "PETS09-S3-MF1" / "seqinfo.ini").is_file()
+    assert '"cuda-python>=12,<13"' in (b / "Dockerfile").read_text()
+
+
+def test_bundle_int8_message_names_a_working_command(tmp_path, bundle):
+    from pockit.deploy.bundle import make_bundle
+
+    out = tmp_path / "b8"
+    make_bundle(bundle.parent / "poc.yaml", "jetson", out, precision="int8")
+    r = subprocess.run(["bash", str(out / "build_engine.sh")], capture_output=True, text=True,
+                       env={"PATH": "/usr/bin:/bin", "TRTEXEC": "/bin/true"})
+    assert r.returncode == 1
+    assert ("pockit deploy engine models/person.onnx --precision int8 --calib calib/ --batch 1,3,3 --imgsz 640 "
+            "-o models/person-int8-b3.engine") in r.stderr
+    assert ("docker compose run --rm pockit pockit deploy engine models/person.onnx --precision int8 --calib calib/ "
+            "--batch 1,3,3 --imgsz 640 -o models/person-int8-b3.engine") in (out / "README.md").read_text()
 
 
 def test_bundle_errors(tmp_path, bundle):

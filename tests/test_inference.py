@@ -252,6 +252,20 @@ def test_onnx_fixed_batch_model_runs_frame_by_frame(tmp_path):
     assert out[1].scores[0] == pytest.approx((1 + 114 / 255) / 2, abs=1e-5)  # half the input is padding
 
 
+def test_fixed_batch_model_warns_when_a_larger_batch_is_asked(tmp_path, caplog):
+    """batch: 4 on a batch-1 export cannot batch anything: say so instead of silently running 1 by 1."""
+    path = _tiny_onnx(tmp_path / "b1.onnx", batch=1, dtype="float32")
+    with caplog.at_level("WARNING", logger="pockit.inference.base"):
+        load_detector(str(path), batch=4)
+    assert [r.getMessage() for r in caplog.records] == [
+        "b1.onnx has a fixed batch of 1: batch=4 runs 1 frame(s) per inference call; export it with a dynamic "
+        "batch (pockit deploy export MODEL.pt --dynamic) to batch several frames"]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="pockit.inference.base"):
+        load_detector(str(path), batch=1)
+    assert caplog.records == []
+
+
 @pytest.fixture(scope="module")
 def tud_frames(tud_campus):
     frames = list(range(1, 72, 5))  # 15 of the 71 frames
@@ -521,6 +535,14 @@ def test_tensorrt_dynamic_batch_within_profile(tmp_path, fake_trt):
     np.testing.assert_allclose(out[0].xyxy, [[44, 24, 84, 104]])
     np.testing.assert_allclose(out[4].xyxy, [[12, 12, 28, 28]])
     assert det.info["backend"] == "tensorrt"
+
+
+def test_tensorrt_class_names_from_the_engine_json_sidecar(tmp_path, fake_trt):
+    """An engine without a header (trtexec) takes its names from <engine>.json, the file write_engine writes."""
+    eng = _engine_file(tmp_path / "m.engine")
+    (tmp_path / "m.engine.json").write_text(json.dumps({"names": {"0": "person", "1": "bag"}}))
+    det = load_detector(ModelConfig(path=str(eng)), memory=fake_trt)
+    assert det.class_names == {0: "person", 1: "bag"}
 
 
 def test_tensorrt_nms4_outputs_ordered_by_name(tmp_path, fake_trt):

@@ -214,6 +214,17 @@ def test_pets_7fps(pets):
     assert [f.index for f in src] == list(range(0, 107, 2)) and src.total == 54
 
 
+def test_pets_img1_folder_pattern_and_file_take_fps_from_seqinfo(pets):
+    """img1/ of a MOT sequence (or a pattern or a file in it) is 7 fps from ../seqinfo.ini, not the default 25:
+    timestamps (dwell, loitering) would otherwise run 3.6x too fast."""
+    src = open_source(pets / "img1", fps=3.5)
+    assert (src.fps, src.kind, src.native_size, src.total) == (7.0, "mot", (768, 576), 54)
+    assert [round(f.timestamp, 6) for f in src][:3] == [0.0, round(2 / 7, 6), round(4 / 7, 6)]
+    assert open_source(str(pets / "img1" / "*.jpg")).fps == 7.0
+    one = list(open_source(pets / "img1" / "000015.jpg"))
+    assert [(f.index, round(f.timestamp, 6)) for f in one] == [(14, 2.0)]
+
+
 def test_mot_missing_image_keeps_numbering(tmp_path, tud_campus):
     seq = tmp_path / "SEQ"
     (seq / "img1").mkdir(parents=True)
@@ -375,3 +386,22 @@ def test_probe_cli(tud_campus, tmp_path):
     assert cv2.imread(str(out)).shape == (480, 640, 3)
     r = CliRunner().invoke(cli, ["probe", str(tmp_path / "missing.mp4")])
     assert r.exit_code == 1 and "video file not found" in r.output
+
+
+def test_probe_cli_data_and_media_uris(shared_data, monkeypatch):
+    """The uris a PoC config accepts (data:REL, media:NAME) also work in `pockit probe`."""
+    import json
+
+    from click.testing import CliRunner
+
+    from pockit.cli import cli
+
+    monkeypatch.setenv("POCKIT_DATA_DIR", str(shared_data))
+    r = CliRunner().invoke(cli, ["probe", "data:mot/PETS09-S3-MF1", "--json"])
+    assert r.exit_code == 0, r.output
+    assert (json.loads(r.output)["fps"], json.loads(r.output)["frames"]) == (7.0, 107)
+    r = CliRunner().invoke(cli, ["probe", "media:car-detection", "--json"])
+    assert r.exit_code == 0, r.output
+    assert (json.loads(r.output)["frames"], json.loads(r.output)["fps"]) == (377, 12.5)
+    r = CliRunner().invoke(cli, ["probe", "data:nope/x.mp4"])
+    assert r.exit_code == 1 and "not found under the data directory" in r.output

@@ -86,12 +86,43 @@ def _resolve_model(cfg: PocConfig, model: str | Path | None, base: Path, opset: 
 def _local_media(uri: Any, base: Path) -> Path | None:
     if isinstance(uri, int) or not isinstance(uri, str):
         return None
+    if uri.startswith("data:"):  # under the local data directory, as pockit run resolves it
+        from ..paths import data_dir
+
+        p = data_dir() / uri.split(":", 1)[1]
+        if not p.exists():
+            raise BundleError(f"source {uri}: not found under the data directory {data_dir()} (set POCKIT_DATA_DIR)")
+        return p
+    if uri.startswith("media:"):  # a registry media name
+        from ..registry import FetchError, fetch_media
+
+        try:
+            return Path(fetch_media(uri.split(":", 1)[1]))
+        except FetchError as e:
+            raise BundleError(f"source {uri}: {e}") from e
     if re.match(r"^[a-z][a-z0-9+.-]*://", uri) or uri.startswith(("/dev/", "v4l2", "gst:")) or "!" in uri:
         return None
     p = Path(uri)
     if not p.is_absolute():
         p = base / p
     return p if p.exists() else None
+
+
+def _onnx_input(path: Path) -> tuple[str, list, dict[int, str]]:
+    """(input name, dims with symbolic dims as strings, class names from the metadata) of an ONNX model."""
+    import onnx
+
+    from ..inference.base import parse_names
+    from .tensorrt import EngineBuildError, input_spec
+
+    try:
+        name, dims = input_spec(path)
+        meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    except EngineBuildError as e:
+        raise BundleError(str(e)) from e
+    except Exception as e:  # noqa: BLE001 - onnx raises several types for a broken file
+        raise BundleError(f"{path}: cannot read the ONNX model ({e})") from e
+    return name, dims, parse_names(meta.get("names"))
 
 
 def _render(template: str, **kw) -> str:
@@ -140,6 +171,18 @@ def _make_bundle(config_path: str | Path, target: str, out_dir: str | Path, *, m
     onnx_src = _resolve_model(cfg, model, base, opset, imgsz)
     onnx_name = onnx_src.stem + ".onnx"
     shutil.copy2(onnx_src, out / "models" / onnx_name)
+    input_name, dims, onnx_names = _onnx_input(onnx_src)
+    if isinstance(dims[2], int) and isinstance(dims[3], int) and dims[2] == dims[3] and dims[2] != imgsz:
+        log.warning("%s has a fixed %dx%d input; the engine is built at that size, not imgsz=%d",
+                    onnx_src.name, dims[3], dims[2], imgsz)
+        imgsz = dims[2]
+    if isinstance(dims[0], int):  # a fixed-batch export: the engine has that batch, whatever was asked
+        if max_batch != dims[0]:
+            log.warning("%s has a fixed batch of %d: the engine runs %d frame(s) per call, not %d (re-export "
+                        "with 'pockit deploy export MODEL.pt --dynamic' to batch several streams)",
+                        onnx_src.name, dims[0], dims[0], max_batch)
+        max_batch = dims[0]
+    dynamic = any(isinstance(d, str) for d in dims)
     engine_name = f"{onnx_src.stem}-{precision}-b{max_batch}.engine"
 
     # configs: media copied, model paths relative to the bundle
@@ -165,6 +208,9 @@ def _make_bundle(config_path: str | Path, target: str, out_dir: str | Path, *, m
     trt_cfg["model"].update({"path": f"models/{engine_name}", "backend": "tensorrt", "device": "cuda",
                              "batch": max_batch})
     trt_cfg["model"].pop("half", None)
+    if onnx_names and not trt_cfg["model"].get("class_names"):
+        # trtexec writes no class names into the engine: keep the model's names in the config
+        trt_cfg["model"]["class_names"] = {int(k): v for k, v in onnx_names.items()}
     onnx_cfg = json.loads(json.dumps(data))
     onnx_cfg["model"].update({"path": f"models/{onnx_name}", "backend": "onnx", "device": "cuda"})
     for fname, d in (("config.yaml", trt_cfg), ("config-onnx.yaml", onnx_cfg)):
@@ -176,12 +222,13 @@ def _make_bundle(config_path: str | Path, target: str, out_dir: str | Path, *, m
     spec = BuildSpec(onnx=Path("models") / onnx_name, precision=precision, imgsz=imgsz, batch=(1, max_batch, max_batch),
                      workspace_mib=workspace_mib, dla_core=dla_core, timing_cache=Path("models/timing.cache"),
                      calib=["calib"] if precision == "int8" else [])
-    cmd = trtexec_command(spec, Path("models") / engine_name, "images",
-                          [(1, 3, imgsz, imgsz), (max_batch, 3, imgsz, imgsz), (max_batch, 3, imgsz, imgsz)],
-                          calib_cache, trtexec='"$TRTEXEC"')
+    # trtexec refuses --min/opt/maxShapes for a static model ("Static model does not take explicit shapes")
+    shapes = [(1, 3, imgsz, imgsz), (max_batch, 3, imgsz, imgsz), (max_batch, 3, imgsz, imgsz)] if dynamic else None
+    cmd = trtexec_command(spec, Path("models") / engine_name, input_name, shapes, calib_cache, trtexec='"$TRTEXEC"')
     trtexec_line = " ".join(c if c.startswith('"$') else format_command([c]) for c in cmd)
     tag = l4t_image_tag(l4t)
-    ctx = dict(name=name, title=cfg.name, onnx=onnx_name, engine=engine_name, trtexec_line=trtexec_line,
+    cuda_python = "cuda-python>=12,<13" if tag.startswith("r36") else "cuda-python>=11.4,<12"
+    ctx = dict(name=name, title=cfg.name, cuda_python=cuda_python, dynamic_batch=isinstance(dims[0], str), onnx=onnx_name, engine=engine_name, trtexec_line=trtexec_line,
                trtexec=TRTEXEC, precision=precision, batch=max_batch, imgsz=imgsz, tag=tag, dla=dla_core,
                workspace=workspace_mib, int8=precision == "int8", sources=[s["id"] for s in data["sources"]],
                tags=", ".join(L4T_JETPACK_TAGS[:4]))

@@ -111,6 +111,10 @@ class Detector:
     def _finish_init(self) -> None:
         """Call at the end of a backend's __init__: resolves the class filter against the names."""
         self.classes = self._resolve_classes(self._classes_arg)
+        if self.model_batch is not None and self.batch > self.model_batch:
+            log.warning("%s has a fixed batch of %d: batch=%d runs %d frame(s) per inference call; export it with "
+                        "a dynamic batch (pockit deploy export MODEL.pt --dynamic) to batch several frames",
+                        self.path.name, self.model_batch, self.batch, self.model_batch)
 
     def _resolve_classes(self, classes: Iterable[int | str] | None) -> list[int] | None:
         if classes is None:

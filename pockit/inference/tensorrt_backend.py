@@ -275,7 +275,9 @@ class TensorRTDetector(Detector):
         self.input_dtype = self.input_spec.dtype
         self.model_names = parse_names(self.metadata.get("names"))
         if not self.model_names:
-            side = self.path.with_suffix(".json")
+            # write_engine's sidecar is <engine>.json (model.engine.json); also accept model.json
+            side = next((f for f in (Path(str(self.path) + ".json"), self.path.with_suffix(".json")) if f.is_file()),
+                        self.path.with_suffix(".json"))
             if side.is_file():
                 try:
                     self.model_names = parse_names(json.loads(side.read_text("utf-8")).get("names"))

@@ -19,6 +19,25 @@ def _parse_options(items: tuple[str, ...]) -> dict:
     return out
 
 
+def _resolve_uri(uri: str) -> str:
+    """``data:REL`` (under POCKIT_DATA_DIR) and ``media:NAME`` (registry), as in a PoC config."""
+    if uri.startswith("data:"):
+        from ..paths import data_dir
+
+        p = data_dir() / uri.split(":", 1)[1]
+        if not p.exists():
+            raise click.ClickException(f"{uri}: not found under the data directory {data_dir()} (set POCKIT_DATA_DIR)")
+        return str(p)
+    if uri.startswith("media:"):
+        from ..registry import FetchError, fetch_media
+
+        try:
+            return str(fetch_media(uri.split(":", 1)[1]))
+        except FetchError as e:
+            raise click.ClickException(str(e)) from None
+    return uri
+
+
 @click.command("probe")
 @click.argument("uri")
 @click.option("-n", "--frames", "n_frames", type=int, default=0, show_default=True,
@@ -27,12 +46,14 @@ def _parse_options(items: tuple[str, ...]) -> dict:
 @click.option("-o", "--option", "options", multiple=True, help="source option key=value (e.g. transport=udp)")
 @click.option("--json", "as_json", is_flag=True, help="print JSON only")
 def probe_cmd(uri: str, n_frames: int, save: str | None, options: tuple[str, ...], as_json: bool) -> None:
-    """Describe URI (video file, image/MOT folder, rtsp://, http://, camera index, GStreamer pipeline)."""
+    """Describe URI (video file, image/MOT folder, rtsp://, http://, camera index, GStreamer pipeline,
+    data:REL/PATH or media:NAME as in a PoC config)."""
     import cv2
 
     from . import SourceError, open_source, probe
 
     opts = _parse_options(options)
+    uri = _resolve_uri(uri)
     src_uri: str | int = int(uri) if uri.isdigit() else uri
     try:
         info = probe(src_uri, **opts)

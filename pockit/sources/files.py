@@ -262,13 +262,7 @@ class ImageFolderSource(Source):
             folder = p
             ini = p / "seqinfo.ini"
             if ini.is_file():
-                cp = configparser.ConfigParser()
-                try:
-                    cp.read(ini, encoding="utf-8")
-                    self.seqinfo = {k.lower(): v for k, v in cp["Sequence"].items()}
-                except (configparser.Error, KeyError) as e:
-                    raise SourceError(f"{ini}: not a MOTChallenge seqinfo.ini "
-                                      f"([Sequence] section expected): {e}") from None
+                self.seqinfo = _read_seqinfo(ini)
                 folder = p / self.seqinfo.get("imdir", "img1")
                 if not folder.is_dir():
                     raise SourceError(f"{ini}: imDir {self.seqinfo.get('imdir', 'img1')!r} is not a folder in {p}")
@@ -279,6 +273,12 @@ class ImageFolderSource(Source):
                 raise SourceError(f"{self.uri}: no images ({', '.join(sorted(IMAGE_EXTS))}) in folder {folder}; "
                                   "check the path or that the frames were extracted")
         self.folder = folder
+        ini = folder.parent / "seqinfo.ini"
+        if not self.seqinfo and folder.name == "img1" and ini.is_file():
+            # img1/ (or a file or pattern in it) of a MOT sequence: frame rate and size from its seqinfo.ini
+            info = _read_seqinfo(ini)
+            if info.get("imdir", "img1") == "img1":
+                self.seqinfo = info
         is_mot = bool(self.seqinfo) or folder.name == "img1"
         if is_mot:
             self.kind = "mot"
@@ -288,7 +288,7 @@ class ImageFolderSource(Source):
                     raise SourceError(f"{folder}: image numbers are not unique positive integers (MOT names "
                                       "frames 000001.jpg, 000002.jpg, ...)")
                 n = int(self.seqinfo.get("seqlength", 0) or 0)
-                if n and n != len(files):
+                if n and n != len(files) and p.is_dir():  # not for one file or a pattern
                     log.warning("%s: seqinfo.ini says seqLength=%d but %d images are present", self.uri, n, len(files))
                 return files, indices
             log.warning("%s: image names are not frame numbers; using sorted position as frame index", folder)
@@ -324,6 +324,15 @@ class ImageFolderSource(Source):
                 return
             passes += 1
             idx_off += span
+
+
+def _read_seqinfo(ini: Path) -> dict[str, str]:
+    cp = configparser.ConfigParser()
+    try:
+        cp.read(ini, encoding="utf-8")
+        return {k.lower(): v for k, v in cp["Sequence"].items()}
+    except (configparser.Error, KeyError) as e:
+        raise SourceError(f"{ini}: not a MOTChallenge seqinfo.ini ([Sequence] section expected): {e}") from None
 
 
 def _images_in(folder: Path) -> list[Path]:
