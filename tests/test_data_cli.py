@@ -36,3 +36,28 @@ def test_export_and_stats(tmp_path):
     r = run("stats", SAMPLES / "yolo", "--html", tmp_path / "h.html")
     assert r.exit_code == 0 and "6 images (1 without boxes), 10 boxes, 3 classes" in r.output
     assert (tmp_path / "h.html").stat().st_size > 1000
+    html = (tmp_path / "h.html").read_text()
+    # plotly.js embedded (no <script src=...cdn...>): the file opens offline at the customer site
+    assert "<script src=" not in html and "plotly.js v" in html
+
+
+def test_export_resplits_a_train_only_set(tmp_path):
+    # a pre-label folder (or a data.yaml whose val = train) has every image in 'train'
+    src = tmp_path / "pre"
+    from pockit.data import read_yolo, write_yolo
+
+    ds = read_yolo(SAMPLES / "yolo")
+    for im in ds:
+        im.split = None
+    write_yolo(ds, src)
+    r = run("export", src, tmp_path / "ul", "--val", "0.34", "--chunk-frames", "10")
+    assert r.exit_code == 0, r.output
+    assert "lack train or val: splitting again" in r.output
+    cfg = yaml.safe_load((tmp_path / "ul" / "data.yaml").read_text())
+    assert cfg["val"] == "images/val" and cfg["train"] == "images/train"
+    # capture names give source/frame: cam1 and cam2 frames 0, 50, 100 are 6 chunks of 10 frames
+    assert len(list((tmp_path / "ul" / "images" / "val").iterdir())) == 2
+    # no held-out images: a clear error, not a traceback
+    r = run("export", src, tmp_path / "ul2", "--val", "0")
+    assert r.exit_code == 1 and "Error: training needs 'train' and 'val' images" in r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)

@@ -115,6 +115,8 @@ def test_missing_image():
     ds = read_voc(BROKEN / "voc_missing_image")
     i = one(ds, "missing_image")
     assert i.image == "gone.jpg" and i.file.endswith("gone.xml") and "1 box(es) dropped" in i.message
+    # the report says where the image was looked for, so the user can fix the path or <filename>
+    assert str(BROKEN / "voc_missing_image" / "JPEGImages" / "gone.jpg") in i.message
     assert len(ds) == 1 and ds.n_boxes == 2
     i = one(read_yolo(BROKEN / "yolo_missing_image"), "missing_image")
     assert i.file.endswith("ghost.txt") and i.action == "dropped"
@@ -176,3 +178,30 @@ def test_mot_as_detection_dataset(tud_campus):
     assert ds.report.counts() == {"box_outside": 19}
     assert {i.action for i in ds.report} == {"clipped"}
     assert len(read_mot_dataset(tud_campus, every=10)) == 8
+
+
+def test_yolo_recovers_source_and_frame_from_image_names(tmp_path, tud_campus):
+    """YOLO (and VOC/COCO re-saved by LabelImg/CVAT) lose source/frame: they are read back from the
+    image names, so a split after the round trip keeps consecutive frames of a camera together."""
+    from pockit.data import leakage, split
+
+    yolo = read_yolo(SAMPLES / "yolo")  # pockit capture names <source>_<frame>.jpg
+    assert {im.file: (im.source, im.frame) for im in yolo} == {
+        f: (v["source"], v["frame"]) for f, v in TRUTH["images"].items()}
+    mot = read_mot_dataset(tud_campus)  # TUD-Campus/img1/000001.jpg: folder = camera, number = frame
+    back = read_yolo(write_yolo(mot, tmp_path / "y", images="link"))
+    assert {im.source for im in back} == {"TUD-Campus"}
+    assert sorted(im.frame for im in back) == list(range(1, 72))
+    s = split(back, val=0.25, chunk_frames=10, seed=0)
+    assert not leakage(s, chunk_frames=10)
+    order = [im.split for im in sorted(s, key=lambda im: im.frame)]
+    # whole 10-frame chunks: the split changes only at chunk boundaries (frames 10, 20, ...)
+    assert all(order[i] == order[i - 1] for i in range(1, 71) if (i + 1) % 10 != 0)
+    assert {"train", "val"} == set(order)
+    # metadata written by pockit wins over the name; names that fit neither scheme stay 'default'
+    assert read_voc(SAMPLES / "voc").images[0].source == "cam1"
+    from pockit.data import ImageRecord, infer_source_frame
+    ims = [ImageRecord("photo.jpg", "/x/photo.jpg", 10, 10), ImageRecord("000007.jpg", "/x/000007.jpg", 10, 10),
+           ImageRecord("a_1.jpg", "/x/a_1.jpg", 10, 10, source="cam9")]
+    assert infer_source_frame(ims) == 0 and [(im.source, im.frame) for im in ims] == [
+        ("default", None), ("default", None), ("cam9", None)]

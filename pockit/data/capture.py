@@ -207,7 +207,7 @@ def prelabel(images: Dataset | str | Path, detector: Any, out: str | Path, fmt: 
     from tqdm import tqdm
 
     from ._io import list_images
-    from .dataset import image_size
+    from .dataset import image_size, infer_source_frame
 
     if fmt not in ("yolo", "coco", "voc"):
         raise ValueError(f"fmt must be yolo, coco or voc, not {fmt!r}")
@@ -220,6 +220,7 @@ def prelabel(images: Dataset | str | Path, detector: Any, out: str | Path, fmt: 
             if not files:
                 raise FileNotFoundError(f"no images in {p}")
             images = Dataset([ImageRecord(f.relative_to(p).as_posix(), f, *image_size(f)) for f in files], root=p, name=p.name)
+            infer_source_frame(images.images)
     names_map = dict(detector.class_names)
     names = list(class_names) if class_names else [names_map.get(i, str(i)) for i in range(max(names_map, default=-1) + 1)]
     ds = images.copy()

@@ -118,7 +118,7 @@ def convert_cmd(src, out, fmt, to_fmt, maps, images):
 @data_group.command("stats")
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--format", "fmt", default="auto", type=FMT)
-@click.option("--html", "html", type=click.Path(dir_okay=False), default=None, help="write the plotly figures to one HTML file")
+@click.option("--html", "html", type=click.Path(dir_okay=False), default=None, help="write the plotly figures to one self-contained HTML file (works offline)")
 def stats_cmd(path, fmt, html):
     """Dataset health: images and boxes per class/source/split, COCO box sizes; optional HTML figures."""
     from .health import health
@@ -129,7 +129,7 @@ def stats_cmd(path, fmt, html):
     click.echo(h.per_source.to_string(index=False))
     if html:
         figs = h.figures()
-        parts = [f.to_html(full_html=False, include_plotlyjs="cdn" if i == 0 else False) for i, f in enumerate(figs.values())]
+        parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs.values())]
         Path(html).write_text("<html><body>" + "\n".join(parts) + "</body></html>", encoding="utf-8")
         click.echo(f"figures written to {html}")
 
@@ -140,10 +140,16 @@ def stats_cmd(path, fmt, html):
 @click.option("--format", "fmt", default="auto", type=FMT)
 @click.option("--val", default=0.2, show_default=True, help="held-out fraction (images with no split yet)")
 @click.option("--chunk-s", default=60.0, show_default=True, help="seconds of one camera that stay on one side of the split")
+@click.option("--chunk-frames", default=300, show_default=True,
+              help="the same in frames, for labels without timestamps (YOLO; frame numbers read from the image names)")
 @click.option("--map", "maps", multiple=True, metavar="OLD=NEW")
 @click.option("--images", default="copy", type=click.Choice(["copy", "link"]), show_default=True)
-def export_cmd(path, out, fmt, val, chunk_s, maps, images):
-    """Split (leak-free, stratified) and write an Ultralytics-ready folder with data.yaml."""
+@click.option("--resplit", is_flag=True, help="ignore the splits the labels came with and split again")
+def export_cmd(path, out, fmt, val, chunk_s, chunk_frames, maps, images, resplit):
+    """Split (leak-free, stratified) and write an Ultralytics-ready folder with data.yaml.
+
+    The labels' own train/val split is kept when it has both; otherwise (no split, or everything in
+    'train' as in a pre-label folder) or with --resplit the images are split again."""
     from .classes import remap_classes
     from .health import health, leakage, split
     from .yolo import export_ultralytics
@@ -151,11 +157,19 @@ def export_cmd(path, out, fmt, val, chunk_s, maps, images):
     ds = _load(path, fmt)
     if maps:
         ds = remap_classes(ds, _parse_maps(maps))
-    if any(im.split is None for im in ds):
-        ds = split(ds, val=val, chunk_s=chunk_s)
-    leaks = leakage(ds, chunk_s=chunk_s)
+    splits = {im.split for im in ds}
+    if resplit or None in splits or not {"train", "val"} <= splits:
+        if not resplit and splits != {None}:
+            click.echo(f"the labels' splits {sorted(map(str, splits))} lack train or val: splitting again (--val {val})", err=True)
+        for im in ds:
+            im.split = None
+        ds = split(ds, val=val, chunk_s=chunk_s, chunk_frames=chunk_frames)
+    leaks = leakage(ds, chunk_s=chunk_s, chunk_frames=chunk_frames)
     if leaks:
         click.echo(f"warning: {len(leaks)} source chunk(s) appear in several splits, e.g. {leaks[:3]}", err=True)
-    y = export_ultralytics(ds, out, images=images)
+    try:
+        y = export_ultralytics(ds, out, images=images)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
     click.echo(health(ds).per_split.to_string(index=False))
     click.echo(f"data.yaml: {y}")

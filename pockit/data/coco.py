@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from ._io import place_image
-from .dataset import Dataset, ImageRecord, validate
+from .dataset import Dataset, ImageRecord, infer_source_frame, validate
 from .report import ValidationReport
 
 
@@ -102,6 +102,7 @@ def read_coco(path: str | Path, images_dir: str | Path | None = None, classes: S
         rec.scores = np.array([b[3] for b in bx], np.float64) if any_score else None
         images.append(rec)
     ds = Dataset(images, names, images_dir, rep, name or (path.parent.name if path.stem == 'annotations' else path.stem))
+    infer_source_frame(ds.images)
     return validate(ds, on_outside=on_outside, dup_iou=dup_iou, check_images=check_images)
 
 

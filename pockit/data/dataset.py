@@ -6,6 +6,7 @@ covering the whole 640x480 image is ``0,0,640,480``). Class ids index ``Dataset.
 from __future__ import annotations
 
 import copy as _copy
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -185,6 +186,40 @@ class Dataset:
                             columns=["file", "path", "source", "split", "frame", "timestamp", "width", "height", "boxes"])
 
 
+_NAME_FRAME = re.compile(r"(.+?)[_-](\d+)")
+_IMAGE_DIRS = {"img1", "images", "jpegimages", "train", "val", "test", "."}
+
+
+def infer_source_frame(images: Iterable[ImageRecord]) -> int:
+    """Recover ``source`` and ``frame`` from the image name where the labels do not carry them.
+
+    YOLO files, and VOC/COCO re-saved by LabelImg or CVAT, lose pockit's source/frame/timestamp;
+    without them every image would be its own split group and consecutive frames of one camera would
+    land on both sides of a split. Two naming schemes are recognised: pockit's capture names
+    ``<source>_<frame>.jpg`` (also ``-``), and numbered frames in a per-camera folder
+    (``TUD-Campus/img1/000012.jpg``: source = the nearest folder that is not img1/images/train/...).
+    Only images with source 'default' and no frame/timestamp are touched. Returns how many were filled.
+    """
+    n = 0
+    for im in images:
+        if im.source != "default" or im.frame is not None or im.timestamp is not None:
+            continue
+        p = Path(im.file)
+        m = _NAME_FRAME.fullmatch(p.stem)
+        if m:
+            im.source, im.frame = m.group(1), int(m.group(2))
+        elif p.stem.isdigit():
+            folder = next((d for d in reversed(p.parent.parts) if d.lower() not in _IMAGE_DIRS), None)
+            if folder is None:
+                continue
+            im.source, im.frame = folder, int(p.stem)
+        else:
+            continue
+        im.meta["source_from_name"] = True
+        n += 1
+    return n
+
+
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) from the image header (PIL, no full decode). Raises OSError if unreadable."""
     from PIL import Image, UnidentifiedImageError
@@ -225,7 +260,8 @@ def validate(ds: Dataset, *, on_outside: str = "clip", dup_iou: float = 0.95, ch
         lf = im.meta.get("label_file")
         if check_images:
             if not im.path.exists():
-                rep.add("missing_image", "dropped", f"image file not found; its {len(im)} box(es) dropped", image=im.file, file=lf)
+                rep.add("missing_image", "dropped", f"image file not found at {im.path}; its {len(im)} box(es) dropped",
+                        image=im.file, file=lf)
                 continue
             try:
                 w, h = image_size(im.path)

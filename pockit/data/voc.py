@@ -14,7 +14,7 @@ import defusedxml.ElementTree as SafeET
 import numpy as np
 
 from ._io import find_image, fmt_num, place_image
-from .dataset import Dataset, ImageRecord, validate
+from .dataset import Dataset, ImageRecord, infer_source_frame, validate
 from .report import ValidationReport
 
 
@@ -112,6 +112,7 @@ def read_voc(path: str | Path, images_dir: str | Path | None = None, classes: Se
         images.append(ImageRecord(file, img_path, w, h, np.array(boxes).reshape(-1, 4), cids, ign, source=source, frame=frame,
                                   timestamp=ts, meta=meta))
     ds = Dataset(images, names, images_dir or ann_dir, rep, name or path.name)
+    infer_source_frame(ds.images)
     return validate(ds, on_outside=on_outside, dup_iou=dup_iou, check_images=check_images)
 
 

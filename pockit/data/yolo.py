@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 
 from ._io import IMAGE_EXTS, fmt_num, list_images, place_image
-from .dataset import Dataset, ImageRecord, image_size, validate
+from .dataset import Dataset, ImageRecord, infer_source_frame, image_size, validate
 from .report import ValidationReport
 
 SPLITS = ("train", "val", "test")
@@ -172,6 +172,7 @@ def read_yolo(path: str | Path, classes: Sequence[str] | None = None, *, on_outs
             rep.add("missing_image", "dropped", f"label file has no image (looked for {t.stem} with {'/'.join(IMAGE_EXTS)}); "
                     f"{len(rows)} box(es) dropped", file=str(t), image=t.stem)
     ds = Dataset(images, names, sets[0][1] if len(sets) == 1 else base, rep, name or base.name)
+    infer_source_frame(ds.images)
     return validate(ds, on_outside=on_outside, dup_iou=dup_iou, check_images=False)
 
 
