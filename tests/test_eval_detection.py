@@ -102,3 +102,25 @@ def test_cli_on_tud_campus(tud_campus, tmp_path):
     res = CliRunner().invoke(cli, ["eval", "detections", "--gt", str(tmp_path / "nope.txt"),
                                    "--pred", str(tud_campus / "det/det.txt")])
     assert res.exit_code != 0 and "ground-truth file not found" in res.output
+
+
+def test_cli_on_a_runs_two_class_tracks(tmp_path):
+    # a run with the registry's Normal/Fall model writes class ids 0 and 1 in tracks/<source>.txt; against a
+    # single-class MOT ground truth both count as the gt's class (names from run.json beside tracks/)
+    gt = tmp_path / "gt.txt"
+    gt.write_text("1,1,10,10,20,40,1,1,1\n1,2,100,10,20,40,1,1,1\n2,1,12,10,20,40,1,1,1\n")
+    run = tmp_path / "run"
+    (run / "tracks").mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"model": {"class_names": {"0": "Normal", "1": "Fall"}}}))
+    rows = "1,1,10,10,20,40,0.9,0,-1,-1\n1,2,100,10,20,40,0.8,1,-1,-1\n2,1,12,10,20,40,0.9,1,-1,-1\n"
+    (run / "tracks" / "cam.txt").write_text(rows)
+    res = CliRunner().invoke(cli, ["eval", "detections", "--gt", str(gt), "--pred", str(run / "tracks" / "cam.txt")])
+    assert res.exit_code == 0, res.output
+    assert "predicted classes ['Fall', 'Normal'] all count as 'person'" in res.output
+    assert "mAP50 1.000" in res.output
+    # the same file outside a run: the unnamed class id 1 is named '1', still merged, no crash
+    loose = tmp_path / "loose.txt"
+    loose.write_text(rows)
+    res = CliRunner().invoke(cli, ["eval", "detections", "--gt", str(gt), "--pred", str(loose)])
+    assert res.exit_code == 0, res.output
+    assert "predicted classes ['1', 'person'] all count as 'person'" in res.output and "mAP50 1.000" in res.output

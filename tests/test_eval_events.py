@@ -121,3 +121,31 @@ def test_cli_gt_from_tracks(tud_campus, tmp_path):
     r = json.loads(out.read_text())["per_rule"][0]
     assert (r["tp"], r["fp"], r["fn"], r["fa_per_hour"]) == (len(gt) - 1, 1, 1, 1.0)
     assert r["latency_p95_s"] == 0.0
+
+
+def test_crowd_closing_records_are_not_alarms():
+    # pockit writes a crowd episode as a start record and a closing record (extra.phase "end", "of" = start id,
+    # time = end). Only the start is an alarm: closing records must count neither as TP nor as false alarms.
+    def crowd(t, end_of=None, end=None):
+        e = E(t, "crowd", "crowd")
+        if end_of is not None:
+            e.end, e.extra = end, {"phase": "end", "of": end_of.id, "reason": "below_min_count"}
+        return e
+
+    g0 = crowd(11.43)
+    gt = [g0, crowd(15.14, g0, 15.14)]
+    p0, p1 = crowd(13.0), crowd(15.0)
+    pred = [p0, crowd(13.86, p0, 13.86), p1, crowd(15.14, p1, 15.14)]
+    r = evaluate_events(pred, gt, tolerance=1.0, hours=1.0)
+    c = r.rule("crowd")
+    assert (c["gt"], c["pred"], c["tp"], c["fp"], c["fn"]) == (1, 2, 0, 2, 1)
+    assert sorted(e.time for e in r.false_alarms) == [13.0, 15.0]
+    assert [e.end for e in r.missed] == [15.14]  # the episode's end is kept on the alarm
+    # within tolerance the start records match; the closing records do not add a second TP
+    r = evaluate_events([p0, crowd(13.86, p0, 13.86)], [crowd(12.5), ], tolerance=1.0)
+    assert (r.totals["tp"], r.totals["fp"], r.totals["fn"]) == (1, 0, 0)
+    assert p0.end is None  # inputs are not modified
+    # a hand-annotated episode (one record with time and end, no phase) is an alarm like any other
+    from pockit.evaluate import fold_episodes
+    hand = Event(rule="crowd", type="crowd", source="cam1", time=3.0, frame=30, end=9.0)
+    assert fold_episodes([hand]) == [hand]

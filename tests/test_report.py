@@ -202,3 +202,20 @@ def test_report_from_real_run(tud_campus, tmp_path):
     assert 0.3 < m["detection.campus.precision"] <= 1.0 and m["perf.fps"] > 0
     html = (tmp_path / "real.html").read_text()
     assert html.count('class="plotly-graph-div"') >= 5
+
+
+def test_closing_records_are_not_counted_as_alarms(fixture_run, tud_campus, tmp_path):
+    # a crowd-style closing record (extra.phase "end") in events.jsonl is the end of an alarm, not an alarm:
+    # neither the "Alarms" KPI nor the event KPIs may count it (it used to show up as a false alarm)
+    from pockit.core import Event, read_events
+
+    run, exp = fixture_run
+    pred = read_events(run / "events.jsonl")
+    start = next(e for e in pred if e.rule == "walkway_zone")
+    closing = Event(rule="walkway_zone", type="zone_enter", source="campus", time=2.7, frame=67, end=2.7,
+                    extra={"phase": "end", "of": start.id, "reason": "below_min_count"})
+    write_events(pred + [closing], run / "events.jsonl")
+    out = build_report(run, gt=tud_campus / "gt/gt.txt", out=tmp_path / "r.html")
+    m = json.loads((tmp_path / "r.metrics.json").read_text())["metrics"]
+    assert m["events.walkway_zone.fp"] == 1 and m["events.walkway_zone.pred"] == exp["n_zone_gt"]
+    assert re.search(r'class="kpi">[^<]*<b>%d</b>' % len(pred), out.read_text())

@@ -187,3 +187,45 @@ def test_annotate_snapshot_and_clip(tmp_path):
     fr, d = _scene(0)
     out = annotate(fr.image, d)
     assert tuple(int(v) for v in out[130, 40]) == (0, 94, 213)  # palette colour of id 4 (RGB 213,94,0 as BGR) and fr.image.max() == 60
+
+
+def test_snapshot_reds_only_the_events_own_object(tmp_path):
+    # track 1 entered the zone first and stays in alarm (zone_enter holds while inside); track 2 enters later.
+    # Track 2's snapshot must show track 2 red and track 1 in its normal colour, or the snapshot is ambiguous.
+    eng = RuleEngine([dict(type="zone_enter", name="yard", zone=[[100, 0], [320, 0], [320, 240], [100, 240]])],
+                     "cam", frame_size=(320, 240))
+    img = np.full((240, 320, 3), 60, np.uint8)
+    snaps = SnapshotWriter(tmp_path)
+    raised = []
+    for i in range(3):
+        x2 = 60 + 40 * i  # track 2: anchor x = 70, 110 (inside at frame 1), 150
+        d = Detections(xyxy=[[200, 40, 220, 100], [x2, 140, x2 + 20, 200]], track_ids=[1, 2], class_ids=[0, 0],
+                       class_names={0: "person"})
+        fr = Frame(img, i, i / 10, "cam")
+        for e in eng.update(fr, d, fr.timestamp, i):
+            snaps.save(fr, d, e, eng)
+            raised.append(e)
+    assert [(e.track_id, e.frame) for e in raised] == [(1, 0), (2, 1)]
+    assert eng.alarmed["yard"] == {1, 2}  # both still in alarm when track 2's snapshot is taken
+    snap = cv2.imread(str(tmp_path / raised[1].snapshot))
+    b, g, r = (int(v) for v in snap[170, 100])  # left edge of track 2's box
+    assert r > 200 and g < 60 and b < 60
+    b, g, r = (int(v) for v in snap[70, 200])  # left edge of track 1's box: its id colour (RGB 0,158,115)
+    assert r < 60 and g > 120
+    # the live view (annotate with the engine) still shows every object in alarm red
+    live = annotate(img, d, eng)
+    assert tuple(int(v) for v in live[70, 200]) == (0, 0, 255)
+
+
+@pytest.mark.parametrize("scale", [0.45, 0.7, 1.5])
+def test_text_halo_stays_on_the_letters(scale):
+    # OpenCV advances glyphs further at thickness >= 2 than at 1: a thick halo under thin text drifted up to
+    # ~20 px to the right of a 40-character label, garbling every snapshot title. The halo must end where the text ends.
+    from pockit.sinks.draw import _text
+
+    img = np.full((80, 1400, 3), 255, np.uint8)
+    _text(img, "lamp_post_line (line_crossing) t=10.43s", (5, 50), (0, 0, 255), scale)
+    red = np.flatnonzero(((img[..., 2] > 200) & (img[..., 1] < 80)).any(0))
+    dark = np.flatnonzero((img.max(2) < 100).any(0))
+    assert len(red) and len(dark)
+    assert dark.max() - red.max() <= 3

@@ -1,7 +1,9 @@
 """Event-level accuracy: predicted alarms vs ground-truth events (same JSONL schema).
 
 Matching is one-to-one within each (source, rule, type, direction) group: a predicted and a
-ground-truth event may pair only when ``|t_pred - t_gt| <= tolerance``. Among all pairings the
+ground-truth event may pair only when ``|t_pred - t_gt| <= tolerance``. Closing records of an
+episode (pockit's crowd end: ``extra.phase == "end"``) are not alarms: :func:`fold_episodes` puts
+their ``end`` on the start record and drops them before matching. Among all pairings the
 one with the most matches, then the smallest total ``|dt|``, is chosen (Hungarian assignment,
 infeasible pairs blocked), so an early alarm never steals the partner another alarm needs.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,26 @@ def match_events(pred: Sequence[Event], gt: Sequence[Event], tolerance: float = 
     cost = np.where(feasible, dt / (tolerance + 1e-9) / (len(pred) + len(gt) + 1), _BLOCK)
     rows, cols = linear_sum_assignment(cost)
     return [(int(r), int(c)) for r, c in zip(rows, cols) if feasible[r, c]]
+
+
+def is_closing(e: Event) -> bool:
+    """A record that closes an episode (crowd end), not a new alarm."""
+    return isinstance(e.extra, dict) and e.extra.get("phase") == "end"
+
+
+def fold_episodes(events: Iterable[Event]) -> list[Event]:
+    """The alarms only: each closing record's ``end`` goes onto its start record (``extra.of`` = start id,
+    copied, the input is not changed) and the closing record is dropped."""
+    events = list(events)
+    ends = {e.extra.get("of"): e.end if e.end is not None else e.time for e in events if is_closing(e)}
+    out = []
+    for e in events:
+        if is_closing(e):
+            continue
+        if e.id in ends and e.end is None:
+            e = replace(e, end=ends[e.id], extra=dict(e.extra))
+        out.append(e)
+    return out
 
 
 def _key(e: Event) -> tuple:
@@ -144,13 +166,14 @@ def evaluate_events(
 ) -> EventReport:
     """Match predicted alarms to ground-truth events and score them per rule.
 
-    pred / gt: events.jsonl paths or Event lists. tolerance: seconds. hours: hours of footage
+    pred / gt: events.jsonl paths or Event lists (closing records are folded into their alarm, see
+    :func:`fold_episodes`). tolerance: seconds. hours: hours of footage
     the prediction covers (for false alarms per hour; None leaves it out). rules: only these.
     """
     if tolerance < 0:
         raise EvaluationError(f"tolerance must be >= 0 seconds, got {tolerance}")
-    P = _load(pred, "predicted")
-    G = _load(gt, "ground-truth")
+    P = fold_episodes(_load(pred, "predicted"))
+    G = fold_episodes(_load(gt, "ground-truth"))
     warnings: list[str] = []
     if rules is not None:
         P = [e for e in P if e.rule in rules]

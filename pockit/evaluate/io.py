@@ -23,10 +23,13 @@ def load_boxes(path: str | Path, gt: bool, categories: dict[int, int] | None = N
     if not path.exists():
         raise EvaluationError(f"{'ground-truth' if gt else 'prediction'} file not found: {path}")
     if path.suffix.lower() in (".txt", ".csv"):
-        boxes = read_mot(path, gt=gt)
-        names: dict[int, str] = {}
+        run_names = None if gt else _run_class_names(path)
+        boxes = read_mot(path, class_names=run_names, gt=gt)
+        names: dict[int, str] = dict(run_names or {})
         for d in boxes.values():
             names.update(d.class_names)
+            for c in np.unique(d.class_ids):  # class ids the file uses but no name covers
+                names.setdefault(int(c), str(int(c)))
         return boxes, names or {0: "person"}, {}
     if path.suffix.lower() != ".json":
         raise EvaluationError(f"{path}: unsupported box file; use a MOT .txt or COCO .json")
@@ -58,6 +61,18 @@ def load_boxes(path: str | Path, gt: bool, categories: dict[int, int] | None = N
         xyxy = np.c_[arr[:, 0], arr[:, 1], arr[:, 0] + arr[:, 2], arr[:, 1] + arr[:, 3]]
         out[k] = Detections(xyxy=xyxy, scores=arr[:, 4], class_ids=arr[:, 5].astype(int), class_names=names)
     return out, names, cmap
+
+
+def _run_class_names(path: Path) -> dict[int, str] | None:
+    """The model's class names from run.json when ``path`` is a run's ``tracks/<source>.txt``."""
+    rj = path.parent.parent / "run.json"
+    if path.parent.name != "tracks" or not rj.exists():
+        return None
+    try:
+        names = (json.loads(rj.read_text(encoding="utf-8")).get("model") or {}).get("class_names") or {}
+        return {int(k): str(v) for k, v in names.items()} or None
+    except (ValueError, AttributeError, TypeError):
+        return None
 
 
 def collapse_classes(boxes: dict[Any, Detections], name: str) -> dict[Any, Detections]:

@@ -188,7 +188,9 @@ def collect(run_dir: str | Path, gt: Any = None, lang: str = "en") -> dict[str, 
     source_ids = [s.id for s in cfg.sources]
     gtd = parse_gt(gt, source_ids)
     events_path = run_dir / "events.jsonl"
-    events = read_events(events_path) if events_path.exists() else []
+    from ..evaluate.events import fold_episodes
+
+    events = fold_episodes(read_events(events_path)) if events_path.exists() else []  # alarms, not closing records
     ctx: dict[str, Any] = {"t": t, "lang": lang, "run": run, "cfg": cfg, "run_dir": str(run_dir), "fmt": _fmt,
                            "generated": datetime.now().strftime("%Y-%m-%d %H:%M"), "warnings": [], "figures": {}}
     metrics: dict[str, Any] = {}

@@ -28,8 +28,15 @@ def _color(tid: int) -> tuple[int, int, int]:
 
 
 def _text(img, s, org, color, scale):
-    cv2.putText(img, s, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), max(2, int(3 * scale)), cv2.LINE_AA)
-    cv2.putText(img, s, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, max(1, int(1.5 * scale)), cv2.LINE_AA)
+    """Text with a black halo made of shifted copies at the text's own thickness (OpenCV advances glyphs
+    differently for thickness 1 and >= 2, so a thicker halo drifts away from the letters)."""
+    th = max(1, int(1.5 * scale))
+    r = max(1, int(round(scale)))
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    x, y = org
+    for dx, dy in ((-r, -r), (0, -r), (r, -r), (-r, 0), (r, 0), (-r, r), (0, r), (r, r)):
+        cv2.putText(img, s, (x + dx, y + dy), font, scale, (0, 0, 0), th, cv2.LINE_AA)
+    cv2.putText(img, s, org, font, scale, color, th, cv2.LINE_AA)
 
 
 def draw_geometry(img: np.ndarray, engine, scale: float) -> None:
@@ -64,19 +71,24 @@ def draw_geometry(img: np.ndarray, engine, scale: float) -> None:
         _text(img, label, tuple(np.round(a + [4, -8 * scale]).astype(int)), LINE, 0.5 * scale)
 
 
+def _scale(img: np.ndarray) -> float:
+    """Text/line scale: 1 up to 1280 px wide (labels stay legible on small frames), then with the width."""
+    return max(1.0, img.shape[1] / 1280)
+
+
 def annotate(image: np.ndarray, dets: Detections | None, engine=None, alarmed: Iterable[int] = (),
-             alarm_boxes: Iterable = (), copy: bool = True) -> np.ndarray:
+             alarm_boxes: Iterable = (), copy: bool = True, engine_alarms: bool = True) -> np.ndarray:
     """Draw boxes with track ids and class names, the engine's zones/lines, alarmed objects in red.
 
-    ``alarmed``: track ids to draw red (added to ``engine.alarmed`` when an engine is given);
-    ``alarm_boxes``: extra xyxy boxes drawn red (e.g. a foreground abandoned object).
+    ``alarmed``: track ids to draw red (added to ``engine.alarmed`` when an engine is given and
+    ``engine_alarms``); ``alarm_boxes``: extra xyxy boxes drawn red (e.g. a foreground abandoned object).
     """
     img = image.copy() if copy else image
-    scale = max(0.6, img.shape[1] / 1280)
+    scale = _scale(img)
     draw_geometry(img, engine, scale)
     red = set(int(t) for t in alarmed)
     boxes = [np.asarray(b, float) for b in alarm_boxes]
-    if engine is not None:
+    if engine is not None and engine_alarms:
         red |= engine.alarmed_ids
         for bl in engine.alarm_boxes.values():
             boxes.extend(bl)
@@ -98,6 +110,9 @@ def annotate(image: np.ndarray, dets: Detections | None, engine=None, alarmed: I
 class SnapshotWriter:
     """Saves ``run_dir/snapshots/<event id>.jpg``: the frame with geometry, the alarmed object in red.
 
+    Only the event's own objects are red (other tracks still in alarm for other events are drawn in their
+    normal colour), so each snapshot shows which object raised it.
+
     ``save`` sets ``event.snapshot`` (path relative to run_dir) before the event reaches the sinks.
     """
 
@@ -110,11 +125,11 @@ class SnapshotWriter:
     def save(self, frame: Frame, dets: Detections | None, event: Event, engine=None) -> Path:
         ids = event.track_id if isinstance(event.track_id, list) else [event.track_id] if event.track_id is not None else []
         boxes = [event.bbox] if event.bbox is not None and not ids else []
-        img = annotate(frame.image, dets, engine, alarmed=ids, alarm_boxes=boxes)
+        img = annotate(frame.image, dets, engine, alarmed=ids, alarm_boxes=boxes, engine_alarms=False)
         if ids and event.bbox is not None and dets is not None and not np.isin(ids, dets.track_ids).any():
             x1, y1, x2, y2 = (int(round(v)) for v in event.bbox)  # the object left the frame: box at event time
             cv2.rectangle(img, (x1, y1), (x2, y2), RED, 3)
-        s = max(0.6, img.shape[1] / 1280)
+        s = _scale(img)
         _text(img, f"{event.rule} ({event.type}) t={event.time:.2f}s", (8, int(24 * s)), RED, 0.7 * s)
         path = self.dir / f"{event.id}.jpg"
         if not cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, self.quality]):
