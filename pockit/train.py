@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,15 +102,10 @@ def _quiet_ultralytics(quiet: bool):
 
 def export_onnx(weights: str | Path, imgsz: int, out: str | Path | None = None) -> Path:
     """Export Ultralytics weights to ONNX (static 1x3ximgszximgsz, no NMS: what pockit's ONNX backend reads)."""
-    YOLO = _ultralytics()
+    from .deploy.export import export_onnx as _export  # one export path (never writes beside the weights)
+
     with _quiet_ultralytics(True):
-        path = Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, simplify=False, dynamic=False, verbose=False))
-    if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(path), out)
-        path = out
-    return path
+        return _export(weights, out, imgsz=imgsz, simplify=False, dynamic=False)
 
 
 def evaluate_model(model: str | Path, dataset: Dataset, *, split_name: str | None = "val", imgsz: int = 640, conf: float = 0.25,

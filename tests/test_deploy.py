@@ -265,3 +265,18 @@ def test_export_and_check_real_model(tmp_path, tud_campus):
     r = check_export(pt, path, imgs)
     assert r.frames == 6 and r.detections_torch == r.detections_onnx == r.matched == 40
     assert r.max_abs_diff_scores < 1e-4 and r.max_abs_diff_boxes < 0.05 and r.ok()
+
+
+@pytest.mark.ml
+def test_export_never_touches_files_beside_the_weights(tmp_path):
+    """Ultralytics writes <stem>.onnx beside the .pt; pockit's cache keeps a checksummed <stem>.onnx there."""
+    from pockit.deploy.export import export_onnx
+    from pockit.inference import resolve_model
+
+    pt = tmp_path / "person-yolov8s.pt"
+    shutil.copy2(resolve_model("person-yolov8s-pt"), pt)
+    sentinel = tmp_path / "person-yolov8s.onnx"
+    sentinel.write_bytes(b"the pinned model")
+    out = export_onnx(pt, output=tmp_path / "out" / "dyn.onnx", imgsz=128, simplify=False)
+    assert out == tmp_path / "out" / "dyn.onnx" and out.stat().st_size > 1_000_000
+    assert sentinel.read_bytes() == b"the pinned model"

@@ -64,7 +64,15 @@ def export_onnx(
         except ImportError as e:
             raise ExportError(str(e)) from e
     YOLO = _ultralytics()
-    model = YOLO(str(weights))
+    # Ultralytics writes <stem>.onnx beside the weights: export from a private copy so a file already
+    # there (e.g. pockit's cached, checksummed person-yolov8s.onnx next to person-yolov8s.pt) is never
+    # overwritten or moved away
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="pockit-export-"))
+    src = work / weights.name
+    shutil.copy2(weights, src)
+    model = YOLO(str(src))
     if getattr(model, "task", "detect") != "detect":
         raise ExportError(f"{weights}: task {model.task!r}; pockit deploys detection models only")
     try:
@@ -76,12 +84,11 @@ def export_onnx(
             f"(--opset 13 for old runtimes, 17 by default), --no-simplify if onnxslim failed, and check the torch/onnx versions."
         ) from e
     out = Path(out)
-    if output is not None:
-        output = Path(output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        if output.resolve() != out.resolve():
-            shutil.move(str(out), output)
-        out = output
+    output = Path(output) if output is not None else weights.with_suffix(".onnx")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(out), output)
+    shutil.rmtree(work, ignore_errors=True)
+    out = output
     log.info("exported %s -> %s (opset %d, dynamic=%s, simplify=%s)", weights, out, opset, dynamic, simplify)
     return out
 
