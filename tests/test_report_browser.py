@@ -46,6 +46,14 @@ def test_renders_every_plot(report, chromium, tmp_path):
                                                "plot-hota-campus", "plot-perf-stages", "plot-pr-campus"]
         assert all(n_svg >= 1 for _, n_svg, _ in plots)
         assert all(n_traces >= 1 for _, _, n_traces in plots), plots
+        # every plot fits its box: side-by-side plots used to be drawn at the full page width (the script ran
+        # before the second flex child existed) and were cut off on the right, legend and axis included
+        fit = page.eval_on_selector_all(
+            ".plotly-graph-div", "ds => ds.map(d => [d.id, Math.round(d.querySelector('svg.main-svg')"
+                                 ".getBoundingClientRect().width), Math.round(d.parentElement.parentElement"
+                                 ".getBoundingClientRect().width)])")
+        assert all(svg <= box + 1 for _, svg, box in fit), fit
+        assert dict((k, svg) for k, svg, _ in fit)["plot-ev-counts"] < 600, fit
         # images decoded (embedded reference frame and alarm snapshots)
         widths = page.eval_on_selector_all("img", "is => is.map(i => i.naturalWidth)")
         assert len(widths) == 8 and min(widths) > 0
