@@ -231,7 +231,7 @@ def run_bench(config: str | Path | dict | PocConfig | None = None, *, model: str
             if hasattr(detector, "batch"):
                 detector.batch = b
             pipe = Pipeline(ccfg, run_dir=case_dir / f"b{b}-s{n}", detector=counting, progress=False,
-                            max_frames=max_frames)
+                            max_frames=max_frames, overwrite=True)  # a bench case is re-measured, not kept
             mon = ResourceMonitor(interval=interval)
             with mon:
                 summ = pipe.run()
