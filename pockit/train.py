@@ -294,12 +294,9 @@ def train_cmd(data, fmt, base_model, epochs, imgsz, batch, device, maps, val, ch
         ds = load_dataset(data, fmt)
         if len(ds.report):
             click.echo(ds.report.text(limit=20), err=True)
-        cmap = {}
-        for m in maps:
-            if "=" not in m:
-                raise click.BadParameter(f"{m!r}: expected DATASET=MODEL", param_hint="--map")
-            k, v = m.split("=", 1)
-            cmap[k.strip()] = v.strip() or None
+        from .data.cli import _parse_maps
+
+        cmap = _parse_maps(maps)
         res = finetune(ds, base_model, epochs=epochs, imgsz=imgsz, batch=batch, device=device, out_dir=out_dir, name=name,
                        class_map=cmap or None, val=val, chunk_s=chunk_s, freeze=freeze)
     click.echo(res.text())

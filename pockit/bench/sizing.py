@@ -167,13 +167,7 @@ def size_streams(costs: StageCosts, target_fps: float, target_resolution: tuple[
         "target_resolution": list(res),
         "cpu_cores": cores,
         "headroom": headroom,
-        "streams": sol["streams"],
-        "streams_exact": sol["streams_raw"],
-        "max_fps_one_stream": sol["streams_raw"] * float(target_fps),
-        "batch": sol["batch"],
-        "limiting_resource": sol["limiting_resource"],
-        "limiting_stage": sol["limiting_stage"],
-        "per_stage_streams": sol["per_stage_streams"],
+        **_solution_fields(sol, target_fps),
         "resources": sol["resources"],
         "assumptions": assumptions,
     }
@@ -320,6 +314,15 @@ def estimate_for_device(costs: StageCosts, target: str, target_fps: float,
         "ratios": {"compute": c_ratio, "compute_basis": c_basis, "memory_bandwidth": bw_ratio, "applied": slow},
         "inference_ms_range": {str(b): [max(v, costs.inference_ms[b_max] * fast), inf_est[b]]
                                for b, v in costs.inference_ms.items()},
+        **_solution_fields(sol, target_fps),
+        "assumptions": assumptions,
+        "sources": sources,
+    }
+
+
+def _solution_fields(sol: dict, target_fps: float) -> dict:
+    """The fields a measured sizing and an estimate share."""
+    return {
         "streams": sol["streams"],
         "streams_exact": sol["streams_raw"],
         "max_fps_one_stream": sol["streams_raw"] * float(target_fps),
@@ -327,6 +330,4 @@ def estimate_for_device(costs: StageCosts, target: str, target_fps: float,
         "limiting_resource": sol["limiting_resource"],
         "limiting_stage": sol["limiting_stage"],
         "per_stage_streams": sol["per_stage_streams"],
-        "assumptions": assumptions,
-        "sources": sources,
     }

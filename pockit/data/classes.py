@@ -78,3 +78,14 @@ def map_to_model(ds: Dataset, model_names: Sequence[str] | Mapping[int, str], ma
         if extra:
             raise KeyError(f"class mapping names {extra}, which the dataset does not have; its classes are {ds.class_names}")
     return remap_classes(ds, full, order=names)
+
+
+def parse_class_map(items: Sequence[str]) -> dict[str, str | None]:
+    """``["old=new", "junk="]`` -> ``{"old": "new", "junk": None}`` (an empty target drops the class)."""
+    out: dict[str, str | None] = {}
+    for m in items:
+        if "=" not in m:
+            raise ValueError(f"{m!r}: expected OLD=NEW (NEW empty to drop the class)")
+        k, v = m.split("=", 1)
+        out[k.strip()] = v.strip() or None
+    return out

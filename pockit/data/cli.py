@@ -18,13 +18,12 @@ def _load(path, fmt, on_outside="clip"):
 
 
 def _parse_maps(maps):
-    out = {}
-    for m in maps:
-        if "=" not in m:
-            raise click.BadParameter(f"{m!r}: expected OLD=NEW (NEW empty to drop)", param_hint="--map")
-        k, v = m.split("=", 1)
-        out[k.strip()] = v.strip() or None
-    return out
+    from .classes import parse_class_map
+
+    try:
+        return parse_class_map(maps)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--map") from None
 
 
 @click.group("data")
