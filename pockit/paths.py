@@ -24,3 +24,23 @@ def cache_dir() -> Path:
     p = Path(env).expanduser() if env else Path.home() / ".cache" / "pockit"
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def contained(base: str | Path, rel: str | Path, what: str = "path") -> Path:
+    """``base/rel`` resolved (symlinks and ``..`` followed), refused unless it lies strictly inside
+    ``base``: the one containment check every writer uses before it creates or deletes a file named
+    by user input (config names, label file names, ...).
+
+    Raises ``ValueError(f"{what} {rel!r} escapes {base}")`` for an absolute path outside ``base``,
+    a ``..`` that climbs out, or a symlink leading out; ``ValueError`` too when ``rel`` names ``base``
+    itself (empty, ``.``) or holds a NUL byte.
+    """
+    if "\x00" in str(rel):
+        raise ValueError(f"{what} {rel!r} contains a NUL byte")
+    root = Path(base).expanduser().resolve()
+    target = (root / Path(rel)).resolve()
+    if target == root:
+        raise ValueError(f"{what} {rel!r} names {base} itself, not a path inside it")
+    if root not in target.parents:
+        raise ValueError(f"{what} {rel!r} escapes {base}")
+    return target
