@@ -8,6 +8,7 @@ non-negative integers and columns 9-10 all -1). Ground-truth files (MOT15 ``-1``
 from __future__ import annotations
 
 import configparser
+import math
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -37,6 +38,9 @@ def load_mot_array(path: str | Path) -> np.ndarray:
                 vals = [float(p) for p in parts]
             except ValueError:
                 raise MotFormatError(f"{path}:{lineno}: not a MOT row (numbers separated by commas): {line[:80]!r}") from None
+            bad = next((k for k, v in enumerate(vals) if not math.isfinite(v)), None)
+            if bad is not None:
+                raise MotFormatError(f"{path}:{lineno}: column {bad + 1} is not a finite number: {parts[bad]!r}")
             if len(vals) < 6:
                 raise MotFormatError(f"{path}:{lineno}: a MOT row needs at least 6 columns (frame,id,x,y,w,h), got {len(vals)}")
             vals += [1.0] * (7 - len(vals)) if len(vals) < 7 else []
