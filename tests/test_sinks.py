@@ -97,13 +97,18 @@ def test_webhook_survives_a_down_receiver(tmp_path):
 
 
 def test_webhook_queue_is_bounded(tmp_path):
+    # a full queue keeps the events already queued; the ones beyond queue_max go to dead_letter/ and are counted
     sink = WebhookSink(f"http://127.0.0.1:{free_port()}/", tmp_path / "q", timeout=0.2, retries=1, queue_max=2,
                        drain_timeout=0)
     for i in range(5):
         sink.write(ev(i))
     sink.close()
-    assert sorted(p.read_text() for p in (tmp_path / "q").glob("*.json")) == sorted(ev(i).to_json() for i in (3, 4))
-    assert sink.dropped == 3
+    assert sorted(p.read_text() for p in (tmp_path / "q").glob("*.json")) == sorted(ev(i).to_json() for i in (0, 1))
+    dead = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "q" / "dead_letter").glob("*.json")}
+    assert sorted(dead) == ["ev002", "ev003", "ev004"]
+    assert {d["kind"] for d in dead.values()} == {"overflow"} and dead["ev003"]["event"] == ev(3).to_dict()
+    d = sink.delivery()
+    assert (d["raised"], d["delivered"], d["pending"], d["dead_letter"], d["dropped"]) == (5, 0, 2, 0, 3)
 
 
 @pytest.mark.broker
@@ -132,7 +137,8 @@ def test_mqtt_sink_against_a_real_mosquitto(tmp_path):
         sub.connect("127.0.0.1", port)
         sub.loop_start()
         assert subscribed.wait(5)
-        sinks = make_sinks(OutputConfig(sinks=[SinkConfig(type="mqtt", port=port, topic="site/events")]), tmp_path)
+        sinks = make_sinks(OutputConfig(dir=str(tmp_path), sinks=[SinkConfig(type="mqtt", port=port, topic="site/events")]),
+                           tmp_path / "run")
         for i in range(3):
             sinks[0].write(ev(i))
         sinks[0].close()

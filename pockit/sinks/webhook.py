@@ -1,125 +1,113 @@
-"""HTTP webhook sink: POST each event as JSON, never losing one while the receiver is down.
+"""HTTP webhook sink: POST each event as JSON through the durable delivery queue (never losing one).
 
-Every event is first written to a bounded on-disk queue (one file per event in ``queue_dir``); a
-background thread POSTs queued events oldest first and deletes a file only after a 2xx answer.
-Failures back off exponentially (0.25 s doubling, capped at 30 s) and retry indefinitely; events
-still queued at ``close()`` stay on disk and are sent by the next sink opened on the same
-``queue_dir``. When the queue holds ``queue_max`` events the oldest is dropped (logged as an error).
+Each event is written to the queue folder (see :mod:`pockit.sinks.delivery`) before ``write`` returns and
+removed only after a 2xx answer. HTTP 4xx answers other than 408/429 are permanent rejections: the event
+goes to ``dead_letter/`` and later events go on. Connection errors, timeouts, 5xx, 408 and 429 are retried.
+
+Authentication and TLS: ``headers`` (sent with every request), ``token`` (``Authorization: Bearer``),
+``username``/``password`` (HTTP basic, or user:password in the URL), ``tls_verify`` (False accepts any
+certificate), ``ca_certs`` (a CA bundle to verify the receiver), ``client_cert``/``client_key`` (mutual TLS).
+Secrets never appear in logs, dead-letter files or ``delivery()``: the target is shown redacted.
 """
 from __future__ import annotations
 
 import logging
-import os
-import threading
-import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from ..config import redact_url
 from ..core import Event
+from .delivery import DeliveryQueue, PermanentError, TransientError
 from .files import EventSink
 
 log = logging.getLogger(__name__)
 
 
+def _scrubber(secrets: list[str]):
+    secrets = sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True)
+
+    def scrub(text: str) -> str:
+        for s in secrets:
+            text = text.replace(s, "***")
+        return text
+
+    return scrub
+
+
 class WebhookSink(EventSink):
+    kind = "webhook"
+
     def __init__(self, url: str, queue_dir: str | Path, timeout: float = 5.0, retries: int = 5,
-                 queue_max: int = 10000, headers: dict | None = None, drain_timeout: float | None = None) -> None:
+                 queue_max: int = 10000, headers: dict | None = None, drain_timeout: float | None = None,
+                 token: str | None = None, username: str | None = None, password: str | None = None,
+                 tls_verify: bool = True, ca_certs: str | None = None, client_cert: str | None = None,
+                 client_key: str | None = None, backoff: float = 0.25) -> None:
+        super().__init__()
         if not url or not url.startswith(("http://", "https://")):
-            raise ValueError(f"webhook sink: url must start with http:// or https://, got {url!r}")
+            raise ValueError(f"webhook sink: url must start with http:// or https://, got {redact_url(str(url))!r}")
+        parts = urlsplit(url)
+        secrets = [token or "", password or "", *(str(v) for v in (headers or {}).values())]
+        if parts.password:  # user:password@ in the URL: sent as basic auth, never logged
+            secrets.append(parts.password)
+            username = username or parts.username
+            password = password or parts.password
+            url = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
         self.url = url
+        self.target = redact_url(url)
         self.timeout = float(timeout)
-        self.max_backoff_exp = max(0, int(retries))
-        self.queue_max = int(queue_max)
-        self.headers = {"Content-Type": "application/json", **(headers or {})}
-        self.drain_timeout = self.timeout * 2 if drain_timeout is None else float(drain_timeout)
-        self.queue_dir = Path(queue_dir)
-        self.queue_dir.mkdir(parents=True, exist_ok=True)
-        self.sent = 0
-        self.dropped = 0
-        self.failures = 0
-        self._seq = self._last_seq() + 1
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        self.headers = {"Content-Type": "application/json", **{str(k): str(v) for k, v in (headers or {}).items()}}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
         self._session = requests.Session()
-        self._thread = threading.Thread(target=self._run, name="webhook-sink", daemon=True)
-        self._thread.start()
+        if username is not None or password is not None:
+            self._session.auth = (username or "", password or "")
+        self._session.verify = ca_certs if (ca_certs and tls_verify) else bool(tls_verify)
+        if client_cert:
+            self._session.cert = (client_cert, client_key) if client_key else client_cert
+        self.scrub = _scrubber(secrets)
+        self.queue = DeliveryQueue(queue_dir, self._send, sink=self.kind, target=self.target, retries=retries,
+                                   queue_max=queue_max, deadline=self.timeout * 2 if drain_timeout is None
+                                   else drain_timeout, backoff=backoff, scrub=self.scrub)
 
-    def _files(self) -> list[Path]:
-        return sorted(self.queue_dir.glob("*.json"))
+    def _send(self, body: bytes) -> None:
+        try:
+            r = self._session.post(self.url, data=body, headers=self.headers, timeout=self.timeout)
+        except requests.RequestException as e:
+            raise TransientError(f"{type(e).__name__}: {e}") from None
+        if 200 <= r.status_code < 300:
+            return
+        text = (r.text or "").strip().replace("\n", " ")[:200]
+        msg = f"HTTP {r.status_code} {r.reason or ''}".strip() + (f": {text}" if text else "")
+        if 400 <= r.status_code < 500 and r.status_code not in (408, 429):
+            raise PermanentError(msg)
+        raise TransientError(msg)
 
-    def _last_seq(self) -> int:
-        files = self._files()
-        return int(files[-1].stem) if files else 0
+    # -- EventSink ------------------------------------------------------------------------------
+    def write(self, event: Event) -> None:
+        self.queue.put(event.id, event.to_json())
 
     @property
     def pending(self) -> int:
-        return len(self._files())
+        """Events waiting in the queue folder (this run's and earlier runs')."""
+        return len(self.queue._pending_files())
 
-    def write(self, event: Event) -> None:
-        with self._lock:
-            path = self.queue_dir / f"{self._seq:012d}.json"
-            self._seq += 1
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(event.to_json(), encoding="utf-8")
-            os.replace(tmp, path)
-            files = self._files()
-            for old in files[: max(0, len(files) - self.queue_max)]:
-                old.unlink(missing_ok=True)
-                self.dropped += 1
-                log.error("webhook queue full (%d): dropped oldest event %s", self.queue_max, old.name)
-        self._wake.set()
+    @property
+    def failures(self) -> int:
+        return self.queue.failures
 
-    def _post(self, body: str) -> bool:
-        try:
-            r = self._session.post(self.url, data=body.encode("utf-8"), headers=self.headers, timeout=self.timeout)
-            return 200 <= r.status_code < 300
-        except requests.RequestException:
-            return False
-
-    def _run(self) -> None:
-        k = 0
-        while not self._stop.is_set():
-            files = self._files()
-            if not files:
-                self._wake.wait(0.5)
-                self._wake.clear()
-                continue
-            f = files[0]
-            try:
-                body = f.read_text(encoding="utf-8")
-            except FileNotFoundError:
-                continue
-            if self._post(body):
-                f.unlink(missing_ok=True)
-                self.sent += 1
-                k = 0
-                continue
-            self.failures += 1
-            delay = min(0.25 * 2 ** min(k, self.max_backoff_exp), 30.0)
-            k += 1
-            if k == 1 or k % 10 == 0:
-                log.warning("webhook %s unreachable; %d event(s) queued, retrying in %.2fs", self.url, len(files), delay)
-            self._stop.wait(delay)
+    @property
+    def queue_dir(self) -> Path:
+        return self.queue.dir
 
     def flush(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for the queue to drain; True when empty."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if not self._files():
-                return True
-            self._wake.set()
-            time.sleep(0.05)
-        return not self._files()
+        return self.queue.flush(timeout)
+
+    def delivery(self) -> dict:
+        return self.queue.delivery()
 
     def close(self) -> None:
-        if self._stop.is_set():
-            return
-        if not self.flush(self.drain_timeout):
-            log.error("webhook %s: %d event(s) not delivered yet; kept in %s and resent next time",
-                      self.url, self.pending, self.queue_dir)
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=self.timeout + 1)
+        self.queue.close()
         self._session.close()
