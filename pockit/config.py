@@ -5,6 +5,7 @@ A bad field raises :class:`ConfigError` whose message names the file, the field 
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,8 +19,96 @@ class ConfigError(ValueError):
     """A PoC configuration problem, with the file and field named."""
 
 
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+REDACTED = "***"
+_SECRET_WORDS = ("password", "passwd", "token", "secret", "authorization", "api_key", "api-key", "apikey",
+                 "cookie", "credential", "private_key", "private-key")
+
+
+def expand_env(value: str, where: str = "config") -> str:
+    """Replace each ``${VAR}`` in ``value`` by the environment variable; ConfigError naming ``where`` and the
+    variable when it is not set."""
+    import os
+
+    def sub(m: re.Match) -> str:
+        name = m.group(1)
+        if name not in os.environ:
+            raise ConfigError(f"{where}: environment variable {name} is not set (the config says ${{{name}}}); "
+                              f"export {name}=... before the run")
+        return os.environ[name]
+
+    return _ENV_REF.sub(sub, value)
+
+
+def is_secret_key(key: str) -> bool:
+    """True for field / header / query-parameter names that hold credentials (password, token, Authorization ...)."""
+    k = str(key).lower()
+    return any(w in k for w in _SECRET_WORDS)
+
+
+def _redact_value(v: str) -> str:
+    """A secret's value as written to files: ``${VAR}`` references stay (they are not secrets), else ***."""
+    return v if _ENV_REF.fullmatch(v.strip()) else REDACTED
+
+
+def redact_url(url: str) -> str:
+    """``scheme://user:***@host/path?token=***``: the password in the URL and secret query values hidden."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    if "://" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, host = netloc.rsplit("@", 1)
+            if ":" in userinfo:
+                user, pw = userinfo.split(":", 1)
+                userinfo = f"{user}:{_redact_value(pw)}"
+            netloc = f"{userinfo}@{host}"
+        query = parts.query
+        if query:
+            q = parse_qsl(query, keep_blank_values=True)
+            if any(is_secret_key(k) for k, _ in q):
+                query = urlencode([(k, _redact_value(v) if is_secret_key(k) else v) for k, v in q], safe="*${}")
+        return urlunsplit(parts._replace(netloc=netloc, query=query))
+    except ValueError:
+        return REDACTED
+
+
+def redact(obj: Any) -> Any:
+    """A copy of a JSON-like structure with credentials hidden: values under secret-named keys (password,
+    token, Authorization, *api_key* ...) become ``***`` (``${VAR}`` references are kept), and passwords or
+    secret query values inside URLs are masked. Used for config.yaml, run.json, logs and delivery reports."""
+    if isinstance(obj, dict):
+        return {k: (_redact_value(v) if isinstance(v, str) and is_secret_key(k) else
+                    REDACTED if is_secret_key(k) and isinstance(v, (int, float)) and not isinstance(v, bool)
+                    else redact(v)) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [redact(x) for x in obj]
+    if isinstance(obj, str) and "://" in obj:
+        return redact_url(obj)
+    return obj
+
+
 class _M(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def check_dir_name(value: str | None, what: str) -> str | None:
+    """A config value used as one directory name (``name``, ``outputs.run_name``): printable text on one
+    line, no path separator, not ``.``/``..``, so the run directory stays inside ``outputs.dir``."""
+    if value is None:
+        return value
+    bad = sorted({repr(c) for c in value if not c.isprintable()})
+    if bad:
+        raise ValueError(f"{what} becomes a directory name: use printable text on one line (found {', '.join(bad)})")
+    if "/" in value or "\\" in value:
+        raise ValueError(f"{what} {value!r} becomes a directory name inside outputs.dir: no '/' or '\\' allowed")
+    if value.strip() in ("", ".", ".."):
+        raise ValueError(f"{what} {value!r} becomes a directory name inside outputs.dir: give a non-empty name, "
+                         "not '.' or '..'")
+    return value
 
 
 class SourceConfig(_M):
@@ -65,23 +154,67 @@ class TrackerConfig(_M):
 
 
 class SinkConfig(_M):
+    """One event sink. Network sinks (webhook, mqtt) send through a durable queue folder: by default
+    ``<outputs.dir>/_delivery/<name or type-hash of the target>/`` (``queue_dir`` overrides it; a relative
+    ``queue_dir`` is relative to the working directory). Secret fields may be ``${ENV_VAR}`` references,
+    expanded when the sink starts (:meth:`expanded`) and never written out expanded; they are redacted in
+    every dump (:func:`redact`)."""
+
     type: Literal["jsonl", "csv", "webhook", "mqtt"]
+    name: str | None = Field(None, description="webhook/mqtt: names the delivery queue folder")
     url: str | None = None
     host: str = "127.0.0.1"
-    port: int | None = None
+    port: int | None = Field(None, ge=1, le=65535)
     topic: str = "pockit/events"
-    stream: str = "pockit:events"
-    retries: int = 5
-    timeout: float = 5.0
+    retries: int = Field(5, ge=1, description="webhook/mqtt: attempts per event in a row before it waits "
+                                              "for the receiver to accept another event, the close pass or the next run")
+    timeout: float = Field(5.0, gt=0, description="webhook/mqtt: seconds per request / publish acknowledgement")
+    drain_timeout: float = Field(10.0, ge=0, description="webhook/mqtt: seconds close() keeps resending; "
+                                                         "what is left stays queued for the next run")
     queue_dir: str | None = None
-    queue_max: int = 10000
+    queue_max: int = Field(10000, ge=1, description="webhook/mqtt: pending events kept; more are dead-lettered "
+                                                    "and counted as dropped")
     path: str | None = None
     fsync: bool = Field(False, description="jsonl/csv: fsync after every event (survives power loss)")
+    headers: dict[str, str] = Field(default_factory=dict, description="webhook: extra HTTP headers")
+    token: str | None = Field(None, description="webhook: sent as 'Authorization: Bearer <token>'")
+    username: str | None = Field(None, description="webhook (HTTP basic) / mqtt user name")
+    password: str | None = None
+    tls: bool = Field(False, description="mqtt: connect with TLS (default port 8883)")
+    tls_verify: bool = Field(True, description="verify the receiver's certificate")
+    ca_certs: str | None = Field(None, description="CA bundle (PEM) to verify the receiver")
+    client_cert: str | None = Field(None, description="client certificate (PEM) for mutual TLS")
+    client_key: str | None = Field(None, description="private key of client_cert when not in the same file")
+    client_id: str = Field("", description="mqtt client id (default: random)")
+    qos: Literal[0, 1, 2] = Field(1, description="mqtt QoS; 1 = acknowledged by the broker")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and (not v or v in (".", "..") or any(c in v for c in "/\\\0")):
+            raise ValueError("sink name must be non-empty and contain no slashes (it names a folder)")
+        return v
+
+    def expanded(self, where: str = "outputs.sinks") -> SinkConfig:
+        """A copy with every ``${VAR}`` in its text fields replaced by the environment's value; an unset
+        variable raises :class:`ConfigError` naming the field and the variable."""
+        upd: dict[str, Any] = {}
+        for k, v in self:
+            if isinstance(v, str) and "${" in v:
+                upd[k] = expand_env(v, f"{where}.{k}")
+            elif k == "headers" and v:
+                upd[k] = {hk: expand_env(hv, f"{where}.headers.{hk}") for hk, hv in v.items()}
+        return self.model_copy(update=upd)
 
 
 class OutputConfig(_M):
     dir: str = Field("runs", description="parent directory of run directories")
     run_name: str | None = Field(None, description="run directory name; default <config name>-<timestamp>")
+
+    @field_validator("run_name")
+    @classmethod
+    def _run_name(cls, v: str | None) -> str | None:
+        return check_dir_name(v, "run_name")
     video: bool = Field(False, description="write an annotated video per source")
     frames_every: float | None = Field(None, gt=0, description="also save an annotated frame every N seconds")
     snapshots: bool = True
@@ -109,8 +242,14 @@ class PocConfig(_M):
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     rules: list[RuleConfig] = Field(default_factory=list)
     outputs: OutputConfig = Field(default_factory=OutputConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     acceptance: list[AcceptanceItem] = Field(default_factory=list)
     language: Literal["en", "zh"] = "en"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_dir_name(v, "name")
 
     @model_validator(mode="after")
     def _unique(self):
@@ -126,8 +265,14 @@ class PocConfig(_M):
         return self
 
     # -- io -----------------------------------------------------------------------------------
+    def redacted_dump(self, exclude_none: bool = False) -> dict[str, Any]:
+        """``model_dump(mode="json")`` with credentials hidden (:func:`redact`): what run.json and
+        config.yaml get; ``${VAR}`` references stay as written."""
+        return redact(self.model_dump(mode="json", exclude_none=exclude_none))
+
     def to_yaml(self, path: str | Path | None = None) -> str:
-        text = yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True)
+        """The config as YAML, credentials redacted (see :meth:`redacted_dump`)."""
+        text = yaml.safe_dump(self.redacted_dump(exclude_none=True), sort_keys=False, allow_unicode=True)
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(text, encoding="utf-8")
@@ -208,6 +353,46 @@ def parse_config(data: dict[str, Any] | PocConfig, source: str = "<config>", tex
     return cfg
 
 
+def read_config_text(path: Path) -> str:
+    """The text of a config file; ConfigError naming the file (and the line and byte offset of the first
+    bad byte) when it cannot be read or is not UTF-8."""
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a config file")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror or e})") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ConfigError(f"{path}: line {line}, column {col} (byte offset {e.start}, byte 0x{raw[e.start]:02x}): "
+                          "not UTF-8 text; save the file as UTF-8 (it was probably saved as Latin-1 or "
+                          "Windows-1252)") from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # unhashable key: SafeLoader reports it
+                    continue
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first given on line {first})", key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path | dict | PocConfig) -> PocConfig:
     """Load and validate a PoC YAML file (or pass a dict / PocConfig through)."""
     if isinstance(path, (dict, PocConfig)):
@@ -215,13 +400,16 @@ def load_config(path: str | Path | dict | PocConfig) -> PocConfig:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file not found")
-    text = path.read_text(encoding="utf-8")
+    text = read_config_text(path)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} not valid YAML: {getattr(e, 'problem', e)}") from None
+        problem = str(getattr(e, "problem", None) or e)
+        if "'\\t'" in problem:
+            problem += " (YAML indents with spaces, never tabs)"
+        raise ConfigError(f"{path}:{where} not valid YAML: {problem}") from None
     if data is None:
         raise ConfigError(f"{path}: the file is empty")
     return parse_config(data, str(path), text, base_dir=path.parent)
