@@ -402,7 +402,7 @@ def load_config(path: str | Path | dict | PocConfig) -> PocConfig:
         raise ConfigError(f"{path}: config file not found")
     text = read_config_text(path)
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -31,8 +31,10 @@ from typing import Any
 import yaml
 
 from ..config import PocConfig, load_config
+from ..paths import contained
 from .jetson import L4T_JETPACK_TAGS, l4t_image_tag
-from .tensorrt import BuildSpec, format_command, trtexec_command
+from .quoting import render
+from .tensorrt import BuildSpec, trtexec_command
 
 log = logging.getLogger(__name__)
 
@@ -120,16 +122,42 @@ def _onnx_input(path: Path) -> tuple[str, list, dict[int, str]]:
         meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
     except EngineBuildError as e:
         raise BundleError(str(e)) from e
-    except Exception as e:  # noqa: BLE001 - onnx raises several types for a broken file
+    except Exception as e:  # onnx raises several types for a broken file
         raise BundleError(f"{path}: cannot read the ONNX model ({e})") from e
     return name, dims, parse_names(meta.get("names"))
 
 
-def _render(template: str, **kw) -> str:
-    from jinja2 import Environment, StrictUndefined
+def _media_name(p: Path, sid: str, used: dict[str, Path]) -> str:
+    """The file name of a local source under media/: its own name, or ``<source id>-<name>`` when another
+    source's different file already took that name (two cameras' ``clip.mp4`` from different folders);
+    the same file used by two sources is copied once."""
+    real = p.resolve()
+    for cand in [real.name] + [f"{sid}-{real.name}"] + [f"{sid}-{i}-{real.name}" for i in range(2, 1000)]:
+        if used.get(cand, real) == real:
+            used[cand] = real
+            return cand
+    raise BundleError(f"source {sid}: no free file name for {real.name} under media/")
 
-    env = Environment(undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
-    return env.from_string(template).render(**kw)
+
+TEMPLATES = {
+    "build_engine.sh": "build_engine.sh.j2",
+    "run.sh": "run.sh.j2",
+    "Dockerfile": "Dockerfile.j2",
+    "docker-compose.yml": "docker-compose.yml.j2",
+    "pockit-{name}.service": "pockit.service.j2",
+    "README.md": "README.md.j2",
+}
+
+
+def render_bundle_files(ctx: dict[str, Any]) -> dict[str, str]:
+    """{bundle file name: text} of every templated file. User text in ``ctx`` (``title``, ``onnx``,
+    ``engine``, ``sources``, ``int8_cmd``, ``trtexec_args``) reaches the files only through the
+    quoting filters of :mod:`.quoting`; ``name`` must be a slug (:func:`_slug`)."""
+    if _slug(ctx["name"]) != ctx["name"]:
+        raise ValueError(f"bundle name {ctx['name']!r} is not a slug")
+    templates = Path(__file__).parent / "templates"
+    return {dst.format(name=ctx["name"]): render((templates / tpl).read_text(encoding="utf-8"), **ctx)
+            for dst, tpl in TEMPLATES.items()}
 
 
 def make_bundle(config_path: str | Path, target: str, out_dir: str | Path, **kw) -> dict:
@@ -188,11 +216,20 @@ def _make_bundle(config_path: str | Path, target: str, out_dir: str | Path, *, m
     # configs: media copied, model paths relative to the bundle
     data = cfg.model_dump(mode="json", exclude_none=True)
     media_bytes = 0
+    used: dict[str, Path] = {}
     for s in data["sources"]:
         p = _local_media(s["uri"], base)
         if p is None:
             continue
-        dst = Path("media") / p.name
+        fname = _media_name(p, s["id"], used)
+        try:
+            contained(out / "media", fname, f"source {s['id']} media file")
+        except ValueError as e:
+            raise BundleError(str(e)) from None
+        dst = Path("media") / fname
+        if (out / dst).exists():  # the same file as an earlier source: one copy
+            s["uri"] = str(dst)
+            continue
         if p.is_dir():
             shutil.copytree(p, out / dst, dirs_exist_ok=True)
             media_bytes += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
@@ -224,25 +261,21 @@ def _make_bundle(config_path: str | Path, target: str, out_dir: str | Path, *, m
                      calib=["calib"] if precision == "int8" else [])
     # trtexec refuses --min/opt/maxShapes for a static model ("Static model does not take explicit shapes")
     shapes = [(1, 3, imgsz, imgsz), (max_batch, 3, imgsz, imgsz), (max_batch, 3, imgsz, imgsz)] if dynamic else None
-    cmd = trtexec_command(spec, Path("models") / engine_name, input_name, shapes, calib_cache, trtexec='"$TRTEXEC"')
-    trtexec_line = " ".join(c if c.startswith('"$') else format_command([c]) for c in cmd)
+    trtexec_args = trtexec_command(spec, Path("models") / engine_name, input_name, shapes, calib_cache)[1:]
+    int8_cmd = ["pockit", "deploy", "engine", f"models/{onnx_name}", "--precision", "int8", "--calib", "calib/"]
+    if isinstance(dims[0], str):
+        int8_cmd += ["--batch", f"1,{max_batch},{max_batch}"]
+    int8_cmd += ["--imgsz", str(imgsz), "-o", f"models/{engine_name}"]
     tag = l4t_image_tag(l4t)
     cuda_python = "cuda-python>=12,<13" if tag.startswith("r36") else "cuda-python>=11.4,<12"
-    ctx = dict(name=name, title=cfg.name, cuda_python=cuda_python, dynamic_batch=isinstance(dims[0], str), onnx=onnx_name, engine=engine_name, trtexec_line=trtexec_line,
-               trtexec=TRTEXEC, precision=precision, batch=max_batch, imgsz=imgsz, tag=tag, dla=dla_core,
-               workspace=workspace_mib, int8=precision == "int8", sources=[s["id"] for s in data["sources"]],
-               tags=", ".join(L4T_JETPACK_TAGS[:4]))
-    templates = Path(__file__).parent / "templates"
-    files = {
-        "build_engine.sh": "build_engine.sh.j2",
-        "run.sh": "run.sh.j2",
-        "Dockerfile": "Dockerfile.j2",
-        "docker-compose.yml": "docker-compose.yml.j2",
-        f"pockit-{name}.service": "pockit.service.j2",
-        "README.md": "README.md.j2",
-    }
-    for dst, tpl in files.items():
-        (out / dst).write_text(_render((templates / tpl).read_text(encoding="utf-8"), **ctx), encoding="utf-8")
+    # every value below is rendered through a quoting filter of .quoting (sh, comment, unit, unit_arg, yaml, code)
+    ctx = {"name": name, "title": cfg.name, "cuda_python": cuda_python, "onnx": onnx_name, "engine": engine_name,
+           "trtexec_args": trtexec_args, "int8_cmd": int8_cmd, "trtexec": TRTEXEC, "precision": precision,
+           "batch": max_batch, "imgsz": imgsz, "tag": tag, "dla": dla_core, "int8": precision == "int8",
+           "sources": [s["id"] for s in data["sources"]], "tags": ", ".join(L4T_JETPACK_TAGS[:4]),
+           "workdir": f"/opt/pockit/{name}", "service": f"pockit-{name}"}
+    for dst, text in render_bundle_files(ctx).items():
+        (out / dst).write_text(text, encoding="utf-8")
     for sh in ("build_engine.sh", "run.sh"):
         (out / sh).chmod(0o755)
 
@@ -267,12 +300,29 @@ def _build_wheel(dest: Path) -> None:
     if not (root / "pyproject.toml").exists():
         log.warning("pockit source tree not found; the bundle's Dockerfile will install pockit from PyPI")
         return
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dest), str(root)],
-                       capture_output=True, text=True)
+    # build isolation (pip installs the setuptools pyproject.toml asks for) unless the installed setuptools
+    # already meets it: --no-build-isolation with an older one (a fresh venv's) fails on the PEP 639 license
+    local = _local_setuptools_suffices(root / "pyproject.toml")
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", *(["--no-build-isolation"] if local else []),
+           "-q", "-w", str(dest), str(root)]
+    r = subprocess.run(cmd, check=False, capture_output=True, text=True)
     if r.returncode != 0:
         raise BundleError(f"building the pockit wheel failed:\n{r.stderr[-2000:]}")
     for junk in (root / "build",):
         shutil.rmtree(junk, ignore_errors=True)
+
+
+def _local_setuptools_suffices(pyproject: Path) -> bool:
+    """Does the installed setuptools meet the ``setuptools>=N`` of pyproject.toml's build-system.requires?"""
+    from importlib.metadata import PackageNotFoundError, version
+
+    m = re.search(r"""["']setuptools\s*>=\s*([0-9][0-9.]*)["']""", pyproject.read_text(encoding="utf-8"))
+    need = tuple(int(x) for x in m.group(1).strip(".").split(".")) if m else (0,)
+    try:
+        have = tuple(int(x) for x in re.findall(r"\d+", version("setuptools"))[:3])
+    except PackageNotFoundError:
+        return False
+    return have >= need
 
 
 def _download_deps(dest: Path) -> None:
@@ -280,6 +330,6 @@ def _download_deps(dest: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", "3.10",
                         "--platform", "manylinux2014_aarch64", "--platform", "manylinux_2_17_aarch64",
                         "--platform", "manylinux_2_28_aarch64", "-d", str(dest)] + [str(w) for w in dest.glob("pockit-*.whl")],
-                       capture_output=True, text=True)
+                       check=False, capture_output=True, text=True)
     if r.returncode != 0:
         raise BundleError(f"downloading aarch64 dependencies failed (no network? drop --include-deps):\n{r.stderr[-2000:]}")

@@ -5,6 +5,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..config import PocConfig, resolve_path
+from ..paths import contained
 
 
 def make_run_dir(cfg: PocConfig, run_dir: str | Path | None = None, overwrite: bool = False) -> Path:
@@ -25,6 +26,8 @@ def make_run_dir(cfg: PocConfig, run_dir: str | Path | None = None, overwrite: b
     else:
         base = Path(cfg.outputs.dir)  # relative to the working directory, like any CLI output
         name = cfg.outputs.run_name or f"{cfg.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        # the config validates both fields; this also covers configs built without validation
+        contained(base, name, "outputs.run_name" if cfg.outputs.run_name else "name")
         p = base / name
         i = 1
         while p.exists() and any(p.iterdir()):
