@@ -10,9 +10,10 @@ Layout of a queue folder (``home``)::
   Files are named by the event's unique id, so several runs (or sinks) may share one folder.
 * A background thread sends pending events oldest first (earlier runs' leftovers before new ones).
   A transient failure (connection refused, timeout, HTTP 5xx/408/429, broker down) is retried with
-  exponential backoff (``backoff`` s doubling, at most 30 s) up to ``retries`` attempts in a row; the event
-  then waits (stays pending) while later events get their turn, and gets a new round of attempts as soon
-  as the receiver accepts another event, in the final pass at ``close()`` and in the next run.
+  exponential backoff (``backoff`` s doubling, at most 30 s) up to ``retries`` attempts; the event then
+  waits (stays pending) while later events get their turn. It is tried again in the final pass at
+  ``close()`` and by the next run; an event that waits only because the receiver was unreachable also gets
+  a new round as soon as the receiver accepts another event (it came back).
 * A permanent rejection (HTTP 4xx other than 408/429, an MQTT payload the broker cannot take) moves the
   event to ``dead_letter/`` with the reason: it never blocks later events.
 * When ``queue_max`` events are pending, a new event is not queued: it is written to ``dead_letter/``
@@ -55,7 +56,12 @@ class PermanentError(Exception):
 
 
 class TransientError(Exception):
-    """The event could not be delivered now (receiver down, timeout, overload): retry later."""
+    """The event could not be delivered now: retry later. ``unreachable``: the receiver could not be reached
+    at all (connection refused, timeout, broker not connected) rather than answering with an error."""
+
+    def __init__(self, message: str, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 def safe_name(event_id: str) -> str:
@@ -125,6 +131,7 @@ class DeliveryQueue:
         self._rejected: set[str] = set()  # ... dead-lettered by this sender
         self._dropped: set[str] = set()   # ... not queued (overflow or disk error)
         self._attempts: dict[str, int] = {}
+        self._answered: set[str] = set()  # waiting events the receiver answered with a (transient) error
         self._last_error: str | None = None
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -209,11 +216,14 @@ class DeliveryQueue:
                     if name in self._own:
                         self._rejected.add(name)
                 self._attempts.pop(name, None)
+                self._answered.discard(name)
                 log.error("%s %s rejected event %s for good (%s); moved to %s", self.sink, self.target,
                           path.stem, reason, self.dead_dir)
                 return "dead"
             except Exception as e:  # noqa: BLE001 - TransientError and anything unexpected: keep it, retry later
                 self.failures += 1
+                if isinstance(e, TransientError) and not e.unreachable:
+                    self._answered.add(name)
                 self._last_error = self.scrub(f"{type(e).__name__}: {e}" if not isinstance(e, TransientError)
                                               else str(e))
                 return "retry"
@@ -225,6 +235,7 @@ class DeliveryQueue:
             else:
                 self.resent += 1
         self._attempts.pop(name, None)
+        self._answered.discard(name)
         return "ok"
 
     def _delay(self, attempts: int) -> float:
@@ -247,8 +258,8 @@ class DeliveryQueue:
             res = self._attempt(p)
             if res == "skip":
                 continue
-            if res == "ok" and self._attempts:  # the receiver is back: waiting events get a new round
-                self._attempts.clear()
+            if res == "ok" and self._attempts:  # reachable again: events that waited for it get a new round
+                self._attempts = {k: v for k, v in self._attempts.items() if k in self._answered}
             if res == "retry":
                 k = self._attempts.get(p.name, 0) + 1
                 self._attempts[p.name] = k

@@ -85,7 +85,7 @@ class MqttSink(EventSink):
 
     def _send(self, body: bytes) -> None:
         if not self._connected.is_set():
-            raise TransientError(f"broker {self.host}:{self.port} not connected")
+            raise TransientError(f"broker {self.host}:{self.port} not connected", unreachable=True)
         try:
             info = self.client.publish(self.topic, body, qos=self.qos)
         except ValueError as e:  # payload too large, bad topic
@@ -94,13 +94,13 @@ class MqttSink(EventSink):
         if info.rc == mqtt.MQTT_ERR_PAYLOAD_SIZE:
             raise PermanentError("payload too large for MQTT")
         if info.rc == mqtt.MQTT_ERR_NO_CONN:
-            raise TransientError(f"broker {self.host}:{self.port} not connected")
+            raise TransientError(f"broker {self.host}:{self.port} not connected", unreachable=True)
         try:
             info.wait_for_publish(self.timeout)
         except (RuntimeError, ValueError) as e:
-            raise TransientError(str(e)) from None
+            raise TransientError(str(e), unreachable=True) from None
         if not info.is_published():
-            raise TransientError(f"no acknowledgement from the broker within {self.timeout:g} s")
+            raise TransientError(f"no acknowledgement from the broker within {self.timeout:g} s", unreachable=True)
 
     # -- EventSink ------------------------------------------------------------------------------
     def write(self, event: Event) -> None:

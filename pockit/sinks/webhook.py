@@ -75,7 +75,7 @@ class WebhookSink(EventSink):
         try:
             r = self._session.post(self.url, data=body, headers=self.headers, timeout=self.timeout)
         except requests.RequestException as e:
-            raise TransientError(f"{type(e).__name__}: {e}") from None
+            raise TransientError(f"{type(e).__name__}: {e}", unreachable=True) from None
         if 200 <= r.status_code < 300:
             return
         text = (r.text or "").strip().replace("\n", " ")[:200]
