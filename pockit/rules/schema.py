@@ -1,13 +1,26 @@
 """Rule configuration schema (one pydantic model per rule type, discriminated by ``type``).
 
 Geometry is given in pixels of the source frame or normalized to [0, 1] (``normalized: true``,
-or auto-detected when every coordinate is within [0, 1]).
+or auto-detected when every coordinate is within [0, 1]); :func:`pockit.rules.geometry.is_normalized`
+states the rule. Geometry that cannot work is refused when the config loads, naming the rule and the
+field: a self-intersecting or zero-area zone, fewer than 3 distinct zone points, a zero-length line or
+fence segment, ``normalized: true`` with a coordinate outside [0, 1], auto-detected pixels mixed with
+fractions, pixel geometry smaller than 2 px, non-finite numbers.
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from .geometry import geometry_problem
 
 Point = tuple[float, float]
 
@@ -24,17 +37,18 @@ class _Base(BaseModel):
     normalized: bool | None = Field(None, description="coordinates in [0,1]; None = auto-detect")
     enabled: bool = True
 
+    @field_validator("zone", "line", "fence", "region", check_fields=False)
+    @classmethod
+    def _geometry(cls, v, info: ValidationInfo):
+        problem = geometry_problem(info.field_name, v, info.data.get("normalized"))
+        if problem:
+            raise ValueError(f"rule {info.data.get('name', '?')!r}: {problem}")
+        return v
+
 
 class _ZoneRule(_Base):
     zone: list[Point] = Field(..., min_length=3, description="polygon vertices")
     zone_name: str | None = None
-
-    @field_validator("zone")
-    @classmethod
-    def _poly(cls, v):
-        if len({tuple(p) for p in v}) < 3:
-            raise ValueError("a zone needs at least 3 distinct points")
-        return v
 
 
 class ZoneEnterRule(_ZoneRule):
@@ -117,18 +131,7 @@ class FallRule(_Base):
 
 
 RuleConfig = Annotated[
-    Union[
-        ZoneEnterRule,
-        ZoneExitRule,
-        LoiteringRule,
-        LineCrossingRule,
-        FenceCrossingRule,
-        CrowdRule,
-        PresenceRule,
-        AbandonedObjectRule,
-        ObjectRemovedRule,
-        FallRule,
-    ],
+    ZoneEnterRule | ZoneExitRule | LoiteringRule | LineCrossingRule | FenceCrossingRule | CrowdRule | PresenceRule | AbandonedObjectRule | ObjectRemovedRule | FallRule,
     Field(discriminator="type"),
 ]
 RULE_TYPES = (
