@@ -3,11 +3,38 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from ..paths import contained
 from .dataset import IMAGE_EXTS, ImageRecord
+from .errors import LabelError
 
 IMAGE_MODES = ("copy", "link", "none")
+
+
+def out_path(base: Path, rel: str, what: str = "image file name", *, label_file: str | None = None,
+             follow_last: bool = True) -> Path:
+    """Where a writer puts ``rel`` (an image key read from the labels) under ``base``.
+
+    Every writer of pockit.data names its output files through this function. Backslashes count as
+    folder separators (keys written on Windows), and the path must stay inside ``base``
+    (:func:`pockit.paths.contained`): an absolute key, a drive letter, or a ``..`` or symlink that
+    leads out is a LabelError naming the key and the label file it came from. follow_last=False
+    checks only the folder (the file itself may be a symlink the writer replaces: linked images).
+    """
+    norm = str(rel).replace("\\", "/")
+    try:
+        if PureWindowsPath(norm).drive:
+            raise ValueError(f"{what} {rel!r} is an absolute Windows path, not a path inside {base}")
+        p = PurePosixPath(norm)
+        if follow_last:
+            return contained(base, norm, what)
+        if p.name in ("", ".", ".."):
+            raise ValueError(f"{what} {rel!r} does not end in a file name")
+        folder = Path(base).resolve() if str(p.parent) == "." else contained(base, p.parent, what)
+        return folder / p.name
+    except ValueError as e:
+        raise LabelError(str(e), file=label_file) from None
 
 
 def place_image(im: ImageRecord, dest: Path, mode: str) -> None:
@@ -46,3 +73,13 @@ def fmt_num(v: float, decimals: int) -> str:
         return str(int(round(v)))
     s = f"{v:.{decimals}f}".rstrip("0").rstrip(".")
     return "0" if s in ("-0", "") else s
+
+
+def read_text(path: Path, what: str = "file") -> str:
+    """A UTF-8 text file's content; a file that is not UTF-8 is a LabelError naming its line and the bad byte."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise LabelError(f"{what} is not UTF-8 text (byte {e.start})", file=path, line=data[:e.start].count(b"\n") + 1,
+                         value=data[e.start:e.start + 1]) from None

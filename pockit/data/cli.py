@@ -13,8 +13,8 @@ def _load(path, fmt, on_outside="clip"):
 
     try:
         return load_dataset(path, fmt, on_outside=on_outside)
-    except (FileNotFoundError, ValueError) as e:
-        raise click.ClickException(str(e)) from e
+    except (OSError, ValueError) as e:  # LabelError (a ValueError) names file, line or JSON path, field and value
+        raise click.ClickException(str(e)) from None
 
 
 def _parse_maps(maps):
@@ -100,15 +100,24 @@ def check_cmd(path, fmt, on_outside, csv_path):
 @click.option("--to", "to_fmt", required=True, type=click.Choice(["voc", "coco", "yolo"]))
 @click.option("--map", "maps", multiple=True, metavar="OLD=NEW", help="rename/merge (OLD=NEW) or drop (OLD=) classes")
 @click.option("--images", default="copy", type=click.Choice(["copy", "link", "none"]), show_default=True)
-def convert_cmd(src, out, fmt, to_fmt, maps, images):
-    """Convert a label set between VOC, COCO, YOLO (and from MOT), optionally remapping classes."""
+@click.option("--voc-int", is_flag=True, help="--to voc: round coordinates to integers (default: keep up to 3 decimals)")
+def convert_cmd(src, out, fmt, to_fmt, maps, images, voc_int):
+    """Convert a label set between VOC, COCO, YOLO (and from MOT), optionally remapping classes.
+
+    Image names that would land outside OUT (absolute, drive letters, '..') stop the conversion
+    before anything is written."""
     from .classes import remap_classes
     from .io import save_dataset
 
+    if voc_int and to_fmt != "voc":
+        raise click.BadParameter(f"only applies to --to voc, not --to {to_fmt}", param_hint="--voc-int")
     ds = _load(src, fmt)
     if maps:
         ds = remap_classes(ds, _parse_maps(maps))
-    dest = save_dataset(ds, out, to_fmt, images=images)
+    try:
+        dest = save_dataset(ds, out, to_fmt, images=images, **({"decimals": 0} if voc_int else {}))
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
     click.echo(f"{len(ds)} images, {ds.n_boxes} boxes, classes {ds.class_names} -> {dest}")
     if len(ds.report):
         click.echo(ds.report.text(limit=30))

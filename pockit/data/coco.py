@@ -12,8 +12,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ._io import place_image
+from ._io import out_path, place_image
 from .dataset import Dataset, ImageRecord, infer_source_frame, validate
+from .errors import LabelError, key, number, show_value, text
 from .report import ValidationReport
 
 
@@ -34,28 +35,39 @@ def read_coco(path: str | Path, images_dir: str | Path | None = None, classes: S
     if not path.exists():
         raise FileNotFoundError(f"COCO file not found: {path}")
     rep = ValidationReport(title=f"COCO import of {path}")
+    ds_name = name or (path.parent.name if path.stem == "annotations" else path.stem)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         rep.add("malformed_file", "skipped", f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}", file=str(path),
                 line=e.lineno)
-        return Dataset([], list(classes or []), path.parent, rep, name or (path.parent.name if path.stem == 'annotations' else path.stem))
+        return Dataset([], list(classes or []), path.parent, rep, ds_name)
+    except UnicodeDecodeError as e:
+        rep.add("malformed_file", "skipped", f"not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
+                "JSON must be UTF-8", file=str(path))
+        return Dataset([], list(classes or []), path.parent, rep, ds_name)
+    except RecursionError:
+        rep.add("malformed_file", "skipped", "JSON nested too deeply to read", file=str(path))
+        return Dataset([], list(classes or []), path.parent, rep, ds_name)
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) or not isinstance(doc.get("categories"), list):
         rep.add("malformed_file", "skipped", "not a COCO instances file: needs top-level 'images' and 'categories' lists",
                 file=str(path))
-        return Dataset([], list(classes or []), path.parent, rep, name or (path.parent.name if path.stem == 'annotations' else path.stem))
+        return Dataset([], list(classes or []), path.parent, rep, ds_name)
     cats = {}
     for k, c in enumerate(doc["categories"]):
         if not isinstance(c, dict) or "id" not in c or "name" not in c:
             rep.add("malformed_line", "skipped", f"categories[{k}] lacks 'id' or 'name'", file=str(path))
             continue
-        cats[c["id"]] = str(c["name"])
-    names = list(classes) if classes is not None else [cats[k] for k in sorted(cats)]
+        try:
+            cats[key(c["id"], f"categories[{k}].id")] = text(c["name"], f"categories[{k}].name")
+        except LabelError as e:
+            rep.add("malformed_line", "skipped", e.detail, file=str(path))
+    names = list(classes) if classes is not None else list(dict.fromkeys(cats[k] for k in sorted(cats, key=_id_order)))
     index = {n: i for i, n in enumerate(names)}
     if images_dir is None:
         images_dir = path.parent
         first = next((im.get("file_name") for im in doc["images"] if isinstance(im, dict)), None)
-        if first and not (path.parent / first).exists() and (path.parent / "images" / first).exists():
+        if isinstance(first, str) and first and not (path.parent / first).exists() and (path.parent / "images" / first).exists():
             images_dir = path.parent / "images"
     images_dir = Path(images_dir)
     recs: dict = {}
@@ -63,36 +75,58 @@ def read_coco(path: str | Path, images_dir: str | Path | None = None, classes: S
         if not isinstance(im, dict) or "id" not in im or "file_name" not in im:
             rep.add("malformed_line", "skipped", f"images[{k}] lacks 'id' or 'file_name'", file=str(path))
             continue
-        file = str(im["file_name"])
-        rec = ImageRecord(file, images_dir / file, int(im.get("width") or 0), int(im.get("height") or 0),
-                          source=str(im.get("source", "default")), frame=im.get("frame"), timestamp=im.get("timestamp"),
-                          split=im.get("split"),
-                          meta={"label_file": str(path), "coco_id": im["id"]})
-        rec.meta["_boxes"] = []
-        recs[im["id"]] = rec
-    any_score = False
-    for k, a in enumerate(doc.get("annotations") or []):
-        where = f"annotations[{k}]"
-        if not isinstance(a, dict) or a.get("image_id") not in recs:
-            rep.add("malformed_line", "dropped", f"{where} refers to unknown image_id {a.get('image_id') if isinstance(a, dict) else a!r}",
-                    file=str(path))
+        try:
+            rec = _image_record(im, f"images[{k}]", images_dir, path)
+        except LabelError as e:
+            rep.add("malformed_line", "skipped", f"{e.detail}; image left out", file=str(path),
+                    image=im["file_name"] if isinstance(im["file_name"], str) else None)
             continue
-        rec = recs[a["image_id"]]
+        rec.meta["_boxes"] = []
+        recs[rec.meta["coco_id"]] = rec
+    any_score = False
+    annotations = doc.get("annotations") or []
+    if not isinstance(annotations, list):
+        rep.add("malformed_line", "skipped", f"'annotations' is a {type(annotations).__name__}, not a list; no box read",
+                file=str(path))
+        annotations = []
+    for k, a in enumerate(annotations):
+        where = f"annotations[{k}]"
+        if not isinstance(a, dict):
+            rep.add("malformed_line", "dropped", f"{where} is not an object (got {show_value(a)})", file=str(path))
+            continue
+        try:
+            image_id = key(a.get("image_id"), f"{where}.image_id")
+        except LabelError as e:
+            rep.add("malformed_line", "dropped", e.detail, file=str(path))
+            continue
+        if image_id not in recs:
+            rep.add("malformed_line", "dropped", f"{where} refers to unknown image_id {a.get('image_id')!r}", file=str(path))
+            continue
+        rec = recs[image_id]
         bbox = a.get("bbox")
         try:
-            x, y, w, h = (float(v) for v in bbox)
-        except (TypeError, ValueError):
-            rep.add("malformed_line", "dropped", f"{where}: bbox {bbox!r} is not [x, y, w, h]", file=str(path), image=rec.file)
+            if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
+                raise LabelError("is not [x, y, w, h]", field=f"{where}.bbox", value=bbox)
+            x, y, w, h = (number(v, f"{where}.bbox[{i}]") for i, v in enumerate(bbox))
+        except LabelError as e:
+            rep.add("malformed_line", "dropped", e.detail, file=str(path), image=rec.file)
             continue
         box = [x, y, x + w, y + h]
-        cname = cats.get(a.get("category_id"))
+        try:
+            cat = key(a.get("category_id"), f"{where}.category_id")
+            crowd = number(a.get("iscrowd", 0), f"{where}.iscrowd") != 0
+            score = number(a.get("score", 1.0), f"{where}.score")
+        except LabelError as e:
+            rep.add("malformed_line", "dropped", e.detail, file=str(path), image=rec.file, box=box)
+            continue
+        cname = cats.get(cat)
         if cname is None or cname not in index:
             shown = cname if cname is not None else f"category_id {a.get('category_id')}"
             rep.add("unknown_class", "dropped", f"{where}: class {shown!r} is not one of {names}", file=str(path),
                     image=rec.file, box=box, class_name=cname)
             continue
         any_score |= "score" in a
-        rec.meta["_boxes"].append((box, index[cname], bool(a.get("iscrowd", 0)), float(a.get("score", 1.0))))
+        rec.meta["_boxes"].append((box, index[cname], crowd, score))
     images = []
     for rec in recs.values():
         bx = rec.meta.pop("_boxes")
@@ -101,9 +135,28 @@ def read_coco(path: str | Path, images_dir: str | Path | None = None, classes: S
         rec.ignore = np.array([b[2] for b in bx], bool)
         rec.scores = np.array([b[3] for b in bx], np.float64) if any_score else None
         images.append(rec)
-    ds = Dataset(images, names, images_dir, rep, name or (path.parent.name if path.stem == 'annotations' else path.stem))
+    ds = Dataset(images, names, images_dir, rep, ds_name)
     infer_source_frame(ds.images)
     return validate(ds, on_outside=on_outside, dup_iou=dup_iou, check_images=check_images)
+
+
+def _id_order(k: int | str) -> tuple[int, int | str]:
+    """Category ids in ascending order; text ids (some tools write them) after the numbers."""
+    return (0, k) if isinstance(k, int) else (1, k)
+
+
+def _image_record(im: dict, where: str, images_dir: Path, path: Path) -> ImageRecord:
+    """One ``images[k]`` entry, every field checked (LabelError names the first bad one)."""
+    file = text(im["file_name"], f"{where}.file_name")
+
+    def opt(name: str, conv, **kw):
+        v = im.get(name)
+        return None if v is None else conv(v, f"{where}.{name}", **kw)
+
+    return ImageRecord(file, images_dir / file, opt("width", number, integer=True, minimum=0) or 0,
+                       opt("height", number, integer=True, minimum=0) or 0, source=opt("source", text) or "default",
+                       frame=opt("frame", number, integer=True), timestamp=opt("timestamp", number),
+                       split=opt("split", text), meta={"label_file": str(path), "coco_id": key(im["id"], f"{where}.id")})
 
 
 def to_coco_dict(ds: Dataset, with_scores: bool = False) -> dict:
@@ -120,8 +173,10 @@ def to_coco_dict(ds: Dataset, with_scores: bool = False) -> dict:
         images.append(entry)
         for j, (b, c, ig) in enumerate(zip(im.xyxy, im.class_ids, im.ignore)):
             w, h = float(b[2] - b[0]), float(b[3] - b[1])
+            x, y = round(float(b[0]), 3), round(float(b[1]), 3)
+            # w/h rounded against the rounded x/y: x + w and y + h stay within 0.0005 px of x2/y2
             a = {"id": len(anns) + 1, "image_id": i, "category_id": int(c) + 1,
-                 "bbox": [round(float(b[0]), 3), round(float(b[1]), 3), round(w, 3), round(h, 3)],
+                 "bbox": [x, y, round(float(b[2]) - x, 3), round(float(b[3]) - y, 3)],
                  "area": round(w * h, 3), "iscrowd": int(ig)}
             if with_scores and im.scores is not None:
                 a["score"] = round(float(im.scores[j]), 5)
@@ -135,8 +190,12 @@ def write_coco(ds: Dataset, out: str | Path, *, images: str = "copy", with_score
     """Write ``out/annotations.json`` (when ``out`` ends in .json: that file) + images beside it under ``images/``."""
     out = Path(out)
     json_path = out if out.suffix == ".json" else out / "annotations.json"
+    # image keys become paths only when images are placed; checked before anything is written
+    dests = [] if images == "none" else [
+        (im, out_path(json_path.parent / "images", im.file, label_file=im.meta.get("label_file"), follow_last=False))
+        for im in ds.images]
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(to_coco_dict(ds, with_scores), indent=1), encoding="utf-8")
-    for im in ds.images:
-        place_image(im, json_path.parent / "images" / im.file, images)
+    for im, dest in dests:
+        place_image(im, dest, images)
     return json_path

@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from ..core import read_mot
-from ._io import list_images
+from ..core.mot import MotFormatError
+from ._io import list_images, read_text
 from .dataset import Dataset, ImageRecord, validate
+from .errors import LabelError, number
 from .report import ValidationReport
 
 
@@ -31,19 +33,31 @@ def read_mot_dataset(seq_dir: str | Path, class_name: str = "person", *, every: 
     ini = seq / "seqinfo.ini"
     info = {"name": seq.name, "imdir": "img1", "framerate": "0", "imwidth": "0", "imheight": "0", "imext": ".jpg"}
     if ini.exists():
-        cp = configparser.ConfigParser()
-        cp.read(ini)
+        cp = configparser.ConfigParser(interpolation=None)
+        try:
+            cp.read_string(read_text(ini, "seqinfo.ini"), source=str(ini))
+        except configparser.Error as e:
+            raise LabelError(f"not an INI file: {e.message.splitlines()[0]}", file=ini, line=getattr(e, "lineno", None)) from None
         if cp.has_section("Sequence"):
             info.update({k.lower(): v for k, v in cp.items("Sequence")})
+    if not info["imdir"] or "\0" in info["imdir"]:
+        raise LabelError("not a folder name", file=ini, field="[Sequence] imDir", value=info["imdir"])
     img_dir = seq / info["imdir"]
     if not img_dir.is_dir():
         raise FileNotFoundError(f"MOT image folder not found: {img_dir} (seqinfo.ini imDir)")
     gt_path = seq / "gt" / "gt.txt"
     if not gt_path.exists():
         raise FileNotFoundError(f"MOT ground truth not found: {gt_path}")
-    fps = float(info["framerate"]) or None
-    w, h = int(float(info["imwidth"])), int(float(info["imheight"]))
-    gt = read_mot(gt_path, class_names={0: class_name}, gt=True, min_visibility=min_visibility)
+    fps = number(info["framerate"], "[Sequence] frameRate", minimum=0, file=ini) or None
+    w, h = (int(number(info[k], f"[Sequence] {k}", minimum=0, file=ini)) for k in ("imwidth", "imheight"))
+    try:
+        gt = read_mot(gt_path, class_names={0: class_name}, gt=True, min_visibility=min_visibility)
+    except MotFormatError as e:  # "<file>:<line>: problem"
+        msg = str(e)
+        head, _, problem = msg[len(str(gt_path)) + 1:].partition(": ") if msg.startswith(f"{gt_path}:") else ("", "", msg)
+        raise LabelError(problem, file=gt_path, line=int(head) if head.isdigit() else None) from None
+    except UnicodeDecodeError as e:
+        raise LabelError(f"not UTF-8 text (byte {e.start})", file=gt_path) from None
     root = Path(root) if root is not None else seq.parent
     rep = ValidationReport(title=f"MOT import of {seq}")
     images = []

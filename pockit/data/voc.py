@@ -6,15 +6,17 @@ reported with its line and column, and the rest of the set still loads.
 """
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Sequence
 from xml.etree.ElementTree import Element, ElementTree, ParseError, SubElement, indent
 
 import defusedxml.ElementTree as SafeET
 import numpy as np
+from defusedxml import DefusedXmlException
 
-from ._io import find_image, fmt_num, place_image
+from ._io import find_image, fmt_num, out_path, place_image, read_text
 from .dataset import Dataset, ImageRecord, infer_source_frame, validate
+from .errors import LabelError, number
 from .report import ValidationReport
 
 
@@ -53,6 +55,10 @@ def read_voc(path: str | Path, images_dir: str | Path | None = None, classes: Se
             rep.add("malformed_file", "skipped", f"malformed XML at line {line}, column {col}: {str(e).split(':')[0]}; "
                     "fix or re-export the file", file=str(x), line=line)
             continue
+        except DefusedXmlException as e:  # entity declarations, external references: refused, never expanded
+            rep.add("malformed_file", "skipped", f"XML with {type(e).__name__} ({e}); VOC files need none: re-export the file",
+                    file=str(x), line=getattr(e, "lineno", None))
+            continue
         if root.tag != "annotation":
             rep.add("malformed_file", "skipped", f"root element is <{root.tag}>, expected <annotation>", file=str(x), line=1)
             continue
@@ -67,19 +73,22 @@ def read_voc(path: str | Path, images_dir: str | Path | None = None, classes: Se
             file = (sub / img_path.name).as_posix()
         size = root.find("size")
         try:
-            w, h = int(float(_text(size, "width", "0"))), int(float(_text(size, "height", "0")))
-        except ValueError:
-            rep.add("malformed_file", "kept", "<size> is not numeric; the image's real size is used", file=str(x))
+            w, h = (int(number(_text(size, t, "0"), f"<size><{t}>", minimum=0)) for t in ("width", "height"))
+        except LabelError as e:
+            rep.add("malformed_file", "kept", f"{e.detail}; the image's real size is used", file=str(x))
             w = h = 0
         objs = []
         for k, obj in enumerate(root.findall("object")):
             cname = _text(obj, "name")
             bb = obj.find("bndbox")
-            try:
-                box = [float(_text(bb, t)) for t in ("xmin", "ymin", "xmax", "ymax")]
-            except (TypeError, ValueError):
-                rep.add("malformed_line", "dropped", f"object #{k} ({cname!r}) has no numeric <bndbox> xmin/ymin/xmax/ymax",
+            if bb is None or any(_text(bb, t) is None for t in ("xmin", "ymin", "xmax", "ymax")):
+                rep.add("malformed_line", "dropped", f"object #{k} ({cname!r}) has no <bndbox> xmin/ymin/xmax/ymax",
                         file=str(x), image=file, class_name=cname)
+                continue
+            try:
+                box = [number(_text(bb, t), f"object #{k} <bndbox><{t}>") for t in ("xmin", "ymin", "xmax", "ymax")]
+            except LabelError as e:
+                rep.add("malformed_line", "dropped", e.detail, file=str(x), image=file, class_name=cname)
                 continue
             if not cname:
                 rep.add("unknown_class", "dropped", f"object #{k} has no <name>", file=str(x), image=file, box=box)
@@ -89,15 +98,19 @@ def read_voc(path: str | Path, images_dir: str | Path | None = None, classes: Se
         pk = root.find("pockit")
         source, frame, ts = "default", None, None
         if pk is not None:
-            source = pk.get("source", source)
-            frame = int(pk.get("frame")) if pk.get("frame") not in (None, "") else None
-            ts = float(pk.get("timestamp")) if pk.get("timestamp") not in (None, "") else None
+            source = pk.get("source") or source
+            try:
+                frame = number(pk.get("frame"), "<pockit frame=>", integer=True) if pk.get("frame") not in (None, "") else None
+                ts = number(pk.get("timestamp"), "<pockit timestamp=>") if pk.get("timestamp") not in (None, "") else None
+            except LabelError as e:
+                rep.add("malformed_file", "kept", f"{e.detail}; read without frame/timestamp", file=str(x))
+                frame = ts = None
         parsed.append((file, img_path, w, h, objs, meta, source, frame, ts))
     if classes is None:
         names_file = next((p / n for p in (path, ann_dir) for n in ("classes.txt", "labelmap.txt") if (p / n).exists()), None)
         if names_file is not None:  # LabelImg classes.txt / CVAT labelmap.txt ('name:color::' lines)
-            classes = [ln.split(":")[0].strip() for ln in names_file.read_text(encoding="utf-8").splitlines()
-                       if ln.strip() and not ln.startswith("#")]
+            classes = list(dict.fromkeys(ln.split(":")[0].strip() for ln in read_text(names_file, "class names file").splitlines()
+                                         if ln.strip() and not ln.startswith("#")))
     names = list(classes) if classes is not None else sorted({o[0] for p in parsed for o in p[4]})
     index = {n: i for i, n in enumerate(names)}
     images = []
@@ -116,17 +129,26 @@ def read_voc(path: str | Path, images_dir: str | Path | None = None, classes: Se
     return validate(ds, on_outside=on_outside, dup_iou=dup_iou, check_images=check_images)
 
 
-def write_voc(ds: Dataset, out: str | Path, *, images: str = "copy", decimals: int = 0) -> Path:
+def write_voc(ds: Dataset, out: str | Path, *, images: str = "copy", decimals: int = 3) -> Path:
     """Write ``out/Annotations/<file>.xml`` (+ images in ``out/JPEGImages/`` unless images='none').
 
-    decimals: coordinate decimals (0 = integers, what most VOC tools expect).
+    decimals: coordinates are rounded to this many decimals and written without trailing zeros, so
+    whole-pixel boxes stay integers and sub-pixel boxes keep their decimals (VOC allows both;
+    0.001 px also absorbs the noise of YOLO's 6 normalised decimals on images up to 666 px);
+    ``decimals=0`` rounds every coordinate to an integer, for tools that only read integer VOC
+    (``pockit data convert --voc-int``).
     """
     out = Path(out)
+    dests = []  # every output path checked before anything is written
     for im in ds.images:
-        rel = Path(im.file)
+        lf = im.meta.get("label_file")
+        norm = PurePosixPath(im.file.replace("\\", "/"))
+        img_dest = out_path(out / "JPEGImages", im.file, label_file=lf, follow_last=False)
+        dests.append((im, out_path(out / "Annotations", str(norm.with_suffix(".xml")), label_file=lf), img_dest))
+    for im, dest, img_dest in dests:
         root = Element("annotation")
         SubElement(root, "folder").text = "JPEGImages"
-        SubElement(root, "filename").text = rel.name
+        SubElement(root, "filename").text = img_dest.name
         SubElement(root, "path").text = str(im.path)
         src = SubElement(root, "source")
         SubElement(src, "database").text = "pockit"
@@ -152,9 +174,8 @@ def write_voc(ds: Dataset, out: str | Path, *, images: str = "copy", decimals: i
                 SubElement(bb, tag).text = fmt_num(float(v), decimals)
         tree = ElementTree(root)
         indent(tree)
-        dest = out / "Annotations" / rel.with_suffix(".xml")
         dest.parent.mkdir(parents=True, exist_ok=True)
         tree.write(dest, encoding="utf-8", xml_declaration=False)
-        place_image(im, out / "JPEGImages" / rel, images)
+        place_image(im, img_dest, images)
     (out / "Annotations").mkdir(parents=True, exist_ok=True)
     return out

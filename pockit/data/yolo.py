@@ -9,14 +9,15 @@ an empty label file are all reported (the last two are kept as background images
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 import numpy as np
 import yaml
 
-from ._io import IMAGE_EXTS, fmt_num, list_images, place_image
+from ._io import IMAGE_EXTS, fmt_num, list_images, out_path, place_image, read_text
 from .dataset import Dataset, ImageRecord, infer_source_frame, image_size, validate
+from .errors import LabelError, number, show_value, text
 from .report import ValidationReport
 
 SPLITS = ("train", "val", "test")
@@ -33,17 +34,38 @@ def _label_for(img: Path) -> Path:
     return img.with_suffix(".txt")
 
 
-def _names_from(obj) -> list[str]:
+def _names_from(obj, file: Path) -> list[str]:
+    """data.yaml ``names``: a list, or a mapping class id -> name with ids 0..n-1."""
     if isinstance(obj, dict):
-        ids = sorted(int(k) for k in obj)
-        if ids != list(range(len(ids))):
-            raise ValueError(f"class ids in names must be 0..n-1, got {ids}")
-        return [str(obj[k] if k in obj else obj[str(k)]) for k in ids]
-    return [str(n) for n in obj]
+        ids = {}
+        for k in obj:
+            i = number(k, f"names key {k!r}", integer=True, file=file)
+            if i in ids:
+                raise LabelError("class id given twice", file=file, field="names", value=k)
+            ids[i] = k
+        if sorted(ids) != list(range(len(ids))):
+            raise LabelError("class ids must be 0..n-1", file=file, field="names", value=sorted(ids))
+        return [text(obj[ids[i]], f"names[{i}]", file=file) for i in range(len(ids))]
+    if not isinstance(obj, list):
+        raise LabelError("must be a list of class names or a mapping id -> name", file=file, field="names", value=obj)
+    return [text(n, f"names[{i}]", file=file) for i, n in enumerate(obj)]
 
 
 def _read_names_file(p: Path) -> list[str]:
-    return [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    return [ln.strip() for ln in read_text(p, "class names file").splitlines() if ln.strip()]
+
+
+# column names of a YOLO row, for messages
+_COLUMNS = ("class id", "cx", "cy", "w", "h", "score")
+
+
+def _parse_row(parts: list[str]) -> list[float]:
+    """A label row's numbers; LabelError names the column and the value that is not a finite number."""
+    vals = []
+    for k, v in enumerate(parts):
+        col = _COLUMNS[k] if len(parts) <= 6 else ("class id" if k == 0 else f"{'xy'[(k - 1) % 2]}{(k + 1) // 2}")
+        vals.append(number(v, col))
+    return vals
 
 
 def read_yolo(path: str | Path, classes: Sequence[str] | None = None, *, on_outside: str = "clip", dup_iou: float = 0.95,
@@ -56,16 +78,23 @@ def read_yolo(path: str | Path, classes: Sequence[str] | None = None, *, on_outs
     yaml_path = path if path.is_file() else next((path / n for n in ("data.yaml", "dataset.yaml") if (path / n).exists()), None)
     base = path if path.is_dir() else path.parent
     names: list[str] | None = list(classes) if classes is not None else None
+    names_src: Path | None = None  # where the names came from (None: the classes argument)
     sets: list[tuple[str | None, Path, list[Path]]] = []  # (split, key root, images)
     if yaml_path is not None:
         try:
-            cfg = yaml.safe_load(yaml_path.read_text(encoding="utf-8")) or {}
+            cfg = yaml.safe_load(read_text(yaml_path, "data.yaml")) or {}
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
-            raise ValueError(f"{yaml_path}:{mark.line + 1 if mark else '?'}: malformed YAML: {e}") from e
+            raise LabelError(f"malformed YAML: {getattr(e, 'problem', None) or e}", file=yaml_path,
+                             line=mark.line + 1 if mark else None) from None
+        except RecursionError:
+            raise LabelError("YAML nested too deeply to read", file=yaml_path) from None
+        if not isinstance(cfg, dict):
+            raise LabelError("must be a mapping (path, train, val, names)", file=yaml_path, field="data.yaml",
+                             value=cfg)
         if names is None and "names" in cfg:
-            names = _names_from(cfg["names"])
-        root = Path(cfg.get("path") or yaml_path.parent)
+            names, names_src = _names_from(cfg["names"], yaml_path), yaml_path
+        root = Path(text(cfg.get("path") or "", "path", file=yaml_path) or yaml_path.parent)
         if not root.is_absolute():
             root = (yaml_path.parent / root).resolve()
         if not root.exists():  # a data.yaml moved from another machine: its 'path' is stale
@@ -75,12 +104,17 @@ def read_yolo(path: str | Path, classes: Sequence[str] | None = None, *, on_outs
             entries = cfg.get(split)
             if not entries:
                 continue
-            for entry in entries if isinstance(entries, list) else [entries]:
+            for k, entry in enumerate(entries if isinstance(entries, list) else [entries]):
+                if not isinstance(entry, str) or "\0" in entry:
+                    rep.add("malformed_file", "skipped", f"{split}[{k}]: not a folder or list file name (got {show_value(entry)})",
+                            file=str(yaml_path))
+                    continue
                 p = root / entry
                 if p.is_dir():
                     imgs, key_root = list_images(p), p
-                elif p.suffix == ".txt" and p.exists():
-                    imgs = [(root / ln.strip()).resolve() for ln in p.read_text().splitlines() if ln.strip()]
+                elif p.suffix == ".txt" and p.is_file():
+                    imgs = [(root / ln.strip()).resolve() for ln in read_text(p, "image list").splitlines()
+                            if ln.strip() and "\0" not in ln]
                     key_root = root
                 else:
                     rep.add("malformed_file", "skipped", f"{split}: {entry!r} is neither a folder nor an image list",
@@ -100,6 +134,10 @@ def read_yolo(path: str | Path, classes: Sequence[str] | None = None, *, on_outs
             raise FileNotFoundError(f"no class names for YOLO dataset {path}: add 'names' to data.yaml, a classes.txt "
                                     "(one name per line), or pass classes=[...]")
         names = _read_names_file(nf)
+        names_src = nf
+    dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if dup is not None:
+        raise LabelError("class name given twice", file=names_src, field="names", value=dup)
     nc = len(names)
     images: list[ImageRecord] = []
     used_labels: set[Path] = set()
@@ -111,8 +149,9 @@ def read_yolo(path: str | Path, classes: Sequence[str] | None = None, *, on_outs
                 file = img.relative_to(key_root).as_posix()
             except ValueError:
                 file = img.name
+            text_ = lbl.read_text(encoding="utf-8", errors="replace") if lbl.is_file() else None
             if not img.exists():
-                n = len(lbl.read_text().split("\n")) if lbl.exists() else 0
+                n = len([r for r in text_.splitlines() if r.strip()]) if text_ is not None else 0
                 rep.add("missing_image", "dropped", f"image listed but not found; {n} label row(s) dropped", image=file,
                         file=str(lbl) if lbl.exists() else None)
                 continue
@@ -122,22 +161,23 @@ def read_yolo(path: str | Path, classes: Sequence[str] | None = None, *, on_outs
                 rep.add("unreadable_image", "dropped", str(e), image=file, file=str(lbl))
                 continue
             boxes, cids, scores = [], [], []
-            if not lbl.exists():
+            has_scores = False
+            if text_ is None:
                 rep.add("missing_label", "kept", "no label file: treated as an image without objects", image=file,
                         file=str(lbl))
             else:
-                text = lbl.read_text(encoding="utf-8", errors="replace")
-                if not text.strip():
+                if not text_.strip():
                     rep.add("empty_label", "kept", "empty label file: treated as an image without objects", image=file,
                             file=str(lbl))
-                for ln, row in enumerate(text.splitlines(), 1):
+                for ln, row in enumerate(text_.splitlines(), 1):
                     parts = row.split()
                     if not parts:
                         continue
+                    has_scores |= len(parts) == 6
                     try:
-                        vals = [float(v) for v in parts]
-                    except ValueError:
-                        rep.add("malformed_line", "dropped", f"not numbers: {row[:60]!r}", file=str(lbl), line=ln, image=file)
+                        vals = _parse_row(parts)
+                    except LabelError as e:
+                        rep.add("malformed_line", "dropped", e.detail, file=str(lbl), line=ln, image=file)
                         continue
                     if len(vals) in (5, 6):
                         cx, cy, bw, bh = vals[1:5]
@@ -156,7 +196,6 @@ def read_yolo(path: str | Path, classes: Sequence[str] | None = None, *, on_outs
                                 file=str(lbl), line=ln, image=file, box=box, class_name=parts[0])
                         continue
                     boxes.append(box), cids.append(int(c)), scores.append(vals[5] if len(vals) == 6 else 1.0)
-            has_scores = any(len(r.split()) == 6 for r in (lbl.read_text().splitlines() if lbl.exists() else []))
             images.append(ImageRecord(file, img, w, h, np.array(boxes, np.float64).reshape(-1, 4), cids,
                                       scores=scores if has_scores else None, split=split, meta={"label_file": str(lbl)}))
     # label files whose image is absent
@@ -168,7 +207,7 @@ def read_yolo(path: str | Path, classes: Sequence[str] | None = None, *, on_outs
                 continue
             if yaml_path is None and (t.parent / "images").is_dir():
                 continue
-            rows = [r for r in t.read_text(errors="replace").splitlines() if r.strip()]
+            rows = [r for r in t.read_text(encoding="utf-8", errors="replace").splitlines() if r.strip()]
             rep.add("missing_image", "dropped", f"label file has no image (looked for {t.stem} with {'/'.join(IMAGE_EXTS)}); "
                     f"{len(rows)} box(es) dropped", file=str(t), image=t.stem)
     ds = Dataset(images, names, sets[0][1] if len(sets) == 1 else base, rep, name or base.name)
@@ -187,11 +226,17 @@ def write_yolo(ds: Dataset, out: str | Path, *, images: str = "copy", decimals: 
     """
     out = Path(out).resolve()
     splits = set()
+    dests = []  # every output path checked before anything is written
     for im in ds.images:
         split = im.split or default_split
         splits.add(split)
-        rel = Path(im.file)
-        lbl = out / "labels" / split / rel.with_suffix(".txt")
+        key = f"{split}/{im.file}"
+        lf = im.meta.get("label_file")
+        img_dest = out_path(out / "images", key, "split/image file name", label_file=lf, follow_last=False)
+        lbl = out_path(out / "labels", str(PurePosixPath(key.replace("\\", "/")).with_suffix(".txt")),
+                       "split/image file name", label_file=lf)
+        dests.append((im, lbl, img_dest))
+    for im, lbl, img_dest in dests:
         lbl.parent.mkdir(parents=True, exist_ok=True)
         rows = []
         W, H = float(im.width), float(im.height)
@@ -203,7 +248,7 @@ def write_yolo(ds: Dataset, out: str | Path, *, images: str = "copy", decimals: 
                 row += f" {im.scores[j]:.4f}"
             rows.append(row)
         lbl.write_text("\n".join(rows) + ("\n" if rows else ""), encoding="utf-8")
-        place_image(im, out / "images" / split / rel, images)
+        place_image(im, img_dest, images)
     cfg = {} if portable else {"path": str(out)}
     for s in SPLITS:
         if s in splits:

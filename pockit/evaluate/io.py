@@ -8,7 +8,14 @@ from typing import Any
 import numpy as np
 
 from ..core import Detections, read_mot
+from ..core.mot import MotFormatError
+from ..data.errors import LabelError, number
 from .detection import EvaluationError
+
+
+class BoxFileError(LabelError, EvaluationError):
+    """A ground-truth or prediction file pockit cannot read: names the file, the line or JSON path
+    (``annotations[3].score``), the field and the bad value. Both a LabelError and an EvaluationError."""
 
 
 def load_boxes(path: str | Path, gt: bool, categories: dict[int, int] | None = None
@@ -24,7 +31,13 @@ def load_boxes(path: str | Path, gt: bool, categories: dict[int, int] | None = N
         raise EvaluationError(f"{'ground-truth' if gt else 'prediction'} file not found: {path}")
     if path.suffix.lower() in (".txt", ".csv"):
         run_names = None if gt else _run_class_names(path)
-        boxes = read_mot(path, class_names=run_names, gt=gt)
+        try:
+            boxes = read_mot(path, class_names=run_names, gt=gt)
+        except MotFormatError as e:  # "<file>:<line>: problem"
+            head, _, problem = str(e)[len(str(path)) + 1:].partition(": ")
+            raise BoxFileError(problem or str(e), file=path, line=int(head) if head.isdigit() else None) from None
+        except UnicodeDecodeError as e:
+            raise BoxFileError(f"not UTF-8 text (byte {e.start})", file=path) from None
         names: dict[int, str] = dict(run_names or {})
         for d in boxes.values():
             names.update(d.class_names)
@@ -36,31 +49,69 @@ def load_boxes(path: str | Path, gt: bool, categories: dict[int, int] | None = N
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise EvaluationError(f"{path}: not valid JSON ({e})") from None
-    if isinstance(data, dict) and "annotations" in data:
-        cats = sorted(data.get("categories", []), key=lambda c: c["id"])
-        cmap = {int(c["id"]): i for i, c in enumerate(cats)}
-        names = {i: str(c.get("name", c["id"])) for i, c in enumerate(cats)}
-        rows: dict[Any, list] = {int(im["id"]): [] for im in data.get("images", [])}
-        anns = data["annotations"]
-    elif isinstance(data, list):
-        if categories is None:
-            raise EvaluationError(f"{path}: COCO results need the ground truth's categories (COCO gt JSON)")
-        cmap, names, rows, anns = categories, {}, {}, data
-    else:
-        raise EvaluationError(f"{path}: expected COCO ground truth (with 'annotations') or a COCO results list")
-    for i, a in enumerate(anns):
-        try:
-            cid = cmap[int(a["category_id"])]
-            rows.setdefault(int(a["image_id"]), []).append((*a["bbox"], float(a.get("score", 1.0)), cid))
-        except KeyError as e:
-            raise EvaluationError(f"{path}: annotation #{i} lacks or has an unknown {e}") from None
+        raise BoxFileError(f"not valid JSON ({e})", file=path) from None
+    except UnicodeDecodeError as e:
+        raise BoxFileError(f"not UTF-8 text (byte {e.start})", file=path) from None
+    except RecursionError:
+        raise BoxFileError("JSON nested too deeply to read", file=path) from None
+    try:
+        cmap, names, rows = _coco_rows(data, categories)
+    except LabelError as e:
+        raise BoxFileError(e.problem, file=path, field=e.field, **({"value": e.value} if e.has_value else {})) from None
     out = {}
     for k, r in rows.items():
         arr = np.asarray(r, float).reshape(-1, 6)
         xyxy = np.c_[arr[:, 0], arr[:, 1], arr[:, 0] + arr[:, 2], arr[:, 1] + arr[:, 3]]
         out[k] = Detections(xyxy=xyxy, scores=arr[:, 4], class_ids=arr[:, 5].astype(int), class_names=names)
     return out, names, cmap
+
+
+def _coco_rows(data: Any, categories: dict[int, int] | None
+               ) -> tuple[dict[int, int], dict[int, str], dict[Any, list]]:
+    """COCO gt dict or results list -> (category id -> class index, class names, image id -> rows
+    ``(x, y, w, h, score, class)``); every entry checked (LabelError names the JSON path and value)."""
+    def items(obj: Any, field: str) -> list:
+        if not isinstance(obj, list):
+            raise LabelError("must be a list", field=field, value=obj)
+        return obj
+
+    def entry(obj: Any, field: str, required: tuple[str, ...]) -> dict:
+        if not isinstance(obj, dict):
+            raise LabelError("must be an object", field=field, value=obj)
+        missing = [k for k in required if k not in obj]
+        if missing:
+            raise LabelError(f"lacks {', '.join(map(repr, missing))}", field=field, value=obj)
+        return obj
+
+    if isinstance(data, dict) and "annotations" in data:
+        cats = [entry(c, f"categories[{k}]", ("id",)) for k, c in enumerate(items(data.get("categories", []), "categories"))]
+        ids = [number(c["id"], f"categories[{k}].id", integer=True) for k, c in enumerate(cats)]
+        order = sorted(range(len(cats)), key=lambda k: ids[k])
+        cmap = {ids[k]: i for i, k in enumerate(order)}
+        names = {i: str(cats[k].get("name", ids[k])) for i, k in enumerate(order)}
+        rows: dict[Any, list] = {}
+        for k, im in enumerate(items(data.get("images", []), "images")):
+            rows[number(entry(im, f"images[{k}]", ("id",))["id"], f"images[{k}].id", integer=True)] = []
+        anns = items(data["annotations"], "annotations")
+    elif isinstance(data, list):
+        if categories is None:
+            raise LabelError("COCO results need the ground truth's categories (COCO gt JSON)")
+        cmap, names, rows, anns = categories, {}, {}, data
+    else:
+        raise LabelError("expected COCO ground truth (with 'annotations') or a COCO results list")
+    for i, a in enumerate(anns):
+        where = f"annotations[{i}]" if isinstance(data, dict) else f"[{i}]"
+        a = entry(a, where, ("image_id", "category_id", "bbox"))
+        cat = number(a["category_id"], f"{where}.category_id", integer=True)
+        if cat not in cmap:
+            raise LabelError(f"unknown category (known: {sorted(cmap)})", field=f"{where}.category_id", value=a["category_id"])
+        bbox = a["bbox"]
+        if not isinstance(bbox, list) or len(bbox) != 4:
+            raise LabelError("must be [x, y, w, h]", field=f"{where}.bbox", value=bbox)
+        box = [number(v, f"{where}.bbox[{j}]") for j, v in enumerate(bbox)]
+        score = number(a.get("score", 1.0), f"{where}.score")
+        rows.setdefault(number(a["image_id"], f"{where}.image_id", integer=True), []).append((*box, score, cmap[cat]))
+    return cmap, names, rows
 
 
 def _run_class_names(path: Path) -> dict[int, str] | None:
