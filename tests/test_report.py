@@ -162,7 +162,7 @@ def test_bad_input(fixture_run, tud_campus, tmp_path):
         build_report(tmp_path / "nope", out=tmp_path / "x.html")
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ReportError, match="run.json is missing"):
+    with pytest.raises(ReportError, match="neither run.json nor config.yaml is there"):
         build_report(empty, out=tmp_path / "x.html")
     (empty / "run.json").write_text(json.dumps({"frames": 0, "errors": ["cam: cannot open rtsp://x"], "config": CONFIG}))
     with pytest.raises(ReportError, match=r"processed no frames \(cam: cannot open rtsp://x\)"):
@@ -178,6 +178,37 @@ def test_bad_input(fixture_run, tud_campus, tmp_path):
         build_report(run, gt=tmp_path / "other.txt", out=tmp_path / "x.html")
     res = CliRunner().invoke(cli, ["report", str(empty)])
     assert res.exit_code != 0 and "processed no frames" in res.output
+
+
+def test_report_of_a_run_killed_mid_way(fixture_run, tud_campus, tmp_path):
+    # kill -9: no run.json, and events.jsonl ends with a torn line. The report is still written from
+    # config.yaml + events + tracks, with the same accuracy numbers, and says the run did not finish cleanly.
+    run, exp = fixture_run
+    build_report(run, gt=tud_campus / "gt/gt.txt", out=tmp_path / "full.html")
+    full = json.loads((tmp_path / "full.metrics.json").read_text())["metrics"]
+    (run / "run.json").unlink()
+    with open(run / "events.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"rule": "walkway_zone", "type": "zone_en')
+    res = CliRunner().invoke(cli, ["report", str(run), "--gt", str(tud_campus / "gt/gt.txt"),
+                                   "-o", str(tmp_path / "killed.html")])
+    assert res.exit_code == 0, res.output
+    d = json.loads((tmp_path / "killed.metrics.json").read_text())
+    m = d["metrics"]
+    for k in ("detection.campus.tp", "detection.campus.fp", "detection.campus.fn", "tracking.MOTA",
+              "events.walkway_zone.tp", "events.walkway_zone.fp", "events.walkway_zone.fn", "events.center_line.tp"):
+        assert m[k] == full[k], k
+    assert "perf.fps" not in m and full["perf.fps"] == 7.1  # no timings without run.json
+    assert d["warnings"][:2] == [
+        "The run did not finish cleanly (no run.json: the run was killed or crashed): the numbers below are "
+        "reconstructed from config.yaml, events.jsonl and the tracks written before it stopped; timings and "
+        "throughput are not available.",
+        "events.jsonl: 1 incomplete last line(s) skipped (the run stopped while writing an event)."]
+    assert "The run did not finish cleanly" in (tmp_path / "killed.html").read_text()
+    # run.json written at start and never finished (status "running") is treated the same way
+    (run / "run.json").write_text(json.dumps({"status": "running", "name": "tud-fixture"}))
+    build_report(run, out=tmp_path / "running.html")
+    w = json.loads((tmp_path / "running.metrics.json").read_text())["warnings"]
+    assert w[0].startswith("The run did not finish cleanly (run.json says it is still running)")
 
 
 @pytest.mark.slow

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -57,21 +60,42 @@ class Event:
         return ev
 
 
-def read_events(path: str | Path) -> list[Event]:
-    """Read an events.jsonl file; a malformed line raises ValueError naming file and line."""
+class EventList(list):
+    """A list of events read from a file; ``skipped`` holds ``(line number, reason)`` of the lines left out."""
+
+    skipped: list[tuple[int, str]]
+
+    def __init__(self, items=(), skipped=None):
+        super().__init__(items)
+        self.skipped = list(skipped or [])
+
+
+def read_events(path: str | Path) -> EventList:
+    """Read an events.jsonl file.
+
+    A malformed line raises ValueError naming file and line, except the last one: a run killed while it
+    wrote an event leaves a torn last line, which is skipped with a warning (counted in ``.skipped`` of the
+    returned :class:`EventList`).
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"events file not found: {path}")
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                out.append(Event.from_dict(json.loads(line)))
-            except (json.JSONDecodeError, TypeError, ValueError) as e:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = [(n, ln.strip()) for n, ln in enumerate(f, 1) if ln.strip()]
+    out = EventList()
+    for i, (lineno, line) in enumerate(lines):
+        try:
+            rec = json.loads(line)
+            if not isinstance(rec, dict):
+                raise ValueError(f"expected a JSON object, got {type(rec).__name__}")
+            out.append(Event.from_dict(rec))
+        except (json.JSONDecodeError, TypeError, ValueError) as e:
+            if i < len(lines) - 1:
                 raise ValueError(f"{path}:{lineno}: bad event record: {e}") from e
+            reason = f"{e}"
+            out.skipped.append((lineno, reason))
+            log.warning("%s:%d: last line is not a complete event record (%s); skipped (a run that was "
+                        "killed while writing it leaves such a line)", path, lineno, reason[:120])
     return out
 
 

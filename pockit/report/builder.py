@@ -164,6 +164,75 @@ def judge_acceptance(items: Sequence[Any], metrics: Mapping[str, float], t=None)
     return rows
 
 
+# ------------------------------------------------------------------------------------------ run record
+def load_run_record(run_dir: str | Path, events: Sequence[Event] | None = None) -> tuple[dict[str, Any], str | None]:
+    """``(run.json contents, None)`` for a run that finished; for one that did not (killed: no run.json,
+    or run.json still says ``status: running``) a record rebuilt from config.yaml, events.jsonl and
+    tracks/*.txt, and a short reason. ReportError when the folder is not a run at all. ``events``: the
+    run's events when already read."""
+    run_dir = Path(run_dir)
+    rj = run_dir / "run.json"
+    run: dict[str, Any] = _read_json(rj, "run.json") if rj.exists() else {}
+    if rj.exists() and run.get("status") not in ("running", "started"):
+        return run, None
+    cfg_path = run_dir / "config.yaml"
+    if not rj.exists() and not cfg_path.exists():
+        raise ReportError(f"{run_dir} is not a pockit run directory: neither run.json nor config.yaml is there. "
+                          "Run `pockit run CONFIG` first, or point at the folder it wrote (runs/<name>-<time>/)")
+    why = "run.json says it is still running" if rj.exists() else "no run.json: the run was killed or crashed"
+    from ..config import load_config, parse_config
+
+    cfg = load_config(cfg_path) if cfg_path.exists() else parse_config(run.get("config") or {}, str(rj))
+    if events is None:
+        events_path = run_dir / "events.jsonl"
+        events = read_events(events_path) if events_path.exists() else []
+    per_rule: dict[str, int] = {}
+    for e in events:
+        if e.end is None:
+            per_rule[e.rule] = per_rule.get(e.rule, 0) + 1
+    sources: dict[str, Any] = {}
+    for s in cfg.sources:
+        info = dict((run.get("sources") or {}).get(s.id) or {})
+        info.setdefault("uri", str(s.uri))
+        frames = [e.frame + 1 for e in events if e.source == s.id and e.frame is not None and e.frame >= 0]
+        times = [float(e.time) for e in events if e.source == s.id]
+        tp = run_dir / "tracks" / f"{s.id}.txt"
+        tracks = 0
+        if tp.exists() and tp.stat().st_size:
+            try:
+                arr = load_mot_array(tp)
+            except ValueError:  # a torn last row: read the complete ones
+                arr = _complete_mot_rows(tp)
+            if len(arr):
+                frames.append(int(arr[:, 0].max()))
+                tracks = int(len(np.unique(arr[:, 1])))
+        info.setdefault("frames", max(frames, default=0))
+        info.setdefault("tracks", tracks)
+        if times and not info.get("duration_s"):
+            info["duration_s"] = max(times)  # at least this much footage was analysed
+        info.setdefault("error", None)
+        sources[s.id] = info
+    rec: dict[str, Any] = {"fps": None, "wall_s": None, "timings": {}, "model": {}, "versions": {}}
+    rec.update(run)
+    rec.update(status="unfinished", config=rec.get("config") or cfg.redacted_dump(),
+               sources=sources, frames=sum(int(v.get("frames") or 0) for v in sources.values()),
+               events_per_rule=rec.get("events_per_rule") or per_rule,
+               errors=list(rec.get("errors") or []) + [f"run did not finish cleanly: {why}"])
+    return rec, why
+
+
+def _complete_mot_rows(path: Path) -> np.ndarray:
+    rows = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            vals = [float(x) for x in line.split(",")]
+        except ValueError:
+            continue
+        if len(vals) >= 6:
+            rows.append((vals + [-1.0] * 10)[:10])
+    return np.asarray(rows, float).reshape(-1, 10)
+
+
 # ------------------------------------------------------------------------------------------ collect
 def collect(run_dir: str | Path, gt: Any = None, lang: str = "en") -> dict[str, Any]:
     """Everything the report shows, as plain data plus plotly figures (``ctx['figures']``)."""
@@ -172,10 +241,9 @@ def collect(run_dir: str | Path, gt: Any = None, lang: str = "en") -> dict[str, 
     if not run_dir.is_dir():
         raise ReportError(f"run directory not found: {run_dir} (the folder `pockit run` printed)")
     rj = run_dir / "run.json"
-    if not rj.exists():
-        raise ReportError(f"{run_dir} is not a pockit run directory: run.json is missing. Run `pockit run CONFIG` "
-                          "first, or point at the folder it wrote (runs/<name>-<time>/)")
-    run = _read_json(rj, "run.json")
+    events_path = run_dir / "events.jsonl"
+    raw_events = read_events(events_path) if events_path.exists() else []
+    run, unfinished = load_run_record(run_dir, raw_events)
     if not run.get("frames"):
         errs = "; ".join(run.get("errors") or []) or "no frames decoded"
         raise ReportError(f"the run in {run_dir} processed no frames ({errs}): nothing to report. "
@@ -187,12 +255,16 @@ def collect(run_dir: str | Path, gt: Any = None, lang: str = "en") -> dict[str, 
     sources = run.get("sources") or {}
     source_ids = [s.id for s in cfg.sources]
     gtd = parse_gt(gt, source_ids)
-    events_path = run_dir / "events.jsonl"
     from ..evaluate.events import fold_episodes
 
-    events = fold_episodes(read_events(events_path)) if events_path.exists() else []  # alarms, not closing records
+    events = fold_episodes(raw_events)  # alarms, not closing records
     ctx: dict[str, Any] = {"t": t, "lang": lang, "run": run, "cfg": cfg, "run_dir": str(run_dir), "fmt": _fmt,
                            "generated": datetime.now().strftime("%Y-%m-%d %H:%M"), "warnings": [], "figures": {}}
+    ctx["unfinished"] = unfinished
+    if unfinished:
+        ctx["warnings"].append(t("unfinished").format(why=unfinished))
+    if getattr(raw_events, "skipped", None):
+        ctx["warnings"].append(t("torn_events").format(file=events_path.name, n=len(raw_events.skipped)))
     metrics: dict[str, Any] = {}
     labels = {k: t(k) for k in ("recall", "precision", "pr_title", "cm_title", "predicted", "actual", "background",
                                 "hota_title", "alpha", "counts_title", "latency_title", "latency_axis", "tp", "fp",

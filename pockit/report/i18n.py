@@ -53,6 +53,13 @@ T: dict[str, dict[str, str]] = {
     "no_gt": {"en": "No ground truth given: accuracy not measured. Pass --gt to measure it.",
               "zh": "未提供真值数据，未测量准确率。请使用 --gt 提供真值。"},
     "no_events": {"en": "The run raised no alarm.", "zh": "本次运行没有产生告警。"},
+    "unfinished": {"en": "The run did not finish cleanly ({why}): the numbers below are reconstructed from "
+                         "config.yaml, events.jsonl and the tracks written before it stopped; timings and "
+                         "throughput are not available.",
+                   "zh": "本次运行未正常结束（{why}）：以下数字由 config.yaml、events.jsonl 和停止前写出的轨迹重建；"
+                         "无耗时与吞吐数据。"},
+    "torn_events": {"en": "{file}: {n} incomplete last line(s) skipped (the run stopped while writing an event).",
+                    "zh": "{file}：跳过 {n} 行不完整的末行（运行在写入事件时中断）。"},
     "gt_events_derived": {"en": "Ground-truth events derived by replaying the rules on ground-truth tracks.",
                           "zh": "真值事件由规则在真值轨迹上回放得到。"},
     "tolerance": {"en": "Matching tolerance (s)", "zh": "匹配时间容差 (秒)"},
