@@ -201,21 +201,22 @@ def test_video_clips_and_stills_outputs(tud_campus, tmp_path):
     assert int(clip.get(cv2.CAP_PROP_FRAME_COUNT)) >= 5
 
 
-def test_failure_in_tracking_rules_thread_is_reported(tud_campus, tmp_path, monkeypatch):
-    from pockit.pipeline.runner import Pipeline
+def test_failure_in_tracking_rules_is_reported_with_the_stream(tud_campus, pets, tmp_path, monkeypatch):
+    """A stream whose tracking/rules fail is reported by name; the other stream goes on to its end."""
+    from pockit.pipeline.streamwork import StreamProcessor
 
-    calls = {"n": 0}
-    real = Pipeline._process
+    real = StreamProcessor.process
 
-    def flaky(self, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == 7:
+    def flaky(self, frame, dets):
+        if self.spec.id == "campus" and frame.index == 6:
             raise ValueError("rule state corrupted")
-        return real(self, *a, **k)
+        return real(self, frame, dets)
 
-    monkeypatch.setattr(Pipeline, "_process", flaky)
+    monkeypatch.setattr(StreamProcessor, "process", flaky)
     cfg = _cfg(tud_campus)
-    with pytest.raises(RuntimeError, match="rule state corrupted"):
-        pockit.run(cfg, run_dir=tmp_path / "run", detector=_Fake(), progress=False)
+    cfg["sources"].append({"id": "pets", "uri": str(pets), "max_frames": 20})
+    s = pockit.run(cfg, run_dir=tmp_path / "run", detector=_Fake(), progress=False, workers=0)
     rec = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert rec["frames"] == 6 and "rule state corrupted" in rec["errors"][-1]
+    assert s.sources["campus"].frames == 6 and s.sources["pets"].frames == 20
+    assert rec["status"] == "errors" and len(rec["errors"]) == 1
+    assert rec["errors"][0].startswith("campus:") and "rule state corrupted" in rec["errors"][0]

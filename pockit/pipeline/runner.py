@@ -1,11 +1,10 @@
 """The pipeline: Source -> Detector -> Tracker -> RuleEngine -> Sinks, for one or many streams.
 
-Each source decodes in its own thread into one shared bounded queue; the main thread takes up to
-``model.batch`` frames from whatever streams have frames ready and runs them through the detector
-in one call, so a slow stream never stalls the others. Tracking, rules and outputs run in a worker
-thread while the next batch is inferred; they keep per-source state and each source's frame order.
-Outputs go to a run directory (layout in docs/CONTRACTS.md); events are flushed as raised and
-everything is closed cleanly on Ctrl-C or on a source error.
+:class:`Pipeline` wires the stages of this package (decode workers into a bounded frame pool, a batcher,
+inference with launch/finish overlap where the backend has it, tracking + rules + outputs sharded by
+stream over worker processes) and writes the run directory (layout in docs/CONTRACTS.md): run.json is
+written at the start (status "running") and at the end, events are flushed as raised, and everything is
+closed cleanly on Ctrl-C, on a source error or when a worker process dies.
 """
 from __future__ import annotations
 
@@ -22,10 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import cv2
-
 from ..config import PocConfig, load_config, resolve_path
-from ..core import Detections, Event, Frame, mot_rows
+from ..core import Event
 from .rundir import make_run_dir, resolve_media
 from .timing import StageTimer
 
@@ -60,6 +57,7 @@ class RunSummary:
     model: dict[str, Any]
     interrupted: bool = False
     errors: list[str] = field(default_factory=list)
+    pipeline: dict[str, Any] = field(default_factory=dict)
 
     @property
     def events_path(self) -> Path:
@@ -97,23 +95,6 @@ class RunSummary:
         return "<pre>" + html.escape(self.table()) + "</pre>"
 
 
-class _Stream:
-    """Per-source runtime state."""
-
-    def __init__(self, cfg, source, tracker, engine) -> None:
-        self.cfg, self.source, self.tracker, self.engine = cfg, source, tracker, engine
-        self.thread: threading.Thread | None = None
-        self.summary = SourceSummary(id=cfg.id, uri=str(cfg.uri))
-        self.tracks_fh = None
-        self.video = None
-        self.clips = None
-        self.pbar = None
-        self.last_ts = 0.0
-        self.last_index = -1
-        self.first_frame_saved = False
-        self.next_still_t = 0.0
-
-
 def _versions() -> dict[str, str]:
     out = {"python": sys.version.split()[0], "platform": platform.platform()}
     for mod in ("pockit", "numpy", "cv2", "onnxruntime", "trackers", "supervision", "pydantic"):
@@ -125,49 +106,73 @@ def _versions() -> dict[str, str]:
     return out
 
 
+INFLIGHT = 2  # batches launched and not yet finished (launch/finish overlap)
+POOL_BYTES_MAX = 1.5 * 2**30  # default cap of the frame pool's memory
+
+
+class _Stream:
+    """Per-source state kept by the main process."""
+
+    def __init__(self, index: int, cfg, source) -> None:
+        self.index, self.cfg, self.source = index, cfg, source
+        self.summary = SourceSummary(id=cfg.id, uri=str(cfg.uri))
+        self.decoder = None
+        self.pbar = None
+        self.realtime = bool(source.live) if cfg.realtime is None else bool(cfg.realtime)
+
+
 class Pipeline:
     """Run a PoC config. ``Pipeline(cfg).run()`` returns a :class:`RunSummary`.
 
-    ``detector`` may be passed in (an already loaded :class:`pockit.inference.Detector`) to
-    reuse a model across runs, e.g. in notebooks.
+    One pipeline for every caller (``pockit run``, ``pockit bench``, :func:`pockit.run`, notebooks,
+    benchmarks). Stages, each in its own module: decode workers (:mod:`.decode`, one thread per source,
+    writing into the bounded :mod:`.framepool`), the :mod:`.batcher` (up to ``model.batch`` frames of any
+    streams, waiting at most ``pipeline.max_wait_ms``), inference (``launch``/``finish`` overlap of two
+    batches in flight for backends that have it, e.g. the torch GPU backend; a synchronous ``detect`` for
+    the others), and tracking + rules + outputs sharded by stream over worker processes (:mod:`.workers`,
+    :mod:`.streamwork`). Stage busy/wait, latencies and the limiting stage go to run.json.
+
+    ``detector`` may be passed in (an already loaded :class:`pockit.inference.Detector`) to reuse a model.
+    ``workers`` overrides ``pipeline.workers`` (0 = tracking/rules in a thread of this process).
     """
 
     def __init__(self, config: str | Path | dict | PocConfig, run_dir: str | Path | None = None,
                  detector=None, progress: bool = True, max_frames: int | None = None,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, workers: int | None = None) -> None:
         self.cfg = load_config(config)
         self.run_dir_arg = run_dir
         self.detector = detector
         self.progress = progress
         self.max_frames = max_frames
         self.overwrite = overwrite
+        self.workers_arg = workers
         self.timer = StageTimer()
         self._stop = threading.Event()
-        self.queue: queue.Queue = queue.Queue(maxsize=max(4, 2 * self.cfg.model.batch * len(self.cfg.sources)))
+        self.failure: BaseException | None = None
+        self._interrupted = False
+        self.batch_sizes: list[int] = []
 
     # -- setup ---------------------------------------------------------------------------------
     def _open_sources(self) -> list[_Stream]:
-        from ..rules import RuleEngine
         from ..sources import open_source
-        from ..tracking import make_tracker
 
         streams = []
-        for sc in self.cfg.sources:
-            uri = sc.uri if isinstance(sc.uri, int) else resolve_media(self.cfg, sc.uri)
-            max_frames = sc.max_frames
-            if self.max_frames is not None:
-                max_frames = min(max_frames or self.max_frames, self.max_frames)
-            src = open_source(uri, source_id=sc.id, fps=sc.fps, max_frames=max_frames, start=sc.start,
-                              loop=sc.loop, resize=sc.resize, **sc.options)
-            fps = sc.fps or src.fps or 25.0
-            tracker = make_tracker(self.cfg.tracker, fps=fps)
-            rules = [r for r in self.cfg.rules if r.enabled and (r.sources is None or sc.id in r.sources)]
-            names = self.detector.class_names if self.detector is not None else {}
-            engine = RuleEngine(rules, source_id=sc.id, frame_size=src.size, class_names=names) if rules else None
-            st = _Stream(sc, src, tracker, engine)
-            st.summary.uri = str(uri)
-            st.summary.fps = float(fps)
-            streams.append(st)
+        try:
+            for i, sc in enumerate(self.cfg.sources):
+                uri = sc.uri if isinstance(sc.uri, int) else resolve_media(self.cfg, sc.uri)
+                max_frames = sc.max_frames
+                if self.max_frames is not None:
+                    max_frames = min(max_frames or self.max_frames, self.max_frames)
+                src = open_source(uri, source_id=sc.id, fps=sc.fps, max_frames=max_frames, start=sc.start,
+                                  loop=sc.loop, resize=sc.resize, **sc.options)
+                st = _Stream(i, sc, src)
+                st.summary.uri = str(uri)
+                st.summary.fps = float(sc.fps or src.fps or 25.0)
+                streams.append(st)
+        except BaseException:
+            for st in streams:
+                st.source.close()
+            raise
         return streams
 
     def _load_detector(self):
@@ -179,237 +184,354 @@ class Pipeline:
             self.detector = load_detector(m)
         return self.detector
 
-    # -- threads -------------------------------------------------------------------------------
-    def _reader(self, st: _Stream) -> None:
-        it = iter(st.source)
-        try:
-            while not self._stop.is_set():
-                t0 = time.perf_counter()
-                try:
-                    frame = next(it)
-                except StopIteration:
-                    break
-                self.timer.add("decode", time.perf_counter() - t0)
-                while not self._stop.is_set():
-                    try:
-                        self.queue.put((st, frame), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-        except Exception as e:  # a broken source ends that stream, not the run
-            st.summary.error = f"{type(e).__name__}: {e}"
-            log.error("source %s failed: %s", st.cfg.id, st.summary.error)
-        finally:
-            while True:
-                try:
-                    self.queue.put((st, _END), timeout=0.1)
-                    break
-                except queue.Full:
-                    if self._stop.is_set():
-                        try:
-                            self.queue.get_nowait()
-                        except queue.Empty:
-                            pass
+    def _n_workers(self, n_streams: int) -> int:
+        w = self.workers_arg if self.workers_arg is not None else self.cfg.pipeline.workers
+        if w == "auto":
+            import os
 
-    def _next_batch(self, batch: int) -> list:
-        items = [self.queue.get()]
-        deadline = time.perf_counter() + (0.005 if batch > 1 else 0)
-        while len(items) < batch:
-            try:
-                items.append(self.queue.get(timeout=max(0.0, deadline - time.perf_counter())) if batch > 1
-                             else self.queue.get_nowait())
-            except queue.Empty:
-                break
-        return items
+            cores = os.cpu_count() or 1
+            # one process per 8 streams, leaving cores to decode and inference; a thread for a few streams
+            w = 0 if n_streams <= 2 or cores < 4 else min(-(-n_streams // 8), max(1, (cores - 2) // 2), 8)
+        return max(0, min(int(w), n_streams))
 
-    # -- per frame -----------------------------------------------------------------------------
-    def _process(self, st: _Stream, frame: Frame, dets: Detections, sinks, snapshots) -> None:
-        with self.timer.time("tracking"):
-            tracked = st.tracker.update(dets, frame.timestamp)
-        events: list[Event] = []
-        if st.engine is not None:
-            with self.timer.time("rules"):
-                events = st.engine.update(frame, tracked, frame.timestamp, frame.index)
-        with self.timer.time("output"):
-            st.summary.frames += 1
-            st.last_ts, st.last_index = frame.timestamp, frame.index
-            if st.summary.width is None:
-                st.summary.width, st.summary.height = frame.size
-            if not st.first_frame_saved:
-                ref = self.run_dir / "reference" / f"{st.cfg.id}.jpg"
-                ref.parent.mkdir(exist_ok=True)
-                cv2.imwrite(str(ref), frame.image)
-                st.first_frame_saved = True
-            if st.tracks_fh is not None and len(tracked):
-                st.tracks_fh.write("\n".join(mot_rows(frame.index + 1, tracked)) + "\n")
-            if st.clips is not None:
-                st.clips.push(frame, tracked)
-            self._emit(st, events, frame, tracked, sinks, snapshots)
-            if st.video is not None:
-                st.video.write(frame, tracked, st.engine)
-            every = self.cfg.outputs.frames_every
-            if every and frame.timestamp >= st.next_still_t:
-                from ..sinks import annotate
+    def _make_pool(self, streams: list[_Stream], batch: int, on_cuda: bool, processes: bool):
+        from .framepool import FramePool
 
-                still = self.run_dir / "frames" / st.cfg.id / f"{frame.index:06d}.jpg"
-                still.parent.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(still), annotate(frame.image, tracked, st.engine))
-                st.next_still_t = frame.timestamp + every
-            if st.pbar is not None:
-                st.pbar.update(1)
+        sizes = []
+        for st in streams:
+            size = st.source.size or st.source.native_size
+            if size is None:
+                size = (1920, 1080)
+                log.warning("source %s: frame size unknown before the first frame; frame slots sized for 1920x1080",
+                            st.cfg.id)
+            sizes.append(size)
+        slot_bytes = max(w * h * 3 for w, h in sizes)
+        pc = self.cfg.pipeline
+        n = pc.frame_slots or batch * (INFLIGHT + 2) + len(streams)
+        if not pc.frame_slots and n * slot_bytes > POOL_BYTES_MAX:
+            n = max(batch * (INFLIGHT + 1) + 1, int(POOL_BYTES_MAX // slot_bytes))
+        return FramePool(n, slot_bytes, shared=processes, pin=on_cuda)
 
-    def _emit(self, st, events, frame, tracked, sinks, snapshots) -> None:
-        for ev in events:
-            if snapshots is not None and frame is not None:
-                try:
-                    snapshots.save(frame, tracked, ev, st.engine)
-                except Exception as e:  # a failed snapshot never loses the event
-                    log.warning("snapshot for event %s failed: %s", ev.id, e)
-            if st.clips is not None:
-                st.clips.trigger(ev)
-            for s in sinks:
-                try:
-                    s.write(ev)
-                except Exception as e:
-                    log.error("sink %s failed on event %s: %s", type(s).__name__, ev.id, e)
-            if ev.end is None:  # closing records (crowd end) are not new alarms
-                self.events_per_rule[ev.rule] += 1
+    def _write_record(self, record: dict[str, Any]) -> None:
+        tmp = self.run_dir / "run.json.tmp"
+        tmp.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+        tmp.replace(self.run_dir / "run.json")
 
     # -- main ----------------------------------------------------------------------------------
     def run(self) -> RunSummary:
-        from ..sinks import ClipRecorder, SnapshotWriter, VideoWriterSink, make_sinks
+        from ..sinks import make_sinks
+        from .batcher import Batcher
+        from .decode import DecodeWorker
+        from .streamwork import StreamSpec
+        from .timing import Reservoir, StageMeter, limiting_stage
+        from .workers import WorkerPool
 
         cfg = self.cfg
         detector = self._load_detector()
         streams = self._open_sources()
         self.run_dir = make_run_dir(cfg, self.run_dir_arg, self.overwrite)
         cfg.to_yaml(self.run_dir / "config.yaml")
+        started = datetime.now().isoformat(timespec="seconds")
+        self._write_record({"name": cfg.name, "run_dir": str(self.run_dir), "status": "running", "started": started,
+                            "config": cfg.model_dump(mode="json"), "versions": _versions(),
+                            "model": dict(getattr(detector, "info", {}) or {}),
+                            "sources": {st.cfg.id: asdict(st.summary) for st in streams}})
         self.events_per_rule: Counter = Counter()
         sinks = make_sinks(cfg.outputs, self.run_dir)
-        snapshots = SnapshotWriter(self.run_dir) if cfg.outputs.snapshots else None
-        (self.run_dir / "tracks").mkdir(exist_ok=True)
+        names = dict(getattr(detector, "class_names", {}) or {})
+        batch = max(1, int(cfg.model.batch))
+        on_cuda = bool(getattr(detector, "is_cuda", False)) or str(cfg.model.device).startswith("cuda")
+        n_workers = self._n_workers(len(streams))
+        pool = self._make_pool(streams, batch, on_cuda, processes=n_workers > 0)
+        overlap = callable(getattr(detector, "launch", None)) and callable(getattr(detector, "finish", None))
+        meters = {"decode": StageMeter("decode", len(streams)), "inference": StageMeter("inference"),
+                  "finish": StageMeter("finish"), "tracking_rules": StageMeter("tracking_rules", max(1, n_workers))}
+        lat_tracked, lat_event = Reservoir(), Reservoir()
+        ready: queue.SimpleQueue = queue.SimpleQueue()
+        by_index = {st.index: st for st in streams}
+        dead_workers: list[str] = []
+
         progress = self.progress
+        total_bar = None
         if progress:
             from tqdm.auto import tqdm
-        for i, st in enumerate(streams):
-            if cfg.outputs.tracks:
-                st.tracks_fh = open(self.run_dir / "tracks" / f"{st.cfg.id}.txt", "w", encoding="utf-8")
-            if cfg.outputs.video:
-                st.video = VideoWriterSink(self.run_dir / "video" / f"{st.cfg.id}.mp4", fps=st.summary.fps)
-            if cfg.outputs.clip_seconds > 0:
-                st.clips = ClipRecorder(self.run_dir / "clips", seconds=cfg.outputs.clip_seconds,
-                                        fps=st.summary.fps, engine=st.engine)
-            if progress:
-                st.pbar = tqdm(total=st.source.total, desc=st.cfg.id, position=i, unit="frame",
-                               leave=True, dynamic_ncols=True)
+
+            if len(streams) <= 8:
+                for i, st in enumerate(streams):
+                    st.pbar = tqdm(total=st.source.total, desc=st.cfg.id, position=i, unit="frame", leave=True,
+                                   dynamic_ncols=True)
+            else:
+                totals = [st.source.total for st in streams]
+                total_bar = tqdm(total=sum(totals) if all(t is not None for t in totals) else None,
+                                 desc=f"{len(streams)} streams", unit="frame", dynamic_ncols=True)
+
+        def on_result(msg) -> None:  # the results thread: the only writer of events and sinks
+            kind = msg[0]
+            if kind == "done":
+                _, wid, slots, counts, events, lats, busy = msg
+                for slot in slots:
+                    pool.release(slot)
+                meters["tracking_rules"].add(busy=busy, items=len(slots))
+                lat_tracked.extend(lats)
+                for s, n in counts.items():
+                    st = by_index[s]
+                    st.summary.frames += n
+                    if st.pbar is not None:
+                        st.pbar.update(n)
+                if total_bar is not None and counts:
+                    total_bar.update(sum(counts.values()))
+                now = time.monotonic()
+                for s, d, tcap in events:
+                    ev = Event.from_dict(d)
+                    for sink in sinks:
+                        try:
+                            sink.write(ev)
+                        except Exception as e:
+                            log.error("sink %s failed on event %s: %s", type(sink).__name__, ev.id, e)
+                    if ev.end is None:  # closing records (crowd end) are not new alarms
+                        self.events_per_rule[ev.rule] += 1
+                        if tcap is not None:
+                            lat_event.add(now - tcap)
+            elif kind == "final":
+                _, wid, s, summ = msg
+                st = by_index[s]
+                st.summary.width, st.summary.height = summ["width"], summ["height"]
+                st.summary.tracks = summ["tracks"]
+                st.summary.duration_s = float(summ["last_ts"]) if summ["frames"] else 0.0
+            elif kind == "error":
+                _, wid, s, text = msg
+                if s is None:
+                    dead_workers.append(text.splitlines()[0])
+                    log.error("%s", text)
+                else:
+                    st = by_index[s]
+                    st.summary.error = st.summary.error or text
+                    if st.decoder is not None:
+                        st.decoder.stop_me.set()
+            elif kind == "dead":
+                _, wid, dead_streams, code, slots = msg
+                for slot in slots:
+                    pool.release(slot)
+                ids = [by_index[s].cfg.id for s in dead_streams]
+                text = (f"tracking/rules worker process {wid} died (exit code {code}); its streams "
+                        f"{ids} stopped; events raised before are kept")
+                log.error("%s", text)
+                for s in dead_streams:
+                    st = by_index[s]
+                    st.summary.error = st.summary.error or f"worker process died (exit code {code}) after " \
+                                                           f"{st.summary.frames} frames"
+                    if st.decoder is not None:
+                        st.decoder.stop_me.set()
+                dead_workers.append(text)
+            elif kind == "bye":
+                self.timer.merge(msg[2])
+
+        specs = [StreamSpec(st.index, st.cfg.id, st.summary.fps, st.source.size or st.source.native_size)
+                 for st in streams]
+        base_dir = str(cfg.base_dir) if getattr(cfg, "base_dir", None) is not None else None
+        workers = WorkerPool(max(1, n_workers), specs, processes=n_workers > 0, cfg_data=cfg.model_dump(mode="json"),
+                             base_dir=base_dir, run_dir=str(self.run_dir), class_names=names, pool=pool,
+                             on_result=on_result)
+        if n_workers > 0 and not workers.processes:
+            log.warning("tracking/rules run in a thread: shared frame memory is unavailable")
+        batcher = Batcher(ready, batch, cfg.pipeline.max_wait_ms / 1000.0)
+        inflight: queue.Queue = queue.Queue(maxsize=INFLIGHT)
         interrupted = False
-        failure: BaseException | None = None
         t_start = time.perf_counter()
-        started = datetime.now().isoformat(timespec="seconds")
-        for st in streams:
-            st.thread = threading.Thread(target=self._reader, args=(st,), name=f"decode-{st.cfg.id}", daemon=True)
-            st.thread.start()
-        live = len(streams)
-        # tracking, rules and outputs run in one worker thread (one, so each source keeps its frame order)
-        # while the next batch is inferred: ONNX Runtime / torch / TensorRT release the GIL while they compute
-        post_q: queue.Queue = queue.Queue(maxsize=4)
-        post_error: list[BaseException] = []
 
-        def post_worker() -> None:
-            while True:
-                item = post_q.get()
-                if item is None:
-                    return
-                if post_error:
-                    continue  # drain after a failure
-                try:
-                    for (st, fr), d in zip(*item):
-                        self._process(st, fr, d, sinks, snapshots)
-                except BaseException as e:  # surfaced by the inference loop
-                    post_error.append(e)
-
-        worker = threading.Thread(target=post_worker, name="track-rules-output", daemon=True)
-        worker.start()
-
-        def hand_over(item) -> None:
-            while True:
-                if post_error:
-                    raise post_error[0]
-                try:
-                    post_q.put(item, timeout=0.1)
-                    return
-                except queue.Full:
-                    continue
-
-        try:
+        def launcher() -> None:
+            live = len(streams)
             while live:
-                items = self._next_batch(cfg.model.batch)
+                items = batcher.next()
                 frames = []
-                for st, fr in items:
-                    if fr is _END:
-                        live -= 1
+                for it in items:
+                    if hasattr(it, "slot"):
+                        frames.append(it)
                     else:
-                        frames.append((st, fr))
+                        live -= 1
+                        frames.append(it)  # end markers keep their place in the stream's order
+                refs = [f for f in frames if hasattr(f, "slot")]
+                if refs and (self._stop.is_set() or self.failure is not None):
+                    for r in refs:  # stopping: frames not yet inferred are let go
+                        pool.release(r.slot)
+                    frames = [f for f in frames if not hasattr(f, "slot")]
+                    refs = []
                 if not frames:
                     continue
-                dets = detector.detect([fr.image for _, fr in frames])
-                lt = getattr(detector, "last_timings", {}) or {}
-                for stage in ("preprocess", "inference", "postprocess"):
-                    if stage in lt:
-                        self.timer.add(stage, lt[stage], len(frames))
-                hand_over((frames, dets))
-            hand_over(None)
-            worker.join()
-            if post_error:
-                raise post_error[0]
+                result = None
+                if refs:
+                    t0 = time.perf_counter()
+                    try:
+                        images = [pool.view(r.slot, r.h, r.w) for r in refs]
+                        result = detector.launch(images) if overlap else detector.detect(images)
+                    except BaseException as e:
+                        if isinstance(e, KeyboardInterrupt):  # Ctrl-C delivered inside the model call
+                            self._interrupted = True
+                            self._stop.set()
+                        else:
+                            self.failure = self.failure or e
+                            log.error("inference failed: %s: %s", type(e).__name__, e)
+                        for r in refs:
+                            pool.release(r.slot)
+                        frames = [f for f in frames if not hasattr(f, "slot")]
+                        refs = []
+                    dt = time.perf_counter() - t0
+                    meters["inference"].add(busy=dt, items=len(refs))
+                    if refs:
+                        self.batch_sizes.append(len(refs))
+                        lt = getattr(detector, "last_timings", None) if not overlap else None
+                        if lt:
+                            for stage in ("preprocess", "inference", "postprocess"):
+                                if stage in lt:
+                                    self.timer.add(stage, lt[stage], len(refs))
+                        elif overlap:
+                            self.timer.add("preprocess", dt, len(refs))  # upload + letterbox + enqueue
+                t1 = time.perf_counter()
+                inflight.put((frames, result))
+                meters["inference"].add(wait=time.perf_counter() - t1)
+            meters["inference"].add(wait=batcher.wait_s)
+
+        def finisher() -> None:
+            while True:
+                t0 = time.perf_counter()
+                got = inflight.get()
+                t1 = time.perf_counter()
+                meters["finish"].add(wait=t1 - t0)
+                if got is None:
+                    return
+                frames, result = got
+                refs = [f for f in frames if hasattr(f, "slot")]
+                dets = []
+                if refs:
+                    try:
+                        dets = detector.finish(result) if overlap else result
+                        if overlap:
+                            self.timer.add("inference", time.perf_counter() - t1, len(refs))  # GPU wait + NMS
+                    except BaseException as e:
+                        if isinstance(e, KeyboardInterrupt):
+                            self._interrupted = True
+                            self._stop.set()
+                        else:
+                            self.failure = self.failure or e
+                            log.error("inference failed: %s: %s", type(e).__name__, e)
+                        for r in refs:
+                            pool.release(r.slot)
+                        refs, dets = [], []
+                per_shard: dict[int, list] = {}
+                k = 0
+                for f in frames:
+                    if hasattr(f, "slot"):
+                        if not refs:
+                            continue
+                        d = dets[k]
+                        k += 1
+                        per_shard.setdefault(workers.shard_of[f.stream], []).append(
+                            (f.stream, f.slot, f.h, f.w, f.index, f.timestamp, f.t_capture, d.xyxy, d.scores,
+                             d.class_ids))
+                    else:
+                        if per_shard:
+                            for slot in workers.send_frames(per_shard):
+                                pool.release(slot)
+                            per_shard = {}
+                        workers.end_stream(f.stream)
+                if per_shard:
+                    for slot in workers.send_frames(per_shard):
+                        pool.release(slot)
+                meters["finish"].add(busy=time.perf_counter() - t1, items=len(refs))
+
+        t_launch = threading.Thread(target=launcher, name="batch-infer", daemon=True)
+        t_finish = threading.Thread(target=finisher, name="infer-finish", daemon=True)
+        try:
+            workers.start()
+            for st in streams:
+                st.decoder = DecodeWorker(st.index, st.source, pool, ready, realtime=st.realtime, stop=self._stop,
+                                          timer=self.timer, meter=meters["decode"])
+            t_launch.start()
+            t_finish.start()
+            for st in streams:
+                st.decoder.start()
+            while t_launch.is_alive():
+                try:
+                    t_launch.join(0.2)
+                except KeyboardInterrupt:
+                    if not interrupted:
+                        interrupted = True
+                        log.warning("interrupted: finishing frames in flight, flushing outputs to %s", self.run_dir)
+                        self._stop.set()
         except KeyboardInterrupt:
             interrupted = True
-            log.warning("interrupted: flushing outputs to %s", self.run_dir)
-        except Exception as e:  # the detector or a stage failed: keep what was produced, then re-raise
-            failure = e
-            log.error("run failed (%s: %s); outputs so far are kept in %s", type(e).__name__, e, self.run_dir)
-        finally:
-            if worker.is_alive():  # interrupted or failed: finish the frames already inferred, then stop
-                while True:
-                    try:
-                        post_q.put(None, timeout=0.1)
-                        break
-                    except queue.Full:
-                        if not worker.is_alive():
-                            break
-                worker.join()
-            if post_error and failure is None and not interrupted:
-                failure = post_error[0]
             self._stop.set()
+        finally:
+            self._stop.set()
+            while t_launch.is_alive():  # a second Ctrl-C does not skip the flush
+                try:
+                    t_launch.join(0.2)
+                except KeyboardInterrupt:
+                    continue
+            while True:
+                try:
+                    if t_finish.is_alive():
+                        inflight.put(None)
+                        while t_finish.is_alive():
+                            t_finish.join(0.2)
+                    workers.close()
+                    break
+                except KeyboardInterrupt:
+                    continue
+            wall = time.perf_counter() - t_start
             for st in streams:
-                if st.engine is not None:
-                    try:
-                        self._emit(st, st.engine.finish(st.last_ts, st.last_index), None, Detections.empty(),
-                                   sinks, None)
-                    except Exception as e:
-                        log.error("closing rules of %s failed: %s", st.cfg.id, e)
-                for obj in (st.tracks_fh, st.video, st.clips):
-                    if obj is not None:
-                        obj.close()
+                if st.decoder is not None:
+                    st.decoder.join(timeout=2)
                 if st.pbar is not None:
                     st.pbar.close()
                 try:
                     st.source.close()
                 except Exception:
                     pass
+            if total_bar is not None:
+                total_bar.close()
             for s in sinks:
-                s.close()
-            for st in streams:
-                if st.thread is not None:
-                    st.thread.join(timeout=2)
-        wall = time.perf_counter() - t_start
+                try:
+                    s.close()
+                except Exception as e:
+                    log.error("closing sink %s failed: %s", type(s).__name__, e)
+            pool_info = {"slots": pool.n, "slot_bytes": pool.slot_bytes, "shared": pool.name is not None,
+                         "pinned": pool.pinned, "high_water": pool.high_water,
+                         "bytes": pool.n * pool.slot_bytes}
+            pool.close()
+        failure = self.failure
+        interrupted = interrupted or self._interrupted
+        if interrupted:
+            log.warning("interrupted: outputs flushed to %s", self.run_dir)
         for st in streams:
-            st.summary.tracks = st.tracker.total_tracks
+            dec = st.decoder
             st.summary.stats = dict(getattr(st.source, "stats", {}) or {})
-            st.summary.duration_s = float(st.last_ts) if st.summary.frames else 0.0
-            if st.summary.frames == 0 and st.summary.error is None and not interrupted:
+            if dec is not None:
+                st.summary.stats["dropped_pipeline"] = dec.dropped
+                if dec.error and st.summary.error is None:
+                    st.summary.error = dec.error
+            early = st.summary.stats.get("ended_early")
+            if early and st.summary.error is None:
+                st.summary.error = f"decoding ended early: {early}"
+            if st.summary.frames == 0 and st.summary.error is None and not interrupted and failure is None:
                 st.summary.error = "no frames decoded"
         total = sum(st.summary.frames for st in streams)
+        stage_meters = {k: m.summary(wall) for k, m in meters.items()}
+        starve = stage_meters["inference"]["wait_frac"] if stage_meters["inference"]["busy_frac"] < 0.5 else 0.0
+        pipe = {
+            "workers": n_workers, "worker_kind": "process" if workers.processes else "thread",
+            "max_batch": batch, "max_wait_ms": cfg.pipeline.max_wait_ms, "launch_finish_overlap": overlap,
+            "inference_calls": len(self.batch_sizes),
+            "mean_batch": round(sum(self.batch_sizes) / len(self.batch_sizes), 3) if self.batch_sizes else None,
+            "frame_pool": pool_info, "stages": stage_meters,
+            "dropped": sum(st.decoder.dropped for st in streams if st.decoder is not None),
+            "latency_capture_to_tracked": lat_tracked.summary(), "latency_capture_to_event": lat_event.summary(),
+            "limiting_stage": limiting_stage({k: v for k, v in stage_meters.items() if k != "decode"} |
+                                             {"decode": stage_meters["decode"]}, starve),
+        }
+        if overlap:
+            pipe["note"] = ("launch/finish overlap: 'preprocess' = upload + letterbox + model launch, 'inference' = "
+                            "waiting for the GPU + NMS")
         summary = RunSummary(
             name=cfg.name, run_dir=str(self.run_dir), frames=total, wall_s=wall,
             fps=total / wall if wall > 0 else 0.0,
@@ -418,24 +540,28 @@ class Pipeline:
             timings=self.timer.summary(), model=dict(getattr(detector, "info", {}) or {}),
             interrupted=interrupted,
             errors=[f"{st.cfg.id}: {st.summary.error}" for st in streams if st.summary.error]
+            + [f"pipeline: {t}" for t in dead_workers if not t.startswith("tracking/rules worker process")]
             + ([f"pipeline: {type(failure).__name__}: {failure}"] if failure is not None else []),
+            pipeline=pipe,
         )
+        status = "failed" if failure is not None else "interrupted" if interrupted else \
+            "errors" if summary.errors else "ok"
         record = summary.to_dict()
-        record.update(config=cfg.model_dump(mode="json"), versions=_versions(), started=started,
+        record.update(status=status, config=cfg.model_dump(mode="json"), versions=_versions(), started=started,
                       finished=datetime.now().isoformat(timespec="seconds"),
                       batch=cfg.model.batch, tracks_per_source={k: v.tracks for k, v in summary.sources.items()})
-        (self.run_dir / "run.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+        self._write_record(record)
         if failure is not None:
             raise RuntimeError(f"run failed after {total} frames: {type(failure).__name__}: {failure} "
                                f"(events, tracks and run.json so far are in {self.run_dir})") from failure
         return summary
 
-
 def run(config, run_dir=None, detector=None, progress: bool = True, max_frames: int | None = None,
-        overwrite: bool = False) -> RunSummary:
+        overwrite: bool = False, workers: int | None = None) -> RunSummary:
     """Run a PoC config (YAML path, dict or PocConfig) to the end; returns the :class:`RunSummary`.
 
     run_dir: where outputs go (default ``outputs.dir/<name>-<time>``); an earlier run there is
-    refused unless ``overwrite``. detector: an already loaded detector to reuse."""
+    refused unless ``overwrite``. detector: an already loaded detector to reuse. workers: processes for
+    tracking/rules/outputs (default ``pipeline.workers``; 0 = a thread of this process)."""
     return Pipeline(config, run_dir=run_dir, detector=detector, progress=progress, max_frames=max_frames,
-                    overwrite=overwrite).run()
+                    overwrite=overwrite, workers=workers).run()

@@ -1,23 +1,48 @@
+"""Per-stage timings of a run, in bounded memory.
+
+:class:`StageTimer` keeps, per stage, the exact count and total (so means are exact) and a uniform random
+reservoir of at most ``RESERVOIR`` samples for the percentiles: a ten-minute, 64-stream run keeps the same
+few hundred kilobytes as a ten-second one. :class:`StageMeter` accounts busy and waiting time of the
+pipeline's threads (decode, batcher/inference, finish, tracking/rules workers) to name the limiting stage.
+"""
 from __future__ import annotations
 
+import random
+import threading
 import time
 from collections import defaultdict
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "tracking", "rules", "output")
+RESERVOIR = 20000
 
 
 class StageTimer:
     """Per-stage latency samples (seconds per frame) with mean/p50/p95 summaries."""
 
-    def __init__(self) -> None:
+    def __init__(self, reservoir: int = RESERVOIR) -> None:
         self.samples: dict[str, list[float]] = defaultdict(list)
+        self.count: dict[str, int] = defaultdict(int)
+        self.total: dict[str, float] = defaultdict(float)
+        self.reservoir = int(reservoir)
+        self._rng = random.Random(0)
 
     def add(self, stage: str, seconds: float, frames: int = 1) -> None:
-        per = seconds / max(frames, 1)
-        self.samples[stage].extend([per] * max(frames, 1))
+        frames = max(int(frames), 1)
+        per = seconds / frames
+        self.total[stage] += seconds
+        s = self.samples[stage]
+        for _ in range(frames):
+            self.count[stage] += 1
+            if len(s) < self.reservoir:
+                s.append(per)
+            else:
+                j = self._rng.randrange(self.count[stage])
+                if j < self.reservoir:
+                    s[j] = per
 
     @contextmanager
     def time(self, stage: str, frames: int = 1):
@@ -27,6 +52,19 @@ class StageTimer:
         finally:
             self.add(stage, time.perf_counter() - t0, frames)
 
+    def export(self) -> dict[str, Any]:
+        return {"samples": {k: list(v) for k, v in self.samples.items()}, "count": dict(self.count),
+                "total": dict(self.total)}
+
+    def merge(self, other: dict[str, Any]) -> None:
+        """Add another timer's :meth:`export` (a worker process's) to this one."""
+        for k, s in other.get("samples", {}).items():
+            mine = self.samples[k]
+            room = self.reservoir - len(mine)
+            mine.extend(s[:room] if room > 0 else [])
+            self.count[k] += int(other.get("count", {}).get(k, len(s)))
+            self.total[k] += float(other.get("total", {}).get(k, sum(s)))
+
     def summary(self) -> dict[str, dict[str, float]]:
         out = {}
         for stage in list(STAGES) + sorted(set(self.samples) - set(STAGES)):
@@ -34,6 +72,72 @@ class StageTimer:
             if not s:
                 continue
             a = np.asarray(s) * 1000.0
-            out[stage] = {"mean_ms": float(a.mean()), "p50_ms": float(np.percentile(a, 50)),
-                          "p95_ms": float(np.percentile(a, 95)), "n": int(a.size), "total_s": float(a.sum() / 1000)}
+            n = self.count.get(stage, a.size)
+            total = self.total.get(stage, float(a.sum() / 1000))
+            out[stage] = {"mean_ms": float(total * 1000.0 / max(n, 1)), "p50_ms": float(np.percentile(a, 50)),
+                          "p95_ms": float(np.percentile(a, 95)), "n": int(n), "total_s": float(total)}
         return out
+
+
+class StageMeter:
+    """Busy and wait seconds of one pipeline stage, summed over the ``units`` threads/processes running it."""
+
+    def __init__(self, name: str, units: int = 1) -> None:
+        self.name, self.units = name, max(int(units), 1)
+        self.busy = 0.0
+        self.wait = 0.0
+        self.items = 0
+        self._lock = threading.Lock()
+
+    def add(self, busy: float = 0.0, wait: float = 0.0, items: int = 0) -> None:
+        with self._lock:
+            self.busy += busy
+            self.wait += wait
+            self.items += items
+
+    def summary(self, wall: float) -> dict[str, float]:
+        cap = max(wall, 1e-9) * self.units
+        return {"units": self.units, "busy_s": round(self.busy, 4), "wait_s": round(self.wait, 4),
+                "busy_frac": round(self.busy / cap, 4), "wait_frac": round(self.wait / cap, 4), "items": self.items}
+
+
+class Reservoir:
+    """A bounded uniform sample of values (latencies) with p50/p95."""
+
+    def __init__(self, size: int = RESERVOIR) -> None:
+        self.size, self.n, self.values = int(size), 0, []
+        self._rng = random.Random(1)
+        self._lock = threading.Lock()
+
+    def add(self, v: float) -> None:
+        with self._lock:
+            self.n += 1
+            if len(self.values) < self.size:
+                self.values.append(v)
+            else:
+                j = self._rng.randrange(self.n)
+                if j < self.size:
+                    self.values[j] = v
+
+    def extend(self, vs) -> None:
+        for v in vs:
+            self.add(v)
+
+    def summary(self, scale: float = 1000.0) -> dict[str, float] | None:
+        if not self.values:
+            return None
+        a = np.asarray(self.values) * scale
+        return {"n": self.n, "p50_ms": round(float(np.percentile(a, 50)), 3),
+                "p95_ms": round(float(np.percentile(a, 95)), 3), "max_ms": round(float(a.max()), 3)}
+
+
+def limiting_stage(meters: dict[str, dict[str, float]], decode_starved: float) -> str:
+    """The stage that bounds throughput: the busiest stage relative to its capacity (busy time divided by
+    wall time x the threads/processes running it). ``decode_starved``: the fraction of time the batcher
+    waited for frames (a starved batcher means the sources, not the model, set the pace)."""
+    if not meters:
+        return "unknown"
+    name, m = max(meters.items(), key=lambda kv: kv[1]["busy_frac"])
+    if decode_starved > 0.5 and m["busy_frac"] < 0.8:
+        return "sources (frames arrive slower than the pipeline takes them: camera rate or decode)"
+    return f"{name} ({m['busy_frac'] * 100:.0f}% busy over {m['units']} unit(s))"
