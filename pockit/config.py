@@ -120,6 +120,9 @@ class SourceConfig(_M):
     loop: bool = False
     resize: tuple[int, int] | None = Field(None, description="resize frames to (width, height) after decode")
     options: dict[str, Any] = Field(default_factory=dict, description="source-specific options (reconnect, latency ...)")
+    realtime: bool | None = Field(None, description="deliver frames at the source's own rate and drop (counted) "
+                                  "when the pipeline is behind; default: yes for live cameras, no for files "
+                                  "(every frame of a file is analysed)")
 
     @field_validator("id")
     @classmethod
@@ -131,8 +134,12 @@ class SourceConfig(_M):
 
 class ModelConfig(_M):
     path: str = Field("person-yolov8s", description="a local file or a model name known to pockit")
-    backend: Literal["auto", "onnx", "ultralytics", "tensorrt", "torch"] = "auto"
-    imgsz: int = Field(640, ge=32)
+    backend: Literal["auto", "onnx", "openvino", "ultralytics", "tensorrt", "torch"] = Field(
+        "auto", description="auto: .onnx on a CPU -> openvino when installed, else onnx; .pt -> ultralytics; "
+        ".engine -> tensorrt")
+    imgsz: int = Field(640, ge=32, description="longest side of the network input")
+    rect: bool = Field(True, description="letterbox to the smallest stride-32 rectangle that holds the frame "
+                       "(640x480 -> 480x640), like Ultralytics; false: square imgsz x imgsz")
     conf: float = Field(0.25, ge=0, le=1)
     iou: float = Field(0.45, ge=0, le=1)
     classes: list[str | int] | None = None
@@ -232,6 +239,22 @@ class AcceptanceItem(_M):
     op: Literal[">=", "<=", ">", "<", "=="] = ">="
     threshold: float | None = None
     passed: bool | None = Field(None, description="for manual items: set by the engineer")
+
+
+class PipelineConfig(_M):
+    workers: int | Literal["auto"] = Field("auto", description="processes for tracking/rules/outputs, sharded by "
+                                           "stream (0 = a thread of the main process; auto = 0 for 1-2 streams "
+                                           "or < 4 cores, else one per 8 streams)")
+    max_wait_ms: float = Field(4.0, ge=0, description="longest wait for a batch to fill before inference")
+    frame_slots: int | None = Field(None, ge=2, description="frame pool size (default: batch x 4 + streams, "
+                                    "capped at 1.5 GB)")
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, v):
+        if isinstance(v, int) and v < 0:
+            raise ValueError("workers must be >= 0 or 'auto'")
+        return v
 
 
 class PocConfig(_M):
