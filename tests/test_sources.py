@@ -405,3 +405,29 @@ def test_probe_cli_data_and_media_uris(shared_data, monkeypatch):
     assert (json.loads(r.output)["frames"], json.loads(r.output)["fps"]) == (377, 12.5)
     r = CliRunner().invoke(cli, ["probe", "data:nope/x.mp4"])
     assert r.exit_code == 1 and "not found under the data directory" in r.output
+
+
+def test_truncated_mp4_is_reported_as_ended_early(tmp_path, shared_data, caplog):
+    # the first 300 KB of a 139 s recording: the container still announces 1394 frames, 120 decode
+    src_file = shared_data / "video" / "one-by-one-person-detection.mp4"
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(src_file.read_bytes()[:300_000])
+    with caplog.at_level(logging.WARNING, logger="pockit.sources"):
+        with open_source(cut) as src:
+            n = sum(1 for _ in src)
+            stats = dict(src.stats)
+    assert src.frame_count == 1394 and n == stats["read"] == 120
+    assert stats["ended_early"] == {"decoded": 120, "expected": 1394, "ended_at_s": 12.1, "expected_s": 139.4}
+    assert (f"{cut}: the video ended early, at 12.1 s of the 139.4 s (1394 frames) its container announces "
+            "(120 frames decoded)") in caplog.text
+    # the complete file is not flagged
+    with open_source(src_file, max_frames=5) as full:
+        assert sum(1 for _ in full) == 5 and "ended_early" not in full.stats
+
+
+def test_a_few_missing_last_frames_are_not_ended_early(tmp_path, mp4):
+    # containers often announce a frame or two more than they hold: not a truncation
+    with open_source(mp4) as src:
+        src.frame_count += 2
+        assert sum(1 for _ in src) == src.frame_count - 2
+        assert "ended_early" not in src.stats

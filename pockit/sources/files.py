@@ -41,7 +41,9 @@ class VideoFileSource(Source):
 
     Timestamps come from the container (CAP_PROP_POS_MSEC, relative to the first frame) while they
     are sane (increasing, within 20 % / 2 s of index/fps), else index/fps. A frame that fails to
-    decode before the announced frame count is logged, counted in ``stats['corrupt']`` and skipped.
+    decode before the announced frame count is logged, counted in ``stats['corrupt']`` and skipped; a file
+    that stops decoding well before that count (truncated) is logged as a warning and recorded in
+    ``stats['ended_early']`` = {decoded, expected (frames), ended_at_s, expected_s}.
     Options: ``native_fps`` (override a wrong header), ``timestamps`` ('auto' | 'pts' | 'index'),
     ``corrupt_retries`` (failed reads in a row before concluding end of file), ``capture_factory``.
     """
@@ -141,6 +143,26 @@ class VideoFileSource(Source):
                 raise SourceError(f"{self.uri}: the video ended at frame {i}, before start={self.start} s")
         return self.start_frame
 
+    def _check_end(self, first_failed: int, decoded: int) -> None:
+        """Decoding stopped at file frame ``first_failed``: a file that ends well before the frame count its
+        container announced (truncated, still being written) is recorded in ``stats['ended_early']`` and
+        logged as a warning. "Well before": more than max(1 s of frames, 1 % of the count, 3 frames) missing
+        (containers often announce a few frames more than they hold)."""
+        n = self.frame_count
+        if n is None or first_failed >= n:
+            return
+        missing = n - first_failed
+        if missing <= max(round(self.fps), 0.01 * n, 3):
+            log.info("%s: decoding ended at frame %d; the container announced %d frames", self.uri,
+                     first_failed, n)
+            return
+        self.stats["ended_early"] = {"decoded": int(decoded), "expected": int(n - self.start_frame),
+                                     "ended_at_s": round(first_failed / self.fps, 2),
+                                     "expected_s": round(n / self.fps, 2)}
+        log.warning("%s: the video ended early, at %.1f s of the %.1f s (%d frames) its container announces "
+                    "(%d frames decoded); the file is truncated or damaged (check it with `ffprobe %s`)", self.uri,
+                    first_failed / self.fps, n / self.fps, n, decoded, self.uri)
+
     def _frames(self) -> Iterator[tuple[np.ndarray, int, float, dict]]:
         idx_off, t_off, passes = 0, 0.0, 0
         retries = int(self.options["corrupt_retries"])
@@ -158,9 +180,7 @@ class VideoFileSource(Source):
                         failed.append(index)
                         index += 1
                         if (self.frame_count is None or index >= self.frame_count or len(failed) > retries):
-                            if failed and failed[0] < (self.frame_count or 0) - 1:
-                                log.info("%s: decoding ended at frame %d; the container announced %d frames",
-                                         self.uri, failed[0], self.frame_count)
+                            self._check_end(failed[0], read_this_pass)
                             break
                         continue
                     if failed:
