@@ -3,7 +3,7 @@ deployment bundle generates: shell scripts, Dockerfile, systemd unit, docker-com
 
 Every template is rendered by :func:`render`, whose Jinja environment registers these filters once:
 
-``sh``       one shell word (``shlex.quote``): ``m$(touch P).onnx`` -> ``'m$(touch P).onnx'``
+``sh``       one bash word (``shlex.quote``, ``$'...'`` for control characters): ``m$(touch P).onnx`` -> ``'m$(touch P).onnx'``
 ``comment``  text safe inside a ``#`` comment or a Markdown line: one line, no control characters
 ``unit``     a systemd unit value (``Description=``): one line, ``%`` doubled (specifiers)
 ``unit_arg`` one argument of a systemd ``Exec*=`` line: C-quoted when needed, ``%`` and ``$`` doubled
@@ -24,8 +24,21 @@ __all__ = ["FILTERS", "md_code", "md_text", "one_line", "render", "sh", "unit_ar
 
 
 def sh(value: Any) -> str:
-    """One shell word whose value is exactly ``str(value)`` (no expansion of ``$``, backticks, globs)."""
-    return shlex.quote(str(value))
+    """One bash word whose value is exactly ``str(value)`` (no expansion of ``$``, backticks, globs):
+    ``shlex.quote``, or bash's ``$'...'`` with ``\\xHH`` escapes (the UTF-8 bytes) when the text holds a
+    non-printable character, so a newline in a file name never starts a new line in the script."""
+    s = str(value)
+    if s.isprintable():
+        return shlex.quote(s)
+    out = []
+    for ch in s:
+        if ch in "\\'":
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            out.extend(f"\\x{b:02x}" for b in ch.encode("utf-8", "surrogateescape"))
+    return "$'" + "".join(out) + "'"
 
 
 def one_line(value: Any) -> str:
