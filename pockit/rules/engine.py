@@ -32,6 +32,15 @@ log = logging.getLogger(__name__)
 
 EPS = 1e-6
 ALARM_HOLD = 2.0  # seconds an object stays in .alarmed after a point event (crossing, exit)
+# foreground abandoned_object: fixed ratios (sizes relative to the frame or the owner; times in seconds)
+DEBUG_FG = False
+FG_MIN_AREA_FRACTION = 0.001  # default min_area: 0.1 % of the frame
+FG_OWNER_SLACK = 1.0  # s around a blob's onset in which the owner's box must touch it; owner "seen" tolerance
+FG_STABLE_IOU = 0.5  # a blob whose box drifts below this IoU with its first box moved / changed shape
+FG_MAX_MOTION = 0.25  # mean short-term foreground fraction inside the blob while unattended
+FG_MIN_RESIDUAL = 12.0  # grey levels: below this (after the ring-fitted gain/offset) = lighting, not an object
+FG_GHOST_EDGE = 0.45  # outline gradient now / (now + background) below this = ghost
+FG_MAX_OWNER_AREA = 0.5  # a blob larger than this fraction of its owner's box is the owner's silhouette
 
 
 def _isin(values: np.ndarray, allowed: np.ndarray) -> np.ndarray:
@@ -416,9 +425,11 @@ class _Abandoned(_Rule):
         super().__init__(cfg, engine)
         self.mode: str | None = None if cfg.mode == "auto" else cfg.mode
         self.fg: StaticForeground | None = None
-        self.blobs: dict[int, list] = {}
+        self.blobs: dict[int, _FgBlob] = {}
         self.next_blob = 0
         self._person_cache = None
+        self.tracks: dict[int, deque] = {}  # person track id -> (time, box) of the last seconds
+        self.rejected: dict[str, int] = {}  # blobs dropped, by the reason they never alarmed
 
     def prepare(self, frame_size) -> None:
         super().prepare(frame_size)
@@ -485,53 +496,165 @@ class _Abandoned(_Rule):
                 self.hold(tid, t, b, seconds=0.5)
         return out
 
+    # -- foreground mode ---------------------------------------------------------------------------
+    def _fg_params(self, frame) -> None:
+        """Size/time parameters that depend on the footage, derived once from the first frame."""
+        w, h = frame.size
+        c = self.cfg
+        self.min_area = c.min_area if c.min_area is not None else FG_MIN_AREA_FRACTION * w * h
+        self.fg = StaticForeground(c.min_duration, self.min_area)
+        self.history_s = c.min_duration + self.fg.short_seconds + FG_OWNER_SLACK + 1.0
+
+    def _fg_bags(self, dets: Detections, names) -> np.ndarray:
+        """Boxes + class ids of bag-class detections (``classes``) for fusion; empty without a class filter."""
+        if self.cfg.classes is None:
+            return np.zeros((0, 5))
+        ids = self.allowed_ids(names)
+        m = _isin(dets.class_ids, ids)
+        return np.column_stack([dets.xyxy[m].astype(np.float64), dets.class_ids[m]]) if m.any() else np.zeros((0, 5))
+
+    def _fg_owner(self, blob, t: float) -> tuple[int | None, np.ndarray | None]:
+        """The person track whose box contained or touched ``blob`` when it appeared (closest in time)."""
+        lo = blob.onset - FG_OWNER_SLACK
+        hi = max(blob.onset + self.fg.short_seconds + FG_OWNER_SLACK, lo)
+        best, best_key = (None, None), None
+        for tid, hist in self.tracks.items():
+            for ts, box in hist:
+                if ts < lo or ts > hi:
+                    continue
+                m = 0.1 * (box[3] - box[1])  # "touched": the box grown by a tenth of the person's height
+                if _gap(blob.box, box) > m:
+                    continue
+                key = abs(ts - blob.onset)
+                if best_key is None or key < best_key:
+                    best, best_key = (tid, box), key
+        return best
+
+    def _fg_verdict(self, bl: _FgBlob, blob, use_persons: bool) -> str | None:
+        """Why a due blob is not an abandoned object (None: it is), judged over the unattended window."""
+        sc = [s for _, s in bl.scores]
+        med = {k: float(np.median([s[k] for s in sc])) for k in sc[0]}
+        if use_persons and bl.owner is None:
+            return "no_owner"  # it did not arrive with a person
+        if use_persons and bl.owner_box is not None and blob.area > FG_MAX_OWNER_AREA * _area(bl.owner_box):
+            return "person_sized"  # as large as a person: a person's own silhouette (sitting, standing)
+        if max(s["border"] for s in sc) > 0:
+            return "frame_border"  # partly visible: most often a person at the edge of the view
+        if med["motion"] > FG_MAX_MOTION:
+            return "moving"  # moves inside: a person the detector missed
+        if bl.class_id is not None:
+            return None  # a bag-class detection vouches for it
+        if med["residual"] < max(FG_MIN_RESIDUAL, 2.5 * med["ring_residual"]):
+            return "lighting"  # a gain/offset of the surrounding background explains it
+        if med["edge"] < FG_GHOST_EDGE:
+            return "ghost"  # its outline is in the background, not in the frame: something left
+        return None
+
     def _step_fg(self, t, index, dets, frame, names) -> list[Event]:
         if frame is None:
             self.warn_once("noframe", "foreground mode needs frame images; idle on replayed tracks")
             return []
         if self.fg is None:
-            self.fg = StaticForeground(self.cfg.min_duration, self.cfg.min_area)
+            self._fg_params(frame)
         blobs = self.fg.update(frame.image, t)
         pid = self.allowed_ids(names, self.cfg.person_classes, "person_classes")
         use_persons = pid is not None and len(pid) > 0
-        persons = self._persons(dets, names) if use_persons else None
+        persons = np.zeros((0, 4))
+        if use_persons:
+            m = (dets.track_ids >= 0) & _isin(dets.class_ids, pid)
+            persons = dets.xyxy[m].astype(np.float64)
+            for tid, box in zip(dets.track_ids[m], persons):
+                hist = self.tracks.setdefault(int(tid), deque())
+                hist.append((t, box))
+            for tid in list(self.tracks):
+                hist = self.tracks[tid]
+                while hist and t - hist[0][0] > self.history_s:
+                    hist.popleft()
+                if not hist:
+                    del self.tracks[tid]
+        bags = self._fg_bags(dets, names)
         out = []
         seen = set()
-        for box, area in blobs:
-            c = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
-            if self.points is not None and not points_in_polygon(np.array([[c[0], box[3]]]), self.points)[0]:
+        for blob in blobs:
+            box = blob.box
+            if self.points is not None and not points_in_polygon(
+                    np.array([[(box[0] + box[2]) / 2, box[3]]]), self.points)[0]:
                 continue
             best, best_iou = None, 0.3
             for k, bl in self.blobs.items():
-                iou = _iou(box, bl[0])
+                iou = _iou(box, bl.box)
                 if iou > best_iou and k not in seen:
                     best, best_iou = k, iou
             if best is None:
                 best = self.next_blob
                 self.next_blob += 1
-                self.blobs[best] = [box, t, t, False, t]  # box, first static, unattended since, fired, last seen
+                bl = self.blobs[best] = _FgBlob(box, t, blob.onset)
+                if use_persons:
+                    bl.owner, bl.owner_box = self._fg_owner(blob, t)
             bl = self.blobs[best]
-            bl[0], bl[4] = box, t
+            bl.last_seen = t
             seen.add(best)
-            h = max(box[3] - box[1], 1.0)
+            if _iou(box, bl.ref_box) < FG_STABLE_IOU:
+                bl.ref_box, bl.stable_since = box, t  # grew, shrank or shifted: its stillness starts again
+            bl.box = box
+            # fusion: a bag-class detection on the blob names it (and vouches that it is an object)
+            if len(bags):
+                hit = [j for j in range(len(bags)) if _iou(box, bags[j, :4]) >= 0.2 or _contains(bags[j, :4], box)]
+                if hit:
+                    bl.class_id = int(bags[hit[0], 4])
+            sc = self.fg.blob_tests(blob)
+            sc["border"] = float(blob.border)
+            if DEBUG_FG:
+                print(f"{t:6.2f} blob {best} {[round(v) for v in box]} owner={bl.owner} "
+                      + " ".join(f"{k}={v:.2f}" for k, v in sc.items()))
+            bl.scores.append((t, sc))
+            while bl.scores and t - bl.scores[0][0] > max(self.cfg.unattended, 1.0):
+                bl.scores.popleft()
             if use_persons:
-                attended = self._near(c, h, persons)
+                own = self.tracks.get(bl.owner) if bl.owner is not None else None
+                if own and t - own[-1][0] <= FG_OWNER_SLACK:
+                    ob = own[-1][1]
+                    if bl.owner_box is None or _area(ob) > _area(bl.owner_box):
+                        bl.owner_box = ob  # the owner's largest (least clipped) box: the size reference
+                    dist = self._scale(self.cfg.owner_distance, ob[3] - ob[1], 10.0)
+                    attended = _gap(box, ob) <= dist
+                else:
+                    attended = False  # no owner, or the owner's track ended: out of view
+                covered = any(_cover(box, p) > 0.5 for p in persons)
             else:
+                h = max(box[3] - box[1], 1.0)
                 d = self._scale(self.cfg.owner_distance, h, 10.0)
                 ring = np.array([box[0] - d, box[1] - d, box[2] + d, box[3] + d])
                 attended = self.fg.moving_fraction(ring, exclude=box) > 0.02
-            if attended:
-                bl[2] = t
+                covered = False
+            if attended or covered:
+                bl.away_since = None
+                bl.fired = False if attended and use_persons else bl.fired  # the owner came back: re-arm
                 continue
-            if not bl[3] and t - bl[2] >= self.cfg.unattended - EPS:
-                bl[3] = True
-                if self.cool(("blob", best), t):
-                    out.append(self.event(t, index, None, box, None, duration=round(t - bl[1] + self.cfg.min_duration, 6),
-                                          extra={"mode": "foreground", "blob": best, "area": round(area, 1),
-                                                 "unattended_since": round(bl[2], 6)}))
-            if bl[3]:
+            if bl.away_since is None:
+                bl.away_since = t
+            if bl.fired:
                 self.hold(("blob", best), t, box, seconds=0.5)
-        for k in [k for k, bl in self.blobs.items() if t - bl[4] > 2.0]:
+                continue
+            due = t - bl.away_since >= self.cfg.unattended - EPS and t - bl.stable_since >= self.cfg.unattended - EPS
+            if not due:
+                continue
+            bl.verdict = self._fg_verdict(bl, blob, use_persons)
+            if bl.verdict is not None:
+                continue
+            bl.fired = True
+            self.hold(("blob", best), t, box, seconds=0.5)
+            if self.cool(("blob", best), t):
+                med = {k: float(np.median([s[k] for _, s in bl.scores])) for k in ("edge", "residual", "motion")}
+                extra = {"mode": "foreground", "blob": best, "area": round(blob.area, 1),
+                         "unattended_since": round(bl.away_since, 6), "appeared": round(bl.onset, 6),
+                         "owner": bl.owner, **{k: round(v, 3) for k, v in med.items()}}
+                if bl.class_id is not None:
+                    extra["detector_class"] = names.get(bl.class_id, str(bl.class_id))
+                out.append(self.event(t, index, None, box, bl.class_id,
+                                      duration=round(t - bl.first_t + self.cfg.min_duration, 6), extra=extra))
+        for k in [k for k, bl in self.blobs.items() if t - bl.last_seen > 2.0]:
+            self.rejected[self.blobs[k].verdict or "none"] = self.rejected.get(self.blobs[k].verdict or "none", 0) + 1
             del self.blobs[k]
         return out
 
@@ -595,6 +718,47 @@ class _Removed(_Rule):
             if g[3]:
                 self.hold(key if key != "region" else ("region",), t, g[0], seconds=0.5)
         return out
+
+
+class _FgBlob:
+    """State of one static-foreground blob across frames."""
+
+    def __init__(self, box, t: float, onset: float) -> None:
+        self.box = box
+        self.first_t = t
+        self.last_seen = t
+        self.onset = onset
+        self.owner: int | None = None
+        self.owner_box: np.ndarray | None = None
+        self.away_since: float | None = None
+        self.fired = False
+        self.verdict: str | None = None  # why it did not alarm when due (ghost, lighting, ...); None = candidate
+        self.class_id: int | None = None
+        self.scores: deque = deque()  # (time, blob_tests) over the last `unattended` seconds
+        self.ref_box = box
+        self.stable_since = t
+
+
+def _area(b) -> float:
+    return max(b[2] - b[0], 0.0) * max(b[3] - b[1], 0.0)
+
+
+def _gap(a, b) -> float:
+    """Distance between two boxes (0 when they touch or overlap)."""
+    dx = max(b[0] - a[2], a[0] - b[2], 0.0)
+    dy = max(b[1] - a[3], a[1] - b[3], 0.0)
+    return float(np.hypot(dx, dy))
+
+
+def _cover(a, b) -> float:
+    """Fraction of box a inside box b."""
+    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    return max(0.0, x2 - x1) * max(0.0, y2 - y1) / max(_area(a), 1e-9)
+
+
+def _contains(outer, inner) -> bool:
+    cx, cy = (inner[0] + inner[2]) / 2, (inner[1] + inner[3]) / 2
+    return outer[0] <= cx <= outer[2] and outer[1] <= cy <= outer[3]
 
 
 def _iou(a, b) -> float:

@@ -111,7 +111,7 @@ class AbandonedObjectRule(_Base):
     min_duration: float = Field(5.0, ge=0)
     owner_distance: float = Field(2.0, gt=0, description="box heights (<= 10) or pixels (> 10)")
     unattended: float = Field(10.0, ge=0)
-    min_area: float = Field(200.0, ge=0, description="foreground mode: smallest blob in px^2")
+    min_area: float | None = Field(None, ge=0, description="foreground mode: smallest blob in px^2 (None: 0.1 % of the frame)")
 
 
 class ObjectRemovedRule(_Base):
