@@ -55,6 +55,13 @@ class Event:
                 raise ValueError(f"event record lacks required field {key!r}: {d}")
         d.setdefault("source", "0")
         d.setdefault("frame", -1)
+
+        def num(v: Any) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool)
+        if not num(d["time"]):  # to_dict and every reader of events need numbers here
+            raise ValueError(f"event field 'time' is not a number: {d['time']!r}")
+        if d.get("bbox") is not None and not (isinstance(d["bbox"], list) and len(d["bbox"]) == 4 and all(map(num, d["bbox"]))):
+            raise ValueError(f"event field 'bbox' is not [x1, y1, x2, y2]: {d['bbox']!r}")
         ev = cls(**d)
         ev.extra.update(extra)
         return ev
@@ -87,7 +94,7 @@ def read_events(path: str | Path) -> EventList:
         try:
             rec = json.loads(line)
             if not isinstance(rec, dict):
-                raise ValueError(f"expected a JSON object, got {type(rec).__name__}")
+                raise TypeError(f"expected a JSON object, got {type(rec).__name__}")
             out.append(Event.from_dict(rec))
         except (json.JSONDecodeError, TypeError, ValueError) as e:
             if i < len(lines) - 1:
