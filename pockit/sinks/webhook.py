@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import requests
 
-from ..config import redact_url
+from ..config import is_secret_key, redact_url
 from ..core import Event
 from .delivery import DeliveryQueue, PermanentError, TransientError
 from .files import EventSink
@@ -49,6 +49,7 @@ class WebhookSink(EventSink):
             raise ValueError(f"webhook sink: url must start with http:// or https://, got {redact_url(str(url))!r}")
         parts = urlsplit(url)
         secrets = [token or "", password or "", *(str(v) for v in (headers or {}).values())]
+        secrets += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if is_secret_key(k)]
         if parts.password:  # user:password@ in the URL: sent as basic auth, never logged
             secrets.append(parts.password)
             username = username or parts.username
