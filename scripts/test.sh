@@ -17,6 +17,6 @@ if command -v apt-get >/dev/null 2>&1; then
 fi
 
 python3 -m pip install -q --upgrade pip
-python3 -m pip install -q -e ".[test,ml,notebook,sinks]"
+python3 -m pip install -q -e ".[test,ml,notebook,sinks,openvino]"
 export YOLO_OFFLINE=1 MPLBACKEND=Agg
 python3 -m pytest -q -p no:cacheprovider --nbval-lax tests notebooks "$@"

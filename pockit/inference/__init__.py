@@ -1,8 +1,9 @@
-"""Detectors: one interface over ONNX Runtime, TensorRT, Ultralytics and torch backends.
+"""Detectors: one interface over ONNX Runtime, OpenVINO, TensorRT, Ultralytics and torch backends.
 
 ``load_detector(model)`` picks the backend from ``ModelConfig.backend`` or the file extension
-(.onnx -> onnx, .pt/.yaml -> ultralytics, .engine/.plan -> tensorrt). Pre- and post-processing
-(letterbox, decode, NMS) are shared, so identical raw outputs give identical boxes.
+(.onnx -> openvino on a CPU where OpenVINO is installed, else onnx; .xml -> openvino; .pt/.yaml ->
+ultralytics; .engine/.plan -> tensorrt). Pre- and post-processing (letterbox, decode, NMS) are shared,
+so identical raw outputs give identical boxes.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ __all__ = [
 
 EXTENSIONS = {
     ".onnx": "onnx",
+    ".xml": "openvino",
     ".pt": "ultralytics",
     ".yaml": "ultralytics",
     ".yml": "ultralytics",
@@ -33,6 +35,7 @@ EXTENSIONS = {
 
 _BACKENDS = {
     "onnx": ("pockit.inference.onnx_backend", "OnnxDetector"),
+    "openvino": ("pockit.inference.openvino_backend", "OpenVinoDetector"),
     "ultralytics": ("pockit.inference.ultralytics_backend", "UltralyticsDetector"),
     "tensorrt": ("pockit.inference.tensorrt_backend", "TensorRTDetector"),
     "torch": ("pockit.inference.torch_backend", "TorchDetector"),
@@ -41,13 +44,22 @@ _BACKENDS = {
 _OPTIONS = ("imgsz", "conf", "iou", "classes", "max_det", "device", "batch", "half", "class_names")
 
 
-def backend_for(path: str | Path, backend: str = "auto") -> str:
-    """The backend name for a model file (``backend`` other than 'auto' wins)."""
+def _is_cpu(device: str) -> bool:
+    return str(device).lower().strip() in ("cpu", "")
+
+
+def backend_for(path: str | Path, backend: str = "auto", device: str = "cpu") -> str:
+    """The backend name for a model file (``backend`` other than 'auto' wins). On a CPU, an ONNX model
+    runs on OpenVINO when it is installed (measured faster than ONNX Runtime on x86: benchmarks/README.md)."""
     if backend and backend != "auto":
         if backend not in _BACKENDS:
             raise ValueError(f"model.backend: unknown backend {backend!r}; expected auto, {', '.join(_BACKENDS)}")
         return backend
     ext = Path(str(path)).suffix.lower()
+    if ext == ".onnx" and _is_cpu(device):
+        from .openvino_backend import available
+
+        return "openvino" if available() else "onnx"
     if ext in EXTENSIONS:
         return EXTENSIONS[ext]
     raise ValueError(
@@ -74,7 +86,9 @@ def load_detector(model: Any = "person-yolov8s", **overrides) -> Detector:
     path_arg = opts.pop("path")
     backend = opts.pop("backend", "auto") or "auto"
     path = resolve_model(path_arg)
-    name = backend_for(path, backend)
+    name = backend_for(path, backend, opts.get("device", "cpu"))
+    if name == "torch":  # TorchDetector letterboxes to the square imgsz on the GPU: no rect option
+        opts.pop("rect", None)
     module, cls_name = _BACKENDS[name]
     try:
         cls = getattr(importlib.import_module(module), cls_name)
@@ -84,7 +98,7 @@ def load_detector(model: Any = "person-yolov8s", **overrides) -> Detector:
                 "backend 'torch' is not available in this pockit build (pockit/inference/torch_backend.py is "
                 "missing); use backend: onnx or ultralytics"
             ) from e
-        if e.name and e.name.split(".")[0] in ("torch", "ultralytics", "tensorrt", "torchvision"):
+        if e.name and e.name.split(".")[0] in ("torch", "ultralytics", "tensorrt", "torchvision", "openvino"):
             raise BackendUnavailable(
                 f"backend {name!r} needs {e.name.split('.')[0]!r}, which is not installed: "
                 "pip install 'pockit[ml]'"

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core.detections import Detections
 from .postprocess import decode, detect_layout, to_detections
-from .preprocess import preprocess_batch
+from .preprocess import preprocess_batch, target_shape
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,16 @@ class Detector:
     """Object detector: ``detect(images) -> list[Detections]`` (boxes in original-frame pixels).
 
     Options (all from :class:`pockit.config.ModelConfig`): imgsz, conf, iou, classes (ids or names),
-    max_det, device, batch (max frames per inference call), half, class_names (override).
+    max_det, device, batch (max frames per inference call), half, class_names (override), rect.
+
+    ``rect=True`` letterboxes a chunk of same-sized frames to the smallest stride multiple that holds them
+    (Ultralytics' rectangular inference: 640x480 frames -> a 480x640 input, not 640x640) on backends that can
+    run other input sizes (``supports_rect``: dynamic models, or fixed YOLOv8 ONNX exports rewritten per size);
+    mixed sizes in one chunk, and other backends, use the square ``imgsz`` (or the model's fixed size).
     """
 
     backend = "base"
+    supports_rect = False  # backends that can run any stride-multiple input size set this
 
     def __init__(
         self,
@@ -81,8 +87,10 @@ class Detector:
         class_names: Mapping[int, str] | None = None,
         agnostic: bool = False,
         layout: str = "auto",
+        rect: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.rect = bool(rect)
         self.imgsz = int(imgsz)
         self.conf = float(conf)
         self.iou = float(iou)
@@ -104,6 +112,7 @@ class Detector:
         self.stride = 32
         self.providers: list[str] = []
         self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
+        self.input_shapes_used: list[tuple[int, int]] = []  # network input (h, w) sizes run so far
         self._sha256: str | None = None
         self._closed = False
 
@@ -156,6 +165,8 @@ class Detector:
             "backend": self.backend,
             "sha256": self.sha256,
             "imgsz": list(self.input_hw) if self.input_hw else [self.imgsz, self.imgsz],  # [h, w]
+            "rect": bool(self.rect and self.supports_rect),
+            "input_shapes": [list(s) for s in self.input_shapes_used],  # [h, w] sizes actually run
             "providers": list(self.providers),
             "device": self.device,
             "class_names": self.class_names,
@@ -192,8 +203,10 @@ class Detector:
 
     def _detect_chunk(self, chunk: list[np.ndarray], timings: dict[str, float]) -> list[Detections]:
         t0 = time.perf_counter()
-        imgsz = self.input_hw if self.input_hw else self.imgsz
-        x, infos = preprocess_batch(chunk, imgsz, self.stride, auto=False, dtype=self.input_dtype)
+        hw = self.input_size_for([im.shape[:2] for im in chunk])
+        if hw not in self.input_shapes_used:
+            self.input_shapes_used.append(hw)
+        x, infos = preprocess_batch(chunk, hw, self.stride, auto=False, dtype=self.input_dtype)
         if self.model_batch is not None and len(chunk) < self.model_batch:  # fixed-batch model: pad
             pad = np.zeros((self.model_batch - len(chunk), *x.shape[1:]), x.dtype)
             x = np.concatenate([x, pad])
@@ -208,6 +221,13 @@ class Detector:
         timings["inference"] += t2 - t1
         timings["postprocess"] += t3 - t2
         return out
+
+    def input_size_for(self, shapes: Sequence[tuple[int, int]]) -> tuple[int, int]:
+        """Network input (h, w) for a chunk of frames of these (h, w) shapes (see ``rect`` in the class doc)."""
+        square = self.input_hw if self.input_hw else (self.imgsz, self.imgsz)
+        if not (self.rect and self.supports_rect):
+            return tuple(square)
+        return target_shape([tuple(s) for s in shapes], max(square), self.stride, auto=True)
 
     def raw_layout(self, raw: Any) -> str:
         """The output layout the decoder would use for these raw outputs."""

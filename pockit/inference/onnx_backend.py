@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from .base import BackendUnavailable, Detector, parse_names
 from .postprocess import NMS4_NAMES
+from .rectangular import anchor_count, rectangular_model
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +37,46 @@ def _providers(device: str) -> list[Any]:
     raise ValueError(f"model.device: {device!r} is not a device ONNX Runtime knows; use 'cpu', 'cuda' or 'cuda:N'")
 
 
+def physical_cores() -> int:
+    """Physical CPU cores (hyper-threads share one core's vector units: more threads only contend)."""
+    try:
+        import psutil
+
+        n = psutil.cpu_count(logical=False)
+    except Exception:  # noqa: BLE001 - psutil missing or the platform hides the topology
+        n = None
+    return max(1, int(n or os.cpu_count() or 1))
+
+
+def session_options(threads: int | None = None):
+    """ONNX Runtime CPU session options: all graph optimisations, sequential execution, one op at a time
+    on ``threads`` (default: physical cores) intra-op threads, and no spin-waiting between runs (spinning
+    threads take cores from decode and tracking on a small box)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.intra_op_num_threads = int(threads or physical_cores())
+    so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return so
+
+
 class OnnxDetector(Detector):
     """YOLO-family ONNX model through ONNX Runtime.
 
     Reads class names from the ONNX metadata ``names`` (Ultralytics writes a dict literal), handles
-    fixed or dynamic batch (a model fixed at batch 1 is run frame by frame) and fp16 inputs.
+    fixed or dynamic batch (a model fixed at batch 1 is run frame by frame) and fp16 inputs. With
+    ``rect`` (default in ModelConfig), a fixed-size YOLOv8 export is rewritten once per input size
+    (:mod:`pockit.inference.rectangular`, cached) and run at Ultralytics' minimal rectangle.
     """
 
     backend = "onnx"
+    MAX_SHAPES = 8  # input sizes kept loaded at once (one session each)
 
-    def __init__(self, path: str | Path, **kw) -> None:
+    def __init__(self, path: str | Path, *, threads: int | None = None, **kw) -> None:
         super().__init__(path, **kw)
         try:
             import onnxruntime as ort
@@ -52,12 +84,10 @@ class OnnxDetector(Detector):
             raise BackendUnavailable("onnxruntime is not installed: pip install onnxruntime (or onnxruntime-gpu)") from e
         if not self.path.is_file():
             raise FileNotFoundError(f"ONNX model not found: {self.path}")
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=so, providers=_providers(self.device))
-        except Exception as e:  # onnxruntime raises its own exception types
-            raise ValueError(f"{self.path}: ONNX Runtime cannot load this model: {e}") from e
+        self.threads = threads
+        self._ort = ort
+        self._provider_list = _providers(self.device)
+        self.session = self._load(self.path)
         self.providers = self.session.get_providers()
         meta = self.session.get_modelmeta().custom_metadata_map or {}
         self.metadata = dict(meta)
@@ -81,10 +111,18 @@ class OnnxDetector(Detector):
         if isinstance(c, int) and c != 3:
             raise ValueError(f"{self.path}: input {inp.name!r} has {c} channels; pockit feeds 3-channel RGB")
         self.model_batch = b if isinstance(b, int) and b > 0 else None
+        out_shape = self.session.get_outputs()[0].shape
         if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
             self.input_hw = (h, w)
             if self.imgsz not in (h, w):
                 log.info("%s has a fixed %dx%d input; imgsz=%d ignored", self.path.name, w, h, self.imgsz)
+            # a fixed YOLOv8 detect export (output (B, 4+nc, anchors of HxW)) can be rewritten per size
+            self.supports_rect = len(out_shape) == 3 and out_shape[2] == anchor_count(h, w) and self.model_batch == 1
+        else:
+            self.supports_rect = True  # dynamic H/W: any stride multiple runs as is
+        self._sessions: dict[tuple[int, int], Any] = {}
+        if self.input_hw:
+            self._sessions[self.input_hw] = self.session
         self.input_dtype = _ORT_TYPES.get(inp.type, np.float32)
         self.output_names = [o.name for o in self.session.get_outputs()]
         if all(n in self.output_names for n in NMS4_NAMES):
@@ -93,13 +131,44 @@ class OnnxDetector(Detector):
             self._fetch = self.output_names
         self._finish_init()
 
+    def _load(self, path: Path):
+        so = session_options(self.threads) if self._provider_list == ["CPUExecutionProvider"] else None
+        if so is None:
+            so = self._ort.SessionOptions()
+            so.log_severity_level = 3
+        try:
+            return self._ort.InferenceSession(str(path), sess_options=so, providers=self._provider_list)
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise ValueError(f"{path}: ONNX Runtime cannot load this model: {e}") from e
+
+    def input_size_for(self, shapes) -> tuple[int, int]:
+        hw = super().input_size_for(shapes)
+        if self.input_hw is None or hw == self.input_hw or hw in self._sessions:
+            return hw
+        try:
+            if len(self._sessions) >= self.MAX_SHAPES:  # evict the oldest variant (never the model's own size)
+                self._sessions.pop(next(k for k in self._sessions if k != self.input_hw))
+            self._sessions[hw] = self._load(rectangular_model(self.path, hw, self.sha256))
+        except Exception as e:  # noqa: BLE001 - any rewrite/load failure falls back to the fixed size, said once
+            log.warning("%s: cannot run it at %dx%d (h x w) (%s); using its fixed %dx%d input",
+                        self.path.name, hw[0], hw[1], e, *self.input_hw)
+            self.supports_rect = False
+            return self.input_hw
+        return hw
+
     def _forward(self, batch: np.ndarray) -> Any:
         x = np.ascontiguousarray(batch, dtype=self.input_dtype)
-        outs = self.session.run(self._fetch, {self.input_name: x})
+        session = self._sessions.get(tuple(x.shape[2:]), self.session)
+        outs = session.run(self._fetch, {self.input_name: x})
         if self._fetch == list(NMS4_NAMES):
             return dict(zip(NMS4_NAMES, outs))
         return outs
 
+    @property
+    def info(self) -> dict[str, Any]:
+        return {**super().info, "threads": self.threads or physical_cores()}
+
     def close(self) -> None:
         super().close()
         self.session = None
+        self._sessions.clear()

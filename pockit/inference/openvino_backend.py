@@ -1,0 +1,166 @@
+"""OpenVINO backend (Intel's runtime from PyPI: ``pip install 'pockit[openvino]'``), for x86 CPUs.
+
+Runs the same ONNX files as the ONNX Runtime backend (read directly, no conversion step) with the same
+letterbox, decode and NMS, so only the network's arithmetic differs. A fixed-size YOLOv8 export is rewritten
+per input size like in the ONNX Runtime backend (``rect``, :mod:`pockit.inference.rectangular`).
+
+Precision: ``half=False`` runs in float32 (the ONNX Runtime result to rounding); ``half=True`` lets OpenVINO
+use its reduced inference precision where the CPU computes it natively (bfloat16 on CPUs with AVX512-BF16 or
+AMX, float16 on some ARM cores, else float32). An INT8 (QDQ) ONNX from :func:`pockit.inference.quantize.
+quantize_int8` runs as INT8 kernels either way.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .base import BackendUnavailable, Detector, parse_names
+from .onnx_backend import physical_cores
+from .rectangular import anchor_count, rectangular_model
+
+log = logging.getLogger(__name__)
+
+
+def import_openvino():
+    try:
+        import openvino
+    except ImportError as e:
+        raise BackendUnavailable(
+            "backend 'openvino' needs the openvino package, which is not installed: pip install 'pockit[openvino]' "
+            "(or use backend: onnx)"
+        ) from e
+    return openvino
+
+
+def available() -> bool:
+    """True when OpenVINO imports and offers a CPU device."""
+    try:
+        ov = import_openvino()
+        return "CPU" in ov.Core().available_devices
+    except Exception:  # noqa: BLE001 - a broken install counts as unavailable
+        return False
+
+
+def _onnx_metadata(path: Path) -> dict[str, str]:
+    """The ONNX file's metadata_props (class names, stride) without loading the weights."""
+    try:
+        import onnx
+
+        m = onnx.load(str(path), load_external_data=False)
+        return {p.key: p.value for p in m.metadata_props}
+    except Exception as e:  # noqa: BLE001 - metadata is optional: names fall back to ids
+        log.warning("%s: cannot read the ONNX metadata (%s); class names will be ids", path.name, e)
+        return {}
+
+
+class OpenVinoDetector(Detector):
+    """YOLO-family ONNX (or OpenVINO IR .xml) model through the OpenVINO CPU plugin."""
+
+    backend = "openvino"
+    MAX_SHAPES = 8
+
+    def __init__(self, path: str | Path, *, threads: int | None = None, **kw) -> None:
+        super().__init__(path, **kw)
+        ov = import_openvino()
+        if not self.path.is_file():
+            raise FileNotFoundError(f"model not found: {self.path}")
+        dev = self.device.lower().strip()
+        if dev not in ("cpu", "", "auto"):
+            raise ValueError(f"model.device: {self.device!r}: pockit's OpenVINO backend runs on 'cpu'; use backend: "
+                             "onnx or torch for CUDA devices")
+        self.device = "cpu"
+        self.threads = int(threads or physical_cores())
+        self.core = ov.Core()
+        self.config = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": self.threads,
+            "INFERENCE_PRECISION_HINT": "bf16" if self.half and self._native_bf16() else "f32",
+        }
+        if self.half and self.config["INFERENCE_PRECISION_HINT"] == "f32":
+            log.info("half: this CPU has no native bf16; OpenVINO runs %s in float32", self.path.name)
+        meta = _onnx_metadata(self.path) if self.path.suffix.lower() == ".onnx" else {}
+        self.metadata = meta
+        self.model_names = parse_names(meta.get("names"))
+        if "stride" in meta:
+            try:
+                self.stride = int(float(meta["stride"]))
+            except ValueError:
+                pass
+        try:
+            model = self.core.read_model(str(self.path))
+        except Exception as e:  # OpenVINO raises RuntimeError subclasses
+            raise ValueError(f"{self.path}: OpenVINO cannot read this model: {e}") from e
+        if len(model.inputs) != 1:
+            raise ValueError(f"{self.path}: expected one image input, the model has {len(model.inputs)}")
+        ps = model.inputs[0].get_partial_shape()
+        if ps.rank.is_dynamic or ps.rank.get_length() != 4:
+            raise ValueError(f"{self.path}: input has shape {ps}; expected (B, 3, H, W)")
+        dims = [d.get_length() if d.is_static else None for d in ps]
+        b, c, h, w = dims
+        if c is not None and c != 3:
+            raise ValueError(f"{self.path}: input has {c} channels; pockit feeds 3-channel RGB")
+        self.model_batch = b
+        out = model.outputs[0].get_partial_shape()
+        out_dims = [d.get_length() if d.is_static else None for d in out]
+        if h and w:
+            self.input_hw = (h, w)
+            self.supports_rect = (self.path.suffix.lower() == ".onnx" and b == 1 and len(out_dims) == 3
+                                  and out_dims[2] == anchor_count(h, w))
+        else:
+            self.supports_rect = True
+        self.input_dtype = np.float32
+        self._model = model
+        self._requests: dict[tuple[int, int] | None, Any] = {}
+        key = self.input_hw
+        self._requests[key] = self._compile(model)
+        self.providers = [f"openvino-{ov.__version__}:CPU", f"precision:{self.config['INFERENCE_PRECISION_HINT']}",
+                          f"threads:{self.threads}"]
+        self._finish_init()
+
+    def _native_bf16(self) -> bool:
+        try:
+            caps = self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        except Exception:  # noqa: BLE001
+            return False
+        return "BF16" in caps
+
+    def _compile(self, model) -> Any:
+        try:
+            return self.core.compile_model(model, "CPU", self.config).create_infer_request()
+        except Exception as e:
+            raise ValueError(f"{self.path}: OpenVINO cannot compile this model for the CPU: {e}") from e
+
+    def input_size_for(self, shapes) -> tuple[int, int]:
+        hw = super().input_size_for(shapes)
+        if self.input_hw is None or hw == self.input_hw or hw in self._requests:
+            return hw
+        try:
+            if len(self._requests) >= self.MAX_SHAPES:
+                self._requests.pop(next(k for k in self._requests if k != self.input_hw))
+            variant = rectangular_model(self.path, hw, self.sha256)
+            self._requests[hw] = self._compile(self.core.read_model(str(variant)))
+        except Exception as e:  # noqa: BLE001 - any rewrite/compile failure falls back to the fixed size, said once
+            log.warning("%s: cannot run it at %dx%d (h x w) (%s); using its fixed %dx%d input",
+                        self.path.name, hw[0], hw[1], e, *self.input_hw)
+            self.supports_rect = False
+            return self.input_hw
+        return hw
+
+    def _forward(self, batch: np.ndarray) -> Any:
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        key = tuple(x.shape[2:]) if self.input_hw else None
+        req = self._requests.get(key) or self._requests[self.input_hw]
+        res = req.infer({0: x})
+        return [np.array(res[o]) for o in req.model_outputs]
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return {**super().info, "threads": self.threads, "precision": self.config["INFERENCE_PRECISION_HINT"]}
+
+    def close(self) -> None:
+        super().close()
+        self._requests.clear()
+        self._model = None
