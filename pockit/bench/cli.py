@@ -38,8 +38,16 @@ def _res(value: str | None) -> tuple[int, int] | None:
 @click.option("-o", "--out", type=click.Path(), help="bench.json path, or a folder for it (default runs/bench-<time>/)")
 @click.option("--list-devices", is_flag=True, help="list the devices with published figures and exit")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
+@click.option("--backend", type=click.Choice(["auto", "onnx", "openvino", "ultralytics", "tensorrt", "torch"]),
+              help="inference backend (overrides the config's)")
+@click.option("--workers", type=int, help="tracking/rules worker processes (default: the config's pipeline.workers)")
+@click.option("--realtime", is_flag=True, help="play files at their own frame rate and drop (counted) when behind, "
+              "as live cameras would")
+@click.option("--no-model-only", is_flag=True, help="skip the model-only images/s measurement of each batch")
+@click.option("--ultralytics", is_flag=True, help="also time Ultralytics model.track on the same frames and .pt model")
 def bench_cmd(config, model, source, batches, streams, max_frames, imgsz, device, half, target_fps, target_res, targets,
-              reference, precision, headroom, interval, out, list_devices, no_progress):
+              reference, precision, headroom, interval, out, list_devices, no_progress, backend, workers, realtime,
+              no_model_only, ultralytics):
     """Benchmark per-stage latency and throughput; size this machine and estimate others.
 
     Runs the real pipeline (decode, preprocess, inference, postprocess, tracking, rules) for every
@@ -69,7 +77,9 @@ def bench_cmd(config, model, source, batches, streams, max_frames, imgsz, device
         rec = run_bench(config, model=model, source=source, batches=batches, streams=streams, max_frames=max_frames,
                         imgsz=imgsz, device=device, out=out, interval=interval, target_fps=target_fps,
                         target_resolution=_res(target_res), targets=targets, reference=reference,
-                        precision=precision, headroom=headroom, progress=not no_progress, half=half)
+                        precision=precision, headroom=headroom, progress=not no_progress, half=half,
+                        backend=backend, workers=workers, realtime=realtime, model_only=not no_model_only,
+                        ultralytics=ultralytics)
     except (ConfigError, SizingError, ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
     print_bench(rec)

@@ -357,6 +357,8 @@ class ResourceMonitor:
             "memory": {
                 "process_rss_mb_mean": mean_or_none(s["process_rss_mb"] for s in S),
                 "process_rss_mb_max": max_or_none(s["process_rss_mb"] for s in S),
+                "process_rss_mb_first": S[0]["process_rss_mb"] if S else None,
+                "process_rss_mb_last": S[-1]["process_rss_mb"] if S else None,
                 "system_used_mb_max": max_or_none(s["system_mem_used_mb"] for s in S),
                 "system_total_mb": vm.total / 2**20,
             },
@@ -375,6 +377,8 @@ class ResourceMonitor:
                     "util_pct_mean": mean_or_none(x["util_pct"] for x in g),
                     "util_pct_max": max_or_none(x["util_pct"] for x in g),
                     "mem_used_mb_max": max_or_none(x["mem_used_mb"] for x in g),
+                    "mem_used_mb_first": g[0]["mem_used_mb"] if g else None,
+                    "mem_used_mb_last": g[-1]["mem_used_mb"] if g else None,
                     "power_w_mean": mean_or_none(x["power_w"] for x in g),
                     "decoder_pct_mean": mean_or_none(x["decoder_pct"] for x in g),
                     "temp_c_max": max_or_none(x["temp_c"] for x in g),

@@ -16,8 +16,8 @@ def _f(v, fmt="{:.1f}") -> str:
 def throughput_table(record: dict[str, Any]) -> Table:
     """One row per (batch, streams) case: FPS, CPU, memory, GPU / Jetson figures."""
     t = Table(title=f"pockit bench: {record.get('config')} on {record['host'].get('cpu')}")
-    for col in ("batch", "streams", "frames", "FPS total", "FPS/stream", "frames/call", "CPU % proc/sys",
-                "RSS MB", "GPU"):
+    for col in ("batch", "streams", "frames", "FPS total", "steady FPS", "model-only img/s", "e2e/model",
+                "frames/call", "dropped", "limiting stage", "CPU % proc/sys", "RSS MB", "GPU"):
         t.add_column(col, justify="right")
     for c in record["cases"]:
         r = c["resources"]
@@ -29,8 +29,11 @@ def throughput_table(record: dict[str, Any]) -> Table:
             g = f"GR3D {_f(jet['gpu_load_pct_mean'], '{:.0f}')}% {_f(jet['power_w_mean'])} W"
         else:
             g = "n/a"
-        t.add_row(str(c["batch"]), str(c["streams"]), str(c["frames"]), _f(c["fps"]), _f(c["fps_per_stream"]),
-                  _f(c["frames_per_call_mean"]),
+        ratio = c.get("e2e_over_model_only")
+        t.add_row(str(c["batch"]), str(c["streams"]), str(c["frames"]), _f(c["fps"]), _f(c.get("steady_fps")),
+                  _f(c.get("model_only_ips"), "{:.0f}"), f"{ratio * 100:.0f}%" if ratio else "n/a",
+                  _f(c["frames_per_call_mean"]), str(c.get("dropped", "")),
+                  str((c.get("pipeline") or {}).get("limiting_stage", ""))[:40],
                   f"{_f(r['cpu']['process_pct_mean'], '{:.0f}')}/{_f(r['cpu']['system_pct_mean'], '{:.0f}')}",
                   _f(r["memory"]["process_rss_mb_max"], "{:.0f}"), g)
     return t
@@ -92,6 +95,15 @@ def print_bench(record: dict[str, Any], console: Console | None = None) -> None:
             con.print(f"[yellow]estimate {key}:[/] {e['error']}")
         else:
             con.print(f"[yellow]estimate {key} is NOT a measurement[/]; sources: " + " | ".join(e["sources"]))
+    peer = record.get("ultralytics_track")
+    if peer:
+        if peer.get("error"):
+            con.print(f"[yellow]Ultralytics model.track not measured:[/] {peer['error']}")
+        else:
+            one = [c for c in record["cases"] if c["streams"] == 1]
+            mine = max((c.get("steady_fps") or c["fps"]) for c in one) if one else None
+            con.print(f"Ultralytics model.track, frame by frame, same frames and model: {peer['fps']:.1f} fps"
+                      + (f"; pockit 1 stream: {mine:.1f} fps ({mine / peer['fps']:.2f}x)" if mine else ""))
     for n in record.get("notes", []):
         con.print(f"[dim]note: {n}[/]")
     if record.get("path"):

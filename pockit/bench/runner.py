@@ -11,6 +11,7 @@ import json
 import logging
 import platform
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
@@ -31,21 +32,6 @@ SYNTHETIC_RULES = [
     {"name": "bench_zone", "type": "zone_enter", "zone": [[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]]},
     {"name": "bench_line", "type": "line_crossing", "line": [[0.0, 0.5], [1.0, 0.5]]},
 ]
-
-
-class _CountingDetector:
-    """Wraps a Detector to record the number of frames in each ``detect`` call (the real batch)."""
-
-    def __init__(self, det) -> None:
-        self._det = det
-        self.calls: list[int] = []
-
-    def detect(self, images):
-        self.calls.append(len(images))
-        return self._det.detect(images)
-
-    def __getattr__(self, name):
-        return getattr(self._det, name)
 
 
 def bench_config(model: str, source: str, *, imgsz: int = 640, device: str = "cpu", conf: float = 0.25,
@@ -162,7 +148,9 @@ def run_bench(config: str | Path | dict | PocConfig | None = None, *, model: str
               out: str | Path | None = None, interval: float = 0.25, warmup: int = 2,
               target_fps: float | None = None, target_resolution: tuple[int, int] | None = None,
               targets: Sequence[str] = (), reference: str | None = None, precision: str = "fp16",
-              headroom: float = 0.8, progress: bool = True, detector=None, half: bool | None = None) -> dict[str, Any]:
+              headroom: float = 0.8, progress: bool = True, detector=None, half: bool | None = None,
+              workers: int | None = None, realtime: bool = False, model_only: bool = True,
+              ultralytics: bool = False, backend: str | None = None) -> dict[str, Any]:
     """Benchmark the pipeline for every (batch, streams) pair; write and return the bench.json record.
 
     Either ``config`` (a PoC config) or ``model`` + ``source``. ``out``: bench.json path, or a folder to
@@ -187,6 +175,11 @@ def run_bench(config: str | Path | dict | PocConfig | None = None, *, model: str
         cfg.model.device = device
     if half is not None:
         cfg.model.half = bool(half)
+    if backend:
+        cfg.model.backend = backend
+    if realtime:
+        for sc in cfg.sources:
+            sc.realtime = True
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"--max-frames must be >= 1, got {max_frames}")
 
@@ -227,17 +220,24 @@ def run_bench(config: str | Path | dict | PocConfig | None = None, *, model: str
     try:
         for b, n in grid:
             ccfg = _case_config(cfg, b, n, case_dir)
-            counting = _CountingDetector(detector)
-            if hasattr(detector, "batch"):
-                detector.batch = b
-            pipe = Pipeline(ccfg, run_dir=case_dir / f"b{b}-s{n}", detector=counting, progress=False,
-                            max_frames=max_frames, overwrite=True)  # a bench case is re-measured, not kept
+            if hasattr(detector, "batch") and not hasattr(detector, "launch"):
+                detector.batch = b  # the torch backend keeps the batch its CUDA graph was captured at
+            pipe = Pipeline(ccfg, run_dir=case_dir / f"b{b}-s{n}", detector=detector, progress=False,
+                            max_frames=max_frames, overwrite=True, workers=workers)  # re-measured, not kept
             mon = ResourceMonitor(interval=interval)
             with mon:
                 summ = pipe.run()
             samples = pipe.timer.samples
             stages = {s: summarize(samples.get(s, [])) for s in (*STAGES, "output")}
             srcs = list(summ.sources.values())
+            calls = pipe.batch_sizes
+            mo = None
+            if model_only:
+                try:
+                    mo = model_only_ips(detector, _sample_frames(cfg, b), b)
+                except Exception as e:  # measured where it can be; said where not
+                    notes.append(f"model-only at batch {b} not measured: {type(e).__name__}: {e}")
+            e2e = summ.pipeline.get("steady_fps") or summ.fps
             cases.append({
                 "batch": b,
                 "streams": n,
@@ -247,8 +247,13 @@ def run_bench(config: str | Path | dict | PocConfig | None = None, *, model: str
                 "fps_per_stream": summ.fps / n if n else 0.0,
                 "stages": stages,
                 "pipeline_ms_per_frame": sum(v["mean_ms"] for k, v in stages.items() if v["mean_ms"] is not None),
-                "inference_calls": len(counting.calls),
-                "frames_per_call_mean": (sum(counting.calls) / len(counting.calls)) if counting.calls else None,
+                "steady_fps": summ.pipeline.get("steady_fps"),
+                "model_only_ips": mo,
+                "e2e_over_model_only": (e2e / mo) if mo else None,
+                "pipeline": summ.pipeline,
+                "dropped": summ.pipeline.get("dropped"),
+                "inference_calls": len(calls),
+                "frames_per_call_mean": (sum(calls) / len(calls)) if calls else None,
                 "model_chunk": chunk,
                 "resolution": [srcs[0].width, srcs[0].height] if srcs and srcs[0].width else None,
                 "source_fps": srcs[0].fps if srcs else None,
@@ -263,6 +268,9 @@ def run_bench(config: str | Path | dict | PocConfig | None = None, *, model: str
         if bar is not None:
             bar.close()
 
+    peer = None
+    if ultralytics:
+        peer = ultralytics_track(cfg, max_frames)
     host = host_info()
     record: dict[str, Any] = {
         "schema": SCHEMA,
@@ -278,6 +286,7 @@ def run_bench(config: str | Path | dict | PocConfig | None = None, *, model: str
         "streams": streams,
         "max_frames": max_frames,
         "cases": cases,
+        "ultralytics_track": peer,
         "notes": notes,
     }
     record["sizing"], record["estimates"] = _sizing(record, cases, host, info, target_fps, target_resolution,
@@ -349,3 +358,99 @@ def _sizing(record, cases, host, info, target_fps, target_resolution, targets, r
         except SizingError as e:
             estimates[t] = {"kind": "estimate", "error": str(e)}
     return sizing, estimates
+
+
+def _sample_frames(cfg: PocConfig, n: int) -> list:
+    """The first ``n`` frames of the config's first source (real frames for the model-only measurement)."""
+    from ..pipeline.rundir import resolve_media
+    from ..sources import open_source
+
+    sc = cfg.sources[0]
+    uri = sc.uri if isinstance(sc.uri, int) else resolve_media(cfg, sc.uri)
+    out = []
+    with open_source(uri, max_frames=max(n, 1), resize=sc.resize) as src:
+        for fr in src:
+            out.append(fr.image)
+    return [out[i % len(out)] for i in range(n)]
+
+
+def model_only_ips(detector, frames: list, batch: int, seconds: float = 3.0) -> float:
+    """Images per second of the network alone at this batch, on real letterboxed frames, in this run.
+
+    Torch GPU backend: the forward pass (its CUDA graph) timed with CUDA events on a batch prepared once.
+    Other backends: the 'inference' share of ``detect`` (pre/post-processing excluded)."""
+    if hasattr(detector, "forward_raw") and hasattr(detector, "preprocess_gpu"):
+        torch = detector.torch
+        with torch.inference_mode():
+            x, _ = detector.preprocess_gpu(detector.upload(frames[:batch]))
+            for _ in range(5):
+                detector.forward_raw(x)
+            if not detector.is_cuda:
+                t0, n = time.perf_counter(), 0
+                while time.perf_counter() - t0 < seconds:
+                    detector.forward_raw(x)
+                    n += 1
+                return batch * n / (time.perf_counter() - t0)
+            torch.cuda.synchronize()
+            ev0, ev1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            n = 0
+            ev0.record()
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                for _ in range(10):
+                    detector.forward_raw(x)
+                n += 10
+                torch.cuda.synchronize()
+            ev1.record()
+            torch.cuda.synchronize()
+            return batch * n / (ev0.elapsed_time(ev1) / 1e3)
+    detector.detect(frames[:batch])
+    t0, n, busy = time.perf_counter(), 0, 0.0
+    while time.perf_counter() - t0 < seconds:
+        detector.detect(frames[:batch])
+        busy += float((getattr(detector, "last_timings", {}) or {}).get("inference", 0.0))
+        n += batch
+    return n / busy if busy > 0 else n / (time.perf_counter() - t0)
+
+
+def ultralytics_track(cfg: PocConfig, max_frames: int | None) -> dict[str, Any]:
+    """Ultralytics ``model.track`` (ByteTrack, persist=True), frame by frame, on the same frames and model."""
+    from ..config import resolve_path
+    from ..pipeline.rundir import resolve_media
+    from ..sources import open_source
+
+    path = str(resolve_path(cfg, cfg.model.path))
+    if not path.endswith(".pt"):
+        try:
+            from ..registry import resolve_model
+
+            path = str(resolve_model(cfg.model.path + "-pt"))
+        except Exception:
+            return {"error": f"Ultralytics needs the .pt weights; {cfg.model.path} is not a .pt"}
+    try:
+        import logging as _logging
+
+        from ultralytics import YOLO
+        from ultralytics.utils import LOGGER
+    except Exception as e:
+        return {"error": f"ultralytics not importable ({type(e).__name__}: {e}); pip install -e '.[ml]'"}
+    LOGGER.setLevel(_logging.ERROR)
+    sc = cfg.sources[0]
+    uri = sc.uri if isinstance(sc.uri, int) else resolve_media(cfg, sc.uri)
+    frames = []
+    with open_source(uri, max_frames=max_frames or 300, resize=sc.resize) as src:
+        frames = [fr.image for fr in src]
+    dev = cfg.model.device
+    kw = dict(imgsz=cfg.model.imgsz, conf=cfg.model.conf, iou=cfg.model.iou, verbose=False,
+              device=0 if str(dev).startswith("cuda") else "cpu", half=bool(cfg.model.half))
+    try:
+        y = YOLO(path)
+        y.track(frames[0], persist=True, tracker="bytetrack.yaml", **kw)  # warm-up, first-call set-up
+        t0 = time.perf_counter()
+        for f in frames[1:]:
+            y.track(f, persist=True, tracker="bytetrack.yaml", **kw)
+        wall = time.perf_counter() - t0
+    except Exception as e:  # e.g. its tracker needs 'lap', which it would try to install at run time
+        return {"error": f"Ultralytics model.track failed: {type(e).__name__}: {e}"}
+    return {"frames": len(frames) - 1, "fps": (len(frames) - 1) / wall if wall > 0 else None, "model": path,
+            "source": str(uri), "note": "frames decoded before timing (decode not counted for Ultralytics)"}

@@ -265,10 +265,18 @@ class Pipeline:
                 total_bar = tqdm(total=sum(totals) if all(t is not None for t in totals) else None,
                                  desc=f"{len(streams)} streams", unit="frame", dynamic_ncols=True)
 
+        flow = {"first": None, "last": None, "first_n": 0, "n": 0}  # steady throughput (after start-up)
+
         def on_result(msg) -> None:  # the results thread: the only writer of events and sinks
             kind = msg[0]
             if kind == "done":
                 _, wid, slots, counts, events, lats, busy = msg
+                if counts:
+                    n_done = sum(counts.values())
+                    if flow["first"] is None:
+                        flow["first"], flow["first_n"] = time.monotonic(), n_done
+                    flow["last"] = time.monotonic()
+                    flow["n"] += n_done
                 for slot in slots:
                     pool.release(slot)
                 meters["tracking_rules"].add(busy=busy, items=len(slots))
@@ -521,6 +529,8 @@ class Pipeline:
         pipe = {
             "workers": n_workers, "worker_kind": "process" if workers.processes else "thread",
             "max_batch": batch, "max_wait_ms": cfg.pipeline.max_wait_ms, "launch_finish_overlap": overlap,
+            "steady_fps": (round((flow["n"] - flow["first_n"]) / (flow["last"] - flow["first"]), 2)
+                           if flow["first"] is not None and flow["last"] > flow["first"] else None),
             "inference_calls": len(self.batch_sizes),
             "mean_batch": round(sum(self.batch_sizes) / len(self.batch_sizes), 3) if self.batch_sizes else None,
             "frame_pool": pool_info, "stages": stage_meters,
