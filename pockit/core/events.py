@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import uuid
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -56,12 +57,15 @@ class Event:
         d.setdefault("source", "0")
         d.setdefault("frame", -1)
 
-        def num(v: Any) -> bool:
-            return isinstance(v, (int, float)) and not isinstance(v, bool)
+        def num(v: Any) -> bool:  # a finite number (a JSON integer too large for a float is not)
+            try:
+                return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            except OverflowError:
+                return False
         if not num(d["time"]):  # to_dict and every reader of events need numbers here
-            raise ValueError(f"event field 'time' is not a number: {d['time']!r}")
+            raise ValueError(f"event field 'time' is not a finite number: {str(d['time'])[:40]!r}")
         if d.get("bbox") is not None and not (isinstance(d["bbox"], list) and len(d["bbox"]) == 4 and all(map(num, d["bbox"]))):
-            raise ValueError(f"event field 'bbox' is not [x1, y1, x2, y2]: {d['bbox']!r}")
+            raise ValueError(f"event field 'bbox' is not [x1, y1, x2, y2]: {str(d['bbox'])[:60]}")
         ev = cls(**d)
         ev.extra.update(extra)
         return ev
