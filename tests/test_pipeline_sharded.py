@@ -166,3 +166,19 @@ def test_realtime_backpressure_drops_are_counted(shared_data, gt_detector, tmp_p
     assert dropped > 10 and st.frames + dropped == 71 and s.pipeline["dropped"] == dropped
     rec = json.loads((tmp_path / "run" / "run.json").read_text())
     assert rec["sources"]["campus"]["stats"]["dropped_pipeline"] == dropped
+
+
+def test_undelivered_alarms_are_in_run_json(shared_data, gt_detector, tmp_path):
+    """A webhook nobody answers: the run says which alarms were not delivered and where they wait."""
+    cfg = _cfg(shared_data, tmp_path)
+    cfg["sources"] = cfg["sources"][:1]
+    cfg["outputs"]["sinks"] = [{"type": "jsonl"},
+                               {"type": "webhook", "url": "http://127.0.0.1:9/hook", "retries": 1, "timeout": 0.2,
+                                "drain_timeout": 0.5}]
+    s = pockit.run(cfg, run_dir=tmp_path / "run", detector=gt_detector, progress=False, workers=0)
+    raised = len(read_events(tmp_path / "run" / "events.jsonl"))
+    rec = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert raised > 0 and not s.all_delivered and rec["status"] == "undelivered"
+    hook = [d for d in rec["delivery"]["sinks"] if d["sink"] == "webhook"][0]
+    assert hook["raised"] == raised and hook["delivered"] == 0 and hook["pending"] + hook["dead_letter"] == raised
+    assert rec["delivery"]["problems"]

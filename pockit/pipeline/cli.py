@@ -29,10 +29,14 @@ def _run(config, run_dir, max_frames, progress, quiet, overwrite=False) -> None:
         click.echo(f"events: {summary.events_path}")
     if summary.interrupted:
         sys.exit(130)
+    for line in summary.delivery.get("problems", []):
+        click.echo(f"not delivered: {line}", err=True)
     if summary.errors:
         for e in summary.errors:
             click.echo(f"error: {e}", err=True)
         sys.exit(2)
+    if not summary.all_delivered:
+        sys.exit(3)
 
 
 @click.command("run")

@@ -58,6 +58,12 @@ class RunSummary:
     interrupted: bool = False
     errors: list[str] = field(default_factory=list)
     pipeline: dict[str, Any] = field(default_factory=dict)
+    delivery: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def all_delivered(self) -> bool:
+        """False when a sink (webhook, MQTT) still holds events pending, dead-lettered or dropped."""
+        return bool(self.delivery.get("all_delivered", True))
 
     @property
     def events_path(self) -> Path:
@@ -219,7 +225,7 @@ class Pipeline:
 
     # -- main ----------------------------------------------------------------------------------
     def run(self) -> RunSummary:
-        from ..sinks import make_sinks
+        from ..sinks import delivery_summary, make_sinks
         from .batcher import Batcher
         from .decode import DecodeWorker
         from .streamwork import StreamSpec
@@ -233,7 +239,7 @@ class Pipeline:
         cfg.to_yaml(self.run_dir / "config.yaml")
         started = datetime.now().isoformat(timespec="seconds")
         self._write_record({"name": cfg.name, "run_dir": str(self.run_dir), "status": "running", "started": started,
-                            "config": cfg.model_dump(mode="json"), "versions": _versions(),
+                            "config": cfg.redacted_dump(), "versions": _versions(),
                             "model": dict(getattr(detector, "info", {}) or {}),
                             "sources": {st.cfg.id: asdict(st.summary) for st in streams}})
         self.events_per_rule: Counter = Counter()
@@ -503,6 +509,10 @@ class Pipeline:
                     s.close()
                 except Exception as e:
                     log.error("closing sink %s failed: %s", type(s).__name__, e)
+            try:
+                delivery = delivery_summary(sinks)
+            except Exception as e:  # never lose run.json over the summary
+                delivery = {"all_delivered": False, "problems": [f"delivery summary failed: {e}"]}
             pool_info = {"slots": pool.n, "slot_bytes": pool.slot_bytes, "shared": pool.name is not None,
                          "pinned": pool.pinned, "high_water": pool.high_water,
                          "bytes": pool.n * pool.slot_bytes}
@@ -552,12 +562,12 @@ class Pipeline:
             errors=[f"{st.cfg.id}: {st.summary.error}" for st in streams if st.summary.error]
             + [f"pipeline: {t}" for t in dead_workers if not t.startswith("tracking/rules worker process")]
             + ([f"pipeline: {type(failure).__name__}: {failure}"] if failure is not None else []),
-            pipeline=pipe,
+            pipeline=pipe, delivery=delivery,
         )
         status = "failed" if failure is not None else "interrupted" if interrupted else \
-            "errors" if summary.errors else "ok"
+            "errors" if summary.errors else "undelivered" if not summary.all_delivered else "ok"
         record = summary.to_dict()
-        record.update(status=status, config=cfg.model_dump(mode="json"), versions=_versions(), started=started,
+        record.update(status=status, config=cfg.redacted_dump(), versions=_versions(), started=started,
                       finished=datetime.now().isoformat(timespec="seconds"),
                       batch=cfg.model.batch, tracks_per_source={k: v.tracks for k, v in summary.sources.items()})
         self._write_record(record)
