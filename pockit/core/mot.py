@@ -43,6 +43,9 @@ def load_mot_array(path: str | Path) -> np.ndarray:
                 raise MotFormatError(f"{path}:{lineno}: column {bad + 1} is not a finite number: {parts[bad]!r}")
             if len(vals) < 6:
                 raise MotFormatError(f"{path}:{lineno}: a MOT row needs at least 6 columns (frame,id,x,y,w,h), got {len(vals)}")
+            for k, col in ((0, "frame"), (1, "id")):
+                if vals[k] != int(vals[k]) or abs(vals[k]) > 2**53:
+                    raise MotFormatError(f"{path}:{lineno}: column {k + 1} ({col}) is not a whole number: {parts[k]!r}")
             vals += [1.0] * (7 - len(vals)) if len(vals) < 7 else []
             vals += [-1.0] * (10 - len(vals))
             rows.append(vals[:10])
@@ -74,6 +77,8 @@ def read_mot(
         if mot17_gt and min_visibility > 0:
             keep &= c9 >= min_visibility
         arr = arr[keep]
+        if len(arr) == 0:  # every row marked 'do not consider'
+            return {}
     classes = (arr[:, 7] if has_class else np.zeros(len(arr))).astype(np.int32)
     out: dict[int, Detections] = {}
     frames = arr[:, 0].astype(int)
