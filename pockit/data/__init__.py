@@ -2,16 +2,51 @@
 dataset health, leak-free splits, Ultralytics export, and frame capture from site footage."""
 from .classes import map_to_model, remap_classes
 from .coco import read_coco, to_coco_dict, write_coco
-from .dataset import Dataset, ImageRecord, image_size, infer_source_frame, size_category, validate
-from .io import detect_format, load_dataset, save_dataset
+from .dataset import (
+    Dataset,
+    ImageRecord,
+    duplicate_boxes,
+    image_size,
+    infer_source_frame,
+    size_category,
+    validate,
+)
+from .errors import LabelError
 from .health import DatasetHealth, group_key, health, leakage, split
+from .io import detect_format, load_dataset, save_dataset
 from .mot import read_mot_dataset
 from .report import Issue, ValidationReport
 from .voc import read_voc, write_voc
 from .yolo import export_ultralytics, read_yolo, write_yolo
 
 __all__ = [
-    "Dataset", "DatasetHealth", "detect_format", "load_dataset", "save_dataset", "ImageRecord", "Issue", "ValidationReport", "export_ultralytics", "group_key", "health",
-    "image_size", "infer_source_frame", "leakage", "map_to_model", "read_coco", "read_mot_dataset", "read_voc", "read_yolo", "remap_classes",
-    "size_category", "split", "to_coco_dict", "validate", "write_coco", "write_voc", "write_yolo",
+    "Dataset",
+    "DatasetHealth",
+    "ImageRecord",
+    "Issue",
+    "LabelError",
+    "ValidationReport",
+    "detect_format",
+    "duplicate_boxes",
+    "export_ultralytics",
+    "group_key",
+    "health",
+    "image_size",
+    "infer_source_frame",
+    "leakage",
+    "load_dataset",
+    "map_to_model",
+    "read_coco",
+    "read_mot_dataset",
+    "read_voc",
+    "read_yolo",
+    "remap_classes",
+    "save_dataset",
+    "size_category",
+    "split",
+    "to_coco_dict",
+    "validate",
+    "write_coco",
+    "write_voc",
+    "write_yolo",
 ]

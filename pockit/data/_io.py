@@ -12,27 +12,40 @@ from .errors import LabelError
 IMAGE_MODES = ("copy", "link", "none")
 
 
-def out_path(base: Path, rel: str, what: str = "image file name", *, label_file: str | None = None,
-             follow_last: bool = True) -> Path:
-    """Where a writer puts ``rel`` (an image key read from the labels) under ``base``.
+def out_path(base: Path, rel: str, what: str = "image file name", *, folder: str | None = None,
+             label_file: str | None = None, follow_last: bool = True) -> Path:
+    """Where a writer puts ``rel`` (an image key read from the labels) under ``base`` (/ ``folder``,
+    e.g. a split name, also from the labels).
 
     Every writer of pockit.data names its output files through this function. Backslashes count as
-    folder separators (keys written on Windows), and the path must stay inside ``base``
-    (:func:`pockit.paths.contained`): an absolute key, a drive letter, or a ``..`` or symlink that
-    leads out is a LabelError naming the key and the label file it came from. follow_last=False
-    checks only the folder (the file itself may be a symlink the writer replaces: linked images).
+    folder separators (keys written on Windows); an absolute key or a drive letter is refused, and
+    the result must stay inside ``base`` (:func:`pockit.paths.contained`: no ``..`` or symlink
+    leading out). A refusal is a LabelError naming the key and the label file it came from.
+    follow_last=False checks only the folder (the file itself may be a symlink the writer
+    replaces: linked images).
     """
-    norm = str(rel).replace("\\", "/")
     try:
-        if PureWindowsPath(norm).drive:
-            raise ValueError(f"{what} {rel!r} is an absolute Windows path, not a path inside {base}")
-        p = PurePosixPath(norm)
-        if follow_last:
-            return contained(base, norm, what)
-        if p.name in ("", ".", ".."):
+        parts = []
+        for part, name in ((folder, "folder"), (rel, what)):
+            if part is None:
+                continue
+            norm = str(part).replace("\\", "/")
+            if any(PureWindowsPath(p).drive for p in norm.split("/")):
+                raise ValueError(f"{name} {part!r} has a Windows drive letter, not a path inside {base}")
+            if norm.startswith("/"):
+                raise ValueError(f"{name} {part!r} is absolute: it escapes {base}")
+            parts.append(norm)
+        target = PurePosixPath("/".join(parts))
+        if "\0" in str(target):
+            raise ValueError(f"{what} {rel!r} contains a NUL byte")
+        if target.name in ("", ".", ".."):
             raise ValueError(f"{what} {rel!r} does not end in a file name")
-        folder = Path(base).resolve() if str(p.parent) == "." else contained(base, p.parent, what)
-        return folder / p.name
+        check = target if follow_last else target.parent
+        try:
+            resolved = Path(base).resolve() if str(check) == "." else contained(base, str(check), what)
+        except ValueError:
+            raise ValueError(f"{what} {rel!r}{f' (folder {folder!r})' if folder else ''} escapes {base}") from None
+        return resolved if follow_last else resolved / target.name
     except ValueError as e:
         raise LabelError(str(e), file=label_file) from None
 
@@ -70,7 +83,7 @@ def list_images(directory: Path) -> list[Path]:
 def fmt_num(v: float, decimals: int) -> str:
     """Number text with at most ``decimals`` decimals, trailing zeros removed (``12`` not ``12.000``)."""
     if decimals <= 0:
-        return str(int(round(v)))
+        return str(round(v))
     s = f"{v:.{decimals}f}".rstrip("0").rstrip(".")
     return "0" if s in ("-0", "") else s
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -139,10 +140,9 @@ def capture(source: Any, out_dir: str | Path, *, every_s: float | None = None, m
             ph = None
             if dedup_hamming is not None:
                 ph = _phash(fr.image)
-                if hashes:
-                    if int(_hamming(hashes, ph).min()) <= dedup_hamming:
-                        skipped["duplicate"] += 1
-                        continue
+                if hashes and int(_hamming(hashes, ph).min()) <= dedup_hamming:
+                    skipped["duplicate"] += 1
+                    continue
             scores: list[float] = []
             if unsure is not None:
                 det = detector.detect([fr.image])[0]

@@ -1,7 +1,7 @@
 """Class mapping: rename, merge and drop classes; line a dataset's classes up with a model's class ids."""
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -22,7 +22,7 @@ def remap_classes(ds: Dataset, mapping: Mapping[str, str | None], *, order: Sequ
         raise KeyError(f"class mapping names {unknown}, which the dataset does not have; its classes are {ds.class_names}")
     target: list[str | None] = []
     for n in ds.class_names:
-        target.append(mapping[n] if n in mapping else (None if drop_unmapped else n))
+        target.append(mapping.get(n, None if drop_unmapped else n))
     new_names = list(order) if order is not None else list(dict.fromkeys(t for t in target if t is not None))
     missing = sorted({t for t in target if t is not None and t not in new_names})
     if missing:

@@ -7,8 +7,8 @@ as extra keys of each image entry (other tools ignore them). Segmentations are n
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -76,9 +76,9 @@ def read_coco(path: str | Path, images_dir: str | Path | None = None, classes: S
             rep.add("malformed_line", "skipped", f"images[{k}] lacks 'id' or 'file_name'", file=str(path))
             continue
         try:
-            rec = _image_record(im, f"images[{k}]", images_dir, path)
+            rec = _image_record(im, f"images[{k}]", images_dir, path, rep)
         except LabelError as e:
-            rep.add("malformed_line", "skipped", f"{e.detail}; image left out", file=str(path),
+            rep.add("malformed_line", "skipped", f"{e.detail}; image and its boxes left out", file=str(path),
                     image=im["file_name"] if isinstance(im["file_name"], str) else None)
             continue
         rec.meta["_boxes"] = []
@@ -145,18 +145,28 @@ def _id_order(k: int | str) -> tuple[int, int | str]:
     return (0, k) if isinstance(k, int) else (1, k)
 
 
-def _image_record(im: dict, where: str, images_dir: Path, path: Path) -> ImageRecord:
-    """One ``images[k]`` entry, every field checked (LabelError names the first bad one)."""
+def _image_record(im: dict, where: str, images_dir: Path, path: Path, rep: ValidationReport) -> ImageRecord:
+    """One ``images[k]`` entry, every field checked. A bad id or file_name is a LabelError (the
+    image cannot be used); a bad optional field is reported and left out (width/height: the image's
+    real size is used; source/frame/timestamp/split: read as absent)."""
     file = text(im["file_name"], f"{where}.file_name")
+    coco_id = key(im["id"], f"{where}.id")
 
-    def opt(name: str, conv, **kw):
+    def opt(name: str, conv, consequence: str, **kw):
         v = im.get(name)
-        return None if v is None else conv(v, f"{where}.{name}", **kw)
+        try:
+            return None if v is None else conv(v, f"{where}.{name}", **kw)
+        except LabelError as e:
+            rep.add("malformed_line", "kept", f"{e.detail}; {consequence}", file=str(path), image=file)
+            return None
 
-    return ImageRecord(file, images_dir / file, opt("width", number, integer=True, minimum=0) or 0,
-                       opt("height", number, integer=True, minimum=0) or 0, source=opt("source", text) or "default",
-                       frame=opt("frame", number, integer=True), timestamp=opt("timestamp", number),
-                       split=opt("split", text), meta={"label_file": str(path), "coco_id": key(im["id"], f"{where}.id")})
+    size = "the image's real size is used"
+    return ImageRecord(file, images_dir / file, opt("width", number, size, integer=True, minimum=0) or 0,
+                       opt("height", number, size, integer=True, minimum=0) or 0,
+                       source=opt("source", text, "source read as 'default'") or "default",
+                       frame=opt("frame", number, "read without a frame number", integer=True),
+                       timestamp=opt("timestamp", number, "read without a timestamp"),
+                       split=opt("split", text, "read without a split"), meta={"label_file": str(path), "coco_id": coco_id})
 
 
 def to_coco_dict(ds: Dataset, with_scores: bool = False) -> dict:

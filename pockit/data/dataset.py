@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import copy as _copy
 import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -118,7 +119,7 @@ class Dataset:
     def sources(self) -> list[str]:
         return sorted({im.source for im in self.images})
 
-    def copy(self) -> "Dataset":
+    def copy(self) -> Dataset:
         return _copy.deepcopy(self)
 
     def class_id(self, name: str) -> int:
@@ -127,17 +128,17 @@ class Dataset:
         except ValueError:
             raise KeyError(f"class {name!r} not in dataset classes {self.class_names}") from None
 
-    def filter(self, fn: Callable[[ImageRecord], bool]) -> "Dataset":
+    def filter(self, fn: Callable[[ImageRecord], bool]) -> Dataset:
         """New dataset (shared records) of the images where fn(image) is true."""
         return Dataset([im for im in self.images if fn(im)], self.class_names, self.root, self.report, self.name)
 
-    def subset(self, split: str | Sequence[str]) -> "Dataset":
+    def subset(self, split: str | Sequence[str]) -> Dataset:
         """Images of one split (or several)."""
         splits = {split} if isinstance(split, str) else set(split)
         return self.filter(lambda im: im.split in splits)
 
     @staticmethod
-    def concat(datasets: Sequence["Dataset"], name: str = "dataset") -> "Dataset":
+    def concat(datasets: Sequence[Dataset], name: str = "dataset") -> Dataset:
         """Join datasets; class lists are unioned by name (ids are remapped)."""
         names: list[str] = []
         for d in datasets:
@@ -303,7 +304,7 @@ def validate(ds: Dataset, *, on_outside: str = "clip", dup_iou: float = 0.95, ch
     kept: list[ImageRecord] = []
     nc = len(ds.class_names)
     for im in ds.images:
-        name = lambda c: ds.class_names[c] if 0 <= c < nc else str(c)  # noqa: E731
+        name = lambda c: ds.class_names[c] if 0 <= c < nc else str(c)
         lf = im.meta.get("label_file")
         if check_images:
             if not im.path.exists():

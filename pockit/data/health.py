@@ -6,8 +6,8 @@ split. Groups are assigned greedily so each split gets its share of every class 
 """
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Hashable
 
 import numpy as np
 
@@ -41,7 +41,7 @@ class DatasetHealth:
         f.update_layout(title="Box sizes per class (COCO: small < 32², medium < 96² px², large)", barmode="stack",
                         yaxis_title="boxes")
         figs["sizes"] = f
-        f = go.Figure(go.Histogram(x=self.images["boxes"], xbins=dict(size=1)))
+        f = go.Figure(go.Histogram(x=self.images["boxes"], xbins={"size": 1}))
         f.update_layout(title="Boxes per image", xaxis_title="boxes in the image", yaxis_title="images")
         figs["boxes_per_image"] = f
         f = go.Figure([go.Histogram(x=np.log2(b.loc[b["class"] == c, "aspect"].astype(float)), name=c, opacity=0.7)
@@ -57,8 +57,8 @@ class DatasetHealth:
 
     def text(self) -> str:
         s = self.summary
-        lines = [f"{s['images']} images ({s['background']} without boxes), {s['boxes']} boxes, {s['classes']} classes, "
-                 f"{s['sources']} sources"]
+        lines = [(f"{s['images']} images ({s['background']} without boxes), {s['boxes']} boxes, {s['classes']} classes, "
+                  f"{s['sources']} sources")]
         lines.append(self.per_class.to_string(index=False))
         return "\n".join(lines)
 

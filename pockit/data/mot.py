@@ -44,6 +44,8 @@ def read_mot_dataset(seq_dir: str | Path, class_name: str = "person", *, every: 
         raise LabelError("not a folder name", file=ini, field="[Sequence] imDir", value=info["imdir"])
     img_dir = seq / info["imdir"]
     if not img_dir.is_dir():
+        if ini.exists() and info["imdir"] != "img1":  # the file names a folder that is not there
+            raise LabelError(f"image folder not found: {img_dir}", file=ini, field="[Sequence] imDir", value=info["imdir"])
         raise FileNotFoundError(f"MOT image folder not found: {img_dir} (seqinfo.ini imDir)")
     gt_path = seq / "gt" / "gt.txt"
     if not gt_path.exists():

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 # kind -> default action text, for readers of the report
 KINDS = {
@@ -64,7 +65,7 @@ class ValidationReport:
         self.issues.append(issue)
         return issue
 
-    def extend(self, other: "ValidationReport | Iterable[Issue]") -> None:
+    def extend(self, other: ValidationReport | Iterable[Issue]) -> None:
         self.issues.extend(other.issues if isinstance(other, ValidationReport) else other)
 
     def __len__(self) -> int:

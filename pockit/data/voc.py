@@ -6,8 +6,8 @@ reported with its line and column, and the rest of the set still loads.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Sequence
 from xml.etree.ElementTree import Element, ElementTree, ParseError, SubElement, indent
 
 import defusedxml.ElementTree as SafeET
@@ -55,9 +55,16 @@ def read_voc(path: str | Path, images_dir: str | Path | None = None, classes: Se
             rep.add("malformed_file", "skipped", f"malformed XML at line {line}, column {col}: {str(e).split(':')[0]}; "
                     "fix or re-export the file", file=str(x), line=line)
             continue
+        except LookupError as e:  # <?xml encoding="..."?> that Python does not know
+            rep.add("malformed_file", "skipped", f"declares an unknown text encoding ({e}); re-export the file as UTF-8",
+                    file=str(x))
+            continue
         except DefusedXmlException as e:  # entity declarations, external references: refused, never expanded
-            rep.add("malformed_file", "skipped", f"XML with {type(e).__name__} ({e}); VOC files need none: re-export the file",
-                    file=str(x), line=getattr(e, "lineno", None))
+            what = {"EntitiesForbidden": "declares XML entity", "DTDForbidden": "has a DTD",
+                    "ExternalReferenceForbidden": "refers to external XML"}.get(type(e).__name__, "uses unsupported XML")
+            name = getattr(e, "name", None) or getattr(e, "sysid", None)
+            rep.add("malformed_file", "skipped", f"{what}{f' {name!r}' if name else ''}, refused for safety (VOC files "
+                    "need none): re-export the file", file=str(x))
             continue
         if root.tag != "annotation":
             rep.add("malformed_file", "skipped", f"root element is <{root.tag}>, expected <annotation>", file=str(x), line=1)

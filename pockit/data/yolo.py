@@ -9,14 +9,14 @@ an empty label file are all reported (the last two are kept as background images
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Sequence
 
 import numpy as np
 import yaml
 
 from ._io import IMAGE_EXTS, fmt_num, list_images, out_path, place_image, read_text
-from .dataset import Dataset, ImageRecord, infer_source_frame, image_size, validate
+from .dataset import Dataset, ImageRecord, image_size, infer_source_frame, validate
 from .errors import LabelError, number, show_value, text
 from .report import ValidationReport
 
@@ -131,8 +131,8 @@ def read_yolo(path: str | Path, classes: Sequence[str] | None = None, *, on_outs
     if names is None:
         nf = next((p for d in {base, *label_roots} for n in ("classes.txt", "obj.names") if (p := d / n).exists()), None)
         if nf is None:
-            raise FileNotFoundError(f"no class names for YOLO dataset {path}: add 'names' to data.yaml, a classes.txt "
-                                    "(one name per line), or pass classes=[...]")
+            raise LabelError("no class names: add 'names' to data.yaml, a classes.txt (one name per line), or pass "
+                             "classes=[...]", file=yaml_path or path, field="names")
         names = _read_names_file(nf)
         names_src = nf
     dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
@@ -230,11 +230,10 @@ def write_yolo(ds: Dataset, out: str | Path, *, images: str = "copy", decimals: 
     for im in ds.images:
         split = im.split or default_split
         splits.add(split)
-        key = f"{split}/{im.file}"
         lf = im.meta.get("label_file")
-        img_dest = out_path(out / "images", key, "split/image file name", label_file=lf, follow_last=False)
-        lbl = out_path(out / "labels", str(PurePosixPath(key.replace("\\", "/")).with_suffix(".txt")),
-                       "split/image file name", label_file=lf)
+        img_dest = out_path(out / "images", im.file, folder=split, label_file=lf, follow_last=False)
+        lbl = out_path(out / "labels", str(PurePosixPath(im.file.replace("\\", "/")).with_suffix(".txt")), folder=split,
+                       label_file=lf)
         dests.append((im, lbl, img_dest))
     for im, lbl, img_dest in dests:
         lbl.parent.mkdir(parents=True, exist_ok=True)
