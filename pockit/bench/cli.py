@@ -56,6 +56,7 @@ def bench_cmd(config, model, source, batches, streams, max_frames, imgsz, device
     published datasheet numbers, never measurements.
     """
     from ..config import ConfigError
+    from ..registry import FetchError
     from .sizing import SizingError, load_devices
 
     if list_devices:
@@ -80,6 +81,6 @@ def bench_cmd(config, model, source, batches, streams, max_frames, imgsz, device
                         precision=precision, headroom=headroom, progress=not no_progress, half=half,
                         backend=backend, workers=workers, realtime=realtime, model_only=not no_model_only,
                         ultralytics=ultralytics)
-    except (ConfigError, SizingError, ValueError, FileNotFoundError) as e:
+    except (ConfigError, SizingError, ValueError, FileNotFoundError, FetchError) as e:
         raise click.ClickException(str(e)) from None
     print_bench(rec)

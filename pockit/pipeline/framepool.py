@@ -123,13 +123,9 @@ class AttachedPool:
     """A worker process's read access to a :class:`FramePool` by its shared-memory name."""
 
     def __init__(self, name: str, slot_bytes: int) -> None:
+        # spawned workers share the creator's resource tracker, so attaching registers the same name again
+        # (a no-op there) and the creator's unlink at the end is the only one
         self.shm = shared_memory.SharedMemory(name=name)
-        try:  # the creator owns the block: keep this process's resource tracker from unlinking it
-            from multiprocessing import resource_tracker
-
-            resource_tracker.unregister(self.shm._name, "shared_memory")  # type: ignore[attr-defined]
-        except Exception:
-            pass
         self.buf = np.ndarray((self.shm.size,), np.uint8, buffer=self.shm.buf)
         self.slot_bytes = slot_bytes
 

@@ -49,7 +49,8 @@ class VideoFileSource(Source):
     """
 
     kind = "video"
-    OPTIONS = {"native_fps": None, "timestamps": "auto", "corrupt_retries": 10, "capture_factory": None}
+    OPTIONS = {"native_fps": None, "timestamps": "auto", "corrupt_retries": 10, "capture_factory": None,
+               "decoder": "auto"}
 
     def __init__(self, uri: Any, **kw: Any):
         super().__init__(uri, **kw)
@@ -59,6 +60,7 @@ class VideoFileSource(Source):
             if path.exists():
                 raise SourceError(f"{self.uri}: not a regular file")
             raise SourceError(f"video file not found: {self.uri} (cwd {os.getcwd()}); check the path and spelling")
+        self.decoder = self._choose_decoder()
         if self.options["timestamps"] not in ("auto", "pts", "index"):
             raise SourceError(f"{self.uri}: option timestamps must be 'auto', 'pts' or 'index', "
                               f"got {self.options['timestamps']!r}")
@@ -98,8 +100,35 @@ class VideoFileSource(Source):
     def default_id(self) -> str:
         return safe_id(Path(self.uri.split("?")[0]).stem)
 
+    def _choose_decoder(self) -> str:
+        """'nvdec' (GPU hardware decode, pockit.sources.nvdec) or 'cpu' (OpenCV/FFmpeg). Option ``decoder``:
+        auto (NVDEC when PyNvVideoCodec and a CUDA GPU are there), cpu, or nvdec (an error if unavailable)."""
+        want = self.options["decoder"]
+        if want not in ("auto", "cpu", "nvdec"):
+            raise SourceError(f"{self.uri}: option decoder must be 'auto', 'cpu' or 'nvdec', got {want!r}")
+        if want == "cpu" or self.remote or self.options["capture_factory"]:
+            return "cpu"
+        from .nvdec import nvdec_available
+
+        ok, why = nvdec_available()
+        if not ok:
+            if want == "nvdec":
+                raise SourceError(f"{self.uri}: decoder nvdec requested but unavailable: {why}")
+            return "cpu"
+        return "nvdec"
+
     def _open(self):
         factory = self.options["capture_factory"]
+        if self.decoder == "nvdec":
+            from .nvdec import NvdecCapture
+
+            try:
+                return NvdecCapture(self.uri)
+            except Exception as e:  # a codec NVDEC does not take: OpenCV decodes this file
+                if self.options["decoder"] == "nvdec":
+                    raise SourceError(f"{self.uri}: NVDEC cannot decode this file: {type(e).__name__}: {e}") from e
+                log.warning("%s: NVDEC cannot decode it (%s); decoding on the CPU", self.uri, e)
+                self.decoder = "cpu"
         if factory:
             cap = factory(self.uri)
         elif self.remote:

@@ -1,0 +1,132 @@
+"""Hardware video decode (NVDEC) for file sources, through NVIDIA's PyNvVideoCodec (PyPI: ``PyNvVideoCodec``).
+
+:class:`NvdecCapture` looks like a ``cv2.VideoCapture`` to :class:`pockit.sources.files.VideoFileSource`
+(``read``, ``grab``, ``get``, ``set``, ``release``), so timestamps, corrupt-frame handling, truncation
+checks and looping stay the file source's own. Frames are decoded on the GPU by NVDEC (H.264, HEVC, AV1,
+VP9, MPEG-4 ... as the GPU supports), converted to BGR on the GPU in batches and copied to host memory:
+the CPU no longer decodes, which is what limits many-camera hosts.
+
+Selected with the source option ``decoder: nvdec`` (or ``auto``: NVDEC when PyNvVideoCodec and a CUDA GPU
+are present, else OpenCV). On a Jetson, use a GStreamer source with ``nvv4l2decoder`` instead
+(``pockit.sources.gstreamer``): PyNvVideoCodec is for discrete GPUs.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+import cv2
+import numpy as np
+
+log = logging.getLogger("pockit.sources")
+
+BATCH = 8
+
+
+def nvdec_available() -> tuple[bool, str]:
+    """(usable, why not): PyNvVideoCodec importable and a CUDA device visible through torch."""
+    if importlib.util.find_spec("PyNvVideoCodec") is None:
+        return False, "PyNvVideoCodec is not installed (pip install PyNvVideoCodec)"
+    if importlib.util.find_spec("torch") is None:
+        return False, "torch is not installed (needed to hold NVDEC frames on the GPU)"
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return False, "no CUDA device"
+    except Exception as e:  # pragma: no cover - broken torch
+        return False, f"torch: {e}"
+    return True, ""
+
+
+class NvdecCapture:
+    """A ``cv2.VideoCapture`` stand-in that decodes with NVDEC (see module docstring)."""
+
+    def __init__(self, path: str, gpu_id: int = 0, prefetch: int = 16) -> None:
+        import PyNvVideoCodec as nvc
+        import torch
+
+        self._torch = torch
+        self.path = path
+        self.gpu_id = gpu_id
+        self._dec = nvc.ThreadedDecoder(path, buffer_size=prefetch, gpu_id=gpu_id, use_device_memory=True,
+                                        output_color_type=nvc.OutputColorType.RGB)
+        meta = self._dec.get_stream_metadata()
+        self.fps = float(getattr(meta, "average_fps", 0) or getattr(meta, "avg_frame_rate", 0) or 0) or 25.0
+        self.count = int(getattr(meta, "num_frames", 0) or 0)
+        self.width = int(getattr(meta, "width", 0) or 0)
+        self.height = int(getattr(meta, "height", 0) or 0)
+        self.codec = str(getattr(meta, "codec_name", "") or "nvdec")
+        self._buf: list[np.ndarray] = []
+        self._stream = None
+        self._pos = 0  # index of the next frame read()/grab() returns
+        self._open = True
+        self._eof = False
+
+    # -- cv2.VideoCapture interface ---------------------------------------------------------------
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return self._open
+
+    def _fill(self) -> None:
+        if self._eof:
+            return
+        frames = self._dec.get_batch_frames(BATCH)
+        if not frames:
+            self._eof = True
+            return
+        torch = self._torch
+        dev = torch.device("cuda", self.gpu_id)
+        if self._stream is None:  # its own stream: the copy never queues behind the model's kernels
+            self._stream = torch.cuda.Stream(dev)
+        with torch.cuda.stream(self._stream):
+            batch = torch.stack([torch.from_dlpack(f).to(dev) for f in frames])  # N x H x W x 3 RGB
+            host = batch.flip(-1).contiguous().cpu().numpy()  # BGR, one device-to-host copy per batch
+        self._buf.extend(host[i] for i in range(host.shape[0]))
+
+    def read(self, image: np.ndarray | None = None):
+        if not self._buf:
+            self._fill()
+        if not self._buf:
+            return False, None
+        img = self._buf.pop(0)
+        self._pos += 1
+        if image is not None and image.shape == img.shape:
+            np.copyto(image, img)
+            return True, image
+        return True, img
+
+    def grab(self) -> bool:
+        ok, _ = self.read()
+        return ok
+
+    def get(self, prop: int) -> float:
+        if prop == cv2.CAP_PROP_FPS:
+            return self.fps
+        if prop == cv2.CAP_PROP_FRAME_COUNT:
+            return float(self.count)
+        if prop == cv2.CAP_PROP_FRAME_WIDTH:
+            return float(self.width)
+        if prop == cv2.CAP_PROP_FRAME_HEIGHT:
+            return float(self.height)
+        if prop == cv2.CAP_PROP_POS_FRAMES:
+            return float(self._pos)
+        if prop == cv2.CAP_PROP_POS_MSEC:  # of the last frame read, like OpenCV
+            return max(self._pos - 1, 0) * 1000.0 / self.fps
+        if prop == cv2.CAP_PROP_FOURCC:
+            code = (self.codec.lower() + "    ")[:4]
+            return float(int.from_bytes(code.encode("ascii", "replace"), "little"))
+        return 0.0
+
+    def set(self, prop: int, value: float) -> bool:
+        if prop == cv2.CAP_PROP_POS_FRAMES and int(value) == self._pos:
+            return True
+        return False  # no seeking: the file source decodes up to its start frame instead
+
+    def release(self) -> None:
+        if self._open:
+            self._open = False
+            self._buf = []
+            try:
+                self._dec.end()
+            except Exception:
+                pass
