@@ -231,11 +231,12 @@ class TorchDetector:
         self._graph = g
         log.info("captured CUDA graph at batch %d, %dx%d", self.batch, h, w)
 
-    def warmup(self) -> None:
-        """Run one full batch (captures the CUDA graph, cuDNN autotuning)."""
+    def warmup(self, n: int = 1) -> None:
+        """Run ``n`` small batches (cuDNN autotuning), then capture the CUDA graph."""
         h, w = self.imgsz
         img = np.full((h, w, 3), PAD_VALUE, np.uint8)
-        self.detect([img] * min(self.batch, 2))
+        for _ in range(max(1, int(n))):
+            self.detect([img] * min(self.batch, 2))
         if self.use_graph and self._graph is None:
             self._capture()
 
