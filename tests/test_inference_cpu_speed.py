@@ -11,7 +11,7 @@ import pytest
 
 from pockit.config import ModelConfig
 from pockit.core import box_iou
-from pockit.inference import backend_for, load_detector, resolve_model
+from pockit.inference import backend_for, is_quantized, load_detector, resolve_model, resolve_weights
 from pockit.inference import rectangular as rect_mod
 from pockit.inference.quantize import (
     AccuracyCheck,
@@ -174,19 +174,53 @@ def test_openvino_backend_equals_onnx_runtime(onnx_model, tud_frame, pets):
         load_detector(ModelConfig(path=str(onnx_model), backend="openvino", device="cuda:0"))
 
 
-@pytest.mark.skipif(not HAVE_OPENVINO, reason="openvino is not installed (pip install 'pockit[openvino]')")
-def test_auto_backend_is_openvino_on_cpu_and_onnx_elsewhere(onnx_model):
-    assert backend_for(onnx_model, "auto", "cpu") == "openvino"
-    assert backend_for(onnx_model, "auto", "cuda:0") == "onnx"
-    assert backend_for(onnx_model, "onnx", "cpu") == "onnx"
-    assert load_detector(ModelConfig(path=str(onnx_model))).backend == "openvino"
+def test_auto_backend_is_onnx_runtime_and_openvino_is_chosen_explicitly(onnx_model):
+    assert backend_for(onnx_model, "auto") == "onnx"
+    assert backend_for("model.xml", "auto") == "openvino"
+    assert backend_for(onnx_model, "openvino") == "openvino"
+    with pytest.raises(ValueError, match="unknown backend 'openvion'"):
+        backend_for(onnx_model, "openvion")
 
 
-def test_auto_backend_without_openvino_is_onnx_runtime(onnx_model, monkeypatch):
-    from pockit.inference import openvino_backend
+def test_cpu_default_is_the_cached_int8_build_and_stays_accurate(onnx_model, tud_campus):
+    det = load_detector(ModelConfig())  # person-yolov8s, device cpu, precision auto
+    assert det.backend == "onnx" and is_quantized(det.path) and not is_quantized(onnx_model)
+    assert det.path.parent.name == "derived" and "-int8-" in det.path.name
+    assert det.class_names == {0: "Normal", 1: "Fall"} and det.info["rect"] is True
+    assert resolve_weights("person-yolov8s", "auto", "auto", "cpu") == det.path  # built once, reused
+    assert resolve_weights("person-yolov8s", "fp32", "auto", "cpu") == onnx_model
+    assert resolve_weights("person-yolov8s", "auto", "auto", "cuda:0") == onnx_model
+    assert resolve_weights("person-yolov8s", "auto", "ultralytics", "cpu") == onnx_model
+    # the accuracy check the default was adopted on, here on every 5th annotated TUD-Campus frame (held out:
+    # calibration used the registry's sample videos)
+    fp32 = load_detector(ModelConfig(precision="fp32", conf=0.001))
+    int8 = load_detector(ModelConfig(conf=0.001))
+    check = accuracy_check(fp32, int8, [tud_campus], step=5)
+    assert check.frames == 15 and check.acceptable(1.0), check.to_dict()
+    assert check.box_agreement > 0.9
 
-    monkeypatch.setattr(openvino_backend, "available", lambda: False)
-    assert backend_for(onnx_model, "auto", "cpu") == "onnx"
+
+def test_int8_precision_errors_and_fallback(onnx_model, tmp_path, monkeypatch, caplog):
+    from pockit import registry
+    from pockit.inference import FetchError
+
+    with pytest.raises(ValueError, match="is a float model.*pockit models quantize"):
+        load_detector(ModelConfig(path=str(onnx_model), precision="int8"))
+    with pytest.raises(ValueError, match="no INT8 build of it for device 'cuda:0'"):
+        resolve_weights("person-yolov8s", "int8", "auto", "cuda:0")
+    monkeypatch.setenv("POCKIT_CACHE_DIR", str(tmp_path))  # no INT8 build cached here
+    monkeypatch.setattr(registry, "fetch", lambda name, **kw: onnx_model)
+
+    def offline(name, **kw):
+        raise FetchError(f"cannot download {name}: offline")
+
+    monkeypatch.setattr(registry, "fetch_media", offline)
+    with caplog.at_level("WARNING"):
+        assert resolve_weights("person-yolov8s", "auto", "auto", "cpu") == onnx_model
+    assert "running person-yolov8s in FP32" in caplog.text and "offline" in caplog.text
+    with pytest.raises(FetchError, match="precision int8: cannot build the INT8 version of person-yolov8s"):
+        resolve_weights("person-yolov8s", "int8", "auto", "cpu")
+    assert not list(tmp_path.rglob("*.onnx"))
 
 
 def test_onnx_runtime_session_options():

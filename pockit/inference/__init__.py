@@ -1,13 +1,14 @@
 """Detectors: one interface over ONNX Runtime, OpenVINO, TensorRT, Ultralytics and torch backends.
 
 ``load_detector(model)`` picks the backend from ``ModelConfig.backend`` or the file extension
-(.onnx -> openvino on a CPU where OpenVINO is installed, else onnx; .xml -> openvino; .pt/.yaml ->
-ultralytics; .engine/.plan -> tensorrt). Pre- and post-processing (letterbox, decode, NMS) are shared,
-so identical raw outputs give identical boxes.
+(.onnx -> onnx, .xml -> openvino, .pt/.yaml -> ultralytics, .engine/.plan -> tensorrt) and the
+weights from ``ModelConfig.precision`` (on a CPU, a registry model runs as its cached INT8 build). Pre- and
+post-processing (letterbox, decode, NMS) are shared, so identical raw outputs give identical boxes.
 """
 from __future__ import annotations
 
 import importlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,8 @@ from .preprocess import LetterboxInfo, letterbox, preprocess_batch, scale_boxes
 
 __all__ = [
     "BackendUnavailable", "Detector", "FetchError", "LetterboxInfo", "backend_for", "batched_nms", "decode",
-    "detect_layout", "fetch_media", "letterbox", "load_detector", "nms", "postprocess", "preprocess_batch",
-    "resolve_model", "scale_boxes",
+    "detect_layout", "fetch_media", "is_quantized", "letterbox", "load_detector", "nms", "postprocess",
+    "preprocess_batch", "resolve_model", "resolve_weights", "scale_boxes",
 ]
 
 EXTENSIONS = {
@@ -41,6 +42,8 @@ _BACKENDS = {
     "torch": ("pockit.inference.torch_backend", "TorchDetector"),
 }
 
+log = logging.getLogger(__name__)
+
 _OPTIONS = ("imgsz", "conf", "iou", "classes", "max_det", "device", "batch", "half", "class_names")
 
 
@@ -48,24 +51,58 @@ def _is_cpu(device: str) -> bool:
     return str(device).lower().strip() in ("cpu", "")
 
 
-def backend_for(path: str | Path, backend: str = "auto", device: str = "cpu") -> str:
-    """The backend name for a model file (``backend`` other than 'auto' wins). On a CPU, an ONNX model
-    runs on OpenVINO when it is installed (measured faster than ONNX Runtime on x86: benchmarks/README.md)."""
+def backend_for(path: str | Path, backend: str = "auto") -> str:
+    """The backend name for a model file (``backend`` other than 'auto' wins). ONNX models run on ONNX
+    Runtime by default: on x86 CPUs it ran the INT8 build faster than OpenVINO and the FP32 model as fast
+    (benchmarks/README.md); ``backend: openvino`` (with ``half: true`` for bf16 on CPUs that have it) is the
+    alternative."""
     if backend and backend != "auto":
         if backend not in _BACKENDS:
             raise ValueError(f"model.backend: unknown backend {backend!r}; expected auto, {', '.join(_BACKENDS)}")
         return backend
     ext = Path(str(path)).suffix.lower()
-    if ext == ".onnx" and _is_cpu(device):
-        from .openvino_backend import available
-
-        return "openvino" if available() else "onnx"
     if ext in EXTENSIONS:
         return EXTENSIONS[ext]
     raise ValueError(
         f"cannot tell the backend of model {str(path)!r} from its extension {ext or '(none)'}; known: "
         f"{', '.join(sorted(EXTENSIONS))}. Set model.backend explicitly."
     )
+
+
+def is_quantized(path: str | Path) -> bool:
+    """True for an ONNX model with INT8 QDQ or QLinear nodes."""
+    if Path(str(path)).suffix.lower() != ".onnx":
+        return False
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=False)
+    return any(n.op_type in ("QuantizeLinear", "QLinearConv", "ConvInteger") for n in m.graph.node)
+
+
+def resolve_weights(name: str, precision: str = "auto", backend: str = "auto", device: str = "cpu") -> Path:
+    """The model file to load for ``model.path``/``precision``: a registry model on a CPU (ONNX backends)
+    becomes its INT8 build (``precision`` auto or int8; built once, cached); fp32 or a GPU keeps the file."""
+    from .quantize import has_int8_recipe, int8_model
+
+    if precision not in ("auto", "fp32", "int8"):
+        raise ValueError(f"model.precision: {precision!r}; expected auto, fp32 or int8")
+    cpu_onnx = _is_cpu(device) and backend in ("auto", "onnx", "openvino")
+    if precision != "fp32" and cpu_onnx and has_int8_recipe(name):
+        try:
+            return int8_model(name)
+        except (FetchError, OSError, ValueError) as e:
+            if precision == "int8":
+                raise FetchError(f"model.precision int8: cannot build the INT8 version of {name}: {e}") from e
+            log.warning("running %s in FP32: its INT8 build needs calibration media that cannot be had (%s)", name, e)
+    path = resolve_model(name)
+    if precision == "int8" and not is_quantized(path):
+        raise ValueError(
+            f"model.precision int8: {path} is a float model and pockit has no INT8 build of it for "
+            f"device {device!r} / backend {backend!r} (INT8 runs on the CPU, backend onnx or openvino); quantize it once with "
+            f"'pockit models quantize {path} --calib VIDEO_OR_FRAMES -o {Path(str(path)).stem}-int8.onnx' and "
+            "point model.path at the result"
+        )
+    return path
 
 
 def load_detector(model: Any = "person-yolov8s", **overrides) -> Detector:
@@ -85,8 +122,9 @@ def load_detector(model: Any = "person-yolov8s", **overrides) -> Detector:
     opts.update(overrides)
     path_arg = opts.pop("path")
     backend = opts.pop("backend", "auto") or "auto"
-    path = resolve_model(path_arg)
-    name = backend_for(path, backend, opts.get("device", "cpu"))
+    precision = opts.pop("precision", "auto") or "auto"
+    path = resolve_weights(str(path_arg), precision, backend, str(opts.get("device", "cpu")))
+    name = backend_for(path, backend)
     if name == "torch":  # TorchDetector letterboxes to the square imgsz on the GPU: no rect option
         opts.pop("rect", None)
     module, cls_name = _BACKENDS[name]

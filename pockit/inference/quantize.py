@@ -274,3 +274,46 @@ def accuracy_check(reference, candidate, sequences: Sequence[str | Path], conf: 
     so mAP sees the whole ranking; ``conf`` is the operating point for recall and box agreement."""
     frames = ground_truth_frames(sequences, step, max_frames)
     return compare_predictions(frames, predict_frames(reference, frames), predict_frames(candidate, frames), conf)
+
+
+def int8_path(name: str, src: Path) -> Path:
+    """Cache path of the INT8 build of registry model ``name``: keyed by the source's sha256, the calibration
+    recipe and the onnxruntime version (its quantizer decides the scales)."""
+    import hashlib
+
+    import onnxruntime
+
+    from ..registry import get_asset, sha256_file
+    from .rectangular import derived_dir
+
+    asset = get_asset(name)
+    extra = asset.extra
+    sha = asset.sha256 or sha256_file(src)  # fetch() verified the file against the registry's sha256
+    recipe = f"{sha}|{extra['int8_calibration']}|{extra['int8_frames_per_source']}|{onnxruntime.__version__}"
+    return derived_dir() / f"{Path(src).stem}-int8-{hashlib.sha256(recipe.encode()).hexdigest()[:16]}.onnx"
+
+
+def has_int8_recipe(name: str) -> bool:
+    from ..registry import ASSETS
+
+    return name in ASSETS and "int8_calibration" in ASSETS[name].extra
+
+
+def int8_model(name: str) -> Path:
+    """The INT8 (QDQ) build of registry model ``name``, made once into the pockit cache from its calibration
+    media (registry names, fetched like any sample media). Raises :class:`~pockit.registry.FetchError` when
+    the calibration media cannot be had."""
+    from ..registry import fetch, fetch_media, get_asset
+
+    if not has_int8_recipe(name):
+        raise ValueError(f"{name!r} has no INT8 recipe in the registry; quantize your own model with "
+                         "'pockit models quantize MODEL.onnx --calib FRAMES_OR_VIDEOS -o MODEL-int8.onnx'")
+    src = fetch(name)
+    dst = int8_path(name, src)
+    if dst.is_file():
+        return dst
+    extra = get_asset(name).extra
+    media = [fetch_media(m) for m in extra["int8_calibration"]]
+    log.warning("building the INT8 version of %s once (calibration on %d frames of %s; about a minute on 2 cores) "
+                "into %s", name, extra["int8_frames_per_source"] * len(media), ", ".join(extra["int8_calibration"]), dst)
+    return quantize_int8(src, dst, sample_frames(media, extra["int8_frames_per_source"]))
