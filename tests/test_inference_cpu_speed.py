@@ -11,7 +11,13 @@ import pytest
 
 from pockit.config import ModelConfig
 from pockit.core import box_iou
-from pockit.inference import backend_for, is_quantized, load_detector, resolve_model, resolve_weights
+from pockit.inference import (
+    backend_for,
+    is_quantized,
+    load_detector,
+    resolve_model,
+    resolve_weights,
+)
 from pockit.inference import rectangular as rect_mod
 from pockit.inference.quantize import (
     AccuracyCheck,
@@ -279,3 +285,17 @@ def test_int8_quantization_and_its_accuracy_check(onnx_model, tud_campus, shared
         quantize_int8(small, tmp_path / "x.onnx", frames[:2])
     with pytest.raises(FileNotFoundError, match="calibration source not found"):
         sample_frames([tmp_path / "nothing.mp4"])
+
+
+def test_models_quantize_cli_says_what_it_needs(onnx_model, tmp_path):
+    from click.testing import CliRunner
+
+    from pockit.inference.cli import models_cmd
+
+    r = CliRunner().invoke(models_cmd, ["quantize", str(onnx_model), "--calib", str(tmp_path)])
+    assert r.exit_code == 2 and "--calib needs -o/--output" in r.output
+    r = CliRunner().invoke(models_cmd, ["quantize", str(onnx_model)])
+    assert r.exit_code == 2 and "has no INT8 recipe in the registry: give --calib FOOTAGE and -o OUT.onnx" in r.output
+    r = CliRunner().invoke(models_cmd, ["quantize", str(onnx_model), "--calib", str(tmp_path), "-o", str(tmp_path / "q.onnx")])
+    assert r.exit_code == 1 and f"calibration source {tmp_path}: no images" in r.output
+    assert not (tmp_path / "q.onnx").exists()
