@@ -143,7 +143,8 @@ class ModelConfig(_M):
     precision: Literal["auto", "fp32", "int8"] = Field(
         "auto", description="auto: on a CPU, a registry model runs as its INT8 build (made once, cached) when its "
         "calibration media can be had, else fp32; int8: that or a quantized .onnx, else an error; fp32: as is")
-    conf: float = Field(0.25, ge=0, le=1)
+    conf: float = Field(0.2, ge=0, le=1, description="detector score threshold (0.2: measured on the scenario "
+                        "benchmark, benchmarks/README.md)")
     iou: float = Field(0.45, ge=0, le=1)
     classes: list[str | int] | None = None
     max_det: int = Field(300, ge=1)

@@ -1,0 +1,181 @@
+"""Scenario benchmark: every MOT sequence with ground truth, its scene (benchmarks/scenarios/scenes/),
+pockit end to end with default settings vs Ultralytics ``model.track`` (ByteTrack) with the same weights.
+
+    python benchmarks/scenarios/run.py [--json out.json] [--sequences TUD-Campus ...] [--no-sensitivity]
+
+Reference events: the scene's rules replayed on the ground-truth tracks (``pockit rules SCENE --tracks
+gt.txt``). pockit: ``pockit.run`` of the scene (default model/tracker/rule settings), then its
+events.jsonl and tracks/<source>.txt are scored with ``pockit.evaluate`` (= ``pockit eval events`` and
+``pockit eval tracks``). Ultralytics: ``YOLO(person-yolov8s.pt).track(frame, persist=True)`` frame by
+frame (its defaults: conf 0.1, bytetrack.yaml), tracks written as MOT text, the same rules replayed on
+them (``pockit rules --tracks``) and scored the same way. The sensitivity plot (mean/min event F1
+against the detector threshold, the main setting) is computed offline on cached detections
+(detcache.py, sweep.py) and written as HTML (and PNG through kaleido when it works).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import CACHE, SEQUENCES, replay_tracks, score, sequence
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+COLS = (("precision", "P", ".2f"), ("recall", "R", ".2f"), ("f1", "F1", ".2f"), ("latency_p50_s", "lat p50 s", "+.2f"),
+        ("MOTA", "MOTA", ".1f"), ("IDF1", "IDF1", ".1f"), ("HOTA", "HOTA", ".1f"), ("IDSW", "IDsw", "d"),
+        ("box_recall", "box rec %", ".1f"))
+
+
+def run_pockit(seq, out_dir: Path) -> dict:
+    import pockit
+    from pockit.config import load_config
+    from pockit.core import read_events
+
+    cfg = load_config(seq.scene)
+    cfg.outputs.snapshots = False  # outputs only: no effect on detection, tracking or rules
+    run_dir = out_dir / "pockit" / seq.name
+    t0 = time.time()
+    pockit.run(cfg, run_dir=run_dir, progress=False, overwrite=True)
+    wall = time.time() - t0
+    src = cfg.sources[0].id
+    res = score(seq, read_events(run_dir / "events.jsonl"), run_dir / "tracks" / f"{src}.txt")
+    res["wall_s"] = wall
+    res["run_dir"] = str(run_dir)
+    return res
+
+
+def ultralytics_tracks(seq, out: Path, force: bool = False) -> Path:
+    """Ultralytics model.track (ByteTrack, persist=True, its default settings) on the sequence's frames."""
+    if out.exists() and not force:
+        return out
+    import cv2
+    from ultralytics import YOLO
+
+    from pockit.core import Detections
+    from pockit.core.mot import write_mot
+    from pockit.registry import resolve_model
+
+    model = YOLO(str(resolve_model("person-yolov8s-pt")))
+    rows = []
+    for i, p in enumerate(seq.frames()):
+        r = model.track(cv2.imread(str(p)), persist=True, tracker="bytetrack.yaml", verbose=False, device="cpu")[0]
+        b = r.boxes
+        if b is None or b.id is None or len(b) == 0:
+            continue
+        rows.append((i + 1, Detections(xyxy=b.xyxy.numpy(), scores=b.conf.numpy(), class_ids=b.cls.numpy().astype(int),
+                                       track_ids=b.id.numpy().astype(int))))
+    return write_mot(rows, out)
+
+
+def run_ultralytics(seq, out_dir: Path, force: bool = False) -> dict:
+    t0 = time.time()
+    path = ultralytics_tracks(seq, CACHE / f"ultralytics_{seq.name}.txt", force)
+    res = score(seq, replay_tracks(seq, path), path)
+    res["wall_s"] = time.time() - t0
+    res["tracks"] = str(path)
+    return res
+
+
+def table(results: dict) -> str:
+    head = "| sequence | tracker | events (ref) | " + " | ".join(c[1] for c in COLS) + " |"
+    lines = [head, "|" + "---|" * (3 + len(COLS))]
+    for name, per in results.items():
+        for who in ("pockit", "ultralytics"):
+            r = per.get(who)
+            if r is None:
+                continue
+            cells = []
+            for k, _, f in COLS:
+                v = r.get(k)
+                cells.append("-" if v is None else format(v, f))
+            lines.append(f"| {name} | {who} | {r['events_pred']} ({r['events_ref']}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def targets(results: dict) -> list[str]:
+    out = []
+    for name, per in results.items():
+        p, u = per.get("pockit"), per.get("ultralytics")
+        if not p or not u:
+            continue
+        checks = [("F1>=0.90", p["f1"] >= 0.90), ("MOTA>=UL", p["MOTA"] >= u["MOTA"]),
+                  ("IDF1>=UL+10", p["IDF1"] >= u["IDF1"] + 10)]
+        out.append(f"{name}: " + ", ".join(f"{c} {'met' if ok else 'NOT met'}" for c, ok in checks))
+    return out
+
+
+def sensitivity(out_dir: Path, names) -> dict:
+    """Event F1 (mean and min over sequences) against the detector threshold, other settings default."""
+    from sweep import simulate
+
+    from pockit.config import ModelConfig
+
+    confs = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5]
+    per = {n: [] for n in names}
+    for c in confs:
+        for n in names:
+            per[n].append(simulate(n, conf=c)["f1"])
+    mean = [float(np.mean([per[n][i] for n in names])) for i in range(len(confs))]
+    mn = [float(min(per[n][i] for n in names)) for i in range(len(confs))]
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for n in names:
+        fig.add_trace(go.Scatter(x=confs, y=per[n], mode="lines+markers", name=n, line={"dash": "dot"}))
+    fig.add_trace(go.Scatter(x=confs, y=mean, mode="lines+markers", name="mean", line={"width": 4}))
+    fig.add_trace(go.Scatter(x=confs, y=mn, mode="lines+markers", name="min", line={"width": 2}))
+    fig.add_vline(x=ModelConfig().conf, line_dash="dash", annotation_text="default")
+    fig.add_hline(y=0.9, line_dash="dot", annotation_text="target 0.90")
+    fig.update_layout(title="Event F1 against the detector threshold (model.conf), other settings default",
+                      xaxis_title="model.conf", yaxis_title="event F1", yaxis_range=[0, 1.02], height=450)
+    html = out_dir / "sensitivity_conf.html"
+    fig.write_html(html, include_plotlyjs=True)
+    png = out_dir / "sensitivity_conf.png"
+    try:
+        fig.write_image(png, width=900, height=450)
+    except (ImportError, RuntimeError, ValueError, OSError) as e:  # kaleido missing or no Chrome: the HTML is the plot
+        print(f"PNG not written ({type(e).__name__}: {e}); the HTML has the plot", file=sys.stderr)
+        png = None
+    return {"conf": confs, "f1": per, "mean": mean, "min": mn, "html": str(html), "png": str(png) if png else None}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--json", help="write all results here")
+    ap.add_argument("--out", default="runs/scenarios", help="run directories, plots [runs/scenarios]")
+    ap.add_argument("--sequences", nargs="+", default=list(SEQUENCES))
+    ap.add_argument("--no-ultralytics", action="store_true")
+    ap.add_argument("--no-sensitivity", action="store_true")
+    ap.add_argument("--fresh", action="store_true", help="re-run Ultralytics even if its tracks are cached")
+    a = ap.parse_args(argv)
+    out_dir = Path(a.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from pockit.config import ModelConfig, TrackerConfig
+
+    results: dict = {}
+    for name in a.sequences:
+        seq = sequence(name)
+        results[name] = {"pockit": run_pockit(seq, out_dir)}
+        if not a.no_ultralytics:
+            results[name]["ultralytics"] = run_ultralytics(seq, out_dir, a.fresh)
+        print(f"{name} done", file=sys.stderr, flush=True)
+    doc = {"defaults": {"model": ModelConfig().model_dump(), "tracker": TrackerConfig().model_dump()},
+           "results": results, "table": table(results), "targets": targets(results)}
+    print(doc["table"])
+    print("\n".join(doc["targets"]))
+    if not a.no_sensitivity:
+        doc["sensitivity"] = sensitivity(out_dir, a.sequences)
+        print(f"sensitivity: {doc['sensitivity']['html']}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(doc, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,58 @@
+"""The scenario benchmark's pipeline on one short sequence (TUD-Campus, 71 frames): the scene of
+benchmarks/scenarios/scenes/ run end to end with default settings (pockit.run), scored against the
+rules replayed on the ground-truth tracks. Floors = the values measured by
+``python benchmarks/scenarios/run.py`` (benchmarks/README.md) minus a small margin."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent.parent / "benchmarks" / "scenarios"
+
+# measured with the defaults of this commit (benchmarks/README.md, "Scenario benchmark")
+MEASURED = {"f1": 0.857, "MOTA": 52.6, "IDF1": 59.6, "events_ref": 11}
+MARGIN = {"f1": 0.10, "MOTA": 3.0, "IDF1": 3.0}
+
+
+def _load(name: str):
+    sys.path.insert(0, str(HERE))
+    try:
+        spec = importlib.util.spec_from_file_location(f"scen_{name}", HERE / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod  # dataclasses look their module up there
+        spec.loader.exec_module(mod)
+        return mod
+    finally:
+        sys.path.remove(str(HERE))
+
+
+@pytest.fixture(scope="module")
+def campus_result(tmp_path_factory, shared_data):
+    run = _load("run")
+    common = _load("common")
+    seq = common.sequence("TUD-Campus")
+    return run.run_pockit(seq, tmp_path_factory.mktemp("scen")), seq, common
+
+
+def test_reference_events_are_the_rules_on_ground_truth(campus_result):
+    _, seq, common = campus_result
+    ref = common.reference_events(seq)
+    by_rule = {}
+    for e in ref:
+        by_rule[e.rule] = by_rule.get(e.rule, 0) + 1
+    # the scene was written once; these counts are what its rules give on gt/gt.txt
+    assert by_rule == {"walkway_line": 4, "east_entrance": 5, "walkway_loitering": 2}
+    assert len(ref) == MEASURED["events_ref"]
+
+
+def test_end_to_end_floors(campus_result):
+    res, _, _ = campus_result
+    assert res["events_ref"] == MEASURED["events_ref"]
+    assert res["f1"] >= MEASURED["f1"] - MARGIN["f1"], res
+    assert res["MOTA"] >= MEASURED["MOTA"] - MARGIN["MOTA"], res
+    assert res["IDF1"] >= MEASURED["IDF1"] - MARGIN["IDF1"], res
+    assert 0 <= res["box_recall"] <= 100 and res["IDSW"] >= 0
+    assert set(res["per_rule"]) == {"walkway_line", "east_entrance", "walkway_loitering"}
