@@ -437,6 +437,8 @@ def load_config(path: str | Path | dict | PocConfig) -> PocConfig:
         if "'\\t'" in problem:
             problem += " (YAML indents with spaces, never tabs)"
         raise ConfigError(f"{path}:{where} not valid YAML: {problem}") from None
+    except (RecursionError, ValueError) as e:  # nesting too deep, an integer of more than 4300 digits
+        raise ConfigError(f"{path}: YAML that cannot be read: {'nested too deeply' if isinstance(e, RecursionError) else e}") from None
     if data is None:
         raise ConfigError(f"{path}: the file is empty")
     return parse_config(data, str(path), text, base_dir=path.parent)

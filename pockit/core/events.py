@@ -100,7 +100,7 @@ def read_events(path: str | Path) -> EventList:
             if not isinstance(rec, dict):
                 raise TypeError(f"expected a JSON object, got {type(rec).__name__}")
             out.append(Event.from_dict(rec))
-        except (json.JSONDecodeError, TypeError, ValueError) as e:
+        except (json.JSONDecodeError, TypeError, ValueError, RecursionError) as e:  # RecursionError: nested too deeply
             if i < len(lines) - 1:
                 raise ValueError(f"{path}:{lineno}: bad event record: {e}") from e
             reason = f"{e}"
