@@ -419,7 +419,34 @@ class _Fall(_Rule):
 
 
 class _Abandoned(_Rule):
-    """abandoned_object, detector mode (tracked bag classes) or foreground mode (static blobs)."""
+    """abandoned_object, detector mode (tracked bag classes) or foreground mode (static blobs).
+
+    Detector mode: a tracked object of ``classes`` whose centre stays within ``max_motion`` for
+    ``min_duration`` s and has no person within ``owner_distance`` (object box heights, or pixels if > 10)
+    for ``unattended`` s (default 5); a person coming back re-arms it.
+
+    Foreground mode (class-agnostic, :class:`~pockit.rules.foreground.StaticForeground`): an object that
+    was brought in and left. A static blob (static ``min_duration`` s; at least ``min_area`` px², default
+    FG_MIN_AREA_FRACTION = 0.1 % of the frame) gets as its *owner* the person track (``person_classes``)
+    whose box touched it (within a tenth of the person's height) within FG_OWNER_SLACK = 1 s of the
+    moment the long-term model first saw it (its onset: the object arriving, not the blob being
+    confirmed). The alarm comes when the owner has been farther than ``owner_distance`` (owner box
+    heights, or pixels if > 10) or out of view (its track unseen for FG_OWNER_SLACK s) for ``unattended``
+    s, and the blob's box has stayed put (IoU >= FG_STABLE_IOU with its reference box) as long. Judged
+    over those ``unattended`` seconds, a blob is *not* raised when it has no owner, is larger than
+    FG_MAX_OWNER_AREA of its owner's box (a person's silhouette), touches the frame border (a person
+    partly out of view), moves (more than FG_MAX_MOTION of it changed between frames within 2 s: a
+    person the detector missed), is explained by a gain/offset of the surrounding background (lighting:
+    residual < FG_MIN_RESIDUAL grey levels or 2.5x the ring's), or has its outline in the background
+    rather than in the frame (a ghost: edge ratio < FG_GHOST_EDGE). A person box covering most of the
+    blob pauses the alarm but not the unattended time. A detection of ``classes`` on the blob (fusion
+    with a bag detector) gives the event its class and skips the lighting/ghost tests. The event's box
+    is the object's; ``extra`` holds the owner track id, the onset (``appeared``), ``unattended_since``
+    and the test values. The owner coming back re-arms. Without person classes in the model,
+    attendance falls back to motion around the blob (no owner test). Times are seconds and sizes are
+    relative to the frame or the owner, so the defaults hold across frame rates and resolutions.
+    Rejected blobs are counted by reason in ``rejected``.
+    """
 
     def __init__(self, cfg, engine) -> None:
         super().__init__(cfg, engine)
@@ -627,19 +654,24 @@ class _Abandoned(_Rule):
                 ring = np.array([box[0] - d, box[1] - d, box[2] + d, box[3] + d])
                 attended = self.fg.moving_fraction(ring, exclude=box) > 0.02
                 covered = False
-            if attended or covered:
+            if attended:
                 bl.away_since = None
-                bl.fired = False if attended and use_persons else bl.fired  # the owner came back: re-arm
+                if use_persons:  # the owner came back: re-arm, judge afresh
+                    bl.verdict = None
+                    bl.fired = False
                 continue
             if bl.away_since is None:
                 bl.away_since = t
+            if covered:
+                continue  # a person stands on it: not visible now (the unattended time runs on)
             if bl.fired:
                 self.hold(("blob", best), t, box, seconds=0.5)
                 continue
             due = t - bl.away_since >= self.cfg.unattended - EPS and t - bl.stable_since >= self.cfg.unattended - EPS
             if not due:
                 continue
-            bl.verdict = self._fg_verdict(bl, blob, use_persons)
+            # judged once, over the unattended window; final until the owner comes back
+            bl.verdict = bl.verdict or self._fg_verdict(bl, blob, use_persons)
             if bl.verdict is not None:
                 continue
             bl.fired = True

@@ -55,7 +55,7 @@ class StaticForeground:
     """
 
     def __init__(self, min_duration: float, min_area: float = 200.0, work_width: int = 320,
-                 long_seconds: float = 300.0, short_seconds: float = 1.5, var_threshold: float = 25.0,
+                 long_seconds: float = 1800.0, short_seconds: float = 1.5, var_threshold: float = 25.0,
                  light_fraction: float = 0.3) -> None:
         self.min_duration = float(min_duration)
         self.min_area = float(min_area)
