@@ -29,6 +29,7 @@ from pockit.evaluate.io import load_boxes
 from pockit.paths import REPO_ROOT
 
 N = int(os.environ.get("POCKIT_FUZZ_EXAMPLES", "60"))
+HUGE_INT = "1" * 5000  # json and yaml refuse integers of more than 4300 digits with a bare ValueError
 FUZZ = settings(max_examples=N, deadline=None, suppress_health_check=list(HealthCheck), derandomize=N <= 60,
                 database=None)
 
@@ -129,7 +130,8 @@ def test_fuzz_config_mutated(doc):
 
 
 @FUZZ
-@given(file_bytes(st.one_of(st.text(max_size=200), json_values.map(lambda v: yaml.safe_dump(v, allow_unicode=True)))))
+@given(file_bytes(st.one_of(st.text(max_size=200), json_values.map(lambda v: yaml.safe_dump(v, allow_unicode=True)),
+                            st.sampled_from([f"name: {HUGE_INT}\n", "a: &a [*a]\n", "[" * 5000, "\t- a\n"]))))
 def test_fuzz_config_text(content):
     check_config(content)
 
@@ -142,7 +144,7 @@ data_yaml = st.one_of(
     st.just({"path": ".", "train": "images/train", "names": ["person", "car"]}),
     mutated({"path": ".", "train": "images/train", "val": ["images/train"], "names": {0: "person", 1: "car"}}),
     json_values,
-).map(lambda v: yaml.safe_dump(v, allow_unicode=True))
+).map(lambda v: yaml.safe_dump(v, allow_unicode=True)) | st.sampled_from([f"names: [{HUGE_INT}]", "[" * 5000, "names: &a [*a]"])
 
 
 @FUZZ
@@ -171,7 +173,8 @@ BASE_COCO = {
                     {"id": 2, "image_id": 1, "category_id": 2, "bbox": [5.5, 6, 10, 10]}],
     "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "car"}],
 }
-coco_text = st.one_of(mutated(BASE_COCO), json_values).map(lambda v: json.dumps(v, allow_nan=True))
+coco_text = (st.one_of(mutated(BASE_COCO), json_values).map(lambda v: json.dumps(v, allow_nan=True))
+             | st.sampled_from([f'{{"images": [{HUGE_INT}]}}', "[" * 100000, '{"images": [], "categories": [], "x": 1e999}']))
 
 
 @FUZZ
@@ -271,7 +274,8 @@ def test_fuzz_mot(ini, gt):
 BASE_EVENT = {"rule": "gate", "type": "zone_enter", "source": "cam1", "time": 1.5, "frame": 12, "track_id": 3,
               "class": "person", "bbox": [1, 2, 30, 40], "zone": "z", "id": "abc"}
 event_lines = st.lists(st.one_of(st.just(json.dumps(BASE_EVENT)), mutated(BASE_EVENT).map(lambda v: json.dumps(v, allow_nan=True)),
-                                 st.text(max_size=40)), max_size=5).map("\n".join)
+                                 st.text(max_size=40), st.just(f'{{"rule": "r", "type": "t", "time": {HUGE_INT}}}'),
+                                 st.just("[" * 100000)), max_size=5).map("\n".join)
 
 
 @FUZZ

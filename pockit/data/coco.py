@@ -49,6 +49,9 @@ def read_coco(path: str | Path, images_dir: str | Path | None = None, classes: S
     except RecursionError:
         rep.add("malformed_file", "skipped", "JSON nested too deeply to read", file=str(path))
         return Dataset([], list(classes or []), path.parent, rep, ds_name)
+    except ValueError as e:  # e.g. an integer of more than 4300 digits
+        rep.add("malformed_file", "skipped", f"JSON that cannot be read: {str(e)[:80]}", file=str(path))
+        return Dataset([], list(classes or []), path.parent, rep, ds_name)
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) or not isinstance(doc.get("categories"), list):
         rep.add("malformed_file", "skipped", "not a COCO instances file: needs top-level 'images' and 'categories' lists",
                 file=str(path))

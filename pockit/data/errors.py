@@ -49,12 +49,6 @@ class LabelError(ValueError):
             where += f":{self.line}"
         return f"{where}: {self.detail}" if where else self.detail
 
-    def at(self, *, file: str | Path | None = None, line: int | None = None, field_prefix: str | None = None) -> LabelError:
-        """The same error with the file/line filled in and the field prefixed (e.g. by a JSON path)."""
-        field = self.field if not field_prefix else (f"{field_prefix}.{self.field}" if self.field else field_prefix)
-        return LabelError(self.problem, file=file if file is not None else self.file, line=line if line is not None else self.line,
-                          field=field, **({"value": self.value} if self.has_value else {}))
-
 
 def number(value: Any, field: str, *, integer: bool = False, minimum: float | None = None, file: str | Path | None = None,
            line: int | None = None) -> float | int:

@@ -89,6 +89,8 @@ def read_yolo(path: str | Path, classes: Sequence[str] | None = None, *, on_outs
                              line=mark.line + 1 if mark else None) from None
         except RecursionError:
             raise LabelError("YAML nested too deeply to read", file=yaml_path) from None
+        except ValueError as e:  # e.g. an integer of more than 4300 digits
+            raise LabelError(f"YAML that cannot be read: {str(e)[:80]}", file=yaml_path) from None
         if not isinstance(cfg, dict):
             raise LabelError("must be a mapping (path, train, val, names)", file=yaml_path, field="data.yaml",
                              value=cfg)

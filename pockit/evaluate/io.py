@@ -54,6 +54,8 @@ def load_boxes(path: str | Path, gt: bool, categories: dict[int, int] | None = N
         raise BoxFileError(f"not UTF-8 text (byte {e.start})", file=path) from None
     except RecursionError:
         raise BoxFileError("JSON nested too deeply to read", file=path) from None
+    except ValueError as e:  # e.g. an integer of more than 4300 digits
+        raise BoxFileError(f"JSON that cannot be read: {str(e)[:80]}", file=path) from None
     try:
         cmap, names, rows = _coco_rows(data, categories)
     except LabelError as e:
