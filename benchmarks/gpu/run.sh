@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# GPU benchmark: every figure comes from `pockit bench` (the one pipeline), nothing else.
+# Usage: bash benchmarks/gpu/run.sh OUT_DIR [DEVICE] [FRAMES]   (DEVICE default cuda:0; FRAMES per stream)
+# Needs .devdata/ (see benchmarks/gpu/README.md). Writes one bench JSON per case into OUT_DIR.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+out=${1:?out dir}; dev=${2:-cuda:0}; n=${3:-400}
+mkdir -p "$out"
+half=--half; [[ $dev == cpu ]] && half=--no-half
+pk() { python3 -c 'import sys; from pockit.cli import main; sys.exit(main(sys.argv[1:]))' "$@"; }
+g=benchmarks/gpu
+# which decoder the file sources get here, and whether NVDEC frames match OpenCV's (mean abs difference)
+python3 - <<'PY' 2>&1 | tee "$out/decoder_check.txt"
+import numpy as np
+from pockit.sources import open_source
+from pockit.sources.nvdec import nvdec_available
+print("nvdec available:", nvdec_available())
+v = ".devdata/video/pets576.mp4"
+a = open_source(v, max_frames=20)
+b = open_source(v, max_frames=20, decoder="cpu")
+fa, fb = [f.image for f in a], [f.image for f in b]
+print("auto decoder:", a.decoder, "frames", len(fa), "cpu frames", len(fb))
+print("mean abs diff auto vs cpu:", float(np.mean([np.abs(x.astype(int) - y.astype(int)).mean() for x, y in zip(fa, fb)])))
+PY
+# one camera: pockit vs Ultralytics model.track (same frames, same .pt, same device and precision)
+pk bench $g/pets576.yaml --device "$dev" $half --batch 1 --streams 1 --max-frames "$n" --ultralytics \
+   -o "$out/one_stream.json" --no-progress
+# many cameras, live decode of H.264: NVDEC where available (decoder auto), then OpenCV/FFmpeg on the CPU
+for s in 32 64; do
+  pk bench $g/pets576.yaml --device "$dev" $half --batch "$s" --streams "$s" --max-frames "$n" \
+     -o "$out/s${s}_auto.json" --no-progress
+  pk bench $g/pets576_cpudecode.yaml --device "$dev" $half --batch "$s" --streams "$s" --max-frames "$n" \
+     -o "$out/s${s}_cpudecode.json" --no-progress
+done
+# 64 x 1080p at the cameras' own 25 fps: frames dropped when behind, and the limiting stage
+pk bench $g/pets1080.yaml --device "$dev" $half --batch 64 --streams 64 --realtime -o "$out/paced_1080p.json" \
+   --no-progress --no-model-only

@@ -1,0 +1,56 @@
+"""Print the GPU benchmark table (markdown) from the bench JSON files written by benchmarks/gpu/run.sh.
+
+Usage: python benchmarks/gpu/summarize.py OUT_DIR
+Reads only what `pockit bench` wrote; computes nothing but ratios.
+"""
+import json
+import sys
+from pathlib import Path
+
+
+def row(name, rec):
+    out = []
+    for c in rec["cases"]:
+        p = c.get("pipeline") or {}
+        lat = p.get("latency_capture_to_tracked") or {}
+        gpu = (c["resources"].get("gpu") or {}).get("devices") or [{}]
+        mem = c["resources"].get("memory") or {}
+        ratio = c.get("e2e_over_model_only")
+        stats_drop = c.get("dropped")
+        out.append(
+            f"| {name} | {c['streams']} | {c['batch']} | {c['frames']} | {c['fps']:.0f} | "
+            f"{(c.get('steady_fps') or 0):.0f} | {c['model_only_ips']:.0f} | {ratio * 100:.0f} % | "
+            if c.get("model_only_ips") else
+            f"| {name} | {c['streams']} | {c['batch']} | {c['frames']} | {c['fps']:.0f} | "
+            f"{(c.get('steady_fps') or 0):.0f} | n/a | n/a | ")
+        out[-1] += (f"{stats_drop} | {lat.get('p50_ms', 'n/a')} / {lat.get('p95_ms', 'n/a')} | "
+                    f"{gpu[0].get('util_pct_mean') or 0:.0f} % | "
+                    f"{mem.get('process_rss_mb_first') or 0:.0f} → {mem.get('process_rss_mb_last') or 0:.0f} | "
+                    f"{p.get('limiting_stage', '')} |")
+    return out
+
+
+def main(d):
+    d = Path(d)
+    print("| case | streams | batch | frames | FPS (wall) | FPS (steady) | model-only img/s | e2e / model | "
+          "dropped | capture→tracked p50 / p95 ms | GPU util | RSS MB start → end | limiting stage |")
+    print("|" + "---|" * 13)
+    peer = None
+    for f in sorted(d.glob("*.json")):
+        rec = json.loads(f.read_text())
+        for line in row(f.stem, rec):
+            print(line)
+        if rec.get("ultralytics_track"):
+            peer = (rec["ultralytics_track"], rec["cases"][0])
+    if peer:
+        u, c = peer
+        if u.get("fps"):
+            mine = c.get("steady_fps") or c["fps"]
+            print(f"\nOne stream: pockit {mine:.1f} fps vs Ultralytics model.track {u['fps']:.1f} fps "
+                  f"({mine / u['fps']:.2f}x), {u['frames']} frames")
+        else:
+            print(f"\nUltralytics: {u}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
