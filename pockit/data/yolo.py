@@ -81,8 +81,9 @@ def read_yolo(path: str | Path, classes: Sequence[str] | None = None, *, on_outs
     names_src: Path | None = None  # where the names came from (None: the classes argument)
     sets: list[tuple[str | None, Path, list[Path]]] = []  # (split, key root, images)
     if yaml_path is not None:
+        yaml_text = read_text(yaml_path, "data.yaml")
         try:
-            cfg = yaml.safe_load(read_text(yaml_path, "data.yaml")) or {}
+            cfg = yaml.safe_load(yaml_text) or {}
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             raise LabelError(f"malformed YAML: {getattr(e, 'problem', None) or e}", file=yaml_path,
