@@ -104,6 +104,15 @@ def test_nested_names_and_relinking_still_work(tmp_path):
     assert read_voc(tmp_path / "out").n_boxes == 1
 
 
+def test_capture_source_id_cannot_place_frames_outside(tmp_path):
+    from pockit.data.capture import capture
+
+    image(tmp_path / "frames" / "000.png")
+    with pytest.raises(LabelError, match=r"frame file name \(source id\) '\.\./\.\./evil_000000\.jpg' escapes"):
+        capture(tmp_path / "frames", tmp_path / "a" / "out", dedup_hamming=None, source_id="../../evil", progress=False)
+    assert not list(tmp_path.rglob("evil*"))
+
+
 # ---- 9. duplicate check: bounded memory, same result ------------------------------------------------------------
 
 def duplicates_full_matrix(xyxy, class_ids, thr):

@@ -28,6 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ._io import out_path
 from .dataset import Dataset, ImageRecord
 
 log = logging.getLogger(__name__)
@@ -152,8 +153,10 @@ def capture(source: Any, out_dir: str | Path, *, every_s: float | None = None, m
                     continue
                 scores = [round(float(v), 4) for v in s]
             name = f"{fr.source_id}_{fr.index:06d}.jpg"
-            if not cv2.imwrite(str(out / name), fr.image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]):
-                raise OSError(f"could not write {out / name}: check disk space and permissions")
+            dest = out_path(out, name, "frame file name (source id)")  # a source id cannot place frames outside out
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(dest), fr.image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]):
+                raise OSError(f"could not write {dest}: check disk space and permissions")
             if ph is not None:
                 hashes.append(ph)
             reasons = [r for r, on in (("interval", every_s), ("motion", motion), ("unsure", unsure)) if on is not None]
