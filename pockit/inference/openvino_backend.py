@@ -4,10 +4,9 @@ Runs the same ONNX files as the ONNX Runtime backend (read directly, no conversi
 letterbox, decode and NMS, so only the network's arithmetic differs. A fixed-size YOLOv8 export is rewritten
 per input size like in the ONNX Runtime backend (``rect``, :mod:`pockit.inference.rectangular`).
 
-Precision: ``half=False`` runs in float32 (the ONNX Runtime result to rounding); ``half=True`` lets OpenVINO
-use its reduced inference precision where the CPU computes it natively (bfloat16 on CPUs with AVX512-BF16 or
-AMX, float16 on some ARM cores, else float32). An INT8 (QDQ) ONNX from :func:`pockit.inference.quantize.
-quantize_int8` runs as INT8 kernels either way.
+Precision (``ModelConfig.precision``): ``fp32`` runs in float32 (the ONNX Runtime result to rounding);
+``auto``/``bf16`` (or ``half: true``) compute in bfloat16 on CPUs that do so natively (AVX512-BF16 or AMX),
+else float32. An INT8 (QDQ) ONNX from :func:`pockit.inference.quantize.quantize_int8` runs as INT8 kernels.
 """
 from __future__ import annotations
 
@@ -44,6 +43,15 @@ def available() -> bool:
         return False
 
 
+def native_bf16() -> bool:
+    """True when OpenVINO is installed and its CPU plugin computes bf16 natively on this machine."""
+    try:
+        ov = import_openvino()
+        return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # noqa: BLE001 - not installed or broken: no bf16
+        return False
+
+
 def _onnx_metadata(path: Path) -> dict[str, str]:
     """The ONNX file's metadata_props (class names, stride) without loading the weights."""
     try:
@@ -62,7 +70,7 @@ class OpenVinoDetector(Detector):
     backend = "openvino"
     MAX_SHAPES = 8
 
-    def __init__(self, path: str | Path, *, threads: int | None = None, **kw) -> None:
+    def __init__(self, path: str | Path, *, threads: int | None = None, precision: str = "fp32", **kw) -> None:
         super().__init__(path, **kw)
         ov = import_openvino()
         if not self.path.is_file():
@@ -77,10 +85,12 @@ class OpenVinoDetector(Detector):
         self.config = {
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": self.threads,
-            "INFERENCE_PRECISION_HINT": "bf16" if self.half and self._native_bf16() else "f32",
+            "INFERENCE_PRECISION_HINT": "bf16" if (self.half or precision in ("auto", "bf16")) and native_bf16()
+            else "f32",
         }
-        if self.half and self.config["INFERENCE_PRECISION_HINT"] == "f32":
-            log.info("half: this CPU has no native bf16; OpenVINO runs %s in float32", self.path.name)
+        if precision == "bf16" and self.config["INFERENCE_PRECISION_HINT"] == "f32":
+            raise BackendUnavailable("model.precision bf16: this CPU has no native bf16 (AVX512-BF16/AMX); "
+                                     "use precision fp32 or int8")
         meta = _onnx_metadata(self.path) if self.path.suffix.lower() == ".onnx" else {}
         self.metadata = meta
         self.model_names = parse_names(meta.get("names"))
@@ -119,13 +129,6 @@ class OpenVinoDetector(Detector):
         self.providers = [f"openvino-{ov.__version__}:CPU", f"precision:{self.config['INFERENCE_PRECISION_HINT']}",
                           f"threads:{self.threads}"]
         self._finish_init()
-
-    def _native_bf16(self) -> bool:
-        try:
-            caps = self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-        except Exception:  # noqa: BLE001
-            return False
-        return "BF16" in caps
 
     def _compile(self, model) -> Any:
         try:

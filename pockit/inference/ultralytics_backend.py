@@ -41,10 +41,10 @@ class UltralyticsDetector(Detector):
     """
 
     backend = "ultralytics"
+    supports_rect = True  # Ultralytics letterboxes to its own minimal rectangle when asked
 
     def __init__(self, path: str | Path, *, rect: bool = False, **kw) -> None:
-        super().__init__(path, **kw)
-        self.rect = bool(rect)
+        super().__init__(path, rect=rect, **kw)
         import_ultralytics()
         from ultralytics import YOLO
 
