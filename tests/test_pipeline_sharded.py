@@ -182,3 +182,28 @@ def test_undelivered_alarms_are_in_run_json(shared_data, gt_detector, tmp_path):
     hook = [d for d in rec["delivery"]["sinks"] if d["sink"] == "webhook"][0]
     assert hook["raised"] == raised and hook["delivered"] == 0 and hook["pending"] + hook["dead_letter"] == raised
     assert rec["delivery"]["problems"]
+
+
+class OverlapGtDetector(GtDetector):
+    """The two-phase interface of the GPU backend (launch a batch, finish it on another thread)."""
+
+    def __init__(self, table):
+        super().__init__([])
+        self.table, self.launched, self.pinned_flags = table, 0, set()
+
+    def launch(self, images, pinned=False):
+        self.launched += 1
+        self.pinned_flags.add(pinned)
+        return [im.copy() for im in images]  # what the GPU would hold
+
+    def finish(self, pending):
+        return self.detect(pending)
+
+
+def test_launch_finish_overlap_gives_the_same_events(shared_data, gt_detector, reference, tmp_path):
+    ref, ref_dir = reference
+    det = OverlapGtDetector(gt_detector.table)
+    s = pockit.run(_cfg(shared_data, tmp_path), run_dir=tmp_path / "run", detector=det, progress=False, workers=0)
+    assert s.pipeline["launch_finish_overlap"] is True and det.launched == s.pipeline["inference_calls"] > 0
+    assert det.pinned_flags == {False}  # a CPU pool is not page-locked: the backend must stage its copies
+    assert _events(tmp_path / "run") == _events(ref_dir) and not s.errors

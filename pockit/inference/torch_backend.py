@@ -250,8 +250,11 @@ class TorchDetector:
         return buf
 
     # -- the three stages, usable separately by the multi-stream pipeline --------------------
-    def upload(self, images: Sequence[Any]):
-        """Frames (numpy HxWx3 uint8 BGR, or uint8 CUDA tensors) -> list of GPU uint8 HWC tensors."""
+    def upload(self, images: Sequence[Any], pinned: bool = False):
+        """Frames (numpy HxWx3 uint8 BGR, or uint8 CUDA tensors) -> list of GPU uint8 HWC tensors.
+
+        ``pinned=True``: the arrays already live in page-locked memory (pockit's frame pool registers its
+        block with CUDA), so each is copied to the GPU asynchronously as is, with no staging copy."""
         torch = self.torch
         out = []
         stream = self._copy_stream
@@ -269,7 +272,7 @@ class TorchDetector:
                     )
                 if self.is_cuda:
                     t = torch.from_numpy(np.ascontiguousarray(im))
-                    if not t.is_pinned():
+                    if not pinned and not t.is_pinned():
                         staged = torch.empty(t.shape, dtype=torch.uint8, pin_memory=True)
                         staged.copy_(t)
                         t = staged
@@ -362,7 +365,7 @@ class TorchDetector:
         return res
 
     # -- two-phase API for pipelines: launch on one thread, finish on another ------------------
-    def launch(self, images: Sequence[Any]) -> Pending:
+    def launch(self, images: Sequence[Any], pinned: bool = False) -> Pending:
         """Enqueue upload + letterbox + model for one batch (<= ``batch`` frames); returns at once.
 
         The GPU works on it while the caller gathers the next batch; :meth:`finish` (possibly on
@@ -372,7 +375,7 @@ class TorchDetector:
             raise ValueError(f"launch takes at most batch={self.batch} frames, got {len(images)}")
         torch = self.torch
         with torch.inference_mode():
-            x, infos = self.preprocess_gpu(self.upload(images))
+            x, infos = self.preprocess_gpu(self.upload(images, pinned=pinned))
             pred = self.forward_raw(x)
             if self._graph is not None:
                 pred = pred.clone()  # the graph's output buffer is overwritten by the next replay

@@ -377,7 +377,8 @@ class Pipeline:
                     t0 = time.perf_counter()
                     try:
                         images = [pool.view(r.slot, r.h, r.w) for r in refs]
-                        result = detector.launch(images) if overlap else detector.detect(images)
+                        result = (detector.launch(images, pinned=pool.pinned) if overlap
+                                  else detector.detect(images))
                     except BaseException as e:
                         if isinstance(e, KeyboardInterrupt):  # Ctrl-C delivered inside the model call
                             self._interrupted = True
