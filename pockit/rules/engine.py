@@ -41,6 +41,7 @@ FG_MAX_MOTION = 0.25  # mean short-term foreground fraction inside the blob whil
 FG_MIN_RESIDUAL = 12.0  # grey levels: below this (after the ring-fitted gain/offset) = lighting, not an object
 FG_GHOST_EDGE = 0.45  # outline gradient now / (now + background) below this = ghost
 FG_MAX_OWNER_AREA = 0.5  # a blob larger than this fraction of its owner's box is the owner's silhouette
+FG_HISTORY_SECONDS = 120.0  # how far back person boxes are kept to find a blob's owner
 
 
 def _isin(values: np.ndarray, allowed: np.ndarray) -> np.ndarray:
@@ -530,7 +531,9 @@ class _Abandoned(_Rule):
         c = self.cfg
         self.min_area = c.min_area if c.min_area is not None else FG_MIN_AREA_FRACTION * w * h
         self.fg = StaticForeground(c.min_duration, self.min_area)
-        self.history_s = c.min_duration + self.fg.short_seconds + FG_OWNER_SLACK + 1.0
+        # person boxes kept long enough to reach back to a blob's onset: the owner may stand over the
+        # object (holding its static evidence back) for a while before the blob is confirmed
+        self.history_s = max(FG_HISTORY_SECONDS, c.min_duration + self.fg.short_seconds + FG_OWNER_SLACK)
 
     def _fg_bags(self, dets: Detections, names) -> np.ndarray:
         """Boxes + class ids of bag-class detections (``classes``) for fusion; empty without a class filter."""
