@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 EPS = 1e-6
 ALARM_HOLD = 2.0  # seconds an object stays in .alarmed after a point event (crossing, exit)
 # foreground abandoned_object: fixed ratios (sizes relative to the frame or the owner; times in seconds)
-DEBUG_FG = False
 FG_MIN_AREA_FRACTION = 0.001  # default min_area: 0.1 % of the frame
 FG_OWNER_SLACK = 1.0  # s around a blob's onset in which the owner's box must touch it; owner "seen" tolerance
 FG_STABLE_IOU = 0.5  # a blob whose box drifts below this IoU with its first box moved / changed shape
@@ -634,9 +633,9 @@ class _Abandoned(_Rule):
                     bl.class_id = int(bags[hit[0], 4])
             sc = self.fg.blob_tests(blob)
             sc["border"] = float(blob.border)
-            if DEBUG_FG:
-                print(f"{t:6.2f} blob {best} {[round(v) for v in box]} owner={bl.owner} "
-                      + " ".join(f"{k}={v:.2f}" for k, v in sc.items()))
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("rule %r: t=%.2f blob %d %s owner=%s %s", self.name, t, best, [round(v) for v in box],
+                          bl.owner, " ".join(f"{k}={v:.2f}" for k, v in sc.items()))
             bl.scores.append((t, sc))
             while bl.scores and t - bl.scores[0][0] > max(self.cfg.unattended, 1.0):
                 bl.scores.popleft()
