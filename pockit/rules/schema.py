@@ -109,7 +109,8 @@ class AbandonedObjectRule(_Base):
     person_classes: list[str | int] = ["person"]
     max_motion: float = Field(0.1, gt=0, description="max centre motion, in box heights (or pixels if > 1)")
     min_duration: float = Field(5.0, ge=0)
-    owner_distance: float = Field(2.0, gt=0, description="box heights (<= 10) or pixels (> 10)")
+    owner_distance: float = Field(2.0, gt=0, description="object box heights (detector mode) or owner box heights "
+                                  "(foreground mode) when <= 10, pixels when > 10")
     unattended: float = Field(5.0, ge=0, description="seconds the owner is away before the alarm")
     min_area: float | None = Field(None, ge=0, description="foreground mode: smallest blob in px^2 (None: 0.1 % of the frame)")
 
