@@ -102,11 +102,12 @@ class VideoFileSource(Source):
 
     def _choose_decoder(self) -> str:
         """'nvdec' (GPU hardware decode, pockit.sources.nvdec) or 'cpu' (OpenCV/FFmpeg). Option ``decoder``:
-        auto (NVDEC when PyNvVideoCodec and a CUDA GPU are there), cpu, or nvdec (an error if unavailable)."""
+        auto (= cpu: on the lent H200, 64 NVDEC sessions feeding host frames were slower end to end than CPU
+        decode, see benchmarks/README.md), cpu, or nvdec (an error if PyNvVideoCodec or CUDA is missing)."""
         want = self.options["decoder"]
         if want not in ("auto", "cpu", "nvdec"):
             raise SourceError(f"{self.uri}: option decoder must be 'auto', 'cpu' or 'nvdec', got {want!r}")
-        if want == "cpu" or self.remote or self.options["capture_factory"]:
+        if want in ("auto", "cpu") or self.remote or self.options["capture_factory"]:
             return "cpu"
         from .nvdec import nvdec_available
 

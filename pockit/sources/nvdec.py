@@ -6,8 +6,8 @@ checks and looping stay the file source's own. Frames are decoded on the GPU by 
 VP9, MPEG-4 ... as the GPU supports), converted to BGR on the GPU in batches and copied to host memory:
 the CPU no longer decodes, which is what limits many-camera hosts.
 
-Selected with the source option ``decoder: nvdec`` (or ``auto``: NVDEC when PyNvVideoCodec and a CUDA GPU
-are present, else OpenCV). On a Jetson, use a GStreamer source with ``nvv4l2decoder`` instead
+Selected with the source option ``decoder: nvdec`` (``auto`` = OpenCV on the CPU: measured on the lent H200,
+64 NVDEC sessions copying frames back to host memory were slower end to end than CPU decode). On a Jetson, use a GStreamer source with ``nvv4l2decoder`` instead
 (``pockit.sources.gstreamer``): PyNvVideoCodec is for discrete GPUs.
 """
 from __future__ import annotations
@@ -39,6 +39,22 @@ def nvdec_available() -> tuple[bool, str]:
     return True, ""
 
 
+def _current_context() -> int:
+    """The CUDA context torch uses (its primary context), so every decoder shares it instead of creating
+    one context per camera (64 contexts time-slice the GPU); 0 (the decoder makes its own) if unknown."""
+    try:
+        from cuda.bindings import driver
+
+        err, ctx = driver.cuCtxGetCurrent()
+        if int(err) == 0 and ctx is not None and int(ctx) != 0:
+            return int(ctx)
+        err, dev = driver.cuDeviceGet(0)
+        err2, ctx = driver.cuDevicePrimaryCtxRetain(dev)
+        return int(ctx) if int(err2) == 0 else 0
+    except Exception:
+        return 0
+
+
 class NvdecCapture:
     """A ``cv2.VideoCapture`` stand-in that decodes with NVDEC (see module docstring)."""
 
@@ -49,7 +65,9 @@ class NvdecCapture:
         self._torch = torch
         self.path = path
         self.gpu_id = gpu_id
+        torch.cuda.init()
         self._dec = nvc.ThreadedDecoder(path, buffer_size=prefetch, gpu_id=gpu_id, use_device_memory=True,
+                                        cuda_context=_current_context(),
                                         output_color_type=nvc.OutputColorType.RGB)
         meta = self._dec.get_stream_metadata()
         self.fps = float(getattr(meta, "average_fps", 0) or getattr(meta, "avg_frame_rate", 0) or 0) or 25.0
