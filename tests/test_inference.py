@@ -243,8 +243,9 @@ def test_onnx_fp16_dynamic_batch_per_image_results(tmp_path):
 
 
 def test_onnx_fixed_batch_model_runs_frame_by_frame(tmp_path):
-    # rect=False: the square letterbox the expected boxes below are computed for (dynamic H/W model)
-    det = load_detector(str(_tiny_onnx(tmp_path / "b1.onnx", batch=1, dtype="float32")), batch=8, rect=False)
+    # rect=False, conf=0.25: the square letterbox and threshold the expected boxes below are computed for
+    det = load_detector(str(_tiny_onnx(tmp_path / "b1.onnx", batch=1, dtype="float32")), batch=8, rect=False,
+                        conf=0.25)
     assert det.model_batch == 1 and det.chunk_size == 1 and det.input_dtype == np.float32
     out = det.detect([_solid((0, 255, 0)), _solid((0, 0, 255), (128, 256))])
     assert [d.class_ids.tolist() for d in out] == [[1], [0]]
