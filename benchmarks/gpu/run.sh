@@ -30,11 +30,11 @@ pk bench $g/pets576.yaml --device "$dev" $half --batch 1 --streams 1 --max-frame
 for s in 32 64; do
   pk bench $g/pets576.yaml --device "$dev" $half --batch "$s" --streams "$s" --max-frames "$n" \
      -o "$out/s${s}_cpudecode.json" --no-progress
-  pk bench $g/pets576_nvdec.yaml --device "$dev" $half --batch "$s" --streams "$s" --max-frames "$n" \
-     -o "$out/s${s}_nvdec.json" --no-progress
+  [[ ${NVDEC:-1} == 1 ]] && pk bench $g/pets576_nvdec.yaml --device "$dev" $half --batch "$s" --streams "$s" \
+     --max-frames "$n" -o "$out/s${s}_nvdec.json" --no-progress
 done
 # 64 x 1080p at the cameras' own 25 fps: frames dropped when behind, and the limiting stage
-for d in "" _nvdec; do
+for d in "" $([[ ${NVDEC:-1} == 1 ]] && echo _nvdec); do
   pk bench $g/pets1080$d.yaml --device "$dev" $half --batch 64 --streams 64 --realtime \
      -o "$out/paced_1080p${d:-_cpudecode}.json" --no-progress --no-model-only
 done
