@@ -18,5 +18,8 @@ fi
 
 python3 -m pip install -q --upgrade pip
 python3 -m pip install -q -e ".[test,ml,notebook,sinks,openvino]"
+# trackers and trackeval declare the GUI wheel opencv-python, which pip installs over the headless one: keep only
+# opencv-python-headless (run by path: it must work while cv2 is broken; see pockit/deploy/opencv.py)
+python3 pockit/deploy/opencv.py
 export YOLO_OFFLINE=1 MPLBACKEND=Agg
 python3 -m pytest -q -p no:cacheprovider --nbval-lax tests notebooks "$@"
