@@ -75,7 +75,9 @@ def test_bad_input(tmp_path):
     r = evaluate_events([E(1.0, "other")], [E(1.0)])
     assert any("'other' raised alarms but the ground truth has no event" in w for w in r.warnings)
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"rule": "x", "type": "zone_enter", "time": 1}\n{"rule": "x"}\n')
+    # a bad record before the last line (a torn last line is skipped as a killed run's leftover)
+    bad.write_text('{"rule": "x", "type": "zone_enter", "time": 1}\n{"rule": "x"}\n'
+                   '{"rule": "x", "type": "zone_enter", "time": 2}\n')
     with pytest.raises(ValueError, match="bad.jsonl:2"):
         evaluate_events(bad, [E(1.0)])
 

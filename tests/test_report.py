@@ -107,7 +107,8 @@ def test_report_numbers(fixture_run, tud_campus, tmp_path):
     assert m["events.walkway_zone.tp"] == exp["n_zone_gt"] - 1
     assert m["events.walkway_zone.fn"] == 1 and m["events.walkway_zone.fp"] == 1
     assert m["events.walkway_zone.recall"] == pytest.approx((exp["n_zone_gt"] - 1) / exp["n_zone_gt"])
-    assert m["events.walkway_zone.fa_per_hour"] == pytest.approx(1 / (2.84 / 3600))
+    # footage: 71 frames, first to last 2.84 s, plus one frame period
+    assert m["events.walkway_zone.fa_per_hour"] == pytest.approx(1 / (2.84 * 71 / 70 / 3600))
     assert m["events.center_line.precision"] == 1.0 and m["events.center_line.recall"] == 1.0
     assert m["events.center_line.latency_p95_s"] == 0.0
     assert m["perf.fps"] == 7.1 and m["perf.inference.p95_ms"] == 140.0
@@ -183,7 +184,7 @@ def test_bad_input(fixture_run, tud_campus, tmp_path):
 def test_report_of_a_run_killed_mid_way(fixture_run, tud_campus, tmp_path):
     # kill -9: no run.json, and events.jsonl ends with a torn line. The report is still written from
     # config.yaml + events + tracks, with the same accuracy numbers, and says the run did not finish cleanly.
-    run, exp = fixture_run
+    run, _ = fixture_run
     build_report(run, gt=tud_campus / "gt/gt.txt", out=tmp_path / "full.html")
     full = json.loads((tmp_path / "full.metrics.json").read_text())["metrics"]
     (run / "run.json").unlink()
@@ -199,9 +200,9 @@ def test_report_of_a_run_killed_mid_way(fixture_run, tud_campus, tmp_path):
         assert m[k] == full[k], k
     assert "perf.fps" not in m and full["perf.fps"] == 7.1  # no timings without run.json
     assert d["warnings"][:2] == [
-        "The run did not finish cleanly (no run.json: the run was killed or crashed): the numbers below are "
-        "reconstructed from config.yaml, events.jsonl and the tracks written before it stopped; timings and "
-        "throughput are not available.",
+        ("The run did not finish cleanly (no run.json: the run was killed or crashed): the numbers below are "
+         "reconstructed from config.yaml, events.jsonl and the tracks written before it stopped; timings and "
+         "throughput are not available."),
         "events.jsonl: 1 incomplete last line(s) skipped (the run stopped while writing an event)."]
     assert "The run did not finish cleanly" in (tmp_path / "killed.html").read_text()
     # run.json written at start and never finished (status "running") is treated the same way
@@ -249,4 +250,4 @@ def test_closing_records_are_not_counted_as_alarms(fixture_run, tud_campus, tmp_
     out = build_report(run, gt=tud_campus / "gt/gt.txt", out=tmp_path / "r.html")
     m = json.loads((tmp_path / "r.metrics.json").read_text())["metrics"]
     assert m["events.walkway_zone.fp"] == 1 and m["events.walkway_zone.pred"] == exp["n_zone_gt"]
-    assert re.search(r'class="kpi">[^<]*<b>%d</b>' % len(pred), out.read_text())
+    assert re.search(rf'class="kpi">[^<]*<b>{len(pred)}</b>', out.read_text())

@@ -72,17 +72,45 @@ def detections_cmd(gt_path, pred_path, conf, iou, class_agnostic, output):
     _write({"gt": gt_path, "pred": pred_path, **rep.to_dict()}, output)
 
 
+def _run_record(path: Path) -> dict | None:
+    """The run.json of the run folder holding ``path`` (events.jsonl, or tracks/<source>.txt), if any."""
+    for d in (path.parent, path.parent.parent):
+        rj = d / "run.json"
+        if rj.exists():
+            try:
+                rec = json.loads(rj.read_text(encoding="utf-8"))
+            except ValueError as e:
+                raise click.ClickException(f"{rj}: not valid JSON ({e})") from None
+            return rec if isinstance(rec, dict) else None
+    return None
+
+
+_WHOLE = click.option("--whole-gt", is_flag=True,
+                      help="score against the whole ground truth, not only what the run analysed (run.json)")
+
+
 @eval_group.command("tracks")
 @click.option("--gt", "gt_path", required=True, type=click.Path(), help="MOTChallenge ground truth (gt/gt.txt)")
 @click.option("--pred", "pred_path", required=True, type=click.Path(), help="MOT tracks (a run's tracks/<source>.txt)")
 @click.option("--frames", type=int, default=None, help="sequence length (default: seqinfo.ini or the last frame)")
+@_WHOLE
 @click.option("-o", "--output", default=None, help="write the full results as JSON")
-def tracks_cmd(gt_path, pred_path, frames, output):
-    """HOTA, MOTA, IDF1, ID switches, fragmentations, mostly tracked/lost."""
+def tracks_cmd(gt_path, pred_path, frames, whole_gt, output):
+    """HOTA, MOTA, IDF1, ID switches, fragmentations, mostly tracked/lost.
+
+    When --pred lies in a run folder (run.json), only the frames that run analysed are scored."""
+    from .events import analysed_spans
     from .tracking import evaluate_tracks
 
+    rng = None
+    rec = None if whole_gt else _run_record(Path(pred_path))
+    if rec is not None:
+        span = analysed_spans(rec).get(Path(pred_path).stem)
+        if span is not None and span.frames:
+            rng = (span.first_frame, span.last_frame)
+            click.echo(f"run.json: scoring {span.label()} only (--whole-gt for all of the ground truth)")
     try:
-        rep = evaluate_tracks(gt_path, pred_path, num_frames=frames)
+        rep = evaluate_tracks(gt_path, pred_path, num_frames=frames, frames=rng)
     except (EvaluationError, ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
     _warn(rep.warnings)
@@ -125,10 +153,23 @@ def _hours_from_run(events_path: Path) -> float | None:
 @click.option("--tolerance", default=1.0, show_default=True, help="seconds between alarm and true event")
 @click.option("--hours", type=float, default=None, help="hours of footage (default: run.json beside --pred)")
 @click.option("--rule", "rules", multiple=True, help="evaluate only these rules (repeatable)")
+@_WHOLE
 @click.option("-o", "--output", default=None, help="write the full results as JSON")
-def events_cmd(pred_path, gt_path, gt_tracks, config_path, fps, source_id, tolerance, hours, rules, output):
-    """Per-rule TP/FP/FN, precision, recall, F1, false alarms per hour, latency."""
-    from .events import evaluate_events, gt_events_from_tracks
+def events_cmd(pred_path, gt_path, gt_tracks, config_path, fps, source_id, tolerance, hours, rules, whole_gt,
+               output):
+    """Per-rule TP/FP/FN, precision, recall, F1, false alarms per hour, latency.
+
+    When --pred lies in a run folder (run.json), ground-truth events outside what the run analysed are
+    not scored."""
+    from .events import analysed_spans, evaluate_events, gt_events_from_tracks
+
+    spans = None
+    rec = None if whole_gt else _run_record(Path(pred_path))
+    if rec is not None:
+        spans = analysed_spans(rec) or None
+        if spans:
+            click.echo(f"run.json: scoring {'; '.join(s.label() for s in spans.values())} only "
+                       "(--whole-gt for all of the ground truth)")
 
     if bool(gt_path) == bool(gt_tracks):
         raise click.UsageError("give exactly one of --gt (events JSONL) or --gt-tracks (MOT gt, with --config)")
@@ -143,8 +184,10 @@ def events_cmd(pred_path, gt_path, gt_tracks, config_path, fps, source_id, toler
             click.echo(f"{len(gt)} ground-truth events from replaying the rules on {gt_tracks} at {fps:g} fps")
         else:
             gt = gt_path
-        hours = hours or _hours_from_run(Path(pred_path))
-        rep = evaluate_events(pred_path, gt, tolerance=tolerance, hours=hours, rules=list(rules) or None)
+        hours = hours or (sum(s.seconds for s in spans.values()) / 3600 if spans else None) \
+            or _hours_from_run(Path(pred_path))
+        rep = evaluate_events(pred_path, gt, tolerance=tolerance, hours=hours, rules=list(rules) or None,
+                              spans=spans)
     except (EvaluationError, ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
     _warn(rep.warnings)

@@ -10,6 +10,7 @@ infeasible pairs blocked), so an early alarm never steals the partner another al
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -67,6 +68,69 @@ def fold_episodes(events: Iterable[Event]) -> list[Event]:
     return out
 
 
+@dataclass(frozen=True)
+class AnalysedSpan:
+    """The part of one source a run analysed: MOT frames ``first_frame..last_frame`` (1-based, inclusive)
+    at times ``t0..t1`` seconds (timestamps of the first and last analysed frame)."""
+
+    source: str
+    first_frame: int
+    last_frame: int
+    t0: float
+    t1: float
+    frames: int  # frames actually analysed (fewer than the range when the run kept every n-th frame)
+
+    @property
+    def seconds(self) -> float:
+        """Footage covered: first to last analysed frame plus one frame period."""
+        if self.frames <= 0:
+            return 0.0
+        period = (self.t1 - self.t0) / (self.frames - 1) if self.frames > 1 and self.t1 > self.t0 else 0.0
+        if period <= 0 and self.last_frame > self.first_frame:
+            period = (self.t1 - self.t0) / (self.last_frame - self.first_frame)
+        return (self.t1 - self.t0) + period
+
+    def contains(self, t: float) -> bool:
+        return self.frames > 0 and self.t0 - 1e-6 <= t <= self.t1 + 1e-6
+
+    def label(self) -> str:
+        return f"{self.source}: frames {self.first_frame}-{self.last_frame} ({self.t0:.2f}-{self.t1:.2f} s)"
+
+
+def analysed_spans(run: dict[str, Any]) -> dict[str, AnalysedSpan]:
+    """Per source, the span a run analysed, from its run.json record (``sources.<id>``: frames, fps,
+    duration_s = timestamp of the last analysed frame; the config's ``start`` for the first)."""
+    starts = {}
+    for s in ((run.get("config") or {}).get("sources") or []):
+        if isinstance(s, dict) and s.get("id") is not None:
+            starts[str(s["id"])] = float(s.get("start") or 0.0)
+    out: dict[str, AnalysedSpan] = {}
+    for sid, info in (run.get("sources") or {}).items():
+        if not isinstance(info, dict) or "frames" not in info:  # span unknown: nothing to restrict to
+            continue
+        n = int(info.get("frames") or 0)
+        fps = float(info.get("fps") or 0) or None
+        t0 = starts.get(str(sid), 0.0)
+        if fps:  # the first frame at or after start (the sources seek this way)
+            t0 = max(0, math.ceil(t0 * fps - 1e-6)) / fps
+        t1 = float(info.get("duration_s") or 0.0)
+        if n and t1 < t0:  # a record without the last timestamp: the first n frames from the start
+            t1 = t0 + ((n - 1) / fps if fps else 0.0)
+        first = round(t0 * fps) + 1 if fps else 1
+        last = round(t1 * fps) + 1 if fps else n
+        out[str(sid)] = AnalysedSpan(str(sid), first, max(first, last) if n else first - 1, t0, t1 if n else t0, n)
+    return out
+
+
+def restrict_to_spans(events: Iterable[Event], spans: dict[str, AnalysedSpan]) -> tuple[list[Event], list[Event]]:
+    """``(inside, outside)``: the events whose source was analysed at their time, and the rest."""
+    inside, outside = [], []
+    for e in events:
+        sp = spans.get(str(e.source))
+        (inside if sp is not None and sp.contains(float(e.time)) else outside).append(e)
+    return inside, outside
+
+
 def _key(e: Event) -> tuple:
     return (str(e.source), e.rule, e.type, e.direction or "")
 
@@ -83,6 +147,8 @@ class EventReport:
     tolerance: float
     hours: float | None
     warnings: list[str] = field(default_factory=list)
+    spans: dict[str, AnalysedSpan] | None = None  # the analysed spans the ground truth was restricted to
+    gt_outside: list[Event] = field(default_factory=list)  # ground-truth events outside them (not scored)
 
     @property
     def totals(self) -> dict[str, Any]:
@@ -104,6 +170,10 @@ class EventReport:
             "false_alarms": [e.to_dict() for e in self.false_alarms],
             "missed": [e.to_dict() for e in self.missed],
             "warnings": self.warnings,
+            "analysed": None if self.spans is None else {
+                k: {"first_frame": v.first_frame, "last_frame": v.last_frame, "t0_s": v.t0, "t1_s": v.t1,
+                    "frames": v.frames} for k, v in self.spans.items()},
+            "gt_outside_span": len(self.gt_outside),
         }
 
     def to_frame(self):
@@ -163,12 +233,15 @@ def evaluate_events(
     tolerance: float = 1.0,
     hours: float | None = None,
     rules: Sequence[str] | None = None,
+    spans: dict[str, AnalysedSpan] | None = None,
 ) -> EventReport:
     """Match predicted alarms to ground-truth events and score them per rule.
 
     pred / gt: events.jsonl paths or Event lists (closing records are folded into their alarm, see
     :func:`fold_episodes`). tolerance: seconds. hours: hours of footage
     the prediction covers (for false alarms per hour; None leaves it out). rules: only these.
+    spans: what the run analysed per source (:func:`analysed_spans` of its run.json): ground-truth events
+    outside them are not scored (``report.gt_outside``) and predictions are kept as they are.
     """
     if tolerance < 0:
         raise EvaluationError(f"tolerance must be >= 0 seconds, got {tolerance}")
@@ -178,6 +251,16 @@ def evaluate_events(
     if rules is not None:
         P = [e for e in P if e.rule in rules]
         G = [e for e in G if e.rule in rules]
+    outside: list[Event] = []
+    if spans is not None:
+        G, outside = restrict_to_spans(G, spans)
+        if outside:
+            warnings.append(f"{len(outside)} ground-truth event(s) lie outside what the run analysed "
+                            f"({'; '.join(v.label() for v in spans.values())}): not scored")
+        if not G and outside:
+            raise EvaluationError(f"no ground-truth event lies in what the run analysed "
+                                  f"({'; '.join(v.label() for v in spans.values())}); all {len(outside)} are "
+                                  "outside it: run on more of the footage to measure event accuracy")
     if not G:
         raise EvaluationError("the ground truth has no events" + (f" for rules {list(rules)}" if rules else "")
                               + ": precision/recall need at least one true event. Annotate events (JSONL with "
@@ -218,7 +301,7 @@ def evaluate_events(
                                [p.time - g.time for p, g in m], hours))
     matches.sort(key=lambda pg: pg[0].time)
     return EventReport(per_rule=per_rule, per_group=per_group, matches=matches, false_alarms=fa, missed=missed,
-                       tolerance=tolerance, hours=hours, warnings=warnings)
+                       tolerance=tolerance, hours=hours, warnings=warnings, spans=spans, gt_outside=outside)
 
 
 def gt_events_from_tracks(config: Any, tracks_path: str | Path, fps: float, source_id: str | None = None) -> list[Event]:

@@ -324,12 +324,15 @@ def evaluate_tracks(
     gt: str | Path | np.ndarray,
     pred: str | Path | np.ndarray,
     num_frames: int | None = None,
+    frames: tuple[int, int] | None = None,
 ) -> TrackingReport:
     """Score a predicted MOT track file against a ground-truth MOT file of the same sequence.
 
     num_frames: sequence length; default from seqinfo.ini beside the gt (MOTChallenge layout),
     else the last frame of either file. Raises :class:`EvaluationError` on empty ground truth,
     0-based or disjoint frame numbering, or predictions past the sequence end.
+    frames: (first, last) MOT frames, inclusive: score only this span (what a run analysed, see
+    :func:`pockit.evaluate.events.analysed_spans`); rows outside it on either side are left out.
     """
     gt_path = str(gt) if not isinstance(gt, np.ndarray) else "<array>"
     pred_path = str(pred) if not isinstance(pred, np.ndarray) else "<array>"
@@ -341,6 +344,21 @@ def evaluate_tracks(
     P = pred if isinstance(pred, np.ndarray) else load_mot_array(pred)
     if len(G) == 0:
         raise EvaluationError(f"ground truth {gt_path} has no rows: nothing to evaluate against")
+    span_note = None
+    if frames is not None:
+        f0, f1 = int(frames[0]), int(frames[1])
+        if f1 < f0:
+            raise EvaluationError(f"frames {f0}-{f1}: the analysed span is empty (the run decoded no frame)")
+        n_out = int(((G[:, 0] < f0) | (G[:, 0] > f1)).sum())
+        g0, g1 = int(G[:, 0].min()), int(G[:, 0].max())
+        G = G[(G[:, 0] >= f0) & (G[:, 0] <= f1)]
+        P = P[(P[:, 0] >= f0) & (P[:, 0] <= f1)]
+        if len(G) == 0:
+            raise EvaluationError(f"frame ranges do not overlap: ground truth {gt_path} covers frames {g0}-{g1}, "
+                                  f"the run analysed frames {f0}-{f1}. Are they the same footage, with the same "
+                                  "start and frame rate (source fps/start options)?")
+        span_note = f"scored on frames {f0}-{f1} only (what the run analysed): {n_out} ground-truth boxes outside"
+        num_frames = f1
     for name, arr, path in (("ground truth", G, gt_path), ("prediction", P, pred_path)):
         if len(arr) and arr[:, 0].min() < 1:
             raise EvaluationError(f"{name} {path} has frame {int(arr[:, 0].min())}: MOT frames are 1-based; "
@@ -350,7 +368,7 @@ def evaluate_tracks(
             if len(np.unique(key)) != len(key):
                 raise EvaluationError(f"{name} {path} repeats a track id within one frame: each id may appear "
                                       "once per frame")
-    warnings: list[str] = []
+    warnings: list[str] = [span_note] if span_note else []
     seq_len = num_frames or (None if isinstance(gt, np.ndarray) else _seq_length(Path(gt)))
     g0, g1 = int(G[:, 0].min()), int(G[:, 0].max())
     if len(P):
@@ -377,6 +395,6 @@ def evaluate_tracks(
     m.update(hota_metrics(data))
     m.update(clear_metrics(data))
     m.update(identity_metrics(data))
-    return TrackingReport(metrics=m, frames=n, gt_ids=data.num_gt_ids, gt_boxes=data.num_gt_dets,
+    return TrackingReport(metrics=m, frames=n - (int(frames[0]) - 1 if frames is not None else 0), gt_ids=data.num_gt_ids, gt_boxes=data.num_gt_dets,
                           pred_ids=data.num_tracker_ids, pred_boxes=data.num_tracker_dets, gt_path=gt_path,
                           pred_path=pred_path, warnings=warnings)

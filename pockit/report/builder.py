@@ -208,6 +208,10 @@ def load_run_record(run_dir: str | Path, events: Sequence[Event] | None = None) 
                 tracks = len(np.unique(arr[:, 1]))
         info.setdefault("frames", max(frames, default=0))
         info.setdefault("tracks", tracks)
+        fps = info.get("fps") or s.fps
+        if fps and frames:  # the last frame seen (tracks or an event) dates the analysed span
+            times.append((max(frames) - 1) / float(fps))
+            info.setdefault("fps", float(fps))
         if times and not info.get("duration_s"):
             info["duration_s"] = max(times)  # at least this much footage was analysed
         info.setdefault("error", None)
@@ -294,7 +298,10 @@ def collect(run_dir: str | Path, gt: Any = None, lang: str = "en") -> dict[str, 
                     "imgsz": model.get("imgsz") or cfg.model.imgsz, "providers": model.get("providers"),
                     "sha256": (model.get("sha256") or "")[:16], "conf": cfg.model.conf,
                     "classes": model.get("class_names")}
-    hours = sum(float(v.get("duration_s") or 0) for v in sources.values()) / 3600 or None
+    from ..evaluate.events import analysed_spans
+
+    ctx["spans"] = analysed_spans(run)  # ground truth is scored on these only
+    hours = sum(sp.seconds for sp in ctx["spans"].values()) / 3600 or None
     ctx["hours"] = hours
     ctx["events_total"] = len(events)
     if not events:
@@ -368,17 +375,18 @@ def _accuracy_for_source(sid, gpath, tpath, cfg, labels, ctx):
             G, P = keep(G), keep(P)
             ctx["warnings"].append(f"{sid}: the run analysed every {stride}th frame; ground truth is compared "
                                    "on those frames only")
-        src = next((x for x in cfg.sources if x.id == sid), None)
-        n_run = int((ctx["run"].get("sources") or {}).get(sid, {}).get("frames") or 0)
-        if (stride == 1 and src is not None and not src.start and 0 < n_run < int(G[:, 0].max())
-                and (G[:, 0] <= n_run).any()):
-            G = G[G[:, 0] <= n_run]
-            ctx["warnings"].append(f"{sid}: the run covered frames 1-{n_run} of the annotated footage; ground "
-                                   "truth is compared on those frames only")
-        trk = evaluate_tracks(G, P, num_frames=None)
+        span = ctx["spans"].get(sid)
+        rng = (span.first_frame, span.last_frame) if span is not None and span.frames else None
+        if rng is not None and (G[:, 0].min() < rng[0] or G[:, 0].max() > rng[1]):
+            n_out = int(((G[:, 0] < rng[0]) | (G[:, 0] > rng[1])).sum())
+            ctx["warnings"].append(ctx["t"]("gt_span_boxes").format(span=span.label(), n=n_out))
+        trk = evaluate_tracks(G, P, num_frames=None, frames=rng)
+        if rng is not None:
+            G = G[(G[:, 0] >= rng[0]) & (G[:, 0] <= rng[1])]
+            P = P[(P[:, 0] >= rng[0]) & (P[:, 0] <= rng[1])]
     except EvaluationError as e:
         raise ReportError(f"source {sid!r}: {e} (gt {gpath}, tracks {tpath})") from None
-    ctx["warnings"] += [f"{sid}: {w}" for w in trk.warnings]
+    ctx["warnings"] += [f"{sid}: {w}" for w in trk.warnings if not w.startswith("scored on frames")]
     gt_boxes = read_mot(gpath, gt=True)
     pr_boxes = read_mot(tpath)
     frames = {int(f) for f in G[:, 0]} | {int(f) for f in P[:, 0]}
@@ -398,10 +406,11 @@ def _accuracy_for_source(sid, gpath, tpath, cfg, labels, ctx):
 
 
 def _events_section(events, gtd, cfg, run_dir, run, hours, labels, ctx, metrics):
-    from ..evaluate.events import evaluate_events
+    from ..evaluate.events import evaluate_events, fold_episodes
 
     gt_events: list[Event] | None = None
     derived = False
+    out: dict[str, Any] = {"gt_outside": 0}
     if gtd.events is not None:
         gt_events = read_events(gtd.events)
     elif gtd.tracks and cfg.rules:
@@ -415,14 +424,29 @@ def _events_section(events, gtd, cfg, run_dir, run, hours, labels, ctx, metrics)
                 info = (run.get("sources") or {}).get(sid, {})
                 fps = info.get("fps")
                 size = (info["width"], info["height"]) if info.get("width") else None
-                gt_events += replay(cfg, gpath, fps=fps, source_id=sid, frame_size=size)
+                gt_events += _replay_span(replay, cfg, gpath, fps, sid, size, ctx["spans"].get(sid), out)
             derived = True
     per_rule_snap = {}
-    out: dict[str, Any] = {"derived": derived, "rows": [], "evaluated": False, "tolerance": 1.0}
-    if gt_events is not None and gt_events:
-        rep = evaluate_events(events, gt_events, tolerance=1.0, hours=hours,
-                              rules=[r.name for r in cfg.rules] or None)
-        ctx["warnings"] += rep.warnings
+    out.update({"derived": derived, "rows": [], "evaluated": False, "tolerance": 1.0})
+    rep = None
+    rule_names = [r.name for r in cfg.rules] or None
+    out["span"] = "; ".join(sp.label() for sp in ctx["spans"].values())
+    if gt_events is not None:
+        from ..evaluate.events import restrict_to_spans
+
+        folded = [e for e in fold_episodes(gt_events) if rule_names is None or e.rule in rule_names]
+        inside, outside = restrict_to_spans(folded, ctx["spans"])
+        out["gt_outside"] += len(outside)
+        if out["gt_outside"]:
+            ctx["warnings"].append(ctx["t"]("gt_span_events").format(span=out["span"], inside=len(inside),
+                                                                     outside=out["gt_outside"]))
+        if inside:
+            rep = evaluate_events(events, gt_events, tolerance=1.0, hours=hours, rules=rule_names,
+                                  spans=ctx["spans"])
+            ctx["warnings"] += [w for w in rep.warnings if "outside what the run analysed" not in w]
+        elif not out["gt_outside"]:
+            ctx["warnings"].append("the ground truth holds no event for these rules: event accuracy not measured")
+    if rep is not None:
         out.update(evaluated=True, rows=rep.per_rule, totals=rep.totals, tolerance=rep.tolerance)
         metrics["events"] = {r["rule"]: {k: v for k, v in r.items() if isinstance(v, (int, float))}
                              for r in rep.per_rule}
@@ -437,8 +461,6 @@ def _events_section(events, gtd, cfg, run_dir, run, hours, labels, ctx, metrics)
             per_rule_snap[r.name] = {"true": _snaps(tps, run_dir), "false": _snaps(fas, run_dir),
                                      "missed": [e for e in rep.missed if e.rule == r.name][:5]}
     else:
-        if gt_events is not None:
-            ctx["warnings"].append("the ground truth holds no event for these rules: event accuracy not measured")
         counts: dict[str, int] = {}
         for e in events:
             counts[e.rule] = counts.get(e.rule, 0) + 1
@@ -450,6 +472,37 @@ def _events_section(events, gtd, cfg, run_dir, run, hours, labels, ctx, metrics)
             per_rule_snap[r.name] = {"examples": _snaps([e for e in events if e.rule == r.name], run_dir)}
     out["snapshots"] = per_rule_snap
     return out
+
+
+def _replay_span(replay, cfg, gpath, fps, sid, size, span, out) -> list[Event]:
+    """Ground-truth events from replaying the rules on the ground-truth tracks of the frames the run
+    analysed (``span``), so a track already inside a zone when the run started is judged as the run saw it.
+    ``out["gt_outside"]`` grows by the events a replay of the whole annotation has outside the span."""
+    import tempfile
+
+    from ..evaluate.events import fold_episodes
+
+    full = list(replay(cfg, gpath, fps=fps, source_id=sid, frame_size=size))
+    if span is None or not span.frames:
+        return full
+    out["gt_outside"] += sum(not span.contains(e.time) for e in fold_episodes(full))
+    from ..core.mot import seqinfo_for
+
+    info = seqinfo_for(Path(gpath))
+    if size is None and "imwidth" in info and "imheight" in info:
+        size = (int(info["imwidth"]), int(info["imheight"]))
+    if not fps and "framerate" in info:
+        fps = float(info["framerate"])
+    G = load_mot_array(gpath)
+    G = G[(G[:, 0] >= span.first_frame) & (G[:, 0] <= span.last_frame)]
+    if not len(G):
+        return []
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "gt" / "gt.txt"
+        p.parent.mkdir()
+        np.savetxt(p, G, delimiter=",", fmt="%.6g")
+        evs = list(replay(cfg, p, fps=fps, source_id=sid, frame_size=size))
+    return evs
 
 
 def _snaps(evs: Sequence[Event], run_dir: Path, n: int = 3) -> list[dict[str, Any]]:

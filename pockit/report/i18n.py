@@ -62,6 +62,12 @@ T: dict[str, dict[str, str]] = {
                     "zh": "{file}：跳过 {n} 行不完整的末行（运行在写入事件时中断）。"},
     "gt_events_derived": {"en": "Ground-truth events derived by replaying the rules on ground-truth tracks.",
                           "zh": "真值事件由规则在真值轨迹上回放得到。"},
+    "gt_span_boxes": {"en": "{span} is what the run analysed: ground truth is scored on it only ({n} ground-truth "
+                            "boxes outside it are not counted).",
+                      "zh": "{span} 为本次运行分析的范围：真值仅在此范围内评分（范围外 {n} 个真值框不计入）。"},
+    "gt_span_events": {"en": "{span} is what the run analysed: {inside} ground-truth event(s) lie in it and are scored; "
+                             "{outside} lie outside it and are not counted.",
+                       "zh": "{span} 为本次运行分析的范围：其中 {inside} 个真值事件参与评分；范围外 {outside} 个不计入。"},
     "tolerance": {"en": "Matching tolerance (s)", "zh": "匹配时间容差 (秒)"},
     "footage_hours": {"en": "Footage (hours)", "zh": "视频时长 (小时)"},
     "stage": {"en": "Stage", "zh": "阶段"},
