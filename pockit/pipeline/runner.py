@@ -113,7 +113,6 @@ def _versions() -> dict[str, str]:
 
 
 INFLIGHT = 2  # batches launched and not yet finished (launch/finish overlap)
-SWITCH_INTERVAL_S = 0.0005  # GIL hand-over interval while a multi-stream run is on (Python's default: 5 ms)
 POOL_BYTES_MAX = 1.5 * 2**30  # default cap of the frame pool's memory
 
 
@@ -455,11 +454,6 @@ class Pipeline:
                         pool.release(slot)
                 meters["finish"].add(busy=time.perf_counter() - t1, items=len(refs))
 
-        # many decode threads hold the GIL in turns; the inference threads release it on every CUDA/ONNX call
-        # and, at the default 5 ms switch interval, wait up to that long to get it back each time
-        switch = sys.getswitchinterval()
-        if len(streams) > 2:
-            sys.setswitchinterval(SWITCH_INTERVAL_S)
         t_launch = threading.Thread(target=launcher, name="batch-infer", daemon=True)
         t_finish = threading.Thread(target=finisher, name="infer-finish", daemon=True)
         try:
@@ -520,7 +514,6 @@ class Pipeline:
                 delivery = delivery_summary(sinks)
             except Exception as e:  # never lose run.json over the summary
                 delivery = {"all_delivered": False, "problems": [f"delivery summary failed: {e}"]}
-            sys.setswitchinterval(switch)
             pool_info = {"slots": pool.n, "slot_bytes": pool.slot_bytes, "shared": pool.name is not None,
                          "pinned": pool.pinned, "high_water": pool.high_water,
                          "bytes": pool.n * pool.slot_bytes}
