@@ -2,6 +2,7 @@
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,8 +92,12 @@ def test_bundle_contents(bundle):
     assert len(wheel) == 1 and wheel[0].startswith("wheels/pockit-") and wheel[0].endswith(".whl")
     assert [f for f in files if not f.startswith("wheels/")] == [
         "Dockerfile", "MANIFEST.json", "README.md", "build_engine.sh", "config-onnx.yaml", "config.yaml",
-        "docker-compose.yml", "media/car-detection.mp4", "models/person.onnx", "pockit-gate-watch.service", "run.sh",
+        "docker-compose.yml", "media/car-detection.mp4", "models/person.onnx", "opencv_headless.py",
+        "pockit-gate-watch.service", "run.sh",
     ]
+    # the install step leaves one OpenCV wheel, with the same helper as scripts/test.sh
+    assert (bundle / "opencv_headless.py").read_bytes() == (Path(J.__file__).with_name("opencv.py")).read_bytes()
+    assert "&& python3 /tmp/opencv_headless.py --no-cache-dir --find-links /tmp/wheels" in (bundle / "Dockerfile").read_text()
     from pockit.config import load_config
 
     cfg = load_config(bundle / "config.yaml")

@@ -279,8 +279,9 @@ def _make_bundle(config_path: str | Path, target: str, out_dir: str | Path, *, m
     for sh in ("build_engine.sh", "run.sh"):
         (out / sh).chmod(0o755)
 
-    # the pockit wheel (and optionally its aarch64 dependencies)
+    # the pockit wheel (and optionally its aarch64 dependencies), and the step that leaves one OpenCV wheel after it
     (out / "wheels").mkdir(exist_ok=True)
+    shutil.copy2(Path(__file__).with_name("opencv.py"), out / "opencv_headless.py")
     _build_wheel(out / "wheels")
     if include_deps:
         _download_deps(out / "wheels")
