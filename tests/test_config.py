@@ -5,6 +5,8 @@ import pytest
 from pockit.config import ConfigError, load_config
 from pockit.pipeline.cli import demo_config_path
 
+pytestmark = pytest.mark.arm64smoke  # fast, no footage: scripts/arm64-smoke.sh runs them on emulated arm64
+
 BASE = """\
 name: t
 sources:

@@ -7,6 +7,8 @@ from pockit.core import Detections, Frame
 from pockit.rules import RuleEngine
 from pockit.rules.geometry import crosses_polyline, points_in_polygon, polyline_side
 
+pytestmark = pytest.mark.arm64smoke  # fast, no footage: scripts/arm64-smoke.sh runs them on emulated arm64
+
 FPS = 10.0
 NAMES = {0: "person", 1: "bag", 2: "Fall", 3: "car"}
 

@@ -7,6 +7,8 @@ import yaml
 from pockit.config import ConfigError, load_config
 from pockit.rules.geometry import geometry_problem, is_normalized, polygon_problem
 
+pytestmark = pytest.mark.arm64smoke  # fast, no footage: scripts/arm64-smoke.sh runs them on emulated arm64
+
 
 def _load(tmp_path, rule: dict):
     cfg = {"name": "z", "sources": [{"id": "a", "uri": "rtsp://h/s"}],
