@@ -94,7 +94,7 @@ def test_cli(tmp_path):
     d = json.loads(out.read_text())
     assert d["footage_hours"] == 0.5 and d["per_rule"][0]["fa_per_hour"] == 2.0
     assert d["matches"][0]["latency_s"] == 0.5
-    assert "intrusion" in res.output and "footage 0.500 h" in res.output
+    assert "intrusion" in res.output and "footage 30 min" in res.output
     res = CliRunner().invoke(cli, ["eval", "events", "--pred", str(run / "events.jsonl")])
     assert res.exit_code != 0 and "exactly one of --gt" in res.output
     res = CliRunner().invoke(cli, ["eval", "events", "--pred", str(run / "events.jsonl"), "--gt-tracks", "x.txt"])
@@ -151,3 +151,18 @@ def test_crowd_closing_records_are_not_alarms():
     from pockit.evaluate import fold_episodes
     hand = Event(rule="crowd", type="crowd", source="cam1", time=3.0, frame=30, end=9.0)
     assert fold_episodes([hand]) == [hand]
+
+
+def test_rates_need_ten_minutes_of_footage():
+    from pockit.evaluate.events import MIN_RATE_SECONDS, human_duration, per_hour
+
+    assert MIN_RATE_SECONDS == 600
+    # 2 false alarms in 15 s are not "480 per hour": no rate below 10 minutes, the count stays
+    r = evaluate_events([E(1.0), E(5.0), E(9.0)], [E(1.0)], hours=15 / 3600)
+    assert r.totals["fp"] == 2 and r.totals["fa_per_hour"] is None
+    r = evaluate_events([E(1.0), E(5.0), E(9.0)], [E(1.0)], hours=600 / 3600)
+    assert r.totals["fa_per_hour"] == pytest.approx(12.0)
+    assert per_hour(3, 599 / 3600) is None and per_hour(3, 0.5) == 6.0 and per_hour(3, None) is None
+    assert [human_duration(x) for x in (15.3, 0.0387 * 3600, 130, 600, 3900, 7199, None)] == [
+        "15.3 s", "2 min 19 s", "2 min 10 s", "10 min", "1 h 5 min", "2 h", "-"]
+    assert human_duration(130, "zh") == "2 分 10 秒"

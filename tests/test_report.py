@@ -107,8 +107,8 @@ def test_report_numbers(fixture_run, tud_campus, tmp_path):
     assert m["events.walkway_zone.tp"] == exp["n_zone_gt"] - 1
     assert m["events.walkway_zone.fn"] == 1 and m["events.walkway_zone.fp"] == 1
     assert m["events.walkway_zone.recall"] == pytest.approx((exp["n_zone_gt"] - 1) / exp["n_zone_gt"])
-    # footage: 71 frames, first to last 2.84 s, plus one frame period
-    assert m["events.walkway_zone.fa_per_hour"] == pytest.approx(1 / (2.84 * 71 / 70 / 3600))
+    # footage: 71 frames, first to last 2.84 s, plus one frame period = 2.9 s: too short for a rate per hour
+    assert "events.walkway_zone.fa_per_hour" not in m and m["events.walkway_zone.fp"] == 1
     assert m["events.center_line.precision"] == 1.0 and m["events.center_line.recall"] == 1.0
     assert m["events.center_line.latency_p95_s"] == 0.0
     assert m["perf.fps"] == 7.1 and m["perf.inference.p95_ms"] == 140.0
@@ -124,6 +124,20 @@ def test_report_numbers(fixture_run, tud_campus, tmp_path):
     assert html.count('class="plotly-graph-div"') == 6
     assert len(re.findall(r'src="data:image/jpeg;base64,', html)) == 1 + 3 + 1 + 3  # reference + snapshots
     assert "Ground-truth events derived by replaying the rules" in html
+    # headline: passed / failed / to confirm counted apart (Sizing has no data, Handover docs is unconfirmed)
+    d = json.loads((tmp_path / "r.metrics.json").read_text())
+    n_pass = 3 if recall_ok else 2
+    assert d["acceptance_counts"] == {"pass": n_pass, "fail": 4 - n_pass, "to_confirm": 2, "total": 6}
+    assert (f'<span class="n-pass">{n_pass} pass</span> · <span class="n-fail">{4 - n_pass} fail</span> · '
+            '<span class="n-confirm">2 to confirm</span>') in html
+    # rates: the count with the footage, in human units, and why
+    assert '<span id="footage">2.9 s</span>' in html
+    assert "1 in 2.9 s" in html
+    assert ("Rates per hour are shown only from at least 10 min of footage; with 2.9 s analysed the table gives "
+            "the count and the footage instead.") in html
+    # latency: sign explained in the column header (tooltip) and a footnote
+    assert "Latency mean / p50 / p95 (s, alarm − truth; &lt; 0: alarm earlier) *" in html
+    assert 'id="latency-note">* Latency = alarm time minus the ground-truth moment. A negative value' in html
 
 
 def test_report_with_bench_and_zh(fixture_run, tmp_path):

@@ -223,6 +223,35 @@ def test_snapshot_reds_only_the_events_own_object(tmp_path):
     assert tuple(int(v) for v in live[70, 200]) == (0, 0, 255)
 
 
+def test_snapshot_labels_the_object_with_the_events_class(tmp_path):
+    # min_frames 2 dates the event to the first frame inside (class 0 "Normal" there) but raises it on the next
+    # frame, where the detector calls the same person class 1 "Fall": the snapshot must say "Normal" like the
+    # event (issue 13: the first demo snapshot said "Fall" while the event said Normal)
+    eng = RuleEngine([{"type": "zone_enter", "name": "yard", "zone": [[100, 0], [320, 0], [320, 240], [100, 240]],
+                       "min_frames": 2}], "cam", frame_size=(320, 240))
+    img = np.full((240, 320, 3), 60, np.uint8)
+    names = {0: "Normal", 1: "Fall"}
+    snaps = SnapshotWriter(tmp_path / "a")
+    raised = []
+    for i, (x, c) in enumerate([(40, 0), (120, 0), (160, 1)]):
+        d = Detections(xyxy=[[x, 140, x + 40, 220]], track_ids=[7], class_ids=[c], class_names=names)
+        fr = Frame(img, i, i / 10, "cam")
+        for e in eng.update(fr, d, fr.timestamp, i):
+            snaps.save(fr, d, e, eng)
+            raised.append((e, fr, d))
+    assert [(e.frame, e.class_name, e.extra) for e, _, _ in raised] == [(1, "Normal", {"raised_frame": 2})]
+    e, fr, d = raised[0]
+    got = (tmp_path / "a" / e.snapshot).read_bytes()
+    same_class = Detections(xyxy=d.xyxy, track_ids=[7], class_ids=[0], class_names=names)
+    SnapshotWriter(tmp_path / "b").save(fr, same_class, Event(**e.__dict__), eng)
+    assert got == (tmp_path / "b" / e.snapshot).read_bytes()  # drawn as if the detector had said Normal
+    # and the label matters: with no class on the event, each frame's own class is drawn, and they differ
+    bare = Event(**{**e.__dict__, "class_name": None})
+    SnapshotWriter(tmp_path / "c").save(fr, d, bare, eng)
+    SnapshotWriter(tmp_path / "d").save(fr, same_class, bare, eng)
+    assert (tmp_path / "c" / e.snapshot).read_bytes() != (tmp_path / "d" / e.snapshot).read_bytes()
+
+
 @pytest.mark.parametrize("scale", [0.45, 0.7, 1.5])
 def test_text_halo_stays_on_the_letters(scale):
     # OpenCV advances glyphs further at thickness >= 2 than at 1: a thick halo under thin text drifted up to

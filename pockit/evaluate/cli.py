@@ -191,6 +191,11 @@ def events_cmd(pred_path, gt_path, gt_tracks, config_path, fps, source_id, toler
     except (EvaluationError, ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
     _warn(rep.warnings)
-    click.echo(f"tolerance {tolerance:g} s, footage {f'{hours:.3f} h' if hours else 'unknown (pass --hours)'}")
+    from .events import MIN_RATE_SECONDS, human_duration
+
+    click.echo(f"tolerance {tolerance:g} s, footage {human_duration(hours * 3600) if hours else 'unknown (pass --hours)'}")
+    if hours and hours * 3600 < MIN_RATE_SECONDS:
+        click.echo(f"false alarms per hour need at least {human_duration(MIN_RATE_SECONDS)} of footage: "
+                   "see the fp counts")
     click.echo(_table(rep.to_frame()))
     _write(rep.to_dict(), output)

@@ -26,6 +26,36 @@ from .detection import EvaluationError
 log = logging.getLogger(__name__)
 
 _BLOCK = 1e9
+MIN_RATE_SECONDS = 600.0  # false alarms per hour only from at least 10 minutes of footage
+
+
+_UNITS = {"en": ("s", "min", "h"), "zh": ("秒", "分", "小时")}
+
+
+def human_duration(seconds: float | None, lang: str = "en") -> str:
+    """``15.3 s``, ``2 min 10 s``, ``1 h 5 min`` (``-`` when unknown)."""
+    if seconds is None or math.isnan(seconds) or seconds < 0:
+        return "-"
+    s_, m_, h_ = _UNITS.get(lang, _UNITS["en"])
+    if round(seconds, 1) < 60:
+        return f"{seconds:.1f} {s_}"
+    total = round(seconds)
+    if total < 3600:
+        m, s = divmod(total, 60)
+        return f"{m} {m_} {s} {s_}" if s else f"{m} {m_}"
+    h, rest = divmod(total, 3600)
+    m = round(rest / 60)
+    if m == 60:
+        h, m = h + 1, 0
+    return f"{h} {h_} {m} {m_}" if m else f"{h} {h_}"
+
+
+def per_hour(count: float, hours: float | None, min_seconds: float = MIN_RATE_SECONDS) -> float | None:
+    """``count`` per hour of footage, or None when ``hours`` is unknown or shorter than ``min_seconds``
+    (2 alarms in 15 s are not "480 per hour": show the count and the footage instead)."""
+    if not hours or hours * 3600 < min_seconds - 1e-9:
+        return None
+    return count / hours
 
 
 def match_events(pred: Sequence[Event], gt: Sequence[Event], tolerance: float = 1.0) -> list[tuple[int, int]]:
@@ -212,7 +242,7 @@ def _stats(name: str, tp: int, fp: int, fn: int, lat: list[float], hours: float 
     return {
         "rule": name, **extra, "gt": tp + fn, "pred": tp + fp, "tp": tp, "fp": fp, "fn": fn,
         "precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0,
-        "fa_per_hour": (fp / hours) if hours else None,
+        "fa_per_hour": per_hour(fp, hours),
         "latency_mean_s": float(lat_a.mean()) if len(lat_a) else None,
         "latency_p50_s": float(np.percentile(lat_a, 50)) if len(lat_a) else None,
         "latency_p95_s": float(np.percentile(lat_a, 95)) if len(lat_a) else None,
@@ -239,7 +269,8 @@ def evaluate_events(
 
     pred / gt: events.jsonl paths or Event lists (closing records are folded into their alarm, see
     :func:`fold_episodes`). tolerance: seconds. hours: hours of footage
-    the prediction covers (for false alarms per hour; None leaves it out). rules: only these.
+    the prediction covers (false alarms per hour need at least :data:`MIN_RATE_SECONDS` of it; shorter
+    or None leaves the rate out, the false-alarm count stays). rules: only these.
     spans: what the run analysed per source (:func:`analysed_spans` of its run.json): ground-truth events
     outside them are not scored (``report.gt_outside``) and predictions are kept as they are.
     """

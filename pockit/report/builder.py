@@ -164,6 +164,13 @@ def judge_acceptance(items: Sequence[Any], metrics: Mapping[str, float], t=None)
     return rows
 
 
+def acceptance_counts(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Passed / failed / still to confirm (an engineer's check not yet made, or no measurement)."""
+    st = [r["status"] for r in rows]
+    return {"pass": st.count("pass"), "fail": st.count("fail"),
+            "to_confirm": st.count("manual") + st.count("no_data"), "total": len(st)}
+
+
 # ------------------------------------------------------------------------------------------ run record
 def load_run_record(run_dir: str | Path, events: Sequence[Event] | None = None) -> tuple[dict[str, Any], str | None]:
     """``(run.json contents, None)`` for a run that finished; for one that did not (killed: no run.json,
@@ -303,6 +310,11 @@ def collect(run_dir: str | Path, gt: Any = None, lang: str = "en") -> dict[str, 
     ctx["spans"] = analysed_spans(run)  # ground truth is scored on these only
     hours = sum(sp.seconds for sp in ctx["spans"].values()) / 3600 or None
     ctx["hours"] = hours
+    from ..evaluate.events import MIN_RATE_SECONDS, human_duration
+
+    ctx["footage"] = human_duration(hours * 3600, lang) if hours else None
+    ctx["rates_shown"] = bool(hours and hours * 3600 >= MIN_RATE_SECONDS)
+    ctx["min_rate"] = human_duration(MIN_RATE_SECONDS, lang)
     ctx["events_total"] = len(events)
     if not events:
         ctx["warnings"].append(t("no_events"))
@@ -333,6 +345,7 @@ def collect(run_dir: str | Path, gt: Any = None, lang: str = "en") -> dict[str, 
     flat = _flatten(metrics)
     ctx["metrics"] = flat
     ctx["acceptance"] = judge_acceptance(cfg.acceptance, flat, t)
+    ctx["acceptance_counts"] = acceptance_counts(ctx["acceptance"])
     footage = ", ".join(f"{s['id']}: {_fmt(s['duration'], 1)} s" for s in ctx["sources"])
     host = (ctx["perf"].get("host") or "this machine")
     ctx["limitations"] = [x.format(footage=footage, host=host) for x in LIMITATIONS[lang]]
@@ -464,8 +477,10 @@ def _events_section(events, gtd, cfg, run_dir, run, hours, labels, ctx, metrics)
         counts: dict[str, int] = {}
         for e in events:
             counts[e.rule] = counts.get(e.rule, 0) + 1
+        from ..evaluate.events import per_hour
+
         out["rows"] = [{"rule": r.name, "pred": counts.get(r.name, 0),
-                        "per_hour": counts.get(r.name, 0) / hours if hours else None} for r in cfg.rules]
+                        "per_hour": per_hour(counts.get(r.name, 0), hours)} for r in cfg.rules]
         metrics["events"] = {r["rule"]: {"alarms": r["pred"], "alarms_per_hour": r["per_hour"]}
                              for r in out["rows"]}
         for r in cfg.rules:
@@ -513,6 +528,7 @@ def _snaps(evs: Sequence[Event], run_dir: Path, n: int = 3) -> list[dict[str, An
         uri = _img_data_uri(run_dir / e.snapshot, max_w=480) if e.snapshot else None
         out.append({"time": e.time, "source": e.source, "track": e.track_id, "image": uri,
                     "label": f"{e.source} t={e.time:.2f}s" + (f" #{e.track_id}" if e.track_id is not None else "")
+                    + (f" {e.class_name}" if e.class_name else "")
                     + (f" {e.direction}" if e.direction else "")})
     return out
 
@@ -599,7 +615,8 @@ def build_report(run_dir: str | Path, gt: Any = None, out: str | Path | None = "
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
     (out.with_suffix(".metrics.json")).write_text(
-        json.dumps({"metrics": ctx["metrics"], "acceptance": ctx["acceptance"], "warnings": ctx["warnings"]},
+        json.dumps({"metrics": ctx["metrics"], "acceptance": ctx["acceptance"],
+                    "acceptance_counts": ctx["acceptance_counts"], "warnings": ctx["warnings"]},
                    indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     if pdf:
         from .pdf import html_to_pdf

@@ -45,7 +45,8 @@ T: dict[str, dict[str, str]] = {
     "recall": {"en": "Recall", "zh": "召回率"},
     "f1": {"en": "F1", "zh": "F1"},
     "fa_per_hour": {"en": "False alarms / hour", "zh": "每小时误报"},
-    "latency": {"en": "Latency mean / p50 / p95 (s)", "zh": "延迟 均值 / p50 / p95 (秒)"},
+    "latency": {"en": "Latency mean / p50 / p95 (s, alarm − truth; < 0: alarm earlier) *",
+                "zh": "延迟 均值 / p50 / p95 (秒, 告警 − 真值; < 0: 告警更早) *"},
     "true_alarms": {"en": "True alarms", "zh": "正确告警"},
     "false_alarms": {"en": "False alarms", "zh": "误报"},
     "example_alarms": {"en": "Example alarms", "zh": "告警示例"},
@@ -69,7 +70,20 @@ T: dict[str, dict[str, str]] = {
                              "{outside} lie outside it and are not counted.",
                        "zh": "{span} 为本次运行分析的范围：其中 {inside} 个真值事件参与评分；范围外 {outside} 个不计入。"},
     "tolerance": {"en": "Matching tolerance (s)", "zh": "匹配时间容差 (秒)"},
-    "footage_hours": {"en": "Footage (hours)", "zh": "视频时长 (小时)"},
+    "footage_hours": {"en": "Footage analysed", "zh": "分析的视频时长"},
+    "to_confirm": {"en": "to confirm", "zh": "待确认"},
+    "n_pass": {"en": "pass", "zh": "通过"},
+    "n_fail": {"en": "fail", "zh": "未通过"},
+    "count_in": {"en": "{n} in {footage}", "zh": "{footage} 内 {n} 次"},
+    "rate_note": {"en": "Rates per hour are shown only from at least {min} of footage; with {footage} analysed "
+                        "the table gives the count and the footage instead.",
+                  "zh": "仅在视频时长至少 {min} 时给出每小时比率；本次分析 {footage}，表中给出次数与时长。"},
+    "latency_note": {"en": "Latency = alarm time minus the ground-truth moment. A negative value means the alarm "
+                           "came before the reference moment: e.g. the rule fired on the first frame of the run "
+                           "for an object already in place, or the truth is dated later within the matching "
+                           "tolerance.",
+                     "zh": "延迟 = 告警时间减去真值时刻。负值表示告警早于参考时刻：例如对象在运行开始时已在区域内，"
+                           "规则在第一帧即触发，或真值时刻在匹配容差内更晚。"},
     "stage": {"en": "Stage", "zh": "阶段"},
     "mean_ms": {"en": "Mean (ms)", "zh": "均值 (毫秒)"},
     "p50_ms": {"en": "p50 (ms)", "zh": "p50 (毫秒)"},

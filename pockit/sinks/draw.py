@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable
 
 import cv2
 import numpy as np
@@ -31,7 +31,7 @@ def _text(img, s, org, color, scale):
     """Text with a black halo made of shifted copies at the text's own thickness (OpenCV advances glyphs
     differently for thickness 1 and >= 2, so a thicker halo drifts away from the letters)."""
     th = max(1, int(1.5 * scale))
-    r = max(1, int(round(scale)))
+    r = max(1, round(scale))
     font = cv2.FONT_HERSHEY_SIMPLEX
     x, y = org
     for dx, dy in ((-r, -r), (0, -r), (r, -r), (-r, 0), (r, 0), (-r, r), (0, r), (r, r)):
@@ -50,7 +50,7 @@ def draw_geometry(img: np.ndarray, engine, scale: float) -> None:
         if sh["kind"] in ("zone", "box"):
             cv2.fillPoly(overlay, [pts], ZONE)
     cv2.addWeighted(overlay, 0.18, img, 0.82, 0, dst=img)
-    th = max(1, int(round(2 * scale)))
+    th = max(1, round(2 * scale))
     for sh in shapes:
         pts = np.round(sh["points"]).astype(np.int32)
         if sh["kind"] in ("zone", "box"):
@@ -77,8 +77,12 @@ def _scale(img: np.ndarray) -> float:
 
 
 def annotate(image: np.ndarray, dets: Detections | None, engine=None, alarmed: Iterable[int] = (),
-             alarm_boxes: Iterable = (), copy: bool = True, engine_alarms: bool = True) -> np.ndarray:
+             alarm_boxes: Iterable = (), copy: bool = True, engine_alarms: bool = True,
+             labels: Mapping[int, str] | None = None) -> np.ndarray:
     """Draw boxes with track ids and class names, the engine's zones/lines, alarmed objects in red.
+
+    ``labels``: class name to show per track id instead of this frame's detected class (a snapshot shows
+    the class its event recorded, which the detector may have named differently on this frame).
 
     ``alarmed``: track ids to draw red (added to ``engine.alarmed`` when an engine is given and
     ``engine_alarms``); ``alarm_boxes``: extra xyxy boxes drawn red (e.g. a foreground abandoned object).
@@ -86,23 +90,24 @@ def annotate(image: np.ndarray, dets: Detections | None, engine=None, alarmed: I
     img = image.copy() if copy else image
     scale = _scale(img)
     draw_geometry(img, engine, scale)
-    red = set(int(t) for t in alarmed)
+    red = {int(t) for t in alarmed}
     boxes = [np.asarray(b, float) for b in alarm_boxes]
     if engine is not None and engine_alarms:
         red |= engine.alarmed_ids
         for bl in engine.alarm_boxes.values():
             boxes.extend(bl)
-    th = max(1, int(round(2 * scale)))
+    th = max(1, round(2 * scale))
     if dets is not None:
         for i in range(len(dets)):
-            x1, y1, x2, y2 = (int(round(v)) for v in dets.xyxy[i])
+            x1, y1, x2, y2 = (round(v) for v in dets.xyxy[i])
             tid = int(dets.track_ids[i])
             col = RED if tid in red and tid >= 0 else _color(tid)
             cv2.rectangle(img, (x1, y1), (x2, y2), col, th + (2 if col == RED else 0))
-            label = (f"#{tid} " if tid >= 0 else "") + dets.name_of(dets.class_ids[i])
+            name = labels.get(tid) if labels and tid >= 0 and tid in labels else dets.name_of(dets.class_ids[i])
+            label = (f"#{tid} " if tid >= 0 else "") + name
             _text(img, label, (x1, max(12, y1 - 4)), col, 0.45 * scale)
     for b in boxes:
-        x1, y1, x2, y2 = (int(round(v)) for v in b)
+        x1, y1, x2, y2 = (round(v) for v in b)
         cv2.rectangle(img, (x1, y1), (x2, y2), RED, th + 2)
     return img
 
@@ -125,12 +130,17 @@ class SnapshotWriter:
     def save(self, frame: Frame, dets: Detections | None, event: Event, engine=None) -> Path:
         ids = event.track_id if isinstance(event.track_id, list) else [event.track_id] if event.track_id is not None else []
         boxes = [event.bbox] if event.bbox is not None and not ids else []
-        img = annotate(frame.image, dets, engine, alarmed=ids, alarm_boxes=boxes, engine_alarms=False)
+        # the event's objects carry the event's class (the rule may date the event to an earlier frame, where
+        # the detector named the class differently than on this one)
+        labels = {int(i): event.class_name for i in ids} if event.class_name else None
+        img = annotate(frame.image, dets, engine, alarmed=ids, alarm_boxes=boxes, engine_alarms=False,
+                       labels=labels)
         if ids and event.bbox is not None and dets is not None and not np.isin(ids, dets.track_ids).any():
-            x1, y1, x2, y2 = (int(round(v)) for v in event.bbox)  # the object left the frame: box at event time
+            x1, y1, x2, y2 = (round(v) for v in event.bbox)  # the object left the frame: box at event time
             cv2.rectangle(img, (x1, y1), (x2, y2), RED, 3)
         s = _scale(img)
-        _text(img, f"{event.rule} ({event.type}) t={event.time:.2f}s", (8, int(24 * s)), RED, 0.7 * s)
+        head = f"{event.rule} ({event.type})" + (f" {event.class_name}" if event.class_name else "")
+        _text(img, f"{head} t={event.time:.2f}s", (8, int(24 * s)), RED, 0.7 * s)
         path = self.dir / f"{event.id}.jpg"
         if not cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, self.quality]):
             raise OSError(f"could not write snapshot {path}")
@@ -151,7 +161,7 @@ class ClipRecorder:
         self.dir = Path(clips_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.fps = float(fps or 25.0)
-        self.half = max(1, int(round(seconds * self.fps / 2)))
+        self.half = max(1, round(seconds * self.fps / 2))
         self.engine = engine
         self.max_width = max_width
         self.buffer: deque = deque(maxlen=self.half)
