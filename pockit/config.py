@@ -251,6 +251,9 @@ class PipelineConfig(_M):
     workers: int | Literal["auto"] = Field("auto", description="processes for tracking/rules/outputs, sharded by "
                                            "stream (0 = a thread of the main process; auto = 0 for 1-2 streams "
                                            "or < 4 cores, else one per 8 streams)")
+    decode_threads: int | Literal["auto"] = Field("auto", description="threads that decode file sources, each "
+                                                  "serving several in turn (auto = all cores but 6, at least 2); "
+                                                  "live cameras get a thread each")
     max_wait_ms: float = Field(4.0, ge=0, description="longest wait for a batch to fill before inference")
     frame_slots: int | None = Field(None, ge=2, description="frame pool size (default: batch x 4 + streams, "
                                     "capped at 1.5 GB)")
@@ -260,6 +263,13 @@ class PipelineConfig(_M):
     def _workers(cls, v):
         if isinstance(v, int) and v < 0:
             raise ValueError("workers must be >= 0 or 'auto'")
+        return v
+
+    @field_validator("decode_threads")
+    @classmethod
+    def _decode_threads(cls, v):
+        if isinstance(v, int) and v < 1:
+            raise ValueError("decode_threads must be >= 1 or 'auto'")
         return v
 
 

@@ -207,3 +207,15 @@ def test_launch_finish_overlap_gives_the_same_events(shared_data, gt_detector, r
     assert s.pipeline["launch_finish_overlap"] is True and det.launched == s.pipeline["inference_calls"] > 0
     assert det.pinned_flags == {False}  # a CPU pool is not page-locked: the backend must stage its copies
     assert _events(tmp_path / "run") == _events(ref_dir) and not s.errors
+
+
+def test_decode_threads_shared_by_streams_keep_each_streams_order(shared_data, gt_detector, reference, tmp_path):
+    """One decode thread serving all three files in turn gives exactly the per-stream results of three."""
+    ref, ref_dir = reference
+    cfg = _cfg(shared_data, tmp_path, decode_threads=1)
+    s = pockit.run(cfg, run_dir=tmp_path / "one", detector=gt_detector, progress=False, workers=0)
+    assert s.pipeline["stages"]["decode"]["units"] == 1 and not s.errors
+    assert _events(tmp_path / "one") == _events(ref_dir)
+    for sid in ("campus", "pets", "stadt"):
+        assert (tmp_path / "one" / "tracks" / f"{sid}.txt").read_text() == \
+            (ref_dir / "tracks" / f"{sid}.txt").read_text()

@@ -1,10 +1,12 @@
-"""Decode workers: one thread per source reads frames into slots of the frame pool.
+"""Decode workers: threads that read sources into slots of the frame pool.
 
-A worker paces (``realtime``: a file is read at its own frame rate, as a camera would deliver it), and
-when the pipeline is behind it either waits for a free slot (offline analysis of files: nothing is
-skipped) or drops the frame and counts it (``realtime`` and live cameras: the newest frame matters).
-Each frame becomes a small :class:`FrameRef` (slot number, size, index, timestamps) on the ready queue;
-only those references travel, never the pixels.
+File sources are shared out over a few threads (each serves its sources in turn): dozens of decode threads
+would fight the inference threads for the GIL, which every CUDA/ONNX call gives up and takes back. A live
+camera gets a thread of its own, since reading it waits for the camera. A worker paces (``realtime``: a file
+is read at its own frame rate, as a camera would deliver it), and when the pipeline is behind it either waits
+for a free slot (offline analysis of files: nothing is skipped) or drops the frame and counts it
+(``realtime`` and live cameras: the newest frame matters). Each frame becomes a small :class:`FrameRef`
+(slot number, size, index, timestamps) on the ready queue; only those references travel, never the pixels.
 """
 from __future__ import annotations
 
@@ -33,74 +35,133 @@ class EndOfStream:
         self.stream = stream
 
 
-class DecodeWorker(threading.Thread):
-    """Reads ``source`` into ``pool`` slots and puts :class:`FrameRef` on ``ready`` (then an EndOfStream)."""
+class DecodeState:
+    """One stream's decoding: its counters, its error and its own stop switch (its worker died...)."""
 
-    def __init__(self, index: int, source, pool: FramePool, ready, *, realtime: bool, stop: threading.Event,
-                 timer: StageTimer, meter: StageMeter) -> None:
-        super().__init__(name=f"decode-{source.source_id}", daemon=True)
-        self.index, self.source, self.pool, self.ready = index, source, pool, ready
-        self.realtime, self.stop_all, self.timer, self.meter = realtime, stop, timer, meter
-        self.stop_me = threading.Event()  # this stream only (its worker died, its rules failed)
+    def __init__(self, index: int, source, realtime: bool) -> None:
+        self.index, self.source, self.realtime = index, source, realtime
+        self.stop_me = threading.Event()
         self.frames = 0
         self.dropped = 0
         self.oversize = 0
         self.error: str | None = None
+        self.done = False
+        self._it = None
+        self._t0: float | None = None  # wall clock of timestamp 0 (realtime files)
+        self._pending = None  # a frame read but not yet due (realtime files)
 
-    def _stopped(self) -> bool:
-        return self.stop_all.is_set() or self.stop_me.is_set()
+
+class DecodeWorker(threading.Thread):
+    """Reads its streams' sources into ``pool`` slots and puts :class:`FrameRef` on ``ready``, then an
+    :class:`EndOfStream` per stream."""
+
+    def __init__(self, states: list[DecodeState], pool: FramePool, ready, *, stop: threading.Event,
+                 timer: StageTimer, meter: StageMeter, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.states, self.pool, self.ready = states, pool, ready
+        self.stop_all, self.timer, self.meter = stop, timer, meter
 
     def run(self) -> None:
-        it = iter(self.source)
-        t_start = None
+        live = list(self.states)
         try:
-            while not self._stopped():
-                t0 = time.perf_counter()
-                try:
-                    frame = next(it)
-                except StopIteration:
-                    break
-                t1 = time.perf_counter()
-                self.timer.add("decode", t1 - t0)
-                if self.realtime and not self.source.live:  # a file played at its own rate
-                    now = time.monotonic()
-                    if t_start is None:
-                        t_start = now - frame.timestamp
-                    due = t_start + frame.timestamp
-                    if due > now:
-                        time.sleep(due - now)
-                h, w = frame.image.shape[:2]
-                if not self.pool.fits(h, w):
-                    self.oversize += 1
-                    self.dropped += 1
-                    if self.oversize == 1:
-                        log.error("source %s: a %dx%d frame does not fit the frame pool's %d-byte slots; such "
-                                  "frames are dropped (set the source's resize)", self.source.source_id, w, h,
-                                  self.pool.slot_bytes)
-                    continue
-                slot = self._slot()
-                t2 = time.perf_counter()
-                if slot is None:
-                    if self._stopped():
-                        break
-                    self.dropped += 1  # realtime and no free slot: the pipeline is behind, drop this frame
-                    self.meter.add(busy=t1 - t0, wait=t2 - t1)
-                    continue
-                self.pool.view(slot, h, w)[...] = frame.image
-                self.ready.put(FrameRef(self.index, slot, h, w, frame.index, frame.timestamp, time.monotonic()))
-                self.frames += 1
-                self.meter.add(busy=(t1 - t0) + (time.perf_counter() - t2), wait=t2 - t1, items=1)
-        except Exception as e:  # a broken source ends that stream, not the run
-            self.error = f"{type(e).__name__}: {e}"
-            log.error("source %s failed: %s", self.source.source_id, self.error)
+            while live:
+                progressed, next_due = False, None
+                for st in list(live):
+                    if self.stop_all.is_set() or st.stop_me.is_set():
+                        self._end(st, live)
+                        continue
+                    r = self._step(st)
+                    if r is None:  # ended
+                        self._end(st, live)
+                    elif r is True:
+                        progressed = True
+                    else:  # a realtime frame not due yet: when it is
+                        next_due = r if next_due is None else min(next_due, r)
+                if not progressed and live and next_due is not None:
+                    time.sleep(min(max(next_due - time.monotonic(), 0.0), 0.005))
         finally:
-            self.ready.put(EndOfStream(self.index))
+            for st in live:
+                self._end(st, live)
 
-    def _slot(self) -> int | None:
-        if self.realtime:
+    def _end(self, st: DecodeState, live: list) -> None:
+        if not st.done:
+            st.done = True
+            self.ready.put(EndOfStream(st.index))
+        if st in live:
+            live.remove(st)
+
+    def _step(self, st: DecodeState):
+        """Read and hand over one frame of ``st``: True; None at its end; a float (monotonic time) when
+        the next frame of a realtime file is not due yet."""
+        try:
+            if st._it is None:
+                st._it = iter(st.source)
+            frame = st._pending
+            t0 = time.perf_counter()
+            if frame is None:
+                try:
+                    frame = next(st._it)
+                except StopIteration:
+                    return None
+                self.timer.add("decode", time.perf_counter() - t0)
+            t1 = time.perf_counter()
+            if st.realtime and not st.source.live:  # a file played at its own rate
+                now = time.monotonic()
+                if st._t0 is None:
+                    st._t0 = now - frame.timestamp
+                due = st._t0 + frame.timestamp
+                if due > now:
+                    st._pending = frame
+                    return due
+            st._pending = None
+            h, w = frame.image.shape[:2]
+            if not self.pool.fits(h, w):
+                st.oversize += 1
+                st.dropped += 1
+                if st.oversize == 1:
+                    log.error("source %s: a %dx%d frame does not fit the frame pool's %d-byte slots; such frames "
+                              "are dropped (set the source's resize)", st.source.source_id, w, h, self.pool.slot_bytes)
+                return True
+            slot = self._slot(st)
+            t2 = time.perf_counter()
+            if slot is None:
+                if self.stop_all.is_set() or st.stop_me.is_set():
+                    return None
+                st.dropped += 1  # realtime and no free slot: the pipeline is behind, drop this frame
+                self.meter.add(busy=t1 - t0, wait=t2 - t1)
+                return True
+            self.pool.view(slot, h, w)[...] = frame.image
+            self.ready.put(FrameRef(st.index, slot, h, w, frame.index, frame.timestamp, time.monotonic()))
+            st.frames += 1
+            self.meter.add(busy=(t1 - t0) + (time.perf_counter() - t2), wait=t2 - t1, items=1)
+            return True
+        except Exception as e:  # a broken source ends that stream, not the run
+            st.error = f"{type(e).__name__}: {e}"
+            log.error("source %s failed: %s", st.source.source_id, st.error)
+            return None
+
+    def _slot(self, st: DecodeState) -> int | None:
+        if st.realtime:
             return self.pool.acquire(timeout=0)
-        while not self._stopped():
+        while not (self.stop_all.is_set() or st.stop_me.is_set()):
             slot = self.pool.acquire(timeout=0.1)
             if slot is not None:
                 return slot
         return None
+
+
+def make_decode_workers(states: list[DecodeState], pool: FramePool, ready, *, stop, timer, meter,
+                        threads: int) -> list[DecodeWorker]:
+    """Live cameras one thread each; files shared round-robin over ``threads`` threads."""
+    workers = []
+    files = [s for s in states if not s.source.live]
+    for s in states:
+        if s.source.live:
+            workers.append(DecodeWorker([s], pool, ready, stop=stop, timer=timer, meter=meter,
+                                        name=f"decode-{s.source.source_id}"))
+    n = max(1, min(threads, len(files))) if files else 0
+    for k in range(n):
+        mine = files[k::n]
+        workers.append(DecodeWorker(mine, pool, ready, stop=stop, timer=timer, meter=meter,
+                                    name=f"decode-files-{k}"))
+    return workers

@@ -200,6 +200,16 @@ class Pipeline:
             w = 0 if n_streams <= 2 or cores < 4 else min(-(-n_streams // 8), max(1, (cores - 2) // 2), 8)
         return max(0, min(int(w), n_streams))
 
+    def _decode_threads(self, n_streams: int) -> int:
+        """Threads decoding files: ``pipeline.decode_threads``, or auto = all but 6 cores (at least 2): the
+        inference, finish and results threads and the worker processes need the rest."""
+        d = self.cfg.pipeline.decode_threads
+        if d == "auto":
+            import os
+
+            d = max(2, (os.cpu_count() or 2) - 6)
+        return max(1, min(int(d), n_streams))
+
     def _make_pool(self, streams: list[_Stream], batch: int, on_cuda: bool, processes: bool):
         from .framepool import FramePool
 
@@ -227,7 +237,7 @@ class Pipeline:
     def run(self) -> RunSummary:
         from ..sinks import delivery_summary, make_sinks
         from .batcher import Batcher
-        from .decode import DecodeWorker
+        from .decode import DecodeState, make_decode_workers
         from .streamwork import StreamSpec
         from .timing import Reservoir, StageMeter, limiting_stage
         from .workers import WorkerPool
@@ -454,17 +464,21 @@ class Pipeline:
                         pool.release(slot)
                 meters["finish"].add(busy=time.perf_counter() - t1, items=len(refs))
 
+        decoders: list = []
         t_launch = threading.Thread(target=launcher, name="batch-infer", daemon=True)
         t_finish = threading.Thread(target=finisher, name="infer-finish", daemon=True)
         try:
             workers.start()
             for st in streams:
-                st.decoder = DecodeWorker(st.index, st.source, pool, ready, realtime=st.realtime, stop=self._stop,
-                                          timer=self.timer, meter=meters["decode"])
+                st.decoder = DecodeState(st.index, st.source, st.realtime)
+            decoders = make_decode_workers([st.decoder for st in streams], pool, ready, stop=self._stop,
+                                           timer=self.timer, meter=meters["decode"],
+                                           threads=self._decode_threads(len(streams)))
+            meters["decode"].units = len(decoders)
             t_launch.start()
             t_finish.start()
-            for st in streams:
-                st.decoder.start()
+            for d in decoders:
+                d.start()
             while t_launch.is_alive():
                 try:
                     t_launch.join(0.2)
@@ -494,9 +508,9 @@ class Pipeline:
                 except KeyboardInterrupt:
                     continue
             wall = time.perf_counter() - t_start
+            for d in decoders:
+                d.join(timeout=2)
             for st in streams:
-                if st.decoder is not None:
-                    st.decoder.join(timeout=2)
                 if st.pbar is not None:
                     st.pbar.close()
                 try:
