@@ -40,8 +40,12 @@ def test_event_json_roundtrip(tmp_path):
     path = write_events([ev], tmp_path / "e.jsonl")
     back = read_events(path)[0]
     assert back.class_name == "person" and back.direction == "in" and back.id == ev.id
-    path.write_text(path.read_text() + "{broken\n")
-    with pytest.raises(ValueError, match=r"e\.jsonl:2: bad event record"):
+    good = path.read_text()
+    path.write_text(good + "{broken\n")  # a torn last line (a killed run) is skipped and reported
+    evs = read_events(path)
+    assert len(evs) == 1 and len(evs.skipped) == 1
+    path.write_text("{broken\n" + good)  # a bad line elsewhere is an error naming file and line
+    with pytest.raises(ValueError, match=r"e\.jsonl:1: bad event record"):
         read_events(path)
 
 
