@@ -164,6 +164,45 @@ def test_report_with_bench_and_zh(fixture_run, tmp_path):
     assert "no measurement 'events.walkway_zone.recall'" in acc[0]["note"]
 
 
+def test_bench_from_another_config_below_one_stream_and_missing_estimates(fixture_run, tmp_path):
+    run, _ = fixture_run
+    bench = {"config": "warehouse", "host": {"cpu": "Test CPU"},
+             "cases": [{"batch": 1, "streams": 1, "fps": 3.2, "fps_per_stream": 3.2, "resolution": [1920, 1080]}],
+             "sizing": {"streams": 0, "batch": 1, "limiting_stage": "inference", "limiting_resource": "cpu",
+                        "target_resolution": [1920, 1080], "target_fps": 5, "max_fps_one_stream": 3.2,
+                        "measured_on": "Test CPU"},
+             "targets": ["orin", "nano"],
+             "estimates": {"orin": {"kind": "estimate", "error": "no GPU measurement to scale from"}}}
+    (run / "bench.json").write_text(json.dumps(bench))
+    build_report(run, out=tmp_path / "r.html")
+    d = json.loads((tmp_path / "r.metrics.json").read_text())
+    w = d["warnings"]
+    assert ("bench.json was measured with config 'warehouse', not this run's 'tud-fixture': its sizing may not apply "
+            "(re-run pockit bench with this config).") in w
+    assert ("bench.json was measured at 1920x1080, this run's sources are 640x480: its throughput and sizing are for "
+            "the other resolution.") in w
+    assert "estimate orin: no GPU measurement to scale from" in w
+    assert "estimate nano: requested, but bench.json holds no estimate for it" in w
+    assert d["metrics"]["bench.streams"] == 0
+    assert [a["status"] for a in d["acceptance"] if a["name"] == "Sizing"] == ["fail"]
+    html = (tmp_path / "r.html").read_text()
+    assert '<td class="measured">' not in html  # no green MEASURED for 0 streams
+    assert re.search(r'<td class="below">BELOW ONE STREAM</td>\s*<td class="num">&lt; 1</td>', html)
+    assert "one stream reaches 3.2 fps, below the 5 fps it needs" in html
+    assert html.count('<td class="missing">NO ESTIMATE</td>') == 2  # orin (error) and nano (absent) stay listed
+    assert html.count('class="bench-warning"') == 2
+    # a matching bench.json: no warning, a measured sizing
+    bench.update(config="tud-fixture", targets=[], estimates={})
+    bench["cases"][0]["resolution"] = [640, 480]
+    bench["sizing"].update(streams=2, target_resolution=[640, 480])
+    (run / "bench.json").write_text(json.dumps(bench))
+    build_report(run, out=tmp_path / "r2.html")
+    d = json.loads((tmp_path / "r2.metrics.json").read_text())
+    assert not [x for x in d["warnings"] if "bench" in x or "estimate" in x]
+    html = (tmp_path / "r2.html").read_text()
+    assert re.search(r'<td class="measured">MEASURED</td>\s*<td class="num">2</td>', html)
+
+
 def test_judge_acceptance_suggests_keys():
     rows = judge_acceptance([{"name": "x", "metric": "perf.fsp", "op": ">=", "threshold": 1}], {"perf.fps": 3.0})
     assert rows[0]["status"] == "no_data" and "did you mean perf.fps" in rows[0]["note"]

@@ -538,7 +538,8 @@ def _perf_section(run, run_dir, t, ctx, metrics):
 
     tim = run.get("timings") or {}
     perf = {"fps": run.get("fps"), "frames": run.get("frames"), "wall_s": run.get("wall_s"),
-            "stages": [{"stage": k, **v} for k, v in tim.items()], "versions": run.get("versions") or {}}
+            "stages": [{"stage": k, **v} for k, v in tim.items()], "versions": run.get("versions") or {},
+            "bench_warnings": []}
     metrics["perf"] = {"fps": run.get("fps"), "frames": run.get("frames"), "wall_s": run.get("wall_s"),
                        **{k: {kk: vv for kk, vv in v.items() if kk.endswith("_ms")} for k, v in tim.items()}}
     if tim:
@@ -557,24 +558,40 @@ def _perf_section(run, run_dir, t, ctx, metrics):
             perf["host"] = f"{perf['host']} + {host['gpus']}"
         cases = [{"batch": c.get("batch"), "streams": c.get("streams"), "fps": c.get("fps"),
                   "fps_per_stream": c.get("fps_per_stream")} for c in b.get("cases") or []]
+        perf["bench_warnings"] = _bench_mismatch(b, ctx, t)
+        ctx["warnings"] += perf["bench_warnings"]
         sizing = []
         sz = b.get("sizing") or {}
         if sz and "error" not in sz:
             res = sz.get("target_resolution") or ["?", "?"]
+            n = sz.get("streams")
+            below = not n or n <= 0
             sizing.append({"device": t("host") + ": " + str(sz.get("measured_on") or perf["host"] or ""),
-                           "kind": t("measured"), "streams": sz.get("streams"), "batch": sz.get("batch"),
+                           "kind": t("below_one") if below else t("measured"), "state": "below" if below else "measured",
+                           "streams": "< 1" if below else n, "batch": sz.get("batch"),
                            "limiting": f"{sz.get('limiting_stage')} ({sz.get('limiting_resource')})",
-                           "conditions": f"{res[0]}x{res[1]} @ {_fmt(sz.get('target_fps'))} fps"})
-            metrics["bench"] = {"streams": sz.get("streams"), "max_fps_one_stream": sz.get("max_fps_one_stream")}
+                           "conditions": f"{res[0]}x{res[1]} @ {_fmt(sz.get('target_fps'))} fps"
+                                         + ("; " + t("below_one_note").format(
+                                             fps=_fmt(sz.get("max_fps_one_stream"), 1), target=_fmt(sz.get("target_fps")))
+                                            if below else "")})
+            metrics["bench"] = {"streams": n or 0, "max_fps_one_stream": sz.get("max_fps_one_stream")}
         elif sz:
             ctx["warnings"].append(f"bench sizing: {sz['error']}")
-        for key, e in (b.get("estimates") or {}).items():
-            if "error" in e:
+            sizing.append({"device": t("host") + ": " + str(perf["host"] or ""), "kind": t("not_sized"),
+                           "state": "missing", "streams": "-", "batch": "-", "limiting": "-", "conditions": sz["error"]})
+        estimates = b.get("estimates") or {}
+        for key in b.get("targets") or []:  # devices asked for (--target) that bench.json has no entry for
+            if key not in estimates:
+                estimates[key] = {"error": t("estimate_absent")}
+        for key, e in estimates.items():
+            if "error" in e:  # a requested estimate that could not be made stays in the table, with why
                 ctx["warnings"].append(f"estimate {key}: {e['error']}")
+                sizing.append({"device": e.get("target_name", key), "kind": t("estimate_missing"), "state": "missing",
+                               "streams": "-", "batch": "-", "limiting": "-", "conditions": e["error"]})
                 continue
             res = e.get("target_resolution") or ["?", "?"]
-            sizing.append({"device": e.get("target_name", key), "kind": t("estimate"), "streams": e.get("streams"),
-                           "batch": e.get("batch"),
+            sizing.append({"device": e.get("target_name", key), "kind": t("estimate"), "state": "estimate",
+                           "streams": e.get("streams"), "batch": e.get("batch"),
                            "limiting": f"{e.get('limiting_stage')} ({e.get('limiting_resource')})",
                            "conditions": f"{res[0]}x{res[1]} @ {_fmt(e.get('target_fps'))} fps; "
                                          + "; ".join(e.get("sources") or [])})
@@ -585,6 +602,21 @@ def _perf_section(run, run_dir, t, ctx, metrics):
     else:
         perf["host"] = (run.get("versions") or {}).get("platform")
     return perf
+
+
+def _bench_mismatch(b: Mapping[str, Any], ctx: Mapping[str, Any], t) -> list[str]:
+    """Warnings when bench.json was measured with another config or at another resolution than this run."""
+    out = []
+    cfg_name = getattr(ctx.get("cfg"), "name", None)
+    if b.get("config") and cfg_name and b["config"] != cfg_name:
+        out.append(t("bench_other_config").format(bench=b["config"], run=cfg_name))
+    bench_res = {tuple(c["resolution"]) for c in b.get("cases") or [] if c.get("resolution")}
+    run_res = {tuple((s.get("size") or "").split("x")) for s in ctx.get("sources") or [] if s.get("size") != "-"}
+    run_res = {(int(w), int(h)) for w, h in run_res if w.isdigit() and h.isdigit()}
+    if bench_res and run_res and not (bench_res & run_res):
+        bench_txt, run_txt = (", ".join(f"{w}x{h}" for w, h in sorted(rs)) for rs in (bench_res, run_res))
+        out.append(t("bench_other_res").format(bench=bench_txt, run=run_txt))
+    return out
 
 
 # ------------------------------------------------------------------------------------------ render

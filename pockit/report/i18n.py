@@ -103,6 +103,20 @@ T: dict[str, dict[str, str]] = {
     "conditions": {"en": "Conditions", "zh": "条件"},
     "measured": {"en": "MEASURED", "zh": "实测"},
     "estimate": {"en": "ESTIMATE", "zh": "估算"},
+    "below_one": {"en": "BELOW ONE STREAM", "zh": "不足一路"},
+    "below_one_note": {"en": "one stream reaches {fps} fps, below the {target} fps it needs",
+                       "zh": "单路仅达 {fps} fps，低于所需的 {target} fps"},
+    "not_sized": {"en": "NOT SIZED", "zh": "未测算"},
+    "estimate_missing": {"en": "NO ESTIMATE", "zh": "无估算"},
+    "estimate_absent": {"en": "requested, but bench.json holds no estimate for it",
+                        "zh": "已请求，但 bench.json 中没有该估算"},
+    "bench_other_config": {"en": "bench.json was measured with config '{bench}', not this run's '{run}': its sizing "
+                                 "may not apply (re-run pockit bench with this config).",
+                           "zh": "bench.json 使用配置 '{bench}' 测得，而非本次运行的 '{run}'：其容量测算可能不适用"
+                                 "（请用本配置重新运行 pockit bench）。"},
+    "bench_other_res": {"en": "bench.json was measured at {bench}, this run's sources are {run}: its throughput and "
+                              "sizing are for the other resolution.",
+                        "zh": "bench.json 在 {bench} 下测得，本次运行的视频源为 {run}：其吞吐与容量测算对应另一分辨率。"},
     "estimate_note": {"en": "Estimates are scaled from published device figures, not measured.",
                       "zh": "估算值根据公开的设备参数换算，并非实测。"},
     "item": {"en": "Item", "zh": "项目"},
