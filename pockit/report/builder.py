@@ -213,8 +213,9 @@ def load_run_record(run_dir: str | Path, events: Sequence[Event] | None = None) 
             if len(arr):
                 frames.append(int(arr[:, 0].max()))
                 tracks = len(np.unique(arr[:, 1]))
-        info.setdefault("frames", max(frames, default=0))
-        info.setdefault("tracks", tracks)
+        # run.json written at the start of a run holds zeros: what the files show is at least as much
+        info["frames"] = max(int(info.get("frames") or 0), max(frames, default=0))
+        info["tracks"] = max(int(info.get("tracks") or 0), tracks)
         fps = info.get("fps") or s.fps
         if fps and frames:  # the last frame seen (tracks or an event) dates the analysed span
             times.append((max(frames) - 1) / float(fps))

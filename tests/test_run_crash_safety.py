@@ -1,0 +1,78 @@
+"""A run that dies or reads a damaged file: nothing already produced is lost, and the run says what happened."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+from click.testing import CliRunner
+
+import pockit
+from pockit.cli import cli
+from pockit.core import Detections, read_events
+
+
+class _OnePerson:
+    """One fixed box per frame: the zone rule below fires on the first confirmed frame."""
+
+    class_names = {0: "person"}
+    info = {"backend": "fixed"}
+    last_timings = {}
+
+    def detect(self, images):
+        return [Detections(xyxy=np.array([[100, 100, 200, 400]], np.float32), scores=np.array([0.9], np.float32),
+                           class_names=self.class_names) for _ in images]
+
+
+def test_truncated_video_is_a_source_error_in_run_json(shared_data, tmp_path):
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes((shared_data / "video" / "one-by-one-person-detection.mp4").read_bytes()[:300_000])
+    cfg = {"name": "cut", "sources": [{"id": "cam", "uri": str(cut)}], "model": {"path": "unused.onnx"},
+           "rules": [{"name": "all", "type": "zone_enter", "zone": [[0, 0], [1, 0], [1, 1], [0, 1]]}]}
+    s = pockit.run(cfg, run_dir=tmp_path / "run", detector=_OnePerson(), progress=False)
+    rec = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert s.sources["cam"].frames == 120 and rec["status"] == "errors"
+    assert rec["errors"] == ["cam: decoding ended early: {'decoded': 120, 'expected': 1394, 'ended_at_s': 12.1, "
+                             "'expected_s': 139.4}"]
+    assert len(read_events(tmp_path / "run" / "events.jsonl")) == 1  # what was analysed is kept
+
+
+def test_kill_9_mid_run_keeps_events_tracks_and_a_reportable_run(shared_data, tmp_path):
+    """`pockit run` killed with SIGKILL: run.json (status running), the events raised and the tracks written
+    up to the last second survive, and `pockit report` makes a report of that directory."""
+    cfg = tmp_path / "poc.yaml"
+    seq = shared_data / "mot" / "TUD-Stadtmitte"
+    cfg.write_text(f"""name: killed
+sources:
+  - {{id: cam, uri: "{seq}", realtime: true}}
+model: {{path: person-yolov8s}}
+rules:
+  - {{name: anywhere, type: zone_enter, zone: [[0, 0], [1, 0], [1, 1], [0, 1]]}}
+""")
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "pockit.cli", "run", str(cfg), "-o", str(run_dir), "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        tracks = run_dir / "tracks" / "cam.txt"
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if tracks.exists() and tracks.stat().st_size > 0 and (run_dir / "events.jsonl").exists() \
+                    and (run_dir / "events.jsonl").stat().st_size > 0:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    rec = json.loads((run_dir / "run.json").read_text())
+    assert rec["status"] == "running" and rec["name"] == "killed"
+    assert len(read_events(run_dir / "events.jsonl")) >= 1
+    assert tracks.stat().st_size > 0
+    res = CliRunner().invoke(cli, ["report", str(run_dir), "-o", str(tmp_path / "report.html")])
+    assert res.exit_code == 0, res.output
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "anywhere" in html
