@@ -252,6 +252,89 @@ def test_snapshot_labels_the_object_with_the_events_class(tmp_path):
     assert (tmp_path / "c" / e.snapshot).read_bytes() != (tmp_path / "d" / e.snapshot).read_bytes()
 
 
+def test_video_and_clips_are_browser_playable_h264(tmp_path, caplog):
+    import logging
+
+    import av
+
+    from pockit.sinks import draw
+
+    assert draw.pick_codec() == "h264"  # PyAV's wheel bundles libx264
+    eng = RuleEngine([{"type": "zone_enter", "name": "yard", "zone": [[200, 0], [320, 0], [320, 240], [200, 240]]}],
+                     "cam", frame_size=(320, 240))
+    with caplog.at_level(logging.INFO, logger="pockit.sinks.draw"):
+        clips = ClipRecorder(tmp_path / "clips", seconds=1.0, fps=7, engine=eng)
+        video = VideoWriterSink(tmp_path / "video" / "cam.mp4", fps=7)
+        raised = []
+        for i in range(20):
+            fr, d = _scene(i)
+            video.write(fr, d, eng)
+            clips.push(fr, d)
+            for e in eng.update(fr, d, fr.timestamp, i):
+                clips.trigger(e)
+                raised.append(e)
+        clips.close()
+        video.close()
+    assert f"alarm clips in {tmp_path / 'clips'}: codec h264" in caplog.text
+    assert f"annotated video {tmp_path / 'video' / 'cam.mp4'}: codec h264" in caplog.text
+    assert [e.clip for e in raised] == [f"clips/{raised[0].id}.mp4"]
+    for path, n in ((tmp_path / "video" / "cam.mp4", 20), (tmp_path / raised[0].clip, 8)):
+        with av.open(str(path)) as c:
+            st = c.streams.video[0]
+            assert (st.codec_context.name, st.codec_context.pix_fmt) == ("h264", "yuv420p")
+            assert (st.average_rate, st.width, st.height) == (7, 320, 240)
+            assert sum(1 for _ in c.decode(st)) == n  # 4 frames before the event + 4 from it on (1 s at 7 fps)
+
+
+def test_video_codec_fallback_chain(tmp_path, monkeypatch):
+    from pockit.sinks import draw
+
+    # no H.264 encoder (a PyAV without libx264/libopenh264): VP8 in WebM, which Chromium and Firefox play
+    monkeypatch.setitem(draw._usable, "h264", False)
+    monkeypatch.setitem(draw._usable, "openh264", False)
+    monkeypatch.setitem(draw._usable, "avc1", False)
+    assert draw.pick_codec() == "vp8"
+    video = VideoWriterSink(tmp_path / "cam.mp4", fps=10)
+    fr, d = _scene(0)
+    for _ in range(5):
+        video.write(fr, d)
+    video.close()
+    assert video.path == tmp_path / "cam.webm" and not (tmp_path / "cam.mp4").exists()
+    assert draw.video_mime(video.path) == "video/webm"
+    assert cv2.VideoCapture(str(video.path)).get(cv2.CAP_PROP_FRAME_COUNT) in (5, 0)  # WebM may not say
+    assert sum(1 for _ in _frames(video.path)) == 5
+    monkeypatch.setitem(draw._usable, "vp8", False)
+    assert draw.pick_codec() == "mp4v"
+    monkeypatch.setitem(draw._usable, "mp4v", False)
+    with pytest.raises(OSError, match=r"no usable video codec among \['h264', 'openh264', 'avc1', 'vp8', 'mp4v'\]"):
+        draw.pick_codec()
+    with pytest.raises(ValueError, match="unknown video codec 'x265'"):
+        draw.codec_usable("x265")
+
+
+def test_h264_pads_odd_frame_sizes(tmp_path):
+    import av
+
+    from pockit.sinks.draw import VideoFile
+
+    vf = VideoFile(tmp_path / "odd.mp4", 10, (321, 239), "h264")
+    for i in range(3):
+        vf.write(np.full((239, 321, 3), 40 * i, np.uint8))
+    vf.close()
+    with av.open(str(tmp_path / "odd.mp4")) as c:
+        st = c.streams.video[0]
+        assert (st.width, st.height) == (322, 240) and sum(1 for _ in c.decode(st)) == 3
+
+
+def _frames(path):
+    cap = cv2.VideoCapture(str(path))
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        yield f
+
+
 @pytest.mark.parametrize("scale", [0.45, 0.7, 1.5])
 def test_text_halo_stays_on_the_letters(scale):
     # OpenCV advances glyphs further at thickness >= 2 than at 1: a thick halo under thin text drifted up to

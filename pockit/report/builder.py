@@ -103,6 +103,23 @@ def _img_data_uri(path: Path | None = None, image: np.ndarray | None = None, max
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode() if ok else None
 
 
+MAX_CLIP_BYTES = 4 * 1024 * 1024  # an alarm clip larger than this is left out of the self-contained report
+
+
+def _video_data_uri(path: Path) -> str | None:
+    """A clip as a data URI for a ``<video>`` tag (None when missing or over :data:`MAX_CLIP_BYTES`)."""
+    from ..sinks.draw import video_mime
+
+    if not path.is_file():
+        return None
+    size = path.stat().st_size
+    if size > MAX_CLIP_BYTES:
+        log.warning("clip %s is %.1f MB: left out of the report (limit %d MB)", path.name, size / 2**20,
+                    MAX_CLIP_BYTES // 2**20)
+        return None
+    return f"data:{video_mime(path)};base64," + base64.b64encode(path.read_bytes()).decode()
+
+
 def _frame_stride(frames: np.ndarray) -> int:
     """The step between processed frames (a run at a lower fps than the footage keeps every n-th)."""
     f = np.unique(frames.astype(int))
@@ -528,6 +545,7 @@ def _snaps(evs: Sequence[Event], run_dir: Path, n: int = 3) -> list[dict[str, An
             break
         uri = _img_data_uri(run_dir / e.snapshot, max_w=480) if e.snapshot else None
         out.append({"time": e.time, "source": e.source, "track": e.track_id, "image": uri,
+                    "clip": _video_data_uri(run_dir / e.clip) if e.clip else None,
                     "label": f"{e.source} t={e.time:.2f}s" + (f" #{e.track_id}" if e.track_id is not None else "")
                     + (f" {e.class_name}" if e.class_name else "")
                     + (f" {e.direction}" if e.direction else "")})

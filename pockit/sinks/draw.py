@@ -112,6 +112,119 @@ def annotate(image: np.ndarray, dets: Detections | None, engine=None, alarmed: I
     return img
 
 
+# ------------------------------------------------------------------------------------------ video files
+# Browser-playable first: H.264 in MP4 through PyAV's libx264/libopenh264 (PyAV wheels bundle FFmpeg), then
+# VP8 in WebM through OpenCV (Chromium and Firefox play it), and MPEG-4 Part 2 ('mp4v') last: desktop players
+# read it but browsers do not (Chromium: MEDIA_ERR_SRC_NOT_SUPPORTED, error 4).
+CODECS = ("h264", "openh264", "avc1", "vp8", "mp4v")
+_EXT = {"h264": ".mp4", "openh264": ".mp4", "avc1": ".mp4", "vp8": ".webm", "mp4v": ".mp4"}
+_MIME = {".mp4": "video/mp4", ".webm": "video/webm"}
+_usable: dict[str, bool] = {}
+
+
+def _pyav_encoder(name: str) -> bool:
+    try:
+        import av
+    except ImportError:
+        return False
+    return name in av.codecs_available
+
+
+def _opencv_fourcc_ok(codec: str) -> bool:
+    import tempfile
+
+    fourcc = {"avc1": "avc1", "vp8": "VP80", "mp4v": "mp4v"}[codec]
+    with tempfile.TemporaryDirectory() as d:
+        vw = cv2.VideoWriter(str(Path(d) / f"probe{_EXT[codec]}"), cv2.VideoWriter_fourcc(*fourcc), 10, (64, 64))
+        ok = vw.isOpened()
+        vw.release()
+    return ok
+
+
+def codec_usable(codec: str) -> bool:
+    """Whether this environment can write ``codec`` (probed once per process)."""
+    if codec not in _usable:
+        if codec == "h264":
+            _usable[codec] = _pyav_encoder("libx264")
+        elif codec == "openh264":
+            _usable[codec] = _pyav_encoder("libopenh264")
+        elif codec in ("avc1", "vp8", "mp4v"):
+            _usable[codec] = _opencv_fourcc_ok(codec)
+        else:
+            raise ValueError(f"unknown video codec {codec!r}; known: {', '.join(CODECS)}")
+    return _usable[codec]
+
+
+def pick_codec(prefer: str | Iterable[str] | None = None) -> str:
+    """The first usable codec of ``prefer`` (a name or a list; default :data:`CODECS`, browser-playable first)."""
+    chain = [prefer] if isinstance(prefer, str) else list(prefer or CODECS)
+    for c in chain:
+        if codec_usable(c):
+            return c
+    raise OSError(f"no usable video codec among {chain}: install PyAV (`pip install av`) for H.264")
+
+
+def video_mime(path: str | Path) -> str:
+    """``video/mp4`` or ``video/webm`` from the file name (for a ``<video>`` tag)."""
+    return _MIME.get(Path(path).suffix.lower(), "video/mp4")
+
+
+class VideoFile:
+    """One video file written frame by frame (BGR uint8, one size): H.264 via PyAV, or an OpenCV writer.
+
+    ``codec``: one of :data:`CODECS`; the file name's extension must suit it (:func:`pick_codec` and
+    ``_EXT``). Odd frame sizes are padded by one black pixel (H.264 4:2:0 needs even sizes).
+    """
+
+    def __init__(self, path: str | Path, fps: float, size: tuple[int, int], codec: str) -> None:
+        self.path, self.codec, self.fps = Path(path), codec, float(fps or 25.0)
+        w, h = int(size[0]), int(size[1])
+        self.size = (w, h)
+        self.frames = 0
+        self._pad = (w % 2, h % 2) if codec in ("h264", "openh264") else (0, 0)
+        if codec in ("h264", "openh264"):
+            from fractions import Fraction
+
+            import av
+
+            self._c = av.open(str(self.path), mode="w", options={"movflags": "+faststart"})
+            st = self._c.add_stream("libx264" if codec == "h264" else "libopenh264",
+                                    rate=Fraction(self.fps).limit_denominator(1001))
+            st.width, st.height = w + self._pad[0], h + self._pad[1]
+            st.pix_fmt = "yuv420p"
+            if codec == "h264":
+                st.options = {"preset": "veryfast", "crf": "23"}
+            self._st = st
+            self._vw = None
+        else:
+            fourcc = {"avc1": "avc1", "vp8": "VP80", "mp4v": "mp4v"}[codec]
+            self._vw = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), self.fps, (w, h))
+            if not self._vw.isOpened():
+                raise OSError(f"cannot open a video writer for {self.path} (codec {codec})")
+
+    def write(self, img: np.ndarray) -> None:
+        if self._vw is not None:
+            self._vw.write(img)
+        else:
+            import av
+
+            if any(self._pad):
+                img = cv2.copyMakeBorder(img, 0, self._pad[1], 0, self._pad[0], cv2.BORDER_CONSTANT, value=0)
+            for pkt in self._st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="bgr24")):
+                self._c.mux(pkt)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._vw is not None:
+            self._vw.release()
+            self._vw = None
+        elif getattr(self, "_c", None) is not None:
+            for pkt in self._st.encode():
+                self._c.mux(pkt)
+            self._c.close()
+            self._c = None
+
+
 class SnapshotWriter:
     """Saves ``run_dir/snapshots/<event id>.jpg``: the frame with geometry, the alarmed object in red.
 
@@ -152,12 +265,13 @@ class ClipRecorder:
     """Keeps the last ``seconds/2`` of annotated frames; ``trigger(event)`` writes ``seconds`` around it.
 
     ``push(frame, dets)`` every frame; ``trigger(event)`` sets ``event.clip`` (relative path
-    ``clips/<id>.mp4``) and the clip is written once ``seconds/2`` more frames arrived (or at ``close``).
-    Frames are stored downscaled to at most ``max_width`` pixels wide.
+    ``clips/<id>.mp4``, or ``.webm`` with VP8) and the clip is written once ``seconds/2`` more frames arrived
+    (or at ``close``). Frames are stored downscaled to at most ``max_width`` pixels wide. ``codec``: see
+    :func:`pick_codec` (default: the first browser-playable one this environment has).
     """
 
     def __init__(self, clips_dir: str | Path, seconds: float = 6.0, fps: float = 25.0, engine=None,
-                 max_width: int = 960) -> None:
+                 max_width: int = 960, codec: str | Iterable[str] | None = None) -> None:
         self.dir = Path(clips_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.fps = float(fps or 25.0)
@@ -167,6 +281,9 @@ class ClipRecorder:
         self.buffer: deque = deque(maxlen=self.half)
         self.pending: list[tuple[Path, list, int]] = []
         self.written: list[Path] = []
+        self.codec = pick_codec(codec)
+        log.info("alarm clips in %s: codec %s%s", self.dir, self.codec,
+                 "" if self.codec != "mp4v" else " (browsers cannot play it: install PyAV for H.264)")
 
     def push(self, frame: Frame, dets: Detections | None) -> None:
         img = annotate(frame.image, dets, self.engine)
@@ -184,7 +301,7 @@ class ClipRecorder:
         self.pending = still
 
     def trigger(self, event: Event) -> None:
-        path = self.dir / f"{event.id}.mp4"
+        path = self.dir / f"{event.id}{_EXT[self.codec]}"
         self.pending.append((path, list(self.buffer), self.half))
         event.clip = f"{self.dir.name}/{path.name}"
 
@@ -192,13 +309,14 @@ class ClipRecorder:
         if not frames:
             return
         h, w = frames[0].shape[:2]
-        vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
-        if not vw.isOpened():
-            log.error("cannot open video writer for %s", path)
+        try:
+            vf = VideoFile(path, self.fps, (w, h), self.codec)
+            for f in frames:
+                vf.write(f)
+            vf.close()
+        except Exception as e:  # noqa: BLE001 - a clip that cannot be written never stops the run
+            log.error("cannot write clip %s (codec %s): %s", path, self.codec, e)
             return
-        for f in frames:
-            vw.write(f)
-        vw.release()
         self.written.append(path)
 
     def close(self) -> None:
@@ -208,27 +326,34 @@ class ClipRecorder:
 
 
 class VideoWriterSink:
-    """Annotated video of one source: ``write(frame, dets, engine)`` per frame, ``close()`` at the end."""
+    """Annotated video of one source: ``write(frame, dets, engine)`` per frame, ``close()`` at the end.
 
-    def __init__(self, path: str | Path, fps: float = 25.0, fourcc: str = "mp4v") -> None:
-        self.path = Path(path)
+    ``codec``: see :func:`pick_codec` (default: H.264 when PyAV has an encoder, then VP8/WebM, then mp4v).
+    When the codec needs another extension than ``path``'s (VP8: ``.webm``), ``self.path`` is changed to it.
+    """
+
+    def __init__(self, path: str | Path, fps: float = 25.0, codec: str | Iterable[str] | None = None,
+                 fourcc: str | None = None) -> None:
+        if fourcc is not None:  # the former OpenCV-only argument
+            codec = {"mp4v": "mp4v", "avc1": "avc1", "H264": "avc1", "VP80": "vp8"}.get(fourcc, fourcc)
+        self.codec = pick_codec(codec)
+        self.path = Path(path).with_suffix(_EXT[self.codec])
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fps = float(fps or 25.0)
-        self.fourcc = fourcc
-        self._vw = None
+        self._vw: VideoFile | None = None
         self.frames = 0
 
     def write(self, frame: Frame, dets: Detections | None = None, engine=None) -> None:
         img = annotate(frame.image, dets, engine)
         if self._vw is None:
             h, w = img.shape[:2]
-            self._vw = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h))
-            if not self._vw.isOpened():
-                raise OSError(f"cannot open a video writer for {self.path} (codec {self.fourcc})")
+            self._vw = VideoFile(self.path, self.fps, (w, h), self.codec)
+            log.info("annotated video %s: codec %s%s", self.path, self.codec,
+                     "" if self.codec != "mp4v" else " (browsers cannot play it: install PyAV for H.264)")
         self._vw.write(img)
         self.frames += 1
 
     def close(self) -> None:
         if self._vw is not None:
-            self._vw.release()
+            self._vw.close()
             self._vw = None
