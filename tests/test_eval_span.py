@@ -142,7 +142,8 @@ def test_report_of_a_run_stopped_at_40_frames(pets, tmp_path):
     assert (f"pets: frames 1-40 (0.00-5.57 s) is what the run analysed: ground truth is scored on it only "
             f"({len(gt) - inside} ground-truth boxes outside it are not counted).") in w
     html = (tmp_path / "r.html").read_text()
-    assert "11 lie outside it and are not counted" in html
+    assert ('<p class="meta" id="events-note">pets: frames 1-40 (0.00-5.57 s) is what the run analysed: 0 '
+            "ground-truth event(s) lie in it and are scored; 11 lie outside it and are not counted.</p>") in html
 
 
 def test_report_of_a_run_stopped_at_70_frames(pets, tmp_path):

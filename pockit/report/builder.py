@@ -441,7 +441,7 @@ def _events_section(events, gtd, cfg, run_dir, run, hours, labels, ctx, metrics)
 
     gt_events: list[Event] | None = None
     derived = False
-    out: dict[str, Any] = {"gt_outside": 0}
+    out: dict[str, Any] = {"gt_outside": 0, "note": None}
     if gtd.events is not None:
         gt_events = read_events(gtd.events)
     elif gtd.tracks and cfg.rules:
@@ -469,8 +469,9 @@ def _events_section(events, gtd, cfg, run_dir, run, hours, labels, ctx, metrics)
         inside, outside = restrict_to_spans(folded, ctx["spans"])
         out["gt_outside"] += len(outside)
         if out["gt_outside"]:
-            ctx["warnings"].append(ctx["t"]("gt_span_events").format(span=out["span"], inside=len(inside),
-                                                                     outside=out["gt_outside"]))
+            out["note"] = ctx["t"]("gt_span_events").format(span=out["span"], inside=len(inside),
+                                                            outside=out["gt_outside"])
+            ctx["warnings"].append(out["note"])
         if inside:
             rep = evaluate_events(events, gt_events, tolerance=1.0, hours=hours, rules=rule_names,
                                   spans=ctx["spans"])

@@ -282,8 +282,9 @@ class ClipRecorder:
         self.pending: list[tuple[Path, list, int]] = []
         self.written: list[Path] = []
         self.codec = pick_codec(codec)
-        log.info("alarm clips in %s: codec %s%s", self.dir, self.codec,
-                 "" if self.codec != "mp4v" else " (browsers cannot play it: install PyAV for H.264)")
+        log.log(logging.INFO if self.codec != "mp4v" else logging.WARNING, "alarm clips in %s: codec %s%s",
+                self.dir, self.codec,
+                "" if self.codec != "mp4v" else " (browsers cannot play it: install PyAV for H.264)")
 
     def push(self, frame: Frame, dets: Detections | None) -> None:
         img = annotate(frame.image, dets, self.engine)
@@ -348,8 +349,9 @@ class VideoWriterSink:
         if self._vw is None:
             h, w = img.shape[:2]
             self._vw = VideoFile(self.path, self.fps, (w, h), self.codec)
-            log.info("annotated video %s: codec %s%s", self.path, self.codec,
-                     "" if self.codec != "mp4v" else " (browsers cannot play it: install PyAV for H.264)")
+            log.log(logging.INFO if self.codec != "mp4v" else logging.WARNING, "annotated video %s: codec %s%s",
+                    self.path, self.codec,
+                    "" if self.codec != "mp4v" else " (browsers cannot play it: install PyAV for H.264)")
         self._vw.write(img)
         self.frames += 1
 
