@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from pockit.cli import cli
 from pockit.core import load_mot_array, write_events
 from pockit.evaluate import EvaluationError, evaluate_events
-from pockit.evaluate.events import analysed_spans, fold_episodes
+from pockit.evaluate.events import analysed_spans, fold_episodes, gt_events_from_tracks
 from pockit.evaluate.tracking import evaluate_tracks
 from pockit.report import build_report
 from pockit.rules import replay
@@ -97,6 +97,15 @@ def test_eval_events_restricted_to_70_frames(pets, tmp_path):
     assert rep.to_dict()["analysed"]["pets"] == {"first_frame": 1, "last_frame": 70, "t0_s": 0.0,
                                                  "t1_s": pytest.approx(69 / 7), "frames": 70}
     assert "7 ground-truth event(s) lie outside what the run analysed" in rep.warnings[0]
+    # the shared derivation (report, eval CLI, notebooks): the rules replayed on the gt tracks of frames 1-70,
+    # plus the whole-annotation events outside them, which evaluate_events(spans=) leaves unscored
+    derived = fold_episodes(gt_events_from_tracks(run / "config.yaml", pets / "gt/gt.txt", 7, "pets",
+                                                  span=spans["pets"]))
+    assert [(e.rule, e.frame) for e in derived if spans["pets"].contains(e.time)] == [
+        ("lamp_post_line", 50), ("road_intrusion", 51), ("lamp_post_line", 62), ("road_intrusion", 63)]
+    assert len(derived) == 11
+    rep2 = evaluate_events(run / "events.jsonl", derived, spans=spans)
+    assert (rep2.totals["tp"], rep2.totals["fn"], len(rep2.gt_outside)) == (4, 0, 7)
     out = tmp_path / "ev.json"
     r = CliRunner().invoke(cli, ["eval", "events", "--pred", str(run / "events.jsonl"), "--gt-tracks",
                                  str(pets / "gt/gt.txt"), "--config", str(run / "config.yaml"), "-o", str(out)])

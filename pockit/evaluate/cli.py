@@ -180,7 +180,10 @@ def events_cmd(pred_path, gt_path, gt_tracks, config_path, fps, source_id, toler
             fps = fps or _fps_near(Path(gt_tracks))
             if not fps:
                 raise click.UsageError(f"frame rate of {gt_tracks} unknown: pass --fps")
-            gt = gt_events_from_tracks(config_path, gt_tracks, fps, source_id)
+            from ..config import load_config
+
+            sid = source_id or load_config(config_path).sources[0].id
+            gt = gt_events_from_tracks(config_path, gt_tracks, fps, sid, span=(spans or {}).get(sid))
             click.echo(f"{len(gt)} ground-truth events from replaying the rules on {gt_tracks} at {fps:g} fps")
         else:
             gt = gt_path

@@ -335,16 +335,50 @@ def evaluate_events(
                        tolerance=tolerance, hours=hours, warnings=warnings, spans=spans, gt_outside=outside)
 
 
-def gt_events_from_tracks(config: Any, tracks_path: str | Path, fps: float, source_id: str | None = None) -> list[Event]:
-    """Ground-truth events by replaying the config's rules on ground-truth tracks (a MOT file)."""
+def gt_events_from_tracks(config: Any, tracks_path: str | Path, fps: float | None, source_id: str | None = None,
+                          span: AnalysedSpan | None = None,
+                          frame_size: tuple[int, int] | None = None) -> list[Event]:
+    """Ground-truth events by replaying the config's rules on ground-truth tracks (a MOT file).
+
+    span: what the run analysed (:func:`analysed_spans`): the rules are replayed on the ground-truth
+    tracks of those frames only, so an object already inside a zone when the run started is judged as the
+    run saw it (the report, ``pockit eval events`` and the notebooks all derive events this way). With a
+    span the result also holds the events a replay of the whole annotation has outside it, so that
+    :func:`evaluate_events` (``spans=``) counts them as not scored (``report.gt_outside``).
+    """
     try:
         from ..rules import replay
     except ImportError as e:  # pragma: no cover - depends on the rules package being installed
         raise EvaluationError(f"deriving events from tracks needs pockit.rules.replay: {e}") from e
+    import tempfile
+
     from ..config import load_config
+    from ..core import load_mot_array
+    from ..core.mot import seqinfo_for
 
     cfg = load_config(config)
-    if not Path(tracks_path).exists():
+    tracks_path = Path(tracks_path)
+    if not tracks_path.exists():
         raise EvaluationError(f"ground-truth tracks not found: {tracks_path} (a MOTChallenge gt.txt)")
     sid = source_id or cfg.sources[0].id
-    return list(replay(cfg, tracks_path, fps, sid))
+    full = list(replay(cfg, tracks_path, fps, sid, frame_size=frame_size))
+    if span is None:
+        return full
+    outside = [e for e in fold_episodes(full) if not span.contains(e.time)]
+    if not span.frames:
+        return outside
+    info = seqinfo_for(tracks_path)
+    if frame_size is None and "imwidth" in info and "imheight" in info:
+        frame_size = (int(info["imwidth"]), int(info["imheight"]))
+    if not fps and "framerate" in info:
+        fps = float(info["framerate"])
+    G = load_mot_array(tracks_path)
+    G = G[(G[:, 0] >= span.first_frame) & (G[:, 0] <= span.last_frame)]
+    if not len(G):
+        return outside
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / tracks_path.parent.name / tracks_path.name  # keeps gt/ conventions (ignore flags)
+        p.parent.mkdir()
+        np.savetxt(p, G, delimiter=",", fmt="%.6g")
+        inside = list(replay(cfg, p, fps, sid, frame_size=frame_size))
+    return [e for e in inside if span.contains(e.time)] + outside

@@ -437,7 +437,7 @@ def _accuracy_for_source(sid, gpath, tpath, cfg, labels, ctx):
 
 
 def _events_section(events, gtd, cfg, run_dir, run, hours, labels, ctx, metrics):
-    from ..evaluate.events import evaluate_events, fold_episodes
+    from ..evaluate.events import evaluate_events, fold_episodes, gt_events_from_tracks
 
     gt_events: list[Event] | None = None
     derived = False
@@ -446,17 +446,16 @@ def _events_section(events, gtd, cfg, run_dir, run, hours, labels, ctx, metrics)
         gt_events = read_events(gtd.events)
     elif gtd.tracks and cfg.rules:
         try:
-            from ..rules import replay
-        except ImportError as e:
-            ctx["warnings"].append(f"event ground truth not derived from tracks (pockit.rules.replay: {e})")
-        else:
             gt_events = []
             for sid, gpath in gtd.tracks.items():
                 info = (run.get("sources") or {}).get(sid, {})
                 fps = info.get("fps")
                 size = (info["width"], info["height"]) if info.get("width") else None
-                gt_events += _replay_span(replay, cfg, gpath, fps, sid, size, ctx["spans"].get(sid), out)
+                gt_events += gt_events_from_tracks(cfg, gpath, fps, sid, span=ctx["spans"].get(sid), frame_size=size)
             derived = True
+        except EvaluationError as e:
+            gt_events = None
+            ctx["warnings"].append(f"event ground truth not derived from tracks: {e}")
     per_rule_snap = {}
     out.update({"derived": derived, "rows": [], "evaluated": False, "tolerance": 1.0})
     rep = None
@@ -506,37 +505,6 @@ def _events_section(events, gtd, cfg, run_dir, run, hours, labels, ctx, metrics)
             per_rule_snap[r.name] = {"examples": _snaps([e for e in events if e.rule == r.name], run_dir)}
     out["snapshots"] = per_rule_snap
     return out
-
-
-def _replay_span(replay, cfg, gpath, fps, sid, size, span, out) -> list[Event]:
-    """Ground-truth events from replaying the rules on the ground-truth tracks of the frames the run
-    analysed (``span``), so a track already inside a zone when the run started is judged as the run saw it.
-    ``out["gt_outside"]`` grows by the events a replay of the whole annotation has outside the span."""
-    import tempfile
-
-    from ..evaluate.events import fold_episodes
-
-    full = list(replay(cfg, gpath, fps=fps, source_id=sid, frame_size=size))
-    if span is None or not span.frames:
-        return full
-    out["gt_outside"] += sum(not span.contains(e.time) for e in fold_episodes(full))
-    from ..core.mot import seqinfo_for
-
-    info = seqinfo_for(Path(gpath))
-    if size is None and "imwidth" in info and "imheight" in info:
-        size = (int(info["imwidth"]), int(info["imheight"]))
-    if not fps and "framerate" in info:
-        fps = float(info["framerate"])
-    G = load_mot_array(gpath)
-    G = G[(G[:, 0] >= span.first_frame) & (G[:, 0] <= span.last_frame)]
-    if not len(G):
-        return []
-    with tempfile.TemporaryDirectory() as d:
-        p = Path(d) / "gt" / "gt.txt"
-        p.parent.mkdir()
-        np.savetxt(p, G, delimiter=",", fmt="%.6g")
-        evs = list(replay(cfg, p, fps=fps, source_id=sid, frame_size=size))
-    return evs
 
 
 def _snaps(evs: Sequence[Event], run_dir: Path, n: int = 3) -> list[dict[str, Any]]:
