@@ -279,9 +279,9 @@ def test_report_from_real_run(tud_campus, tmp_path):
     d = json.loads((tmp_path / "real.metrics.json").read_text())
     m = d["metrics"]
     # the run stopped after 30 frames: the report says so and compares on frames 1-30 only
-    assert "campus: the run covered frames 1-30 of the annotated footage; ground truth is compared on those " \
-           "frames only" in d["warnings"]
     gt = load_mot_array(tud_campus / "gt/gt.txt")
+    assert (f"campus: frames 1-30 (0.00-1.16 s) is what the run analysed: ground truth is scored on it only "
+            f"({int((gt[:, 0] > 30).sum())} ground-truth boxes outside it are not counted).") in d["warnings"]
     assert m["tracking.campus.TP"] + m["tracking.campus.FN"] == int((gt[:, 0] <= 30).sum())
     assert m["detection.campus.tp"] + m["detection.campus.fn"] == int((gt[:, 0] <= 30).sum())
     assert 0.3 < m["detection.campus.precision"] <= 1.0 and m["perf.fps"] > 0
