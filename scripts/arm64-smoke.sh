@@ -48,7 +48,9 @@ step() {
     RESULTS+=("PASS  $name  $((SECONDS - t)) s")
   else
     FAILED=1
-    RESULTS+=("FAIL  $name  $((SECONDS - t)) s (exit $rc$([ "$rc" = 124 ] && echo ", over the ${CAP} s cap"))")
+    local why="exit $rc"
+    if [ "$rc" = 124 ]; then why="$why, over the ${CAP} s cap"; fi
+    RESULTS+=("FAIL  $name  $((SECONDS - t)) s ($why)")
     if [ "$mode" = fatal ]; then report; exit 1; fi
   fi
 }
@@ -97,6 +99,8 @@ stage() {
     mountpoint -q "$ROOTFS/$m" || mount --bind "/$m" "$ROOTFS/$m"
   done
   cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+  # the host's CA bundle (a TLS-intercepting proxy on the way to PyPI has its CA there, not in Debian's bundle)
+  cp "${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}" "$ROOTFS/etc/ssl/certs/host-ca-bundle.crt"
   rm -rf "$ROOTFS/src/pockit" "$ROOTFS/data"
   mkdir -p "$ROOTFS/src/pockit" "$ROOTFS/data/$SEQ" "$ROOTFS/root/.cache/pockit/models"
   # the checkout as git sees it (tracked and untracked-not-ignored files), and the one sequence the demo reads
@@ -109,6 +113,8 @@ stage() {
 
 inroot() {
   chroot "$ROOTFS" /usr/bin/env -i HOME=/root LANG=C.UTF-8 PATH=/opt/venv/bin:/usr/bin:/bin \
+    PIP_CERT=/etc/ssl/certs/host-ca-bundle.crt SSL_CERT_FILE=/etc/ssl/certs/host-ca-bundle.crt \
+    REQUESTS_CA_BUNDLE=/etc/ssl/certs/host-ca-bundle.crt \
     POCKIT_DATA_DIR=/data PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1 MPLBACKEND=Agg \
     /bin/bash -c "cd /src/pockit && $1"
 }
