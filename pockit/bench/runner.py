@@ -287,6 +287,7 @@ def run_bench(config: str | Path | dict | PocConfig | None = None, *, model: str
         "max_frames": max_frames,
         "cases": cases,
         "ultralytics_track": peer,
+        "targets": list(targets),
         "notes": notes,
     }
     record["sizing"], record["estimates"] = _sizing(record, cases, host, info, target_fps, target_resolution,
