@@ -41,7 +41,9 @@ def frames(shared_data):
 @pytest.fixture(scope="module")
 def both():
     os.environ.setdefault("YOLO_OFFLINE", "1")
-    onnx = load_detector(resolve_model("person-yolov8s"))
+    # FP32 ONNX Runtime against PyTorch, both on the same rectangular letterbox (the CPU default's bf16 differs
+    # by design: its accuracy check is tests/test_inference_cpu_speed.py)
+    onnx = load_detector(resolve_model("person-yolov8s"), backend="onnx", precision="fp32")
     ul = load_detector(resolve_model("person-yolov8s-pt"), backend="ultralytics", batch=4)
     yield onnx, ul
     onnx.close()
@@ -55,7 +57,7 @@ def test_onnx_and_ultralytics_give_the_same_boxes(both, frames):
     assert onnx.class_names == ul.class_names == {0: "Normal", 1: "Fall"}
     a, b = onnx.detect(frames), ul.detect(frames)
     assert [len(d) for d in a] == [len(d) for d in b]
-    assert sum(len(d) for d in a) >= 30  # real people found on these frames
+    assert sum(len(d) for d in a) >= 27  # real people found on these frames (29 at the rectangular letterbox)
     for i, (x, y) in enumerate(zip(a, b)):
         iou = box_iou(x.xyxy, y.xyxy)
         rows, cols = linear_sum_assignment(-iou)
@@ -68,7 +70,7 @@ def test_onnx_and_ultralytics_give_the_same_boxes(both, frames):
 
 
 def test_ultralytics_class_filter_and_options(frames):
-    fall = load_detector(resolve_model("person-yolov8s-pt"), classes=["Fall"], conf=0.5)
+    fall = load_detector(resolve_model("person-yolov8s-pt"), classes=["Fall"], conf=0.5, rect=False)  # square 640
     try:
         out = fall.detect(frames[4:6])  # PETS frames: one 'Fall' box each (the yellow object on the grass)
         assert [d.class_ids.tolist() for d in out] == [[1], [1]]
