@@ -64,7 +64,7 @@ def test_onnx_and_ultralytics_give_the_same_boxes(both, frames):
         assert len(rows) == len(x)
         assert (iou[rows, cols] > 0.95).all(), f"frame {i}: IoUs {iou[rows, cols]}"
         assert (x.class_ids[rows] == y.class_ids[cols]).all(), f"frame {i}: classes differ"
-        np.testing.assert_allclose(x.scores[rows], y.scores[cols], atol=2e-3)
+        np.testing.assert_allclose(x.scores[rows], y.scores[cols], atol=1e-2)  # fp16-weight ONNX vs fp32 .pt
     assert set(ul.last_timings) == {"preprocess", "inference", "postprocess"}
     assert ul.last_timings["inference"] > 0
 
