@@ -41,10 +41,10 @@ def frames(shared_data):
 @pytest.fixture(scope="module")
 def both():
     os.environ.setdefault("YOLO_OFFLINE", "1")
-    # FP32 ONNX Runtime against PyTorch, both on the same rectangular letterbox (the CPU default's bf16 differs
-    # by design: its accuracy check is tests/test_inference_cpu_speed.py)
-    onnx = load_detector(resolve_model("person-yolov8s"), backend="onnx", precision="fp32")
-    ul = load_detector(resolve_model("person-yolov8s-pt"), backend="ultralytics", batch=4)
+    # FP32 ONNX Runtime against PyTorch, both on the same square 640 letterbox (the CPU default's bf16 and
+    # rectangular input are checked against these in tests/test_inference_cpu_speed.py)
+    onnx = load_detector(resolve_model("person-yolov8s"), backend="onnx", precision="fp32", rect=False)
+    ul = load_detector(resolve_model("person-yolov8s-pt"), backend="ultralytics", batch=4, rect=False)
     yield onnx, ul
     onnx.close()
     ul.close()
@@ -57,14 +57,14 @@ def test_onnx_and_ultralytics_give_the_same_boxes(both, frames):
     assert onnx.class_names == ul.class_names == {0: "Normal", 1: "Fall"}
     a, b = onnx.detect(frames), ul.detect(frames)
     assert [len(d) for d in a] == [len(d) for d in b]
-    assert sum(len(d) for d in a) >= 27  # real people found on these frames (29 at the rectangular letterbox)
+    assert sum(len(d) for d in a) >= 30  # real people found on these frames
     for i, (x, y) in enumerate(zip(a, b)):
         iou = box_iou(x.xyxy, y.xyxy)
         rows, cols = linear_sum_assignment(-iou)
         assert len(rows) == len(x)
         assert (iou[rows, cols] > 0.95).all(), f"frame {i}: IoUs {iou[rows, cols]}"
         assert (x.class_ids[rows] == y.class_ids[cols]).all(), f"frame {i}: classes differ"
-        np.testing.assert_allclose(x.scores[rows], y.scores[cols], atol=1e-2)  # fp16-weight ONNX vs fp32 .pt
+        np.testing.assert_allclose(x.scores[rows], y.scores[cols], atol=2e-3)
     assert set(ul.last_timings) == {"preprocess", "inference", "postprocess"}
     assert ul.last_timings["inference"] > 0
 
