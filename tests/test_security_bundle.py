@@ -155,7 +155,7 @@ def _check_static_files(bundle: Path, service: str, title: str) -> None:
     unit = parse_unit((bundle / f"{service}.service").read_text())
     assert [(s, [k for k, _ in kv]) for s, kv in unit] == UNIT_SHAPE
     assert dict(unit[0][1])["Description"] == f'pockit PoC "{unit_value(title)}"'
-    assert dockerfile_instructions((bundle / "Dockerfile").read_text()) == ["ARG", "FROM", "RUN", "COPY", "RUN", "WORKDIR"]
+    assert dockerfile_instructions((bundle / "Dockerfile").read_text()) == ["ARG", "FROM", "RUN", "COPY", "COPY", "RUN", "WORKDIR"]
     compose = yaml.safe_load((bundle / "docker-compose.yml").read_text())
     assert set(compose) == {"name", "services"} and compose["name"] == service
     assert compose["services"]["pockit"]["command"] == ["./run.sh"]
