@@ -363,6 +363,17 @@ class Pipeline:
         interrupted = False
         t_start = time.perf_counter()
 
+        def inference_failed(e: BaseException, refs: list) -> None:
+            """The model call failed (or Ctrl-C landed inside it): stop, and free the batch's frames."""
+            if isinstance(e, KeyboardInterrupt):
+                self._interrupted = True
+                self._stop.set()
+            else:
+                self.failure = self.failure or e
+                log.error("inference failed: %s: %s", type(e).__name__, e)
+            for r in refs:
+                pool.release(r.slot)
+
         def launcher() -> None:
             live = len(streams)
             while live:
@@ -390,14 +401,7 @@ class Pipeline:
                         result = (detector.launch(images, pinned=pool.pinned) if overlap
                                   else detector.detect(images))
                     except BaseException as e:
-                        if isinstance(e, KeyboardInterrupt):  # Ctrl-C delivered inside the model call
-                            self._interrupted = True
-                            self._stop.set()
-                        else:
-                            self.failure = self.failure or e
-                            log.error("inference failed: %s: %s", type(e).__name__, e)
-                        for r in refs:
-                            pool.release(r.slot)
+                        inference_failed(e, refs)
                         frames = [f for f in frames if not hasattr(f, "slot")]
                         refs = []
                     dt = time.perf_counter() - t0
@@ -433,14 +437,7 @@ class Pipeline:
                         if overlap:
                             self.timer.add("inference", time.perf_counter() - t1, len(refs))  # GPU wait + NMS
                     except BaseException as e:
-                        if isinstance(e, KeyboardInterrupt):
-                            self._interrupted = True
-                            self._stop.set()
-                        else:
-                            self.failure = self.failure or e
-                            log.error("inference failed: %s: %s", type(e).__name__, e)
-                        for r in refs:
-                            pool.release(r.slot)
+                        inference_failed(e, refs)
                         refs, dets = [], []
                 per_shard: dict[int, list] = {}
                 k = 0
