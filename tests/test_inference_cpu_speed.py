@@ -128,9 +128,10 @@ def test_cache_builds_the_rectangular_model_once_and_reuses_it(onnx_model, tud_f
     assert len(det.detect([tud_frame])[0]) >= 5
     det2 = load_detector(ModelConfig(path=str(onnx_model), backend="onnx"))
     det2.detect([tud_frame, cv2.resize(tud_frame, (1224, 370))])
-    assert calls == [(480, 640), (224, 640)]  # only the new 1224x370 size was built
-    assert det2.input_shapes_used == [(480, 640), (224, 640)]
-    assert sorted(p.name.rsplit("-", 1)[1] for p in p1.parent.glob("*.onnx")) == ["224x640.onnx", "480x640.onnx"]
+    # only the new 1224x370 size was built; a frame that wide keeps a short side of >= 320 px (MIN_SHORT_SIDE)
+    assert calls == [(480, 640), (352, 1088)]
+    assert det2.input_shapes_used == [(480, 640), (352, 1088)]
+    assert sorted(p.name.rsplit("-", 1)[1] for p in p1.parent.glob("*.onnx")) == ["352x1088.onnx", "480x640.onnx"]
 
 
 def test_rectangular_fallback_is_said_and_uses_the_fixed_size(onnx_model, tud_frame, tmp_path, monkeypatch, caplog):
@@ -152,15 +153,16 @@ def test_rectangular_fallback_is_said_and_uses_the_fixed_size(onnx_model, tud_fr
 def test_rectangular_onnx_equals_ultralytics_predict_at_the_same_size(onnx_model, pets, tud_frame, shared_data):
     pytest.importorskip("ultralytics")
     pets_frame = cv2.imread(str(sorted((pets / "img1").glob("*.jpg"))[30]))  # 768x576 -> 480x640 input
-    kitti = cv2.imread(str(sorted((shared_data / "mot" / "KITTI-17" / "img1").glob("*.jpg"))[40]))  # -> 224x640
+    kitti = cv2.imread(str(sorted((shared_data / "mot" / "KITTI-17" / "img1").glob("*.jpg"))[40]))  # -> 352x1088
     ours = load_detector(ModelConfig(path=str(onnx_model), backend="onnx"))
     ul = load_detector(ModelConfig(path="person-yolov8s-pt", backend="ultralytics", rect=True))
-    for frame in (tud_frame, pets_frame, kitti):
-        a, b = ours.detect([frame])[0], ul.detect([frame])[0]
+    ul_wide = load_detector(ModelConfig(path="person-yolov8s-pt", backend="ultralytics", rect=True, imgsz=1088))
+    for frame, peer in ((tud_frame, ul), (pets_frame, ul), (kitti, ul_wide)):
+        a, b = ours.detect([frame])[0], peer.detect([frame])[0]
         assert len(a) >= 1
         assert min(_match(a, b, 0.99)) >= 0.99
         assert np.abs(np.sort(a.scores) - np.sort(b.scores)).max() < 0.01
-    assert ours.input_shapes_used == [(480, 640), (224, 640)]
+    assert ours.input_shapes_used == [(480, 640), (352, 1088)]
 
 
 @pytest.mark.skipif(not HAVE_OPENVINO, reason="openvino is not installed (pip install 'pockit[openvino]')")

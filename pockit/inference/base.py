@@ -57,6 +57,9 @@ def parse_names(value: Any) -> dict[int, str]:
     return {}
 
 
+#: shortest side the rectangular network input keeps for very wide frames (see Detector.rect_size_for)
+MIN_SHORT_SIDE = 320
+
 class Detector:
     """Object detector: ``detect(images) -> list[Detections]`` (boxes in original-frame pixels).
 
@@ -227,7 +230,23 @@ class Detector:
         square = self.input_hw if self.input_hw else (self.imgsz, self.imgsz)
         if not (self.rect and self.supports_rect):
             return tuple(square)
-        return target_shape([tuple(s) for s in shapes], max(square), self.stride, auto=True)
+        return target_shape([tuple(s) for s in shapes], self.rect_size_for(shapes, max(square)), self.stride,
+                            auto=True)
+
+    def rect_size_for(self, shapes: Sequence[tuple[int, int]], imgsz: int) -> int:
+        """The longest side of the network input for these frames: ``imgsz``, raised for very wide frames so
+        that their short side keeps at least ``MIN_SHORT_SIDE`` pixels (or its native size, if smaller):
+        a 1224x370 street view letterboxed to 640 wide would leave people 25-40 px tall. Derived from the
+        footage, the same rule for every camera; 4:3 and 16:9 frames are not affected."""
+        if len(set(map(tuple, shapes))) != 1:
+            return imgsz
+        h, w = shapes[0]
+        short = min(h, w) * imgsz / max(h, w)
+        want = min(MIN_SHORT_SIDE, min(h, w))
+        if short >= want:
+            return imgsz
+        size = imgsz * want / short
+        return int(-(-size // self.stride) * self.stride)  # up to a stride multiple
 
     def raw_layout(self, raw: Any) -> str:
         """The output layout the decoder would use for these raw outputs."""
