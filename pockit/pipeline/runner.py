@@ -367,10 +367,10 @@ class Pipeline:
             """The model call failed (or Ctrl-C landed inside it): stop, and free the batch's frames."""
             if isinstance(e, KeyboardInterrupt):
                 self._interrupted = True
-                self._stop.set()
             else:
                 self.failure = self.failure or e
                 log.error("inference failed: %s: %s", type(e).__name__, e)
+            self._stop.set()  # the decoders stop too: nothing more can be analysed
             for r in refs:
                 pool.release(r.slot)
 
