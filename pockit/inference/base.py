@@ -74,6 +74,7 @@ class Detector:
 
     backend = "base"
     supports_rect = False  # backends that can run any stride-multiple input size set this
+    MAX_SHAPES = 8  # input sizes of a fixed-input model kept loaded at once (see _fixed_model_variant)
 
     def __init__(
         self,
@@ -232,6 +233,26 @@ class Detector:
             return tuple(square)
         return target_shape([tuple(s) for s in shapes], self.rect_size_for(shapes, max(square)), self.stride,
                             auto=True)
+
+    def _fixed_model_variant(self, hw: tuple[int, int], variants: dict, load) -> tuple[int, int]:
+        """For backends that run a fixed-input YOLOv8 ONNX at other sizes: the rewritten model for input ``hw``
+        (:func:`pockit.inference.rectangular.rectangular_model`, built once and cached), loaded with
+        ``load(path)`` into ``variants`` (at most ``MAX_SHAPES``, the oldest dropped, never the model's own
+        size). Any rewrite/load failure falls back to the fixed size, said once."""
+        if self.input_hw is None or hw == self.input_hw or hw in variants:
+            return hw
+        from .rectangular import rectangular_model
+
+        try:
+            if len(variants) >= self.MAX_SHAPES:
+                variants.pop(next(k for k in variants if k != self.input_hw))
+            variants[hw] = load(rectangular_model(self.path, hw, self.sha256))
+        except Exception as e:  # noqa: BLE001 - any rewrite/load failure falls back to the fixed size
+            log.warning("%s: cannot run it at %dx%d (h x w) (%s); using its fixed %dx%d input",
+                        self.path.name, hw[0], hw[1], e, *self.input_hw)
+            self.supports_rect = False
+            return self.input_hw
+        return hw
 
     def rect_size_for(self, shapes: Sequence[tuple[int, int]], imgsz: int) -> int:
         """The longest side of the network input for these frames: ``imgsz``, raised for very wide frames so

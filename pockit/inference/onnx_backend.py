@@ -10,7 +10,7 @@ import numpy as np
 
 from .base import BackendUnavailable, Detector, parse_names
 from .postprocess import NMS4_NAMES
-from .rectangular import anchor_count, rectangular_model
+from .rectangular import anchor_count
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,6 @@ class OnnxDetector(Detector):
     """
 
     backend = "onnx"
-    MAX_SHAPES = 8  # input sizes kept loaded at once (one session each)
 
     def __init__(self, path: str | Path, *, threads: int | None = None, **kw) -> None:
         super().__init__(path, **kw)
@@ -142,19 +141,7 @@ class OnnxDetector(Detector):
             raise ValueError(f"{path}: ONNX Runtime cannot load this model: {e}") from e
 
     def input_size_for(self, shapes) -> tuple[int, int]:
-        hw = super().input_size_for(shapes)
-        if self.input_hw is None or hw == self.input_hw or hw in self._sessions:
-            return hw
-        try:
-            if len(self._sessions) >= self.MAX_SHAPES:  # evict the oldest variant (never the model's own size)
-                self._sessions.pop(next(k for k in self._sessions if k != self.input_hw))
-            self._sessions[hw] = self._load(rectangular_model(self.path, hw, self.sha256))
-        except Exception as e:  # noqa: BLE001 - any rewrite/load failure falls back to the fixed size, said once
-            log.warning("%s: cannot run it at %dx%d (h x w) (%s); using its fixed %dx%d input",
-                        self.path.name, hw[0], hw[1], e, *self.input_hw)
-            self.supports_rect = False
-            return self.input_hw
-        return hw
+        return self._fixed_model_variant(super().input_size_for(shapes), self._sessions, self._load)
 
     def _forward(self, batch: np.ndarray) -> Any:
         x = np.ascontiguousarray(batch, dtype=self.input_dtype)

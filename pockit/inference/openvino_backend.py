@@ -18,7 +18,7 @@ import numpy as np
 
 from .base import BackendUnavailable, Detector, parse_names
 from .onnx_backend import physical_cores
-from .rectangular import anchor_count, rectangular_model
+from .rectangular import anchor_count
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,6 @@ class OpenVinoDetector(Detector):
     """YOLO-family ONNX (or OpenVINO IR .xml) model through the OpenVINO CPU plugin."""
 
     backend = "openvino"
-    MAX_SHAPES = 8
 
     def __init__(self, path: str | Path, *, threads: int | None = None, precision: str = "fp32", **kw) -> None:
         super().__init__(path, **kw)
@@ -137,20 +136,8 @@ class OpenVinoDetector(Detector):
             raise ValueError(f"{self.path}: OpenVINO cannot compile this model for the CPU: {e}") from e
 
     def input_size_for(self, shapes) -> tuple[int, int]:
-        hw = super().input_size_for(shapes)
-        if self.input_hw is None or hw == self.input_hw or hw in self._requests:
-            return hw
-        try:
-            if len(self._requests) >= self.MAX_SHAPES:
-                self._requests.pop(next(k for k in self._requests if k != self.input_hw))
-            variant = rectangular_model(self.path, hw, self.sha256)
-            self._requests[hw] = self._compile(self.core.read_model(str(variant)))
-        except Exception as e:  # noqa: BLE001 - any rewrite/compile failure falls back to the fixed size, said once
-            log.warning("%s: cannot run it at %dx%d (h x w) (%s); using its fixed %dx%d input",
-                        self.path.name, hw[0], hw[1], e, *self.input_hw)
-            self.supports_rect = False
-            return self.input_hw
-        return hw
+        return self._fixed_model_variant(super().input_size_for(shapes), self._requests,
+                                         lambda path: self._compile(self.core.read_model(str(path))))
 
     def _forward(self, batch: np.ndarray) -> Any:
         x = np.ascontiguousarray(batch, dtype=np.float32)
