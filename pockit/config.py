@@ -258,18 +258,12 @@ class PipelineConfig(_M):
     frame_slots: int | None = Field(None, ge=2, description="frame pool size (default: batch x 4 + streams, "
                                     "capped at 1.5 GB)")
 
-    @field_validator("workers")
+    @field_validator("workers", "decode_threads")
     @classmethod
-    def _workers(cls, v):
-        if isinstance(v, int) and v < 0:
-            raise ValueError("workers must be >= 0 or 'auto'")
-        return v
-
-    @field_validator("decode_threads")
-    @classmethod
-    def _decode_threads(cls, v):
-        if isinstance(v, int) and v < 1:
-            raise ValueError("decode_threads must be >= 1 or 'auto'")
+    def _count_or_auto(cls, v, info):
+        low = 0 if info.field_name == "workers" else 1
+        if isinstance(v, int) and v < low:
+            raise ValueError(f"{info.field_name} must be >= {low} or 'auto'")
         return v
 
 

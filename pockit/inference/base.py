@@ -234,6 +234,16 @@ class Detector:
         return target_shape([tuple(s) for s in shapes], self.rect_size_for(shapes, max(square)), self.stride,
                             auto=True)
 
+    def _apply_metadata(self, meta: Mapping[str, str]) -> None:
+        """Class names and stride from an exported model's metadata (Ultralytics writes both)."""
+        self.metadata = dict(meta)
+        self.model_names = parse_names(meta.get("names"))
+        if "stride" in meta:
+            try:
+                self.stride = int(float(meta["stride"]))
+            except ValueError:
+                pass
+
     def _fixed_model_variant(self, hw: tuple[int, int], variants: dict, load) -> tuple[int, int]:
         """For backends that run a fixed-input YOLOv8 ONNX at other sizes: the rewritten model for input ``hw``
         (:func:`pockit.inference.rectangular.rectangular_model`, built once and cached), loaded with

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import BackendUnavailable, Detector, parse_names
+from .base import BackendUnavailable, Detector
 from .postprocess import NMS4_NAMES
 from .rectangular import anchor_count
 
@@ -88,14 +88,7 @@ class OnnxDetector(Detector):
         self._provider_list = _providers(self.device)
         self.session = self._load(self.path)
         self.providers = self.session.get_providers()
-        meta = self.session.get_modelmeta().custom_metadata_map or {}
-        self.metadata = dict(meta)
-        self.model_names = parse_names(meta.get("names"))
-        if "stride" in meta:
-            try:
-                self.stride = int(float(meta["stride"]))
-            except ValueError:
-                pass
+        self._apply_metadata(self.session.get_modelmeta().custom_metadata_map or {})
 
         inputs = self.session.get_inputs()
         if len(inputs) != 1:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import BackendUnavailable, Detector, parse_names
+from .base import BackendUnavailable, Detector
 from .onnx_backend import physical_cores
 from .rectangular import anchor_count
 
@@ -90,14 +90,7 @@ class OpenVinoDetector(Detector):
         if precision == "bf16" and self.config["INFERENCE_PRECISION_HINT"] == "f32":
             raise BackendUnavailable("model.precision bf16: this CPU has no native bf16 (AVX512-BF16/AMX); "
                                      "use precision fp32 or int8")
-        meta = _onnx_metadata(self.path) if self.path.suffix.lower() == ".onnx" else {}
-        self.metadata = meta
-        self.model_names = parse_names(meta.get("names"))
-        if "stride" in meta:
-            try:
-                self.stride = int(float(meta["stride"]))
-            except ValueError:
-                pass
+        self._apply_metadata(_onnx_metadata(self.path) if self.path.suffix.lower() == ".onnx" else {})
         try:
             model = self.core.read_model(str(self.path))
         except Exception as e:  # OpenVINO raises RuntimeError subclasses

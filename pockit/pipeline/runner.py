@@ -558,8 +558,7 @@ class Pipeline:
             "frame_pool": pool_info, "stages": stage_meters,
             "dropped": sum(st.decoder.dropped for st in streams if st.decoder is not None),
             "latency_capture_to_tracked": lat_tracked.summary(), "latency_capture_to_event": lat_event.summary(),
-            "limiting_stage": limiting_stage({k: v for k, v in stage_meters.items() if k != "decode"} |
-                                             {"decode": stage_meters["decode"]}, starve),
+            "limiting_stage": limiting_stage(stage_meters, starve),
         }
         if overlap:
             pipe["note"] = ("launch/finish overlap: 'preprocess' = upload + letterbox + model launch, 'inference' = "

@@ -28,7 +28,6 @@ class Shard:
         self.outstanding: set[int] = set()  # slots sent and not yet returned
         self.bye = False
         self.dead = False
-        self.busy_s = 0.0
 
 
 class WorkerPool:
@@ -43,7 +42,6 @@ class WorkerPool:
         self.shard_of = {sp.index: sp.index % self.n for sp in specs}
         self.shards = [Shard(w, [sp.index for sp in specs if sp.index % self.n == w]) for w in range(self.n)]
         self.lock = threading.Lock()
-        self.dead_streams: set[int] = set()
         ctx = mp.get_context("spawn")
         self.outq = ctx.Queue() if self.processes else queue.SimpleQueue()
         for sh in self.shards:
@@ -111,16 +109,18 @@ class WorkerPool:
             except (queue.Empty, EOFError, OSError):
                 self._check_alive()
                 continue
-            wid = msg[1]
-            sh = self.shards[wid]
-            if msg[0] == "done":
-                with self.lock:
-                    sh.outstanding.difference_update(msg[2])
-                sh.busy_s += msg[6]
-            elif msg[0] == "bye":
-                sh.bye = True
-            self.on_result(msg)
+            self._handle(msg)
         self._check_alive()
+
+    def _handle(self, msg: tuple) -> None:
+        """Slot and goodbye bookkeeping of a worker's message, then the pipeline's own handling."""
+        sh = self.shards[msg[1]]
+        if msg[0] == "done":
+            with self.lock:
+                sh.outstanding.difference_update(msg[2])
+        elif msg[0] == "bye":
+            sh.bye = True
+        self.on_result(msg)
 
     def _check_alive(self) -> None:
         if not self.processes:
@@ -128,24 +128,17 @@ class WorkerPool:
         for sh in self.shards:
             if sh.bye or sh.dead or sh.handle.is_alive():
                 continue
-            # the process is gone without saying goodbye: drain what it sent before dying first
+            # the process is gone without saying goodbye: first take in what it sent before dying
             while True:
                 try:
                     msg = self.outq.get(timeout=0.05)
                 except (queue.Empty, EOFError, OSError):
                     break
-                other = self.shards[msg[1]]
-                if msg[0] == "done":
-                    with self.lock:
-                        other.outstanding.difference_update(msg[2])
-                elif msg[0] == "bye":
-                    other.bye = True
-                self.on_result(msg)
+                self._handle(msg)
             if sh.bye:
                 continue
             with self.lock:
                 sh.dead = True
                 slots = list(sh.outstanding)
                 sh.outstanding.clear()
-                self.dead_streams.update(sh.streams)
             self.on_result(("dead", sh.wid, sh.streams, sh.handle.exitcode, slots))
