@@ -6,6 +6,7 @@ A bad field raises :class:`ConfigError` whose message names the file, the field 
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -247,6 +248,31 @@ class AcceptanceItem(_M):
     passed: bool | None = Field(None, description="for manual items: set by the engineer")
 
 
+class PocPerson(_M):
+    """Someone who signs the PoC report (cover block: name, role, organisation, a signature line)."""
+
+    name: str = Field(..., min_length=1)
+    role: str = ""
+    organisation: str = ""
+
+
+class PocInfo(_M):
+    """The report's cover block: who the PoC is for, where, when, what it covers and who signs it."""
+
+    customer: str = ""
+    site: str = ""
+    start: date | None = Field(None, description="first day of the PoC (YYYY-MM-DD)")
+    end: date | None = Field(None, description="last day of the PoC (YYYY-MM-DD)")
+    scope: str = ""
+    people: list[PocPerson] = Field(default_factory=list, description="signatories, in signing order")
+
+    @model_validator(mode="after")
+    def _dates(self):
+        if self.start and self.end and self.end < self.start:
+            raise ValueError(f"end ({self.end}) is before start ({self.start})")
+        return self
+
+
 class PipelineConfig(_M):
     workers: int | Literal["auto"] = Field("auto", description="processes for tracking/rules/outputs, sharded by "
                                            "stream (0 = a thread of the main process; auto = 0 for 1-2 streams "
@@ -277,6 +303,8 @@ class PocConfig(_M):
     outputs: OutputConfig = Field(default_factory=OutputConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     acceptance: list[AcceptanceItem] = Field(default_factory=list)
+    poc: PocInfo = Field(default_factory=PocInfo, description="report cover block: customer, site, dates, scope, "
+                         "signatories")
     language: Literal["en", "zh"] = "en"
 
     @field_validator("name")
