@@ -157,6 +157,19 @@ class ModelConfig(_M):
     class_names: dict[int, str] | None = Field(None, description="override the model's class names")
 
 
+class ExtraModelConfig(_M):
+    """A second (third ...) detector run on the same frames: see "Several models in one PoC" in README.md."""
+
+    name: str = Field(..., pattern=r"^[a-z][a-z0-9_]*$", description="identifier: prefix of attached attributes "
+                      "(data['<name>'], data['<name>.score'] ...) and of class names that clash with earlier models")
+    model: ModelConfig
+    sources: list[str] | None = Field(None, description="source ids this model runs on (default: every source)")
+    attach_to: list[str | int] | None = Field(
+        None, description="classes of the main model (names or ids): a detection of this model whose box centre lies "
+        "inside such a box becomes an attribute of that object instead of an object of its own; omitted: its "
+        "detections are objects of their own, tracked and seen by the rules")
+
+
 class TrackerConfig(_M):
     type: Literal["bytetrack", "sort", "ocsort", "none"] = "bytetrack"
     track_activation_threshold: float = Field(0.5, ge=0, le=1)
@@ -298,6 +311,7 @@ class PocConfig(_M):
     description: str = ""
     sources: list[SourceConfig] = Field(..., min_length=1)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    extra_models: list[ExtraModelConfig] = Field(default_factory=list)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     rules: list[RuleConfig] = Field(default_factory=list)
     outputs: OutputConfig = Field(default_factory=OutputConfig)
@@ -314,7 +328,8 @@ class PocConfig(_M):
 
     @model_validator(mode="after")
     def _unique(self):
-        for what, names in (("sources", [s.id for s in self.sources]), ("rules", [r.name for r in self.rules])):
+        for what, names in (("sources", [s.id for s in self.sources]), ("rules", [r.name for r in self.rules]),
+                            ("extra_models", [m.name for m in self.extra_models])):
             dup = {n for n in names if names.count(n) > 1}
             if dup:
                 raise ValueError(f"duplicate {what} names: {sorted(dup)}")
@@ -323,6 +338,10 @@ class PocConfig(_M):
             for s in r.sources or []:
                 if s not in ids:
                     raise ValueError(f"rule {r.name!r} names unknown source {s!r}; known: {sorted(ids)}")
+        for m in self.extra_models:
+            for s in m.sources or []:
+                if s not in ids:
+                    raise ValueError(f"extra_models {m.name!r} names unknown source {s!r}; known: {sorted(ids)}")
         return self
 
     # -- io -----------------------------------------------------------------------------------

@@ -90,6 +90,7 @@ class Detections:
             confidence=self.scores.astype(np.float32),
             class_id=self.class_ids.astype(int),
             tracker_id=None if tid is None else tid.astype(int),
+            data={k: np.asarray(v) for k, v in self.data.items()},
         )
 
     # -- access ------------------------------------------------------------------------------

@@ -184,10 +184,11 @@ class Pipeline:
     def _load_detector(self):
         if self.detector is None:
             from ..inference import load_detector
+            from ..inference.multi import load_multi
 
             m = self.cfg.model.model_copy()
             m.path = resolve_path(self.cfg, m.path)
-            self.detector = load_detector(m)
+            self.detector = load_multi(self.cfg, load_detector(m), lambda p: resolve_path(self.cfg, p))
         return self.detector
 
     def _n_workers(self, n_streams: int) -> int:
@@ -260,6 +261,10 @@ class Pipeline:
         n_workers = self._n_workers(len(streams))
         pool = self._make_pool(streams, batch, on_cuda, processes=n_workers > 0)
         overlap = callable(getattr(detector, "launch", None)) and callable(getattr(detector, "finish", None))
+        from ..inference.multi import MultiDetector
+
+        by_source = isinstance(detector, MultiDetector)  # extra models may run on some sources only
+        stream_ids = [st.cfg.id for st in streams]
         meters = {"decode": StageMeter("decode", len(streams)), "inference": StageMeter("inference"),
                   "finish": StageMeter("finish"), "tracking_rules": StageMeter("tracking_rules", max(1, n_workers))}
         lat_tracked, lat_event = Reservoir(), Reservoir()
@@ -399,7 +404,8 @@ class Pipeline:
                     try:
                         images = [pool.view(r.slot, r.h, r.w) for r in refs]
                         result = (detector.launch(images, pinned=pool.pinned) if overlap
-                                  else detector.detect(images))
+                                  else detector.detect(images, sources=[stream_ids[r.stream] for r in refs])
+                                  if by_source else detector.detect(images))
                     except BaseException as e:
                         inference_failed(e, refs)
                         frames = [f for f in frames if not hasattr(f, "slot")]
@@ -449,7 +455,7 @@ class Pipeline:
                         k += 1
                         per_shard.setdefault(workers.shard_of[f.stream], []).append(
                             (f.stream, f.slot, f.h, f.w, f.index, f.timestamp, f.t_capture, d.xyxy, d.scores,
-                             d.class_ids))
+                             d.class_ids, d.data or None))
                     else:
                         if per_shard:
                             for slot in workers.send_frames(per_shard):

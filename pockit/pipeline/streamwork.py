@@ -150,7 +150,7 @@ def worker_loop(wid: int, cfg_data: dict, base_dir: str | None, specs: list[Stre
                 pool_buf: np.ndarray | None = None, in_process: bool = False) -> None:
     """Run the streams ``specs`` from ``inq`` until ``None``; results go to ``outq``.
 
-    Messages in: ``("frames", [(stream, slot, h, w, index, ts, t_capture, xyxy, scores, class_ids), ...])``,
+    Messages in: ``("frames", [(stream, slot, h, w, index, ts, t_capture, xyxy, scores, class_ids, data|None), ...])``,
     ``("end", stream)``, ``None`` (shut down). Messages out: ``("done", wid, slots, frames_per_stream,
     events, latencies, busy_s)`` with events as ``(stream, event_dict, t_capture)``, ``("final", wid, stream,
     summary)``, ``("error", wid, stream, message)``, ``("bye", wid, timer_export, busy_s)``.
@@ -195,14 +195,14 @@ def worker_loop(wid: int, cfg_data: dict, base_dir: str | None, specs: list[Stre
                 continue
             t0 = time.perf_counter()
             slots, counts, events, lats = [], {}, [], []
-            for s, slot, h, w, index, ts, tcap, xyxy, scores, cls in msg[1]:
+            for s, slot, h, w, index, ts, tcap, xyxy, scores, cls, data in msg[1]:
                 slots.append(slot)
                 p = procs.get(s)
                 if p is None or s in failed:
                     continue
                 try:
                     frame = Frame(slot_view(pool_buf, slot_bytes, slot, h, w), index, ts, p.spec.id)
-                    dets = Detections(xyxy, scores, cls, class_names=class_names)
+                    dets = Detections(xyxy, scores, cls, class_names=class_names, data=data or {})
                     for ev in p.process(frame, dets):
                         events.append((s, ev.to_dict(), tcap))
                     counts[s] = counts.get(s, 0) + 1

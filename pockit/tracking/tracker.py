@@ -80,6 +80,8 @@ class Tracker:
             class_ids=(out.class_id[keep] if out.class_id is not None else np.zeros(int(keep.sum()))),
             track_ids=tid[keep],
             class_names=dets.class_names,
+            # per-box attributes (extra models, embeddings) follow the detection each track was matched to
+            data={k: np.asarray(v)[keep] for k, v in (getattr(out, "data", None) or {}).items() if k in dets.data},
         )
         self._book(res, timestamp)
         return res
