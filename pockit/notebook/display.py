@@ -6,61 +6,42 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
+from ..sinks.draw import (
+    FENCE,
+    LINE,
+    SELECTED,
+    ZONE,
+    draw_shapes,
+    jpeg_bytes,
+    load_image,
+    png_bytes,
+)
 from .scene import SceneEditor
 
-_BGR = {"zone": (255, 200, 0), "line": (0, 208, 255), "fence": (216, 79, 255)}
-_SELECTED = (0, 122, 255)
+_BGR = {"zone": ZONE, "line": LINE, "fence": FENCE}
 
 
 def draw_scene(image: np.ndarray, scene: SceneEditor, copy: bool = True) -> np.ndarray:
-    """The frame with the editor's shapes drawn (zones filled translucent, selected one orange)."""
+    """The frame with the editor's shapes drawn by the run's own renderer (:func:`pockit.sinks.draw.draw_shapes`:
+    zones filled translucent, an arrow to each line's 'in' side), with vertex dots and the selected shape orange."""
     img = image.copy() if copy else image
-    s_ = max(1.0, img.shape[1] / 800)
-    th = max(1, round(2 * s_))
-    overlay = img.copy()
-    for i, s in enumerate(scene.shapes):
-        col = _SELECTED if i == scene.active else _BGR[s.kind]
-        pts = np.round(np.asarray(s.points, np.float64).reshape(-1, 2)).astype(np.int32)
-        if s.kind == "zone" and len(pts) >= 3:
-            cv2.fillPoly(overlay, [pts], col)
-    cv2.addWeighted(overlay, 0.2, img, 0.8, 0, dst=img)
-    for i, s in enumerate(scene.shapes):
-        col = _SELECTED if i == scene.active else _BGR[s.kind]
-        pts = np.round(np.asarray(s.points, np.float64).reshape(-1, 2)).astype(np.int32)
-        if len(pts) >= 2:
-            cv2.polylines(img, [pts], s.kind == "zone" and s.finished, col, th, cv2.LINE_AA)
-        if s.kind == "line" and len(pts) == 2:  # arrow to the 'in' side: cross(b - a, p - a) > 0
-            (ax, ay), (bx, by) = pts.astype(float)
-            n = max(float(np.hypot(bx - ax, by - ay)), 1e-6)
-            m = ((ax + bx) / 2, (ay + by) / 2)
-            tip = (m[0] - (by - ay) / n * 25 * s_, m[1] + (bx - ax) / n * 25 * s_)
-            cv2.arrowedLine(img, (int(m[0]), int(m[1])), (int(tip[0]), int(tip[1])), col, th, cv2.LINE_AA,
-                            tipLength=0.4)
-            cv2.putText(img, "in", (int(tip[0]) + 4, int(tip[1]) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * s_, col, th,
-                        cv2.LINE_AA)
-        for p in pts:
-            cv2.circle(img, (int(p[0]), int(p[1])), round(4 * s_), col, -1, cv2.LINE_AA)
-        if len(pts):
-            cv2.putText(img, s.name, (int(pts[0][0]) + 6, int(pts[0][1]) - 6), cv2.FONT_HERSHEY_SIMPLEX,
-                        0.5 * s_, col, th, cv2.LINE_AA)
+    shapes = [{"kind": s.kind, "points": np.asarray(s.points, np.float64).reshape(-1, 2), "name": s.name,
+               "color": SELECTED if i == scene.active else _BGR[s.kind],
+               "closed": s.kind != "zone" or s.finished}
+              for i, s in enumerate(scene.shapes)]
+    draw_shapes(img, shapes, vertices=True)
     return img
 
 
 def to_png(image: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", image)
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    return buf.tobytes()
+    return png_bytes(image)
 
 
 def image_widget(image: np.ndarray | str | Path, width: int | None = None):
     """An ipywidgets.Image of a BGR frame (or an image file), ``width`` CSS pixels wide."""
     import ipywidgets as W
-
-    from .editor import jpeg_bytes, load_image
 
     img = load_image(image)
     w = W.Image(value=jpeg_bytes(img), format="jpeg")
@@ -72,8 +53,6 @@ def image_widget(image: np.ndarray | str | Path, width: int | None = None):
 def show(image: np.ndarray | str | Path, width: int | None = None, title: str | None = None) -> None:
     """Display a BGR frame inline (a static PNG output, kept when the notebook is exported)."""
     from IPython.display import HTML, Image, display
-
-    from .editor import load_image
 
     if title:
         display(HTML(f"<b>{html.escape(title)}</b>"))
@@ -96,8 +75,6 @@ def grid(images: Sequence[np.ndarray], cols: int = 3, width: int = 320, captions
 def frame_browser(frames: Sequence[np.ndarray], captions: Sequence[str] | None = None, width: int = 640):
     """A slider over a list of BGR frames (decoded once, shown as JPEG)."""
     import ipywidgets as W
-
-    from .editor import jpeg_bytes
 
     if not len(frames):
         return W.HTML("<i>no frames</i>")

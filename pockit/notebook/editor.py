@@ -16,13 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-import cv2
 import ipywidgets as W
 import numpy as np
 import yaml
 from ipycanvas import MultiCanvas, hold_canvas
 
 from ..config import ConfigError, PocConfig, parse_config
+from ..sinks import draw as _draw
 from .configio import dump_rules, load_scene, merge_rules, save_scene
 from .scene import (
     KINDS,
@@ -37,26 +37,9 @@ COLORS = {"zone": "#00c8ff", "line": "#ffd000", "fence": "#ff4fd8"}
 SELECTED = "#ff7a00"
 
 
-def load_image(image: np.ndarray | str | Path) -> np.ndarray:
-    """A BGR uint8 frame from an array or an image file (clear error when unreadable)."""
-    if isinstance(image, (str, Path)):
-        img = cv2.imread(str(image), cv2.IMREAD_COLOR)
-        if img is None:
-            raise FileNotFoundError(f"{image}: cannot read an image there (missing file or not an image)")
-        return img
-    img = np.asarray(image)
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-        raise ValueError(f"expected an HxWx3 uint8 BGR frame, got shape {img.shape} dtype {img.dtype}")
-    return img
-
-
-def jpeg_bytes(image: np.ndarray, quality: int = 90) -> bytes:
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise ValueError("JPEG encoding failed")
-    return buf.tobytes()
+# one implementation for the editor, the display helpers and the run's outputs
+load_image = _draw.load_image
+jpeg_bytes = _draw.jpeg_bytes
 
 
 def _unwrap_optional(ann):

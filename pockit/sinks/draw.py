@@ -39,36 +39,71 @@ def _text(img, s, org, color, scale):
     cv2.putText(img, s, org, font, scale, color, th, cv2.LINE_AA)
 
 
-def draw_geometry(img: np.ndarray, engine, scale: float) -> None:
-    """Zones (translucent fill), lines/fences (with an arrow to the 'in' side and in/out counts), guarded boxes."""
-    shapes = engine.shapes if engine is not None else []
+FENCE = (255, 79, 216)
+SELECTED = (0, 122, 255)
+_KIND_COLOR = {"zone": ZONE, "box": ZONE, "line": LINE, "fence": LINE}
+
+
+def draw_shapes(img: np.ndarray, shapes: Iterable[Mapping], scale: float | None = None,
+                occupancy: Mapping[str, int] | None = None, vertices: bool = False) -> None:
+    """Draw rule geometry in place: the one drawing of zones, lines and fences (run outputs, live view, report,
+    notebook editor).
+
+    Each shape is a mapping with ``kind`` (zone | box | line | fence), ``points`` (K, 2) in pixels and ``name``;
+    optional ``counts`` ({'in': n, 'out': n}: written after a line's name), ``rule`` (key into ``occupancy``:
+    objects in the zone now, written after the zone's name), ``color`` (BGR), ``closed`` (False: a zone still
+    being drawn, as an open outline). Zones are filled translucent; lines/fences get an arrow to the 'in' side
+    (the left of A->B as drawn, the side the rules count as 'in'). ``vertices``: dots on every point (editor).
+    """
+    shapes = [sh for sh in shapes if len(sh["points"])]
     if not shapes:
         return
-    overlay = img.copy()
-    for sh in shapes:
-        pts = np.round(sh["points"]).astype(np.int32)
-        if sh["kind"] in ("zone", "box"):
-            cv2.fillPoly(overlay, [pts], ZONE)
-    cv2.addWeighted(overlay, 0.18, img, 0.82, 0, dst=img)
+    scale = _scale(img) if scale is None else scale
     th = max(1, round(2 * scale))
+    overlay = img.copy()
+    filled = False
     for sh in shapes:
-        pts = np.round(sh["points"]).astype(np.int32)
+        pts = np.round(np.asarray(sh["points"], np.float64).reshape(-1, 2)).astype(np.int32)
+        if sh["kind"] in ("zone", "box") and len(pts) >= 3:
+            cv2.fillPoly(overlay, [pts], sh.get("color") or _KIND_COLOR[sh["kind"]])
+            filled = True
+    if filled:
+        cv2.addWeighted(overlay, 0.18, img, 0.82, 0, dst=img)
+    for sh in shapes:
+        col = sh.get("color") or _KIND_COLOR.get(sh["kind"], LINE)
+        p = np.asarray(sh["points"], np.float64).reshape(-1, 2)
+        pts = np.round(p).astype(np.int32)
+        if vertices:
+            for q in pts:
+                cv2.circle(img, (int(q[0]), int(q[1])), round(4 * scale), col, -1, cv2.LINE_AA)
         if sh["kind"] in ("zone", "box"):
-            cv2.polylines(img, [pts], True, ZONE, th, cv2.LINE_AA)
-            _text(img, sh["name"], tuple(pts.min(0) + [4, int(18 * scale)]), ZONE, 0.5 * scale)
+            if len(pts) >= 2:
+                cv2.polylines(img, [pts], sh.get("closed", True), col, th, cv2.LINE_AA)
+            label = str(sh.get("name", ""))
+            if occupancy is not None and sh.get("rule") in occupancy:
+                label += f": {occupancy[sh['rule']]}"
+            if label:
+                _text(img, label, tuple(pts.min(0) + [4, int(18 * scale)]), col, 0.5 * scale)
             continue
-        cv2.polylines(img, [pts], False, LINE, th + 1, cv2.LINE_AA)
-        p = sh["points"]
+        if len(pts) < 2:
+            continue
+        cv2.polylines(img, [pts], False, col, th + 1, cv2.LINE_AA)
         a, b = p[0], p[1]
         mid = (a + b) / 2
         d = b - a
         n = np.array([-d[1], d[0]]) / max(np.hypot(*d), 1e-6)  # points to the positive ('in') side
         tip = mid + n * 30 * scale
-        cv2.arrowedLine(img, tuple(np.round(mid).astype(int)), tuple(np.round(tip).astype(int)), LINE, th,
+        cv2.arrowedLine(img, tuple(np.round(mid).astype(int)), tuple(np.round(tip).astype(int)), col, th,
                         cv2.LINE_AA, tipLength=0.35)
-        c = sh.get("counts") or {}
-        label = f"{sh['name']} in:{c.get('in', 0)} out:{c.get('out', 0)}"
-        _text(img, label, tuple(np.round(a + [4, -8 * scale]).astype(int)), LINE, 0.5 * scale)
+        c = sh.get("counts")
+        label = str(sh.get("name", "")) + (f" in:{c.get('in', 0)} out:{c.get('out', 0)}" if c is not None else "")
+        if label:
+            _text(img, label, tuple(np.round(a + [4, -8 * scale]).astype(int)), col, 0.5 * scale)
+
+
+def draw_geometry(img: np.ndarray, engine, scale: float, occupancy: Mapping[str, int] | None = None) -> None:
+    """The engine's zones (translucent fill), lines/fences (arrow to the 'in' side, in/out counts), guarded boxes."""
+    draw_shapes(img, engine.shapes if engine is not None else [], scale, occupancy=occupancy)
 
 
 def _scale(img: np.ndarray) -> float:
@@ -76,9 +111,163 @@ def _scale(img: np.ndarray) -> float:
     return max(1.0, img.shape[1] / 1280)
 
 
+# ------------------------------------------------------------------------------ live overlays: trails, heatmap
+def _tracked_anchors(dets: Detections | None, kind: str, size: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, anchors (N, 2) float64) of the tracked objects (track id >= 0), clipped to the frame like the rules."""
+    if dets is None or not len(dets):
+        return np.zeros(0, np.int64), np.zeros((0, 2))
+    keep = dets.track_ids >= 0
+    a = dets.anchors(kind).astype(np.float64)[keep]
+    if size is not None and len(a):
+        np.clip(a[:, 0], 0, size[0], out=a[:, 0])
+        np.clip(a[:, 1], 0, size[1], out=a[:, 1])
+    return dets.track_ids[keep].astype(np.int64), a
+
+
+class Trails:
+    """The last ``length`` anchor points of every track (where it walked), drawn as a polyline in its colour.
+
+    ``update(dets, timestamp)`` once per frame; a track not seen for ``forget`` seconds is dropped.
+    """
+
+    def __init__(self, length: int = 30, anchor: str = "bottom_center", forget: float = 2.0) -> None:
+        if length < 2:
+            raise ValueError(f"trail length must be at least 2 points, got {length}")
+        self.length, self.anchor, self.forget = int(length), anchor, float(forget)
+        self.points: dict[int, deque] = {}
+        self.seen: dict[int, float] = {}
+
+    def update(self, dets: Detections | None, timestamp: float, size: tuple[int, int] | None = None) -> None:
+        ids, anchors = _tracked_anchors(dets, self.anchor, size)
+        for tid, a in zip(ids.tolist(), anchors):
+            q = self.points.get(tid)
+            if q is None:
+                q = self.points[tid] = deque(maxlen=self.length)
+            q.append((float(a[0]), float(a[1])))
+            self.seen[tid] = float(timestamp)
+        for tid in [t for t, ts in self.seen.items() if timestamp - ts > self.forget]:
+            del self.points[tid], self.seen[tid]
+
+    def draw(self, img: np.ndarray, scale: float | None = None) -> None:
+        """Each trail in its track's colour, thicker towards the newest point."""
+        scale = _scale(img) if scale is None else scale
+        for tid, q in self.points.items():
+            if len(q) < 2:
+                continue
+            pts = np.round(np.asarray(q)).astype(np.int32)
+            col = _color(tid)
+            n = len(pts) - 1
+            for i in range(n):
+                th = max(1, round((1 + 2 * (i + 1) / n) * scale))
+                cv2.line(img, tuple(int(v) for v in pts[i]), tuple(int(v) for v in pts[i + 1]), col, th, cv2.LINE_AA)
+
+
+class Heatmap:
+    """Where objects have been: anchor positions accumulated on a grid of ``cell`` pixels, each visit's weight
+    halving every ``half_life`` seconds; drawn as a translucent colour map (blue = rare, red = most visited)."""
+
+    def __init__(self, half_life: float = 30.0, cell: int = 8, anchor: str = "bottom_center") -> None:
+        if half_life <= 0 or cell < 1:
+            raise ValueError(f"heatmap needs half_life > 0 and cell >= 1, got {half_life}, {cell}")
+        self.half_life, self.cell, self.anchor = float(half_life), int(cell), anchor
+        self.grid: np.ndarray | None = None
+        self.size: tuple[int, int] | None = None
+        self.t: float | None = None
+
+    def update(self, dets: Detections | None, size: tuple[int, int], timestamp: float) -> None:
+        w, h = int(size[0]), int(size[1])
+        if self.grid is None or self.size != (w, h):
+            self.grid = np.zeros((h // self.cell + 1, w // self.cell + 1), np.float32)
+            self.size, self.t = (w, h), None
+        if self.t is not None and timestamp > self.t:
+            self.grid *= np.float32(0.5 ** ((timestamp - self.t) / self.half_life))
+        self.t = float(timestamp)
+        _, a = _tracked_anchors(dets, self.anchor, (w - 1, h - 1))
+        if len(a):
+            cells = (a // self.cell).astype(np.int64)
+            np.add.at(self.grid, (cells[:, 1], cells[:, 0]), 1.0)
+
+    def draw(self, img: np.ndarray, alpha: float = 0.5) -> None:
+        """Blend the colour map where anything was seen (weight >= 2 % of the peak); elsewhere the frame is kept."""
+        if self.grid is None or not self.grid.any():
+            return
+        g = cv2.GaussianBlur(self.grid, (0, 0), 1.5)
+        peak = float(g.max())
+        if peak <= 0:
+            return
+        h, w = img.shape[:2]
+        g = cv2.resize(g / peak, (w, h), interpolation=cv2.INTER_LINEAR)
+        colors = cv2.applyColorMap(np.clip(g * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+        m = g >= 0.02
+        a = (alpha * np.clip(g[m] * 2, 0.35, 1.0))[:, None]
+        img[m] = (img[m] * (1 - a) + colors[m] * a).astype(np.uint8)
+
+
+class ZoneCounter:
+    """Objects inside each zone now, from the rules' own zone polygons, anchors and class/score filters.
+
+    ``rules``: rule configs (pydantic models or dicts); every rule with a zone counts, keyed by rule name.
+    ``count(dets, frame_size) -> {rule name: n}`` counts tracked objects (track id >= 0) whose anchor is inside
+    or on the border, as the zone rules see them. ``names`` gives each rule's zone as shown (``zone_name`` or
+    the rule name).
+    """
+
+    def __init__(self, rules: Iterable = (), class_names: Mapping[int, str] | None = None) -> None:
+        self.rules = []
+        for r in rules:
+            d = r if isinstance(r, Mapping) else r.model_dump()
+            if d.get("zone") is None or not d.get("enabled", True):
+                continue
+            self.rules.append(d)
+        self.names = {d["name"]: d.get("zone_name") or d["name"] for d in self.rules}
+        self.class_names = dict(class_names or {})
+        self._poly: dict = {}
+
+    def _allowed(self, spec, names: Mapping[int, str]) -> np.ndarray | None:
+        if spec is None:
+            return None
+        by_name = {str(v).lower(): int(k) for k, v in names.items()}
+        ids = set()
+        for c in spec:
+            if str(c).lower() in by_name:
+                ids.add(by_name[str(c).lower()])
+            elif isinstance(c, int) or str(c).lstrip("-").isdigit():
+                ids.add(int(c))
+        return np.asarray(sorted(ids), np.int64)
+
+    def count(self, dets: Detections | None, frame_size: tuple[int, int]) -> dict[str, int]:
+        from ..rules.geometry import is_normalized, points_in_polygon, to_pixels
+
+        out: dict[str, int] = {}
+        names = (dets.class_names if dets is not None and dets.class_names else None) or self.class_names
+        size = (int(frame_size[0]), int(frame_size[1]))
+        for d in self.rules:
+            key = (d["name"], size)
+            poly = self._poly.get(key)
+            if poly is None:
+                poly = self._poly[key] = to_pixels(d["zone"], is_normalized(d["zone"], d.get("normalized")), size,
+                                                   f"rule {d['name']!r}")
+            if dets is None or not len(dets):
+                out[d["name"]] = 0
+                continue
+            m = dets.track_ids >= 0
+            if d.get("min_score", 0) > 0:
+                m &= dets.scores >= d["min_score"]
+            allowed = self._allowed(d.get("classes"), names)
+            if allowed is not None:
+                m &= np.isin(dets.class_ids, allowed)
+            a = dets.anchors(d.get("anchor", "bottom_center")).astype(np.float64)[m]
+            if len(a):
+                np.clip(a[:, 0], 0, size[0], out=a[:, 0])
+                np.clip(a[:, 1], 0, size[1], out=a[:, 1])
+            out[d["name"]] = int(points_in_polygon(a, poly).sum()) if len(a) else 0
+        return out
+
+
 def annotate(image: np.ndarray, dets: Detections | None, engine=None, alarmed: Iterable[int] = (),
              alarm_boxes: Iterable = (), copy: bool = True, engine_alarms: bool = True,
-             labels: Mapping[int, str] | None = None) -> np.ndarray:
+             labels: Mapping[int, str] | None = None, occupancy: Mapping[str, int] | None = None,
+             trails: Trails | None = None, heatmap: Heatmap | None = None) -> np.ndarray:
     """Draw boxes with track ids and class names, the engine's zones/lines, alarmed objects in red.
 
     ``labels``: class name to show per track id instead of this frame's detected class (a snapshot shows
@@ -86,10 +275,17 @@ def annotate(image: np.ndarray, dets: Detections | None, engine=None, alarmed: I
 
     ``alarmed``: track ids to draw red (added to ``engine.alarmed`` when an engine is given and
     ``engine_alarms``); ``alarm_boxes``: extra xyxy boxes drawn red (e.g. a foreground abandoned object).
+
+    Live view extras: ``occupancy`` ({rule name: objects in its zone now}, from :class:`ZoneCounter`) is
+    written after each zone's name; ``heatmap`` is blended under everything, ``trails`` under the boxes.
     """
     img = image.copy() if copy else image
     scale = _scale(img)
-    draw_geometry(img, engine, scale)
+    if heatmap is not None:
+        heatmap.draw(img)
+    draw_geometry(img, engine, scale, occupancy=occupancy)
+    if trails is not None:
+        trails.draw(img, scale)
     red = {int(t) for t in alarmed}
     boxes = [np.asarray(b, float) for b in alarm_boxes]
     if engine is not None and engine_alarms:
@@ -110,6 +306,38 @@ def annotate(image: np.ndarray, dets: Detections | None, engine=None, alarmed: I
         x1, y1, x2, y2 = (round(v) for v in b)
         cv2.rectangle(img, (x1, y1), (x2, y2), RED, th + 2)
     return img
+
+
+# ------------------------------------------------------------------------------ image files and encodings
+def load_image(image: np.ndarray | str | Path) -> np.ndarray:
+    """A BGR uint8 frame from an array (grey is converted) or an image file (clear error when unreadable)."""
+    if isinstance(image, (str, Path)):
+        img = cv2.imread(str(image), cv2.IMREAD_COLOR)
+        if img is None:
+            raise FileNotFoundError(f"{image}: cannot read an image there (missing file or not an image)")
+        return img
+    img = np.asarray(image)
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ValueError(f"expected an HxWx3 uint8 BGR frame, got shape {img.shape} dtype {img.dtype}")
+    return img
+
+
+def jpeg_bytes(image: np.ndarray, quality: int = 90) -> bytes:
+    """JPEG file bytes of a BGR frame."""
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """PNG file bytes of a BGR frame."""
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
 
 
 # ------------------------------------------------------------------------------------------ video files
