@@ -118,11 +118,15 @@ def test_report_numbers(fixture_run, tud_campus, tmp_path):
                    "Sizing": "no_data", "Webhook delivery": "pass", "Handover docs": "manual"}
     html = out.read_text()
     for sec in ("scope", "data", "detection", "tracking", "events", "performance", "limitations", "acceptance"):
-        assert f'<section id="{sec}">' in html
+        assert f'<section id="{sec}"' in html
     # self-contained: plotly inlined, every image embedded, nothing loaded from elsewhere
     assert re.search(r"<(script|img|link)[^>]+(src|href)=\"(https?:|//|file:)", html) is None
-    assert html.count('class="plotly-graph-div"') == 6
-    assert len(re.findall(r'src="data:image/jpeg;base64,', html)) == 1 + 3 + 1 + 3  # reference + snapshots
+    assert html.count('class="plotly-graph-div"') == 7  # the alarm timeline and six accuracy/performance plots
+    n_alarms = len(d_alarms := json.loads((tmp_path / "r.metrics.json").read_text())["alarms"])
+    assert n_alarms == exp["n_zone_gt"] + exp["n_line_gt"]  # one removed, one false added
+    # reference + example snapshots (3 true, 1 false, 3 true) + a thumbnail for every alarm in the table
+    assert len(re.findall(r'src="data:image/jpeg;base64,', html)) == 1 + 3 + 1 + 3 + n_alarms
+    assert [a["verdict"] for a in d_alarms].count("fp") == 1 and [a["verdict"] for a in d_alarms].count("tp") == n_alarms - 1
     assert "Ground-truth events derived by replaying the rules" in html
     # headline: passed / failed / to confirm counted apart (Sizing has no data, Handover docs is unconfirmed)
     d = json.loads((tmp_path / "r.metrics.json").read_text())
@@ -160,8 +164,8 @@ def test_report_with_bench_and_zh(fixture_run, tmp_path):
     acc = json.loads((tmp_path / "zh.metrics.json").read_text())["acceptance"]
     assert [a["status"] for a in acc if a["name"] == "Sizing"] == ["pass"]
     # no ground truth: accuracy sections say so, event section lists alarms only
-    assert "未提供真值数据" in html
-    assert "no measurement 'events.walkway_zone.recall'" in acc[0]["note"]
+    assert "本视频未提供真值" in html and "未提供真值：告警未判定正误" in html
+    assert "no measurement 'events.walkway_zone.recall'" in acc[0]["hint"] and acc[0]["note"] == "本次 PoC 未测量"
 
 
 def test_bench_from_another_config_below_one_stream_and_missing_estimates(fixture_run, tmp_path):
@@ -205,7 +209,8 @@ def test_bench_from_another_config_below_one_stream_and_missing_estimates(fixtur
 
 def test_judge_acceptance_suggests_keys():
     rows = judge_acceptance([{"name": "x", "metric": "perf.fsp", "op": ">=", "threshold": 1}], {"perf.fps": 3.0})
-    assert rows[0]["status"] == "no_data" and "did you mean perf.fps" in rows[0]["note"]
+    assert rows[0]["status"] == "no_data" and "did you mean perf.fps" in rows[0]["hint"]
+    assert rows[0]["note"] == "not measured in this PoC"
     rows = judge_acceptance([{"name": "x", "metric": "perf.fps", "op": "<", "threshold": 3}], {"perf.fps": 3.0})
     assert rows[0]["status"] == "fail" and rows[0]["measured"] == 3.0
 

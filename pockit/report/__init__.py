@@ -3,9 +3,13 @@ from .builder import (
     ReportError,
     build_report,
     collect,
+    collect_site,
+    find_runs,
     judge_acceptance,
     parse_gt,
     render_html,
 )
+from .environment import run_environment
 
-__all__ = ["ReportError", "build_report", "collect", "judge_acceptance", "parse_gt", "render_html"]
+__all__ = ["ReportError", "build_report", "collect", "collect_site", "find_runs", "judge_acceptance", "parse_gt",
+           "render_html", "run_environment"]

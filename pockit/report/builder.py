@@ -7,6 +7,8 @@ import json
 import logging
 import math
 import operator
+import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +19,7 @@ import numpy as np
 
 from ..core import Event, load_mot_array, read_events
 from ..evaluate.detection import EvaluationError
+from .environment import machine_rows
 from .i18n import LIMITATIONS, translator
 
 log = logging.getLogger(__name__)
@@ -151,25 +154,73 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# ------------------------------------------------------------------------------------- public text
+# an absolute local path (POSIX, ~ or a Windows drive) of at least two parts: /root/.cache/pockit/models/x.onnx
+_LOCAL_PATH = re.compile(r"(?<![\w.:/~\\-])(?:~|[A-Za-z]:)?[/\\](?:[^\s/\\'\"<>()\[\],;`]+[/\\])+"
+                         r"([^\s/\\'\"<>()\[\],;`]*)")
+
+
+def scrub_paths(text: str) -> str:
+    """``text`` with every absolute local path replaced by its last part (the file name): the customer's
+    document names files, never the engineer's folders (``/root/.cache/...``, ``/home/...``, ``C:\\...``).
+    URLs (``rtsp://host/a``), ``data:`` URIs and relative paths are left alone."""
+    if not text or text.startswith("data:"):
+        return text
+    return _LOCAL_PATH.sub(lambda m: m.group(1) or "", text)
+
+
+def public_uri(uri: Any) -> str:
+    """A source URI as the report shows it: URLs without credentials, a local file or folder by its name."""
+    from ..config import redact_url
+
+    s = str(uri)
+    if "://" in s:
+        return redact_url(s)
+    if s.startswith(("data:", "media:")) or s.isdigit():
+        return s
+    return Path(s).name or s
+
+
+def public_path(path: Any, parts: int = 3) -> str:
+    """A local file named by its last ``parts`` path components (``TUD-Campus/gt/gt.txt``)."""
+    p = Path(str(path))
+    return "/".join(p.parts[-parts:]) if p.parts else str(path)
+
+
+def clock(seconds: float | None) -> str:
+    """``m:ss.s`` (``h:mm:ss.s`` from one hour) for a time in the footage."""
+    if seconds is None:
+        return "-"
+    sec = max(0.0, float(seconds))
+    h, rem = divmod(sec, 3600)
+    m, sx = divmod(rem, 60)
+    return f"{int(h)}:{int(m):02d}:{sx:04.1f}" if h >= 1 else f"{int(m)}:{sx:04.1f}"
+
+
 # ------------------------------------------------------------------------------------- acceptance
 def judge_acceptance(items: Sequence[Any], metrics: Mapping[str, float], t=None) -> list[dict[str, Any]]:
-    """Each acceptance item -> {name, category, criterion, measured, status: pass|fail|no_data|manual, note}."""
+    """Each acceptance item -> {name, category, criterion, measured, status: pass|fail|no_data|manual, note, hint}.
+
+    ``note`` is for the customer (shown in the report); ``hint`` tells the engineer what is missing (a metric
+    name typo, no ground truth, no bench run): logged and kept in the metrics JSON, not printed in the report."""
     rows = []
     for it in items:
         it = it if isinstance(it, Mapping) else it.model_dump()
         row = {"name": it["name"], "category": it.get("category", "function"), "criterion": "", "measured": None,
-               "status": "manual", "note": ""}
+               "status": "manual", "note": "", "hint": ""}
         metric = it.get("metric")
         if metric:
             thr = it.get("threshold")
             row["criterion"] = f"{metric} {it.get('op', '>=')} {thr:g}" if thr is not None else metric
             if thr is None:
-                row.update(status="no_data", note="no threshold set in the config")
+                row.update(status="no_data", note=t("no_threshold") if t else "no threshold agreed",
+                           hint=f"acceptance item {it['name']!r}: no threshold set in the config")
             elif metric not in metrics:
                 near = difflib.get_close_matches(metric, list(metrics), n=3)
-                row.update(status="no_data", note=(f"no measurement {metric!r}"
-                                                   + (f"; did you mean {', '.join(near)}?" if near else
-                                                      "; pass ground truth (--gt) or run pockit bench")))
+                row.update(status="no_data", note=t("not_measured") if t else "not measured in this PoC",
+                           hint=(f"acceptance item {it['name']!r}: no measurement {metric!r}"
+                                 + (f"; did you mean {', '.join(near)}?" if near else
+                                    "; pass ground truth (--gt) or run pockit bench")))
             else:
                 val = metrics[metric]
                 row["measured"] = val
@@ -263,8 +314,22 @@ def _complete_mot_rows(path: Path) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------ collect
-def collect(run_dir: str | Path, gt: Any = None, lang: str = "en") -> dict[str, Any]:
-    """Everything the report shows, as plain data plus plotly figures (``ctx['figures']``)."""
+def box_id(run_dir: Path, run: Mapping[str, Any], events: Sequence[Event]) -> str:
+    """The edge box a run came from: run.json ``box``, else the ``box`` its events carry (``extra.box``, the
+    most frequent), else the run directory's name."""
+    if run.get("box"):
+        return str(run["box"])
+    boxes = Counter(str(e.extra["box"]) for e in events if isinstance(e.extra, Mapping) and e.extra.get("box"))
+    if boxes:
+        return boxes.most_common(1)[0][0]
+    return run_dir.name
+
+
+def collect(run_dir: str | Path, gt: Any = None, lang: str = "en", *, multi: bool = False) -> dict[str, Any]:
+    """Everything the report shows for one run, as plain data plus plotly figures (``ctx['figures']``).
+
+    multi: the run is one of several in a site report (ground-truth events of other runs' sources are
+    left out instead of counting as missed)."""
     t = translator(lang)
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -287,8 +352,9 @@ def collect(run_dir: str | Path, gt: Any = None, lang: str = "en") -> dict[str, 
     from ..evaluate.events import fold_episodes
 
     events = fold_episodes(raw_events)  # alarms, not closing records
-    ctx: dict[str, Any] = {"t": t, "lang": lang, "run": run, "cfg": cfg, "run_dir": str(run_dir), "fmt": _fmt,
-                           "generated": datetime.now().strftime("%Y-%m-%d %H:%M"), "warnings": [], "figures": {}}
+    ctx: dict[str, Any] = {"t": t, "lang": lang, "run": run, "cfg": cfg, "run_dir": run_dir.name, "fmt": _fmt,
+                           "generated": datetime.now().strftime("%Y-%m-%d %H:%M"), "warnings": [], "figures": {},
+                           "multi": multi, "engineer_notes": [], "box": box_id(run_dir, run, raw_events)}
     ctx["unfinished"] = unfinished
     if unfinished:
         ctx["warnings"].append(t("unfinished").format(why=unfinished))
@@ -311,7 +377,7 @@ def collect(run_dir: str | Path, gt: Any = None, lang: str = "en") -> dict[str, 
             img = cv2.imread(str(ref))
             if img is not None:
                 uri = _img_data_uri(image=_draw_rules(img, cfg, s.id))
-        ctx["sources"].append({"id": s.id, "uri": str(info.get("uri", s.uri)), "frames": info.get("frames"),
+        ctx["sources"].append({"id": s.id, "uri": public_uri(info.get("uri", s.uri)), "frames": info.get("frames"),
                                "fps": info.get("fps"), "size": f"{info.get('width')}x{info.get('height')}"
                                if info.get("width") else "-", "duration": info.get("duration_s"),
                                "tracks": info.get("tracks"), "error": info.get("error"), "image": uri,
@@ -319,7 +385,7 @@ def collect(run_dir: str | Path, gt: Any = None, lang: str = "en") -> dict[str, 
     ctx["rules"] = [{"name": r.name, "type": r.type, "params": _rule_params(r),
                      "alarms": (run.get("events_per_rule") or {}).get(r.name, 0)} for r in cfg.rules]
     model = run.get("model") or {}
-    ctx["model"] = {"path": model.get("path") or cfg.model.path, "backend": model.get("backend"),
+    ctx["model"] = {"path": public_uri(model.get("path") or cfg.model.path), "backend": model.get("backend"),
                     "imgsz": model.get("imgsz") or cfg.model.imgsz, "providers": model.get("providers"),
                     "sha256": (model.get("sha256") or "")[:16], "conf": cfg.model.conf,
                     "classes": model.get("class_names")}
@@ -364,10 +430,38 @@ def collect(run_dir: str | Path, gt: Any = None, lang: str = "en") -> dict[str, 
     ctx["metrics"] = flat
     ctx["acceptance"] = judge_acceptance(cfg.acceptance, flat, t)
     ctx["acceptance_counts"] = acceptance_counts(ctx["acceptance"])
+    ctx["engineer_notes"] += [a["hint"] for a in ctx["acceptance"] if a["hint"]]
     footage = ", ".join(f"{s['id']}: {_fmt(s['duration'], 1)} s" for s in ctx["sources"])
-    host = (ctx["perf"].get("host") or "this machine")
+    host = ctx["perf"].get("host") or t("host_unknown")
     ctx["limitations"] = [x.format(footage=footage, host=host) for x in LIMITATIONS[lang]]
+    ctx["alarms"] = _alarm_rows(events, run_dir, ctx)
     return ctx
+
+
+MAX_CLIPS_BYTES = 64 * 1024 * 1024  # all alarm clips of one report together (the rest are named, not embedded)
+
+
+def _find_clip(e: Event, run_dir: Path) -> Path | None:
+    """The clip of an alarm: the event's ``clip`` field, else ``clips/<event id>.mp4`` (or ``.webm``)."""
+    cands = [run_dir / e.clip] if e.clip else []
+    cands += [run_dir / "clips" / f"{e.id}{ext}" for ext in (".mp4", ".webm")]
+    return next((c for c in cands if c.is_file()), None)
+
+
+def _alarm_rows(events: Sequence[Event], run_dir: Path, ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every alarm of the run, in time order per camera: id, time, rule, camera, box, snapshot thumbnail,
+    clip (a data URI within the size limits), verdict ("tp" | "fp" | None without ground truth)."""
+    verdicts = ctx["event_eval"].get("verdicts") or {}
+    rows = []
+    for e in sorted(events, key=lambda e: (str(e.source), float(e.time), e.rule)):
+        box = str(e.extra["box"]) if isinstance(e.extra, Mapping) and e.extra.get("box") else ctx["box"]
+        clip = _find_clip(e, run_dir)
+        rows.append({"id": e.id, "time": float(e.time), "clock": clock(e.time), "rule": e.rule, "type": e.type,
+                     "source": str(e.source), "box": box, "track": e.track_id, "class": e.class_name,
+                     "direction": e.direction, "verdict": verdicts.get(e.id),
+                     "thumb": _img_data_uri(run_dir / e.snapshot, max_w=240) if e.snapshot else None,
+                     "clip_path": clip, "clip": None, "clip_note": None})
+    return rows
 
 
 def _draw_rules(img: np.ndarray, cfg, source_id: str) -> np.ndarray:
@@ -430,9 +524,9 @@ def _accuracy_for_source(sid, gpath, tpath, cfg, labels, ctx):
     ctx["figures"][f"cm-{sid}"] = figs["confusion"]
     ctx["figures"][f"hota-{sid}"] = trk.figures(labels)["hota"]
     dnum = {"map50": det.map50, "map50_95": det.map50_95, **{k: v for k, v in det.totals.items()}}
-    return ({"source": sid, "gt": str(gpath), "numbers": dnum, "rows": det.per_class, "images": det.images,
+    return ({"source": sid, "gt": public_path(gpath), "numbers": dnum, "rows": det.per_class, "images": det.images,
              "gt_boxes": det.gt_boxes},
-            {"source": sid, "gt": str(gpath), "numbers": trk.summary, "frames": trk.frames, "gt_ids": trk.gt_ids,
+            {"source": sid, "gt": public_path(gpath), "numbers": trk.summary, "frames": trk.frames, "gt_ids": trk.gt_ids,
              "pred_ids": trk.pred_ids})
 
 
@@ -444,6 +538,9 @@ def _events_section(events, gtd, cfg, run_dir, run, hours, labels, ctx, metrics)
     out: dict[str, Any] = {"gt_outside": 0, "note": None}
     if gtd.events is not None:
         gt_events = read_events(gtd.events)
+        if ctx.get("multi"):  # one file for the whole site: this run's cameras only
+            ids = {s.id for s in cfg.sources}
+            gt_events = [e for e in gt_events if str(e.source) in ids]
     elif gtd.tracks and cfg.rules:
         try:
             gt_events = []
@@ -478,7 +575,9 @@ def _events_section(events, gtd, cfg, run_dir, run, hours, labels, ctx, metrics)
         elif not out["gt_outside"]:
             ctx["warnings"].append("the ground truth holds no event for these rules: event accuracy not measured")
     if rep is not None:
-        out.update(evaluated=True, rows=rep.per_rule, totals=rep.totals, tolerance=rep.tolerance)
+        out.update(evaluated=True, rows=rep.per_rule, totals=rep.totals, tolerance=rep.tolerance,
+                   verdicts={**{p.id: "tp" for p, _ in rep.matches}, **{e.id: "fp" for e in rep.false_alarms}},
+                   missed_all=list(rep.missed))
         metrics["events"] = {r["rule"]: {k: v for k, v in r.items() if isinstance(v, (int, float))}
                              for r in rep.per_rule}
         metrics["events"]["all"] = {k: v for k, v in rep.totals.items() if isinstance(v, (int, float))}
@@ -513,8 +612,7 @@ def _snaps(evs: Sequence[Event], run_dir: Path, n: int = 3) -> list[dict[str, An
         if len(out) >= n:
             break
         uri = _img_data_uri(run_dir / e.snapshot, max_w=480) if e.snapshot else None
-        out.append({"time": e.time, "source": e.source, "track": e.track_id, "image": uri,
-                    "clip": _video_data_uri(run_dir / e.clip) if e.clip else None,
+        out.append({"time": e.time, "source": e.source, "track": e.track_id, "image": uri, "id": e.id,
                     "label": f"{e.source} t={e.time:.2f}s" + (f" #{e.track_id}" if e.track_id is not None else "")
                     + (f" {e.class_name}" if e.class_name else "")
                     + (f" {e.direction}" if e.direction else "")})
@@ -525,8 +623,10 @@ def _perf_section(run, run_dir, t, ctx, metrics):
     import plotly.graph_objects as go
 
     tim = run.get("timings") or {}
+    versions = {k: v for k, v in (run.get("versions") or {}).items() if k != "platform"}
     perf = {"fps": run.get("fps"), "frames": run.get("frames"), "wall_s": run.get("wall_s"),
-            "stages": [{"stage": k, **v} for k, v in tim.items()], "versions": run.get("versions") or {},
+            "stages": [{"stage": k, **v} for k, v in tim.items()],
+            "versions": [(k, t("not_recorded") if v in (None, "", "?") else str(v)) for k, v in versions.items()],
             "bench_warnings": []}
     metrics["perf"] = {"fps": run.get("fps"), "frames": run.get("frames"), "wall_s": run.get("wall_s"),
                        **{k: {kk: vv for kk, vv in v.items() if kk.endswith("_ms")} for k, v in tim.items()}}
@@ -538,12 +638,17 @@ def _perf_section(run, run_dir, t, ctx, metrics):
         ctx["figures"]["perf-stages"] = fig
     bj = run_dir / "bench.json"
     perf["bench"] = None
-    if bj.exists():
-        b = _read_json(bj, "bench.json")
-        host = b.get("host") or {}
-        perf["host"] = host.get("cpu") or host.get("name")
-        if host.get("gpus"):
-            perf["host"] = f"{perf['host']} + {host['gpus']}"
+    b = _read_json(bj, "bench.json") if bj.exists() else None
+    host = (b or {}).get("host") or {}
+    rows = machine_rows(run, host or None)
+    if rows is None and run.get("versions", {}).get("platform"):
+        rows = [("machine_os", str(run["versions"]["platform"]))]
+    perf["machine"] = rows or []
+    m = run.get("machine") or host
+    gpus = m.get("gpus") or []
+    perf["host"] = (m.get("cpu") or m.get("name") or "") + (" + " + ", ".join(gpus) if isinstance(gpus, list) and gpus
+                                                          else f" + {gpus}" if gpus else "") or None
+    if b is not None:
         cases = [{"batch": c.get("batch"), "streams": c.get("streams"), "fps": c.get("fps"),
                   "fps_per_stream": c.get("fps_per_stream")} for c in b.get("cases") or []]
         perf["bench_warnings"] = _bench_mismatch(b, ctx, t)
@@ -554,7 +659,7 @@ def _perf_section(run, run_dir, t, ctx, metrics):
             res = sz.get("target_resolution") or ["?", "?"]
             n = sz.get("streams")
             below = not n or n <= 0
-            sizing.append({"device": t("host") + ": " + str(sz.get("measured_on") or perf["host"] or ""),
+            sizing.append({"device": t("host") + ": " + str(sz.get("measured_on") or perf["host"] or "-"),
                            "kind": t("below_one") if below else t("measured"), "state": "below" if below else "measured",
                            "streams": "< 1" if below else n, "batch": sz.get("batch"),
                            "limiting": f"{sz.get('limiting_stage')} ({sz.get('limiting_resource')})",
@@ -587,8 +692,6 @@ def _perf_section(run, run_dir, t, ctx, metrics):
         if cases:
             metrics.setdefault("bench", {})["fps"] = max((c["fps"] or 0) for c in cases)
         perf["bench"] = {"cases": cases, "sizing": sizing, "notes": b.get("notes") or []}
-    else:
-        perf["host"] = (run.get("versions") or {}).get("platform")
     return perf
 
 
@@ -607,37 +710,310 @@ def _bench_mismatch(b: Mapping[str, Any], ctx: Mapping[str, Any], t) -> list[str
     return out
 
 
+# ------------------------------------------------------------------------------------------ site
+def _is_run_dir(p: Path) -> bool:
+    return (p / "run.json").is_file() or (p / "config.yaml").is_file()
+
+
+def find_runs(paths: Sequence[str | Path]) -> list[Path]:
+    """The run directories to report on: each path that is a run, or, for a folder that is not one (runs
+    collected from several boxes), the runs directly inside it or one level deeper, in name order."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if not p.is_dir():
+            raise ReportError(f"run directory not found: {p} (the folder `pockit run` printed)")
+        if _is_run_dir(p):
+            out.append(p)
+            continue
+        found = sorted(d for d in p.iterdir() if d.is_dir() and _is_run_dir(d))
+        found += sorted(dd for d in p.iterdir() if d.is_dir() and not _is_run_dir(d)
+                        for dd in d.iterdir() if dd.is_dir() and _is_run_dir(dd))
+        if not found:
+            raise ReportError(f"{p} is not a pockit run directory: neither run.json nor config.yaml is there, nor "
+                              "in a folder inside it. Run `pockit run CONFIG` first, or point at the folder it "
+                              "wrote (runs/<name>-<time>/)")
+        out += found
+    seen: set[Path] = set()
+    uniq = []
+    for p in out:
+        if p.resolve() not in seen:
+            seen.add(p.resolve())
+            uniq.append(p)
+    return uniq
+
+
+def _gt_for_run(gt: Any, box: str, source_ids: Sequence[str], multi: bool) -> Any:
+    """The ground truth entries meant for one run of several: ``BOX/SOURCE=PATH`` for that box,
+    ``SOURCE=PATH`` for a source it has, every events ``.jsonl`` (filtered to its cameras later)."""
+    if not multi or gt is None:
+        return gt
+    items = [f"{k}={v}" for k, v in gt.items()] if isinstance(gt, Mapping) else \
+        [str(g) for g in ([gt] if isinstance(gt, (str, Path)) else gt)]
+    out = []
+    for s in items:
+        if "=" in s and not Path(s).exists():
+            k, v = s.split("=", 1)
+            if "/" in k:
+                b, sid = k.split("/", 1)
+                if b == box and sid in source_ids:
+                    out.append(f"{sid}={v}")
+            elif k in source_ids:
+                out.append(s)
+        elif Path(s).suffix.lower() == ".jsonl":
+            out.append(s)
+        else:
+            raise ReportError(f"ground truth {s}: with several runs, say which camera it belongs to: "
+                              "SOURCE=PATH or BOX/SOURCE=PATH (an events .jsonl applies to every run)")
+    return out or None
+
+
+def _check_gt_used(gt: Any, boxes: Sequence[dict[str, Any]]) -> None:
+    items = [f"{k}={v}" for k, v in gt.items()] if isinstance(gt, Mapping) else \
+        [str(g) for g in ([gt] if isinstance(gt, (str, Path)) else gt)]
+    for s in items:
+        if "=" not in s or Path(s).exists():
+            continue
+        k = s.split("=", 1)[0]
+        b, sid = k.split("/", 1) if "/" in k else (None, k)
+        if not any((b is None or c["box"] == b) and sid in [x["id"] for x in c["sources"]] for c in boxes):
+            cams = sorted({f"{c['box']}/{x['id']}" for c in boxes for x in c["sources"]})
+            raise ReportError(f"ground truth {s} names camera {k!r}, which none of the runs has; cameras: {cams}")
+
+
+def _timeline(alarms: Sequence[dict[str, Any]], missed: Sequence[dict[str, Any]], t) -> Any:
+    """Every alarm on one time axis: a row per camera, a colour per rule; false alarms as crosses and
+    missed ground-truth events as open circles when ground truth was given."""
+    import plotly.graph_objects as go
+
+    cams = sorted({a["camera"] for a in alarms} | {m["camera"] for m in missed})
+    fig = go.Figure()
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
+    rules = sorted({a["rule"] for a in alarms})
+    for i, rule in enumerate(rules):
+        rows = [a for a in alarms if a["rule"] == rule]
+        fig.add_trace(go.Scatter(
+            x=[a["time"] for a in rows], y=[a["camera"] for a in rows], mode="markers", name=rule,
+            marker={"size": 11, "color": palette[i % len(palette)], "line": {"width": 1, "color": "#333"},
+                    "symbol": ["x" if a["verdict"] == "fp" else "circle" for a in rows]},
+            customdata=[[a["id"], a["clock"], t("v_" + a["verdict"]) if a["verdict"] else ""] for a in rows],
+            hovertemplate="%{customdata[0]} · " + rule + "<br>%{y} · %{customdata[1]}<br>%{customdata[2]}"
+                          "<extra></extra>"))
+    if missed:
+        fig.add_trace(go.Scatter(
+            x=[m["time"] for m in missed], y=[m["camera"] for m in missed], mode="markers", name=t("missed"),
+            marker={"size": 11, "symbol": "circle-open", "color": "#d62728", "line": {"width": 2}},
+            customdata=[[m["rule"], m["clock"]] for m in missed],
+            hovertemplate="%{customdata[0]}<br>%{y} · %{customdata[1]}<extra></extra>"))
+    fig.update_layout(height=170 + 36 * len(cams), title={"text": t("timeline_title"), "y": 0.97, "yanchor": "top"},
+                      margin={"t": 70, "b": 45, "l": 10, "r": 10}, xaxis_title=t("timeline_axis"),
+                      legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.0, "yanchor": "bottom"},
+                      yaxis={"categoryorder": "array", "categoryarray": cams[::-1], "automargin": True})
+    return fig
+
+
+def collect_site(run_dirs: Sequence[str | Path], gt: Any = None, lang: str = "en") -> dict[str, Any]:
+    """The report of one or several runs (one per box, or a folder of collected runs): cover block, executive
+    summary, every alarm on a timeline and in a table, site totals, and each run's sections."""
+    t = translator(lang)
+    dirs = find_runs(run_dirs)
+    multi = len(dirs) > 1
+    boxes: list[dict[str, Any]] = []
+    for d in dirs:
+        # the box id is known before collect() only from run.json / events: read it for the gt selection
+        pre_run = _read_json(d / "run.json", "run.json") if (d / "run.json").is_file() else {}
+        pre_events = read_events(d / "events.jsonl") if multi and (d / "events.jsonl").exists() else []
+        box = box_id(d, pre_run, pre_events)
+        src_ids = [s.get("id") for s in ((pre_run.get("config") or {}).get("sources") or [])] or None
+        if src_ids is None and (d / "config.yaml").is_file():
+            from ..config import load_config
+
+            src_ids = [s.id for s in load_config(d / "config.yaml").sources]
+        boxes.append(collect(d, gt=_gt_for_run(gt, box, src_ids or [], multi), lang=lang, multi=multi))
+    if multi and gt is not None:
+        _check_gt_used(gt, boxes)
+    labels = [c["box"] for c in boxes]
+    for c in boxes:  # two runs of one box (two days, say): tell them apart by their run directory
+        c["label"] = c["box"] if labels.count(c["box"]) == 1 else f"{c['box']} ({c['run_dir']})"
+    figures: dict[str, Any] = {}
+    for i, c in enumerate(boxes):
+        c["pfx"] = f"b{i + 1}-" if multi else ""
+        c["sec"] = (lambda name, c=c: f"{c['pfx']}{name}")
+        figures.update({f"{c['pfx']}{k}": v for k, v in c["figures"].items()})
+    first = boxes[0]
+    cfg = first["cfg"]
+    site: dict[str, Any] = {"t": t, "lang": lang, "fmt": _fmt, "multi": multi, "boxes": boxes, "cfg": cfg,
+                            "generated": first["generated"], "figures": figures, "warnings": [],
+                            "engineer_notes": []}
+    # cover: the first run's `poc` section; differing ones are named
+    poc = next((c["cfg"].poc for c in boxes if c["cfg"].poc.model_dump(exclude_defaults=True)), cfg.poc)
+    for c in boxes:
+        if c["cfg"].poc.model_dump(exclude_defaults=True) and c["cfg"].poc != poc:
+            site["engineer_notes"].append(f"run {c['run_dir']}: its config's poc section differs from the one on "
+                                          "the cover (taken from the first run that has one)")
+    starts = sorted(str(c["run"].get("started"))[:10] for c in boxes if c["run"].get("started"))
+    ends = sorted(str(c["run"].get("finished") or c["run"].get("started"))[:10] for c in boxes
+                  if c["run"].get("finished") or c["run"].get("started"))
+    site["poc"] = {"customer": poc.customer, "site": poc.site, "scope": poc.scope or cfg.description,
+                   "start": str(poc.start) if poc.start else (starts[0] if starts else ""),
+                   "end": str(poc.end) if poc.end else (ends[-1] if ends else ""),
+                   "people": [p.model_dump() for p in poc.people]}
+    # alarms of every box, clips embedded up to the report's budget
+    alarms, missed = [], []
+    budget = MAX_CLIPS_BYTES
+    for c in boxes:
+        for a in c["alarms"]:
+            a["camera"] = f"{a['box']} / {a['source']}" if multi else a["source"]
+            a["run_label"] = c["label"]
+            p = a.pop("clip_path")
+            if p is not None:
+                size = p.stat().st_size
+                if size > MAX_CLIP_BYTES or size > budget:
+                    a["clip_note"] = t("clip_left_out")
+                    site["engineer_notes"].append(f"clip {p.name} ({size / 2**20:.1f} MB) left out of the report "
+                                                  f"(limits: {MAX_CLIP_BYTES // 2**20} MB a clip, "
+                                                  f"{MAX_CLIPS_BYTES // 2**20} MB in all)")
+                else:
+                    a["clip"] = _video_data_uri(p)
+                    budget -= size
+            alarms.append(a)
+        for e in c["event_eval"].get("missed_all") or []:
+            missed.append({"rule": e.rule, "time": float(e.time), "clock": clock(e.time), "source": str(e.source),
+                           "camera": f"{c['box']} / {e.source}" if multi else str(e.source)})
+    site["alarms"] = alarms
+    site["verdicts_shown"] = any(c["event_eval"]["evaluated"] for c in boxes)
+    if alarms or missed:
+        figures["timeline"] = _timeline(alarms, missed, t)
+    # site totals: per box and per camera
+    cams = []
+    for c in boxes:
+        for s in c["sources"]:
+            n = sum(1 for a in c["alarms"] if a["source"] == s["id"])
+            cams.append({"box": c["label"], "id": s["id"], "frames": s["frames"], "duration": s["duration"],
+                         "tracks": s["tracks"], "alarms": n, "error": s["error"]})
+    site["cameras"] = cams
+    rules_all = sorted({a["rule"] for a in alarms})
+    site["rules_all"] = rules_all
+    site["box_rows"] = [{"box": c["label"], "cameras": len(c["sources"]), "frames": c["run"].get("frames"),
+                         "footage": c["footage"], "alarms": len(c["alarms"]),
+                         "per_rule": {r: sum(a["rule"] == r for a in c["alarms"]) for r in rules_all},
+                         "machine": c["perf"].get("host")} for c in boxes]
+    seconds = sum(sp.seconds for c in boxes for sp in c["spans"].values())
+    from ..evaluate.events import human_duration
+
+    site["footage"] = human_duration(seconds, lang) if seconds else None
+    site["frames"] = sum(int(c["run"].get("frames") or 0) for c in boxes)
+    # acceptance: every run's items (a Box column when several)
+    acc = []
+    for c in boxes:
+        acc += [dict(a, box=c["label"]) for a in c["acceptance"]]
+    site["acceptance"] = acc
+    site["acceptance_counts"] = acceptance_counts(acc)
+    # evaluation totals over the boxes that have ground truth
+    ev = [c["event_eval"]["totals"] for c in boxes if c["event_eval"]["evaluated"]]
+    if ev:
+        tp, fp, fn = (sum(int(x[k]) for x in ev) for k in ("tp", "fp", "fn"))
+        site["ev_totals"] = {"tp": tp, "fp": fp, "fn": fn, "precision": tp / (tp + fp) if tp + fp else 0.0,
+                             "recall": tp / (tp + fn) if tp + fn else 0.0}
+    else:
+        site["ev_totals"] = None
+    site["summary"] = _executive_summary(site, t)
+    for c in boxes:
+        site["warnings"] += [f"{c['label']}: {w}" if multi else w for w in c["warnings"]]
+        site["engineer_notes"] += c["engineer_notes"]
+    site["limitations"] = first["limitations"] if not multi else [
+        x.format(footage=site["footage"] or "-", host="; ".join(sorted({str(c["perf"].get("host") or t("host_unknown"))
+                                                                        for c in boxes})))
+        for x in LIMITATIONS[lang]]
+    # metrics: one run keeps its flat keys; several get per-box keys and site totals
+    if multi:
+        site["metrics"] = {"site.alarms": len(alarms), "site.boxes": len(boxes), "site.cameras": len(cams),
+                           "site.frames": site["frames"]}
+        for c in boxes:
+            site["metrics"].update({f"box.{c['label']}.{k}": v for k, v in c["metrics"].items()})
+    else:
+        site["metrics"] = first["metrics"]
+    return site
+
+
+def _executive_summary(site: Mapping[str, Any], t) -> list[str]:
+    """A few plain sentences: what was analysed, what was raised, how accurate, what passed."""
+    poc, out = site["poc"], []
+    who = " · ".join(x for x in (poc["customer"], poc["site"]) if x)
+    when = t("exec_dates").format(start=poc["start"], end=poc["end"]) if poc["start"] else ""
+    if who or when:
+        out.append(" ".join(x for x in (who + (":" if who and when else ""), when) if x).strip() + ".")
+    boxes = site["boxes"]
+    out.append(t("exec_analysed").format(footage=site["footage"] or "-", cameras=len(site["cameras"]),
+                                         boxes=len(boxes), frames=site["frames"]))
+    n_rules = len({r.name for c in boxes for r in c["cfg"].rules})
+    out.append(t("exec_alarms").format(n=len(site["alarms"]), rules=n_rules))
+    ev = site["ev_totals"]
+    if ev:
+        out.append(t("exec_accuracy").format(p=_fmt(ev["precision"], 2), r=_fmt(ev["recall"], 2), tp=ev["tp"],
+                                             fp=ev["fp"], fn=ev["fn"]))
+    else:
+        out.append(t("exec_no_gt"))
+    ac = site["acceptance_counts"]
+    if ac["total"]:
+        out.append(t("exec_acceptance").format(total=ac["total"], **{"pass": ac["pass"], "fail": ac["fail"],
+                                                                     "to_confirm": ac["to_confirm"]}))
+    fps = [c["run"].get("fps") for c in boxes if c["run"].get("fps")]
+    if len(boxes) == 1 and fps:
+        host = boxes[0]["perf"].get("host")
+        out.append(t("exec_perf" if host else "exec_perf_nohost").format(fps=_fmt(fps[0], 1), host=host))
+    return out
+
+
 # ------------------------------------------------------------------------------------------ render
 def render_html(ctx: dict[str, Any]) -> str:
-    """The report as one HTML string with plotly.js and every image inlined."""
+    """The report as one HTML string with plotly.js and every image inlined. ``ctx``: :func:`collect_site`
+    (or a single run's :func:`collect`, wrapped as a site of one)."""
     import jinja2
+    import markupsafe
     import plotly.offline
 
+    if "boxes" not in ctx:
+        raise ReportError("render_html needs collect_site(...)'s result")
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
+                             undefined=jinja2.StrictUndefined,
+                             finalize=lambda v: v if not isinstance(v, str) or isinstance(v, markupsafe.Markup)
+                             else scrub_paths(v))
     plots = {}
     for key, fig in ctx["figures"].items():
-        plots[key] = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot-{key}",
-                                 config={"displaylogo": False, "responsive": True})
+        plots[key] = scrub_paths(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot-{key}",
+                                             config={"displaylogo": False, "responsive": True}))
     return env.get_template("report.html.j2").render(**ctx, plots=plots, plotlyjs=plotly.offline.get_plotlyjs())
 
 
-def build_report(run_dir: str | Path, gt: Any = None, out: str | Path | None = "report.html", lang: str = "en",
-                 pdf: bool | str | Path = False) -> Path:
-    """Write the PoC report for ``run_dir``: self-contained HTML (and a PDF beside it when ``pdf``).
+def build_report(run_dir: str | Path | Sequence[str | Path], gt: Any = None, out: str | Path | None = "report.html",
+                 lang: str = "en", pdf: bool | str | Path = False) -> Path:
+    """Write the PoC report for ``run_dir`` (one run directory, a folder of collected runs, or a list of
+    run directories: one report with a section per box): self-contained HTML (and a PDF beside it when ``pdf``).
 
-    gt: ground truth (see :func:`parse_gt`). Returns the HTML path. ``pdf`` may be True (same name,
-    .pdf) or a path.
-    """
-    ctx = collect(run_dir, gt=gt, lang=lang)
+    gt: ground truth (see :func:`parse_gt`; with several runs ``SOURCE=PATH`` or ``BOX/SOURCE=PATH``).
+    Returns the HTML path. ``pdf`` may be True (same name, .pdf) or a path. What the engineer should fix
+    (an acceptance metric that does not exist, a clip too large to embed) is logged and listed under
+    ``engineer_notes`` in the ``.metrics.json`` beside the HTML, not printed in the customer's document."""
+    dirs = [run_dir] if isinstance(run_dir, (str, Path)) else list(run_dir)
+    if not dirs:
+        raise ReportError("no run directory given")
+    ctx = collect_site(dirs, gt=gt, lang=lang)
     html = render_html(ctx)
-    out = Path(out) if out else Path(run_dir) / "report.html"
+    out = Path(out) if out else Path(dirs[0]) / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
-    (out.with_suffix(".metrics.json")).write_text(
-        json.dumps({"metrics": ctx["metrics"], "acceptance": ctx["acceptance"],
-                    "acceptance_counts": ctx["acceptance_counts"], "warnings": ctx["warnings"]},
-                   indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    for n in ctx["engineer_notes"]:
+        log.warning("%s", n)
+    side = {"metrics": ctx["metrics"], "acceptance": ctx["acceptance"],
+            "acceptance_counts": ctx["acceptance_counts"], "warnings": ctx["warnings"],
+            "engineer_notes": ctx["engineer_notes"],
+            "alarms": [{k: a[k] for k in ("id", "time", "rule", "box", "source", "verdict")} | {"clip": bool(a["clip"])}
+                       for a in ctx["alarms"]]}
+    if ctx["multi"]:
+        side["boxes"] = {c["label"]: {"run_dir": c["run_dir"], "metrics": c["metrics"], "alarms": len(c["alarms"])}
+                         for c in ctx["boxes"]}
+    out.with_suffix(".metrics.json").write_text(json.dumps(side, indent=2, ensure_ascii=False, default=str),
+                                                encoding="utf-8")
     if pdf:
         from .pdf import html_to_pdf
 

@@ -1,40 +1,51 @@
-"""``pockit report RUN_DIR [--gt ...] [--lang en|zh] [--pdf] -o report.html``."""
+"""``pockit report RUN_DIR [RUN_DIR ...] [--gt ...] [--lang en|zh] [--pdf] -o report.html``."""
 from __future__ import annotations
 
 import click
 
 
 @click.command("report")
-@click.argument("run_dir", type=click.Path())
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
 @click.option("--gt", "gt", multiple=True,
-              help="ground truth: MOT gt.txt (or SOURCE=gt.txt, or a MOTChallenge sequence folder) and/or "
-                   "events .jsonl; repeatable")
+              help="ground truth: MOT gt.txt (or SOURCE=gt.txt, BOX/SOURCE=gt.txt with several runs, or a "
+                   "MOTChallenge sequence folder) and/or events .jsonl; repeatable")
 @click.option("--lang", type=click.Choice(["en", "zh"]), default=None,
-              help="report language (default: the config's `language`)")
+              help="report language (default: the first run's config `language`)")
 @click.option("--pdf", is_flag=True, help="also print a PDF beside the HTML (needs Chromium)")
-@click.option("-o", "--output", default=None, help="HTML file to write (default RUN_DIR/report.html)")
-def report_cmd(run_dir, gt, lang, pdf, output):
-    """Write the customer PoC report (self-contained HTML, optional PDF) for a run."""
-    from pathlib import Path
-
+@click.option("-o", "--output", default=None, help="HTML file to write (default FIRST_RUN_DIR/report.html)")
+def report_cmd(run_dirs, gt, lang, pdf, output):
+    """Write the customer PoC report (self-contained HTML, optional PDF) for one run, several runs (one per
+    edge box) or a folder of collected runs: one report with a section per box and site totals."""
     from ..config import ConfigError
-    from .builder import ReportError, build_report
+    from .builder import ReportError, build_report, find_runs
     from .pdf import PdfError
 
-    if lang is None:
-        lang = "en"
-        cfg = Path(run_dir) / "config.yaml"
-        if cfg.exists():
-            import yaml
-
-            try:
-                lang = (yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}).get("language") or "en"
-            except yaml.YAMLError:
-                pass
     try:
-        out = build_report(run_dir, gt=list(gt) or None, out=output, lang=lang, pdf=pdf)
+        runs = find_runs(run_dirs)
+        if lang is None:
+            lang = _config_language(runs[0])
+        out = build_report(runs if len(runs) > 1 else runs[0], gt=list(gt) or None, out=output, lang=lang, pdf=pdf)
     except (ReportError, ConfigError, PdfError) as e:
         raise click.ClickException(str(e)) from None
-    click.echo(f"wrote {out}")
+    import json
+
+    notes = json.loads(out.with_suffix(".metrics.json").read_text(encoding="utf-8")).get("engineer_notes") or []
+    for n in notes:  # for the engineer, not in the customer's document
+        click.echo(f"note: {n}", err=True)
+    click.echo(f"wrote {out}" + (f" ({len(runs)} runs)" if len(runs) > 1 else ""))
     if pdf:
         click.echo(f"wrote {out.with_suffix('.pdf')}")
+
+
+def _config_language(run_dir) -> str:
+    from pathlib import Path
+
+    import yaml
+
+    cfg = Path(run_dir) / "config.yaml"
+    if cfg.exists():
+        try:
+            return (yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}).get("language") or "en"
+        except yaml.YAMLError:
+            pass
+    return "en"
