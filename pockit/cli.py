@@ -18,7 +18,9 @@ COMMANDS = {
     "data": ("pockit.data.cli", "data_group", "Capture frames, convert and validate label sets, dataset health."),
     "train": ("pockit.train", "train_cmd", "Fine-tune a detector (needs the [ml] extra)."),
     "deploy": ("pockit.deploy.cli", "deploy_cmd", "Export models, build TensorRT engines, make a Jetson bundle."),
+    "collect": ("pockit.collect.cli", "collect_cmd", "Gather the events of several boxes from MQTT or Kafka into one folder."),
     "models": ("pockit.inference.cli", "models_cmd", "List or fetch the models and sample media pockit knows."),
+    "faces": ("pockit.faces.cli", "faces_cmd", "Face watch lists: enrol identities from photos (one folder each)."),
     "probe": ("pockit.sources.cli", "probe_cmd", "Check a video, folder, stream or camera: fps, size, frames, read rate."),
 }
 

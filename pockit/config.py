@@ -173,10 +173,15 @@ class ExtraModelConfig(_M):
 class TrackerConfig(_M):
     type: Literal["bytetrack", "sort", "ocsort", "none"] = "bytetrack"
     track_activation_threshold: float = Field(0.5, ge=0, le=1)
-    high_conf_det_threshold: float = Field(0.5, ge=0, le=1)
+    high_conf_det_threshold: float = Field(0.35, ge=0, le=1, description="detections at or above it are matched "
+                                           "first (below it: ByteTrack's second pass); new tracks start only from "
+                                           "detections >= track_activation_threshold")
     minimum_iou_threshold: float = Field(0.1, ge=0, le=1)
     lost_track_seconds: float = Field(1.0, ge=0, description="how long a lost track is kept for re-association")
     minimum_consecutive_frames: int = Field(2, ge=1, description="frames before a track is confirmed")
+    reid_distance: float = Field(0.5, ge=0, description="a new track takes the id of a track lost for at most "
+                                 "lost_track_seconds whose centre (continued at its velocity) is within this many box "
+                                 "heights; 0 = off")
     history: int = Field(300, ge=1, description="trajectory points kept per track")
 
 
@@ -187,7 +192,7 @@ class SinkConfig(_M):
     expanded when the sink starts (:meth:`expanded`) and never written out expanded; they are redacted in
     every dump (:func:`redact`)."""
 
-    type: Literal["jsonl", "csv", "webhook", "mqtt"]
+    type: Literal["jsonl", "csv", "webhook", "mqtt", "kafka"]
     name: str | None = Field(None, description="webhook/mqtt: names the delivery queue folder")
     url: str | None = None
     host: str = "127.0.0.1"
@@ -214,6 +219,10 @@ class SinkConfig(_M):
     client_key: str | None = Field(None, description="private key of client_cert when not in the same file")
     client_id: str = Field("", description="mqtt client id (default: random)")
     qos: Literal[0, 1, 2] = Field(1, description="mqtt QoS; 1 = acknowledged by the broker")
+    snapshots: bool = Field(False, description="mqtt/kafka: send the event's snapshot JPEG inside the message "
+                            "(base64, for `pockit collect`)")
+    snapshot_max_kb: int = Field(256, ge=8, description="mqtt/kafka: largest snapshot sent; a bigger one is "
+                                 "re-encoded smaller until it fits")
 
     @field_validator("name")
     @classmethod
@@ -234,6 +243,19 @@ class SinkConfig(_M):
         return self.model_copy(update=upd)
 
 
+class LiveConfig(_M):
+    """``outputs.live``: the annotated stream as MJPEG over HTTP while the run goes (:mod:`pockit.sinks.live`)."""
+
+    host: str = Field("127.0.0.1", min_length=1, description="address to bind (0.0.0.0 = every interface, no login)")
+    port: int = Field(8090, ge=0, le=65535, description="HTTP port (0 = any free port, printed at the start)")
+    fps: float = Field(10.0, gt=0, description="most frames per second encoded per source while someone watches")
+    quality: int = Field(80, ge=10, le=100, description="JPEG quality")
+    max_width: int = Field(960, ge=64, description="frames wider than this are scaled down for the stream")
+    trails: int = Field(30, ge=0, description="last N anchor points drawn per track (0 = no trails)")
+    heatmap: bool = Field(False, description="overlay where objects have been (anchor positions, decaying)")
+    heatmap_half_life: float = Field(30.0, gt=0, description="seconds after which a heatmap visit weighs half")
+
+
 class OutputConfig(_M):
     dir: str = Field("runs", description="parent directory of run directories")
     run_name: str | None = Field(None, description="run directory name; default <config name>-<timestamp>")
@@ -248,6 +270,21 @@ class OutputConfig(_M):
     clip_seconds: float = Field(0.0, ge=0, description="seconds of clip around each alarm (0 = none)")
     tracks: bool = True
     sinks: list[SinkConfig] = Field(default_factory=lambda: [SinkConfig(type="jsonl")])
+    box_id: str | None = Field(None, description="this box's id (several boxes, one PoC: `pockit deploy plan`): "
+                               "stamped on every event as extra.box, with extra.raised_at (epoch s)")
+
+    @field_validator("box_id")
+    @classmethod
+    def _box_id(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", v):
+            raise ValueError(f"box_id {v!r}: use 1-64 letters, digits, '_', '.' or '-' (it names a folder)")
+        return v
+    live: LiveConfig | None = Field(None, description="annotated MJPEG stream over HTTP (true = defaults)")
+
+    @field_validator("live", mode="before")
+    @classmethod
+    def _live(cls, v):
+        return {} if v is True else None if v is False else v
 
 
 class AcceptanceItem(_M):

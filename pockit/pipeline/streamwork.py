@@ -62,6 +62,11 @@ class StreamProcessor:
         self.clips = (ClipRecorder(self.run_dir / "clips", seconds=out.clip_seconds, fps=spec.fps, engine=self.engine)
                       if out.clip_seconds > 0 else None)
         self.snapshots = SnapshotWriter(self.run_dir) if out.snapshots else None
+        self.live = None
+        if out.live is not None:  # the annotated MJPEG view (pockit.sinks.live), drawn only while watched
+            from ..sinks.live import LivePublisher
+
+            self.live = LivePublisher(out.live, spec.id, rules, self.class_names)
         self.frames = 0
         self.width: int | None = None
         self.height: int | None = None
@@ -101,6 +106,8 @@ class StreamProcessor:
             self._evidence(events, frame, tracked)
             if self.video is not None:
                 self.video.write(frame, tracked, self.engine)
+            if self.live is not None:
+                self.live.publish(frame, tracked, self.engine)
             every = self.cfg.outputs.frames_every
             if every and frame.timestamp >= self.next_still_t:
                 from ..sinks import annotate
@@ -112,7 +119,11 @@ class StreamProcessor:
         return events
 
     def _evidence(self, events, frame, tracked) -> None:
+        box = self.cfg.outputs.box_id
         for ev in events:
+            if box:  # several boxes, one PoC: which box raised it, and when (wall clock), before any output
+                ev.extra.setdefault("box", box)
+                ev.extra.setdefault("raised_at", round(time.time(), 3))
             if self.snapshots is not None and frame is not None:
                 try:
                     self.snapshots.save(frame, tracked, ev, self.engine)
@@ -132,7 +143,7 @@ class StreamProcessor:
                 events = self.engine.finish(self.last_ts, self.last_index)
                 self._evidence(events, None, Detections.empty())
         finally:
-            for obj in (self.tracks_fh, self.video, self.clips):
+            for obj in (self.tracks_fh, self.video, self.clips, self.live):
                 if obj is not None:
                     try:
                         obj.close()

@@ -60,6 +60,7 @@ def make_sink(sc, run_dir: str | Path, outputs_dir: str | Path | None = None,
                            headers=sc.headers, drain_timeout=sc.drain_timeout, token=sc.token,
                            username=sc.username, password=sc.password, tls_verify=sc.tls_verify,
                            ca_certs=sc.ca_certs, client_cert=sc.client_cert, client_key=sc.client_key)
+    snap = {"snapshot_root": run_dir if sc.snapshots else None, "snapshot_max_bytes": sc.snapshot_max_kb << 10}
     if sc.type == "mqtt":
         from .mqtt import MqttSink
 
@@ -67,9 +68,16 @@ def make_sink(sc, run_dir: str | Path, outputs_dir: str | Path | None = None,
                         client_id=sc.client_id, username=sc.username, password=sc.password, tls=sc.tls,
                         ca_certs=sc.ca_certs, client_cert=sc.client_cert, client_key=sc.client_key,
                         tls_verify=sc.tls_verify, retries=sc.retries, queue_max=sc.queue_max,
-                        drain_timeout=sc.drain_timeout)
+                        drain_timeout=sc.drain_timeout, **snap)
+    if sc.type == "kafka":
+        from .kafka import KafkaSink
+
+        return KafkaSink(sc.host, sc.port, "pockit-events" if sc.topic == "pockit/events" else sc.topic,
+                         queue_dir=home, timeout=sc.timeout, username=sc.username, password=sc.password,
+                         tls=sc.tls, ca_certs=sc.ca_certs, retries=sc.retries, queue_max=sc.queue_max,
+                         drain_timeout=sc.drain_timeout, **snap)
     raise ValueError(f"{where}: sink type {sc.type!r} is not supported by this pockit version; "
-                     "use jsonl, csv, webhook or mqtt")
+                     "use jsonl, csv, webhook, mqtt or kafka")
 
 
 def make_sinks(outputs, run_dir: str | Path) -> list[EventSink]:

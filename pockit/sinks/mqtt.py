@@ -32,8 +32,11 @@ class MqttSink(EventSink):
                  username: str | None = None, password: str | None = None, tls: bool = False,
                  ca_certs: str | None = None, client_cert: str | None = None, client_key: str | None = None,
                  tls_verify: bool = True, retries: int = 5, queue_max: int = 10000,
-                 drain_timeout: float | None = None, backoff: float = 0.25) -> None:
+                 drain_timeout: float | None = None, backoff: float = 0.25,
+                 snapshot_root: str | Path | None = None, snapshot_max_bytes: int = 256 << 10) -> None:
         super().__init__()
+        self.snapshot_root = Path(snapshot_root) if snapshot_root is not None else None  # snapshots: true
+        self.snapshot_max_bytes = int(snapshot_max_bytes)
         try:
             import paho.mqtt.client as mqtt
         except ImportError as e:
@@ -104,7 +107,10 @@ class MqttSink(EventSink):
 
     # -- EventSink ------------------------------------------------------------------------------
     def write(self, event: Event) -> None:
-        self.queue.put(event.id, event.to_json())
+        from ..collect.wire import encode
+
+        # the event's JSON, plus its snapshot with snapshots: true
+        self.queue.put(event.id, encode(event, self.snapshot_root, self.snapshot_max_bytes))
 
     @property
     def pending(self) -> int:
