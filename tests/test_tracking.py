@@ -51,3 +51,38 @@ def test_class_ids_survive_tracking():
         out = tr.update(d, i / 10)
     assert sorted(out.class_ids.tolist()) == [0, 24]
     np.testing.assert_allclose(np.sort(out.xyxy[:, 0]), [10, 300], atol=1)
+
+
+def _reappear(reid: float, shift: float, gap: int = 4, fps: float = 10, old_stays: bool = False):
+    """A small standing person (16x40 px) unseen for ``gap`` frames, found again ``shift`` px to the right:
+    IoU with the old box < 0.1, so the library starts a new track."""
+    tr = make_tracker(TrackerConfig(reid_distance=reid), fps=fps)
+    ids = []
+    for i in range(8 + gap + 8):
+        boxes = []
+        if i < 8 or i >= 8 + gap or old_stays:
+            boxes.append([300, 200, 316, 240])
+        if i >= 8 + gap:
+            boxes.append([300 + shift, 200, 316 + shift, 240])
+            if not old_stays:
+                boxes.pop(0)
+        out = tr.update(Detections(xyxy=boxes, scores=[0.9] * len(boxes)) if boxes else Detections.empty(), i / fps)
+        ids.append(sorted(out.track_ids.tolist()))
+    return ids, tr
+
+
+def test_reidentification_keeps_the_id_of_a_track_lost_nearby():
+    ids, tr = _reappear(0.0, 15)  # off: a second id after the gap
+    assert ids[7] == [1] and ids[8:12] == [[]] * 4 and ids[12] == [] and ids[13:] == [[2]] * 7  # 2nd frame confirms
+    ids, tr = _reappear(0.5, 15)  # 15 px = 0.375 box heights from where it was lost: same person
+    assert ids[13:] == [[1]] * 7 and tr.reidentified == 1 and tr.total_tracks == 1
+    assert tr.history(1)[-1, 1] == 315  # the history goes on under the old id
+
+
+def test_reidentification_refuses_far_late_or_coexisting_tracks():
+    ids, tr = _reappear(0.5, 30)  # 0.75 box heights away: someone else
+    assert ids[13:] == [[2]] * 7 and tr.reidentified == 0
+    ids, tr = _reappear(0.5, 15, gap=12)  # lost 1.2 s > lost_track_seconds (1.0): removed, not re-identified
+    assert ids[-1] == [2] and tr.reidentified == 0
+    ids, tr = _reappear(0.5, 15, old_stays=True)  # both visible at once: two people
+    assert ids[-1] == [1, 2] and tr.reidentified == 0

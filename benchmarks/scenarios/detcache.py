@@ -10,6 +10,7 @@ keeps the same boxes whether the score threshold is applied before or after it.
 """
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from pathlib import Path
@@ -22,25 +23,42 @@ from common import CACHE, SEQUENCES, sequence
 CACHE_CONF = 0.05
 
 
-def cache_path(name: str) -> Path:
+@functools.lru_cache(maxsize=1)
+def _detector():
     from pockit.config import ModelConfig
+    from pockit.inference import load_detector
 
-    m = ModelConfig()
-    extra = "".join(f"_{k}{getattr(m, k)}" for k in ("rect", "precision", "backend") if hasattr(m, k))
-    return CACHE / f"{name}__{Path(m.path).stem}_{m.imgsz}{extra}_c{CACHE_CONF}.npz"
+    return load_detector(ModelConfig(), conf=CACHE_CONF, iou=1.0, max_det=5000)
+
+
+def cache_path(name: str, det=None) -> Path:
+    """One file per sequence and detector as the product would run it on that footage: the model file, the
+    backend/precision it resolved to and the network input size for these frames (a default change, e.g. a
+    new precision or input size, gets a new cache instead of silently reusing stale candidates)."""
+    import cv2
+
+    det = det or _detector()
+    h, w = cv2.imread(str(sequence(name).frames()[0])).shape[:2]
+    ih, iw = det.input_size_for([(h, w)])
+    prov = "-".join(str(p).split(":")[-1] if ":" in str(p) else str(p).split("-")[0] for p in det.providers[:2])
+    tag = "".join(c if c.isalnum() or c in "-." else "_" for c in f"{det.backend}-{prov}")
+    return CACHE / f"{name}__{Path(det.path).stem}_{ih}x{iw}_{tag}_c{CACHE_CONF}.npz"
+
+
+_CACHED: dict[str, Path] = {}
 
 
 def build(name: str, force: bool = False) -> Path:
     import cv2
 
-    from pockit.config import ModelConfig
-    from pockit.inference import load_detector
-
-    out = cache_path(name)
+    out = _CACHED.get(name)
+    if out is not None and out.exists() and not force:
+        return out
+    det = _detector()
+    out = _CACHED[name] = cache_path(name, det)
     if out.exists() and not force:
         return out
     seq = sequence(name)
-    det = load_detector(ModelConfig(), conf=CACHE_CONF, iou=1.0, max_det=5000)
     frames, boxes, scores, classes = [], [], [], []
     t0 = time.time()
     for i, p in enumerate(seq.frames()):

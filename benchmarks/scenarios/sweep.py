@@ -88,10 +88,20 @@ def settings(grid: dict) -> list[dict]:
 def run_setting(s: dict, names=SEQUENCES, workdir: Path | None = None) -> dict:
     tracker = {k2: s[k1] for k1, k2 in (("high", "high_conf_det_threshold"), ("act", "track_activation_threshold"),
                                         ("lost", "lost_track_seconds"), ("mcf", "minimum_consecutive_frames"),
-                                        ("miniou", "minimum_iou_threshold")) if k1 in s}
+                                        ("miniou", "minimum_iou_threshold"),
+                                        ("reid", "reid_distance")) if k1 in s}
     rd = {"min_frames": s["min_frames"]} if "min_frames" in s else None
-    return {n: simulate(n, conf=s.get("conf"), iou=s.get("iou"), tracker=tracker, rule_defaults=rd, workdir=workdir)
-            for n in names}
+    restore = None
+    if s.get("line_band") or s.get("crowd_hold"):  # proposed rule semantics, measured by patching (rule_variants)
+        from rule_variants import apply
+
+        restore = apply(line_band=s.get("line_band", 0.0), crowd_hold=s.get("crowd_hold", 0.0))
+    try:
+        return {n: simulate(n, conf=s.get("conf"), iou=s.get("iou"), tracker=tracker, rule_defaults=rd,
+                            workdir=workdir) for n in names}
+    finally:
+        if restore is not None:
+            restore()
 
 
 def main() -> None:

@@ -4,4 +4,4 @@ need: confirmed/lost state per track, per-track trajectory history, timestamps i
 """
 from .tracker import Tracker, TrackState, make_tracker
 
-__all__ = ["Tracker", "TrackState", "make_tracker"]
+__all__ = ["TrackState", "Tracker", "make_tracker"]

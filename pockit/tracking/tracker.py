@@ -9,6 +9,8 @@ import numpy as np
 from ..config import TrackerConfig
 from ..core import Detections
 
+REID_VELOCITY_WINDOW = 0.5  # seconds of a lost track's last positions that give its velocity
+
 
 @dataclass
 class TrackState:
@@ -26,6 +28,17 @@ class Tracker:
 
     A track is *confirmed* once matched ``minimum_consecutive_frames`` frames in a row; it is
     *lost* while unmatched but kept for re-association (``lost_track_seconds``), then *removed*.
+
+    Re-identification (``reid_distance`` > 0): the library re-associates a lost track only when its
+    Kalman-predicted box still overlaps a detection (IoU >= ``minimum_iou_threshold``); after an occlusion
+    the prediction has often drifted (small or slow people, a second or so unseen), the library starts a new
+    track, and the person gets a second id: a loitering dwell restarts, a line is crossed twice. When the
+    library confirms a new track, it takes the id of the lost track (lost for at most
+    ``lost_track_seconds``, unseen since before the new track began, same class, box height within a factor
+    1.5) whose centre, continued at its recent velocity, lies nearest to the new box's centre, within
+    ``reid_distance`` box heights. Distances in box heights and times in seconds: the same rule for any
+    frame size and frame rate. Ids are pockit's own (1, 2, ... in confirmation order; equal to the library's
+    id + 1 when nothing is re-identified).
     """
 
     def __init__(self, cfg: TrackerConfig | None = None, fps: float = 25.0) -> None:
@@ -34,6 +47,10 @@ class Tracker:
         self._impl = self._make_impl()
         self.tracks: dict[int, TrackState] = {}
         self._last_t: float | None = None
+        self._ids: dict[int, int] = {}  # library id -> pockit id
+        self._owner: dict[int, int] = {}  # pockit id -> the library id that holds it now
+        self._next_id = 1
+        self.reidentified = 0  # new library tracks given a lost track's id
 
     def _make_impl(self):
         c = self.cfg
@@ -41,10 +58,10 @@ class Tracker:
             return None
         import trackers
 
-        buffer = max(0, int(round(c.lost_track_seconds * 30)))  # the library counts 30-fps frames
-        common = dict(lost_track_buffer=buffer, frame_rate=self.fps,
-                      minimum_consecutive_frames=c.minimum_consecutive_frames,
-                      minimum_iou_threshold=c.minimum_iou_threshold)
+        buffer = max(0, round(c.lost_track_seconds * 30))  # the library counts 30-fps frames
+        common = {"lost_track_buffer": buffer, "frame_rate": self.fps,
+                  "minimum_consecutive_frames": c.minimum_consecutive_frames,
+                  "minimum_iou_threshold": c.minimum_iou_threshold}
         if c.type == "bytetrack":
             return trackers.ByteTrackTracker(track_activation_threshold=c.track_activation_threshold,
                                              high_conf_det_threshold=c.high_conf_det_threshold, **common)
@@ -58,6 +75,10 @@ class Tracker:
         self._impl = self._make_impl()
         self.tracks.clear()
         self._last_t = None
+        self._ids.clear()
+        self._owner.clear()
+        self._next_id = 1
+        self.reidentified = 0
 
     def update(self, dets: Detections, timestamp: float | None = None) -> Detections:
         if timestamp is None:
@@ -73,18 +94,87 @@ class Tracker:
             out = self._impl.update(dets.to_supervision(), timestamp=timestamp)
         tid = np.asarray(out.tracker_id if out.tracker_id is not None else np.full(len(out), -1), np.int64)
         keep = tid >= 0
-        tid = tid + 1  # the library counts from 0; MOTChallenge ids (and pockit's) start at 1
+        tid = self._pockit_ids(tid[keep], out.xyxy[keep],
+                               out.class_id[keep] if out.class_id is not None else np.zeros(int(keep.sum())),
+                               timestamp)
         res = Detections(
             xyxy=out.xyxy[keep],
             scores=(out.confidence[keep] if out.confidence is not None else np.ones(int(keep.sum()))),
             class_ids=(out.class_id[keep] if out.class_id is not None else np.zeros(int(keep.sum()))),
-            track_ids=tid[keep],
+            track_ids=tid,
             class_names=dets.class_names,
             # per-box attributes (extra models, embeddings) follow the detection each track was matched to
             data={k: np.asarray(v)[keep] for k, v in (getattr(out, "data", None) or {}).items() if k in dets.data},
         )
         self._book(res, timestamp)
         return res
+
+    def _pockit_ids(self, lib: np.ndarray, xyxy: np.ndarray, cls: np.ndarray, t: float) -> np.ndarray:
+        """pockit ids (from 1) for this frame's confirmed library ids; new ones may re-identify a lost track."""
+        out = np.empty(len(lib), np.int64)
+        new = []
+        for k, li in enumerate(lib.tolist()):
+            pid = self._ids.get(li)
+            if pid is not None and self._owner.get(pid) != li:
+                pid = None  # its id went to a re-identified track meanwhile: this one is someone else
+            if pid is None:
+                new.append(k)
+            out[k] = -1 if pid is None else pid
+        if new:
+            taken = {int(p) for p in out if p > 0}
+            for k, pid in self._reidentify(new, xyxy, cls, t, taken).items():
+                out[k] = pid
+                self.reidentified += 1
+            for k in new:
+                if out[k] < 0:
+                    out[k] = self._next_id
+                    self._next_id += 1
+                self._ids[int(lib[k])] = int(out[k])
+                self._owner[int(out[k])] = int(lib[k])
+        return out
+
+    def _reidentify(self, new: list[int], xyxy: np.ndarray, cls: np.ndarray, t: float, taken: set) -> dict[int, int]:
+        c = self.cfg
+        if c.reid_distance <= 0 or not new:
+            return {}
+        # the new library track began minimum_consecutive_frames - 1 frames ago: a lost track seen since then
+        # coexisted with it (another object)
+        began = t - (c.minimum_consecutive_frames - 0.5) / self.fps
+        cands = [st for st in self.tracks.values() if st.state != "removed" and st.track_id not in taken
+                 and st.last_seen < began and t - st.last_seen <= c.lost_track_seconds + 1e-6]
+        if not cands:
+            return {}
+        pairs = []
+        for k in new:
+            b = xyxy[k]
+            cx, cy, h = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2, b[3] - b[1]
+            for st in cands:
+                if st.class_id != int(cls[k]):
+                    continue
+                hist = np.asarray(st.history, np.float64).reshape(-1, 5)
+                last = hist[-1]
+                lh = last[4] - last[2]
+                if h <= 0 or lh <= 0 or not (1 / 1.5 <= h / lh <= 1.5):
+                    continue
+                lc = np.array([(last[1] + last[3]) / 2, (last[2] + last[4]) / 2])
+                recent = hist[hist[:, 0] >= last[0] - REID_VELOCITY_WINDOW]
+                v = np.zeros(2)
+                if len(recent) >= 2 and recent[-1, 0] > recent[0, 0]:
+                    first = np.array([(recent[0, 1] + recent[0, 3]) / 2, (recent[0, 2] + recent[0, 4]) / 2])
+                    v = (lc - first) / (recent[-1, 0] - recent[0, 0])
+                pred = lc + v * (t - last[0])
+                # a person who stopped while hidden is where they were last seen: the nearer of the two
+                d = np.hypot(cx - pred[0], cy - pred[1]) / max(h, lh)
+                if d <= c.reid_distance:
+                    pairs.append((d, k, st.track_id))
+        done: dict[int, int] = {}
+        used = set()
+        for d, k, pid in sorted(pairs):
+            if k in done or pid in used:
+                continue
+            done[k] = pid
+            used.add(pid)
+        return done
 
     def _book(self, res: Detections, t: float) -> None:
         seen = set()
