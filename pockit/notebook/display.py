@@ -114,3 +114,85 @@ def events_per_rule(events: Iterable[Any], rules: Sequence[str] = ()) -> dict[st
         name = e.rule if hasattr(e, "rule") else e["rule"]
         out[name] = out.get(name, 0) + 1
     return out
+
+
+# ---------------------------------------------------------------------------------------------- live view
+def _live_text(meta: dict) -> str:
+    if not meta:
+        return "waiting for the first frame"
+    parts = [f"frame {meta.get('frame')}  t={meta.get('time')} s  objects now: {meta.get('objects')}"]
+    parts += [f"zone {z}: {n} inside" for z, n in (meta.get("zones") or {}).items()]
+    parts += [f"line {ln}: in {v.get('in', 0)} / out {v.get('out', 0)}" for ln, v in (meta.get("lines") or {}).items()]
+    return "\n".join(parts)
+
+
+def live_view(server, width: int = 480, interval: float = 0.1):
+    """A widget showing the latest annotated frame and live counts of every source of a running live server
+    (:class:`pockit.sinks.live.LiveServer`), updated by a background thread until the server stops or
+    ``.stop()`` is called. While it is shown, the sources' frames are drawn (it counts as a viewer)."""
+    import threading
+
+    import ipywidgets as W
+
+    hub = server.hub
+    images, texts, cells = {}, {}, []
+    for sid in server.source_ids:
+        images[sid] = W.Image(format="jpeg", layout=W.Layout(width=f"{int(width)}px", height="auto"))
+        texts[sid] = W.HTML(f"<pre>{html.escape(_live_text({}))}</pre>")
+        cells.append(W.VBox([W.HTML(f"<b>{html.escape(sid)}</b>"), images[sid], texts[sid]]))
+    state = W.HTML(f'live: <a href="{html.escape(server.url)}" target="_blank">{html.escape(server.url)}</a>')
+    box = W.VBox([state, W.HBox(cells, layout=W.Layout(flex_flow="row wrap"))])
+    stop = threading.Event()
+    box.frames_shown = {sid: 0 for sid in server.source_ids}
+
+    def _loop() -> None:
+        seen = {sid: 0 for sid in server.source_ids}
+        metas: dict = {}
+        for sid in server.source_ids:
+            hub.watch(sid, +1)
+        try:
+            while not stop.wait(interval) and not hub.closed.is_set():
+                for sid in server.source_ids:
+                    n, jpeg, meta = hub.latest(sid)
+                    if jpeg is not None and n != seen[sid]:
+                        seen[sid] = n
+                        images[sid].value = jpeg
+                        box.frames_shown[sid] += 1
+                    if meta != metas.get(sid):
+                        metas[sid] = meta
+                        texts[sid].value = f"<pre>{html.escape(_live_text(meta))}</pre>"
+        finally:
+            if not hub.closed.is_set():
+                for sid in server.source_ids:
+                    hub.watch(sid, -1)
+            state.value = "the run has ended: last frames shown"
+
+    thread = threading.Thread(target=_loop, name="live-view-widget", daemon=True)
+    box.stop = lambda: (stop.set(), thread.join(2))
+    box.thread = thread
+    thread.start()
+    return box
+
+
+def run_live(config, port: int | None = None, width: int = 480, **run_kwargs):
+    """:func:`pockit.run` with the live view shown in the notebook (and served at the printed URL) while it runs.
+
+    The live settings are ``outputs.live`` of the config, else the defaults on a free port; ``port`` overrides
+    the port. Returns the run's :class:`pockit.pipeline.runner.RunSummary`."""
+    from IPython.display import display
+
+    from ..config import LiveConfig, load_config
+    from ..pipeline.runner import run
+    from ..sinks.live import serving
+
+    cfg = load_config(config)
+    live = cfg.outputs.live.model_copy() if cfg.outputs.live is not None else LiveConfig(port=0)
+    if port is not None:
+        live.port = int(port)
+    with serving(cfg, live) as server:
+        view = live_view(server, width)
+        display(view)
+        try:
+            return run(cfg, **run_kwargs)
+        finally:
+            view.stop()
