@@ -309,3 +309,123 @@ def test_closing_records_are_not_counted_as_alarms(fixture_run, tud_campus, tmp_
     m = json.loads((tmp_path / "r.metrics.json").read_text())["metrics"]
     assert m["events.walkway_zone.fp"] == 1 and m["events.walkway_zone.pred"] == exp["n_zone_gt"]
     assert re.search(rf'class="kpi">[^<]*<b>{len(pred)}</b>', out.read_text())
+
+
+def _strip_code(html: str) -> str:
+    """The document's text and markup without <script>/<style> bodies (plotly.js, plot JSON, CSS)."""
+    return re.sub(r"<(script|style)\b.*?</\1>", "", html, flags=re.S)
+
+
+def test_cover_machine_versions_and_no_local_paths(fixture_run, tud_campus, tmp_path):
+    run, exp = fixture_run
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["poc"] = {"customer": "ACME Logistics", "site": "Shanghai DC", "start": "2026-11-02", "end": "2026-11-20",
+                  "scope": "Walkway intrusion", "people": [
+                      {"name": "Li Wei", "role": "Security manager", "organisation": "ACME"},
+                      {"name": "Ann Smith", "role": "Presales engineer", "organisation": "Vendor Co"}]}
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    rj = json.loads((run / "run.json").read_text())
+    rj["machine"] = {"cpu": "AMD EPYC 9654 96-Core Processor", "physical_cores": 16, "logical_cores": 32,
+                     "memory_gb": 128.0, "os": "Linux-6.8-x86_64", "gpus": ["NVIDIA H200", "NVIDIA H200"],
+                     "nvidia_driver": "570.1"}
+    rj["versions"] = {"pockit": "0.1.0", "trackers": "?", "platform": "Linux-6.8-x86_64"}
+    rj["model"]["path"] = "/root/.cache/pockit/models/person-yolov8s.onnx"
+    (run / "run.json").write_text(json.dumps(rj))
+    out = build_report(run, gt=tud_campus / "gt/gt.txt", out=tmp_path / "r.html")
+    html = out.read_text()
+    doc = _strip_code(html)
+    # cover block from the config's poc section, a signature line per person
+    assert '<td id="cover-customer">ACME Logistics</td>' in doc and '<td id="cover-site">Shanghai DC</td>' in doc
+    assert '<td id="cover-dates">2026-11-02 – 2026-11-20</td>' in doc
+    assert re.findall(r'<tr class="signatory"><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>'
+                      r'<td class="line"></td><td class="line"></td></tr>', doc) == [
+        ("Li Wei", "Security manager", "ACME"), ("Ann Smith", "Presales engineer", "Vendor Co")]
+    assert "ACME Logistics · Shanghai DC: PoC from 2026-11-02 to 2026-11-20." in doc
+    # machine and versions from run.json; a version the run did not know says so (no "trackers ?")
+    assert "<th>CPU</th><td>AMD EPYC 9654 96-Core Processor (16 cores / 32 threads)</td>" in doc
+    assert "<th>GPU</th><td>2 x NVIDIA H200 (driver 570.1)</td>" in doc
+    assert re.search(r"<th>pockit</th><th>trackers</th></tr>\s*<tr><td>0.1.0</td><td>not recorded</td>", doc)
+    assert "?" not in re.sub(r"<[^>]+>", "", doc).replace("?</", "")  # no "?" placeholder anywhere in the text
+    # no local path anywhere in the document (data folder, tmp folder, model cache), no engineer instructions
+    for local in (str(tmp_path), str(tud_campus), "/root/", "/work/", "/tmp/", "/.cache/"):
+        assert local not in html, local
+    assert "person-yolov8s.onnx" in doc and "TUD-Campus/gt/gt.txt" in doc
+    assert "`" not in doc and "--gt" not in doc and "pockit bench" not in doc
+
+
+def test_run_environment_records_machine_and_real_versions():
+    from importlib.metadata import version
+
+    from pockit.report.environment import machine_rows
+    from pockit.report import run_environment
+
+    env = run_environment()
+    v, m = env["versions"], env["machine"]
+    assert v["trackers"] == version("trackers") and v["numpy"] == version("numpy")  # trackers has no __version__
+    assert "?" not in v.values()
+    assert m["cpu"] and m["logical_cores"] >= 1 and isinstance(m["gpus"], list)
+    rows = dict(machine_rows(env))
+    assert rows["machine_cpu"].startswith(m["cpu"]) and rows["machine_gpu"] == (", ".join(m["gpus"]) or "-")[:len(rows["machine_gpu"])]
+    assert machine_rows({"versions": {}}) is None
+
+
+def _box_run(tmp_path, tud, name, box_key=None, event_box=None):
+    run = tmp_path / name
+    make_fixture_run(run, tud)
+    if box_key:
+        rj = json.loads((run / "run.json").read_text())
+        rj["box"] = box_key
+        (run / "run.json").write_text(json.dumps(rj))
+    if event_box:
+        from pockit.core import read_events
+
+        evs = read_events(run / "events.jsonl")
+        for e in evs:
+            e.extra = dict(e.extra or {}, box=event_box)
+        write_events(evs, run / "events.jsonl")
+    return run
+
+
+def test_several_runs_one_site_report(tud_campus, tmp_path):
+    # three boxes: one names itself in run.json, one only in its events (extra.box), one by its folder name
+    site = tmp_path / "collected"
+    a = _box_run(site, tud_campus, "run-a", box_key="gate-box")
+    b = _box_run(site, tud_campus, "run-b", event_box="yard-box")
+    c = _box_run(site, tud_campus, "lobby-box")
+    res = CliRunner().invoke(cli, ["report", str(a), str(b), str(c), "--gt", f"gate-box/campus={tud_campus}/gt/gt.txt",
+                                   "-o", str(tmp_path / "site.html")])
+    assert res.exit_code == 0, res.output
+    assert "wrote " in res.output and "(3 runs)" in res.output
+    d = json.loads((tmp_path / "site.metrics.json").read_text())
+    n = len(read_events_(a))
+    assert set(d["boxes"]) == {"gate-box", "yard-box", "lobby-box"}
+    assert d["metrics"]["site.alarms"] == 3 * n and d["metrics"]["site.boxes"] == 3 and d["metrics"]["site.cameras"] == 3
+    assert {x["box"] for x in d["alarms"]} == {"gate-box", "yard-box", "lobby-box"} and len(d["alarms"]) == 3 * n
+    # ground truth named for one box scores that box only
+    assert "box.gate-box.events.walkway_zone.tp" in d["metrics"]
+    assert not [k for k in d["metrics"] if k.startswith(("box.yard-box.events.walkway_zone.tp",
+                                                         "box.lobby-box.detection"))]
+    assert {x["verdict"] for x in d["alarms"] if x["box"] != "gate-box"} == {None}
+    html = (tmp_path / "site.html").read_text()
+    for i in (1, 2, 3):
+        for sec in ("scope", "data", "events", "performance"):
+            assert f'<section id="b{i}-{sec}"' in html
+    assert re.search(rf'<th class="num" id="site-alarms">{3 * n}</th>', html)
+    assert len(re.findall(r'<tr class="alarm"', html)) == 3 * n
+    assert html.count("<td>gate-box</td><td>campus</td>") == 1  # per-camera totals: one row per box and camera
+    assert "gate-box / campus" in html and "yard-box / campus" in html
+    # the collected folder gives the same report; one box's gt without its name is refused
+    res = CliRunner().invoke(cli, ["report", str(site), "-o", str(tmp_path / "site2.html")])
+    assert res.exit_code == 0, res.output
+    assert set(json.loads((tmp_path / "site2.metrics.json").read_text())["boxes"]) == {"gate-box", "yard-box",
+                                                                                       "lobby-box"}
+    res = CliRunner().invoke(cli, ["report", str(site), "--gt", str(tud_campus / "gt/gt.txt")])
+    assert res.exit_code != 0 and "with several runs, say which camera it belongs to" in res.output
+    res = CliRunner().invoke(cli, ["report", str(site), "--gt", f"nobox/campus={tud_campus}/gt/gt.txt"])
+    assert res.exit_code != 0 and "names camera 'nobox/campus', which none of the runs has" in res.output
+
+
+def read_events_(run):
+    from pockit.core import read_events
+
+    return read_events(run / "events.jsonl")

@@ -91,7 +91,7 @@ T: dict[str, dict[str, str]] = {
     "throughput": {"en": "End-to-end throughput", "zh": "端到端吞吐"},
     "wall": {"en": "Wall time (s)", "zh": "总耗时 (秒)"},
     "host": {"en": "Measured on", "zh": "测试机器"},
-    "bench": {"en": "Benchmark (pockit bench)", "zh": "基准测试 (pockit bench)"},
+    "bench": {"en": "Benchmark: streams per machine", "zh": "基准测试：单机路数"},
     "no_bench": {"en": "No benchmark was run for this PoC: throughput per number of streams and sizing were not "
                        "measured.",
                  "zh": "本次 PoC 未进行基准测试：未测量多路吞吐与选型。"},
