@@ -313,11 +313,11 @@ def test_closing_records_are_not_counted_as_alarms(fixture_run, tud_campus, tmp_
 
 def _strip_code(html: str) -> str:
     """The document's text and markup without <script>/<style> bodies (plotly.js, plot JSON, CSS)."""
-    return re.sub(r"<(script|style)\b.*?</\1>", "", html, flags=re.S)
+    return re.sub(r"<(script|style)\b.*?</\1>", "", html, flags=re.DOTALL)
 
 
 def test_cover_machine_versions_and_no_local_paths(fixture_run, tud_campus, tmp_path):
-    run, exp = fixture_run
+    run, _ = fixture_run
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     cfg["poc"] = {"customer": "ACME Logistics", "site": "Shanghai DC", "start": "2026-11-02", "end": "2026-11-20",
                   "scope": "Walkway intrusion", "people": [
@@ -356,8 +356,8 @@ def test_cover_machine_versions_and_no_local_paths(fixture_run, tud_campus, tmp_
 def test_run_environment_records_machine_and_real_versions():
     from importlib.metadata import version
 
-    from pockit.report.environment import machine_rows
     from pockit.report import run_environment
+    from pockit.report.environment import machine_rows
 
     env = run_environment()
     v, m = env["versions"], env["machine"]
