@@ -135,10 +135,11 @@ class SourceConfig(_M):
 
 class ModelConfig(_M):
     path: str = Field("person-yolov8s", description="a local file or a model name known to pockit")
-    backend: Literal["auto", "onnx", "openvino", "ultralytics", "tensorrt", "torch", "face"] = Field(
+    backend: Literal["auto", "onnx", "openvino", "ultralytics", "tensorrt", "torch", "face", "ssd"] = Field(
         "auto", description="auto: .onnx -> onnx (ONNX Runtime; openvino for precision bf16, see precision), "
         ".xml -> openvino; .pt -> ultralytics; "
-        ".engine -> tensorrt; face-yunet -> face (YuNet + SFace embeddings, OpenCV DNN)")
+        ".engine -> tensorrt; face-yunet -> face (YuNet + SFace embeddings, OpenCV DNN); coco-ssd-mobilenet-v2 -> ssd "
+        "(TF detection API SSD exported to ONNX, NMS inside)")
     imgsz: int = Field(640, ge=32, description="longest side of the network input")
     rect: bool = Field(True, description="letterbox to the smallest stride-32 rectangle that holds the frame "
                        "(640x480 -> 480x640), like Ultralytics; false: square imgsz x imgsz")

