@@ -35,12 +35,7 @@ RULE_TYPES_BY_KIND: dict[str, tuple[str, ...]] = {
 KIND_OF_TYPE = {t: k for k, ts in RULE_TYPES_BY_KIND.items() for t in ts}
 GEOMETRY_FIELD = {"zone": "zone", "line": "line", "fence": "fence"}
 MIN_POINTS = {"zone": 3, "line": 2, "fence": 2}
-MODELS: dict[str, type] = {
-    "zone_enter": S.ZoneEnterRule, "zone_exit": S.ZoneExitRule, "loitering": S.LoiteringRule,
-    "line_crossing": S.LineCrossingRule, "fence_crossing": S.FenceCrossingRule, "crowd": S.CrowdRule,
-    "presence": S.PresenceRule, "abandoned_object": S.AbandonedObjectRule, "object_removed": S.ObjectRemovedRule,
-    "fall": S.FallRule,
-}
+MODELS: dict[str, type] = dict(S.SCHEMAS)  # rule type -> pydantic model, from the rule registry
 #: values for required parameters when a shape is created or its rule type changed
 REQUIRED_DEFAULTS: dict[str, Any] = {"dwell": 10.0, "min_count": 3, "min_duration": 0.0}
 #: fields the editor manages itself (not shown as parameters)

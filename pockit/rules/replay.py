@@ -1,11 +1,11 @@
 """Rule replay: run a config's rules on recorded tracks (a MOTChallenge file) without any detector."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
-from ..core.mot import seqinfo_for  # noqa: F401  (re-exported)
 from ..core import Detections, Event, read_mot
+from ..core.mot import seqinfo_for
 from .engine import RuleEngine
 
 

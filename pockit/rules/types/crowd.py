@@ -1,0 +1,70 @@
+"""``crowd``: at least ``min_count`` objects in the zone for ``min_duration`` s; a closing record (with
+``end``) when the count drops below; re-arms after."""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from ...core import Event
+from ..base import Held, Rule, ZoneRuleBase
+from ..registry import register
+
+
+class CrowdRule(ZoneRuleBase):
+    type: Literal["crowd"]
+    min_count: int = Field(..., ge=1)
+    min_duration: float = Field(0.0, ge=0)
+
+
+@register(CrowdRule)
+class Crowd(Rule):
+    geometry_kind = "zone"
+
+    def __init__(self, cfg, source_id="0") -> None:
+        super().__init__(cfg, source_id)
+        self.crowded = Held()  # the count at or above min_count on consecutive frames
+        self.active: Event | None = None
+        self.max_count = 0
+        self.counts = {"events": 0, "current": 0}
+
+    @property
+    def since(self) -> float | None:
+        return self.crowded.since
+
+    def step(self, v):
+        inside = self.inside(v)
+        ids, xyxy, t, index = v.ids, v.xyxy, v.t, v.index
+        n = int(inside.sum())
+        self.counts["current"] = n
+        out = []
+        self.crowded.observe(n >= self.cfg.min_count, t)
+        if n >= self.cfg.min_count:
+            since = self.crowded.since
+            if self.active is None and self.crowded.due(t, self.cfg.min_duration) and self.cool("rule", t):
+                sel = np.flatnonzero(inside)
+                box = [float(xyxy[sel, 0].min()), float(xyxy[sel, 1].min()), float(xyxy[sel, 2].max()),
+                       float(xyxy[sel, 3].max())]
+                self.active = self.event(t, index, sorted(int(ids[k]) for k in sel), box, count=n,
+                                         duration=round(t - since, 6), extra={"since": round(since, 6)})
+                self.max_count = n
+                out.append(self.active)
+            if self.active is not None:
+                self.max_count = max(self.max_count, n)
+                for k in np.flatnonzero(inside):
+                    self.hold(int(ids[k]), t, seconds=0.5)
+        elif self.active is not None:
+            out.append(self._close(t, index, "below_min_count"))
+        return out
+
+    def _close(self, t, index, reason) -> Event:
+        start = self.active
+        ev = Event(rule=self.name, type=self.type, source=self.source_id, time=float(t), frame=int(index),
+                   zone=start.zone, count=self.max_count, duration=round(t - start.extra["since"], 6), end=float(t),
+                   extra={"phase": "end", "of": start.id, "reason": reason})
+        self.active = None
+        return ev
+
+    def finish(self, t, index):
+        return [self._close(t, index, "end_of_stream")] if self.active is not None else []
