@@ -1,0 +1,80 @@
+"""The live view in a real browser: headless Chromium (Debian's, via Playwright) opens the index page and
+its <img> shows the MJPEG stream, frame after frame, with the live counts under it."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from pockit.config import LiveConfig
+from pockit.core import Detections, Frame
+from pockit.report.pdf import find_chromium
+from pockit.rules import RuleEngine
+from pockit.sinks.live import LivePublisher, LiveServer
+
+pytestmark = pytest.mark.browser
+
+RULES = [{"name": "yard", "type": "zone_enter", "zone": [[200, 0], [320, 0], [320, 240], [200, 240]],
+          "zone_name": "yard area"}]
+
+
+def test_index_page_shows_the_stream_updating(tmp_path):
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    exe = find_chromium()
+    if exe is None:
+        pytest.fail("Chromium not found: `apt-get install chromium` (scripts/test.sh installs it)")
+    stop = threading.Event()
+    with LiveServer(["cam 1"], port=0, title="pockit live: test") as srv:
+        pub = LivePublisher(LiveConfig(port=srv.port, fps=20), "cam 1", RULES, {0: "person"})
+        eng = RuleEngine(RULES, "cam 1", frame_size=(320, 240))
+
+        def publish():  # a person walking right, into the yard, forever (10 frames/s)
+            i = 0
+            while not stop.is_set():
+                x = 20 + (i * 6) % 280
+                d = Detections(xyxy=[[x, 100, x + 20, 200]], track_ids=[1], class_ids=[0], class_names={0: "person"})
+                fr = Frame(np.full((240, 320, 3), 60, np.uint8), i, i / 10, "cam 1")
+                eng.update(fr, d, fr.timestamp, i)
+                pub.publish(fr, d, eng)
+                i += 1
+                time.sleep(0.1)
+
+        t = threading.Thread(target=publish, daemon=True)
+        t.start()
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
+                page = browser.new_page(viewport={"width": 1000, "height": 800})
+                errors = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(srv.url)
+                assert page.title() == "pockit live: test"
+                assert page.locator("section.src h2").all_inner_texts() == ["cam 1"]
+                assert page.get_attribute("section.src img", "src") == "stream/cam%201.mjpg"
+                page.wait_for_function("document.querySelector('section.src img').naturalWidth > 0", timeout=20000)
+                assert page.eval_on_selector("section.src img", "i => [i.naturalWidth, i.naturalHeight]") == [320, 240]
+                # two different pictures in the same <img>: draw it on a canvas now and then and compare
+                grab = """i => { const c = document.createElement('canvas'); c.width = i.naturalWidth;
+                                 c.height = i.naturalHeight; c.getContext('2d').drawImage(i, 0, 0);
+                                 return c.toDataURL('image/png'); }"""
+                first = page.eval_on_selector("section.src img", grab)
+                t0 = time.monotonic()
+                second = first
+                while second == first and time.monotonic() - t0 < 20:
+                    page.wait_for_timeout(200)
+                    second = page.eval_on_selector("section.src img", grab)
+                assert second != first and len(first) > 1000
+                page.wait_for_function("document.querySelector('.counts').textContent.includes('zone yard area')",
+                                       timeout=20000)
+                text = page.inner_text(".counts")
+                assert "objects now: 1" in text and "inside" in text
+                assert errors == []
+                page.screenshot(path=str(tmp_path / "live.png"))
+                browser.close()
+        finally:
+            stop.set()
+            t.join(5)
+            pub.close()
+        clients = srv.clients()
+    assert clients and clients[0]["source"] == "cam 1" and clients[0]["sent"] >= 2
+    assert (tmp_path / "live.png").stat().st_size > 5000
