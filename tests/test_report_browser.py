@@ -1,5 +1,6 @@
 """The report in a real browser: headless Chromium (Debian's) via Playwright renders every plot
-without JavaScript errors, and the PDF prints."""
+without JavaScript errors, the cover, timeline and alarm table show, alarm clips play, and the PDF
+prints without stranded headings, plot toolbars or wrapped badges and numbers."""
 import json
 
 import pytest
@@ -43,7 +44,8 @@ def test_renders_every_plot(report, chromium, tmp_path):
             ".plotly-graph-div", "ds => ds.map(d => [d.id, d.querySelectorAll('svg.main-svg').length,"
                                  " d.querySelectorAll('.trace, .hm, .heatmaplayer image').length])")
         assert sorted(p[0] for p in plots) == ["plot-cm-campus", "plot-ev-counts", "plot-ev-latency",
-                                               "plot-hota-campus", "plot-perf-stages", "plot-pr-campus"]
+                                               "plot-hota-campus", "plot-perf-stages", "plot-pr-campus",
+                                               "plot-timeline"]
         assert all(n_svg >= 1 for _, n_svg, _ in plots)
         assert all(n_traces >= 1 for _, _, n_traces in plots), plots
         # every plot fits its box: side-by-side plots used to be drawn at the full page width (the script ran
@@ -54,9 +56,10 @@ def test_renders_every_plot(report, chromium, tmp_path):
                                  ".getBoundingClientRect().width)])")
         assert all(svg <= box + 1 for _, svg, box in fit), fit
         assert {k: svg for k, svg, _ in fit}["plot-ev-counts"] < 600, fit
-        # images decoded (embedded reference frame and alarm snapshots)
+        # images decoded (embedded reference frame, example snapshots, a thumbnail per alarm in the table)
+        n_alarms = len(json.loads(report.with_suffix(".metrics.json").read_text())["alarms"])
         widths = page.eval_on_selector_all("img", "is => is.map(i => i.naturalWidth)")
-        assert len(widths) == 8 and min(widths) > 0
+        assert len(widths) == 1 + 7 + n_alarms and min(widths) > 0
         acc = json.loads(report.with_suffix(".metrics.json").read_text())["acceptance"]
         for status in ("pass", "fail", "no_data", "manual"):
             assert page.locator(f"#acceptance .{status}").count() == sum(a["status"] == status for a in acc)
@@ -108,33 +111,152 @@ def _clip_run(tmp_path, tud, codec):
     return run, len(events)
 
 
+PLAY_ALL = """async () => Promise.all([...document.querySelectorAll('video.clip')].map(async v => {
+    try { await v.play(); } catch (e) {}
+    await new Promise(r => { if (v.readyState >= 2 || v.error) return r();
+                             v.addEventListener('loadeddata', r); v.addEventListener('error', r); setTimeout(r, 15000); });
+    if (!v.error) await new Promise(r => setTimeout(r, 250));
+    const t = v.currentTime; v.pause();
+    return [v.readyState, v.error && v.error.code, v.videoWidth, Math.round(v.duration * 25), t];
+}))"""
+
+
 def _video_states(chromium, html_path):
+    """Play every alarm clip of the report: [readyState, error code, width, frames, currentTime] each."""
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.goto(html_path.as_uri())
-        page.wait_for_function("[...document.querySelectorAll('video.clip')].every(v => v.readyState >= 2 || v.error)",
-                               timeout=30000)
-        states = page.eval_on_selector_all("video.clip", "vs => vs.map(v => [v.readyState, v.error && v.error.code,"
-                                                         " v.videoWidth, Math.round(v.duration * 25)])")
-        played = page.evaluate("async () => { const v = document.querySelector('video.clip'); if (!v || v.error)"
-                               " return -1; await v.play(); await new Promise(r => setTimeout(r, 300));"
-                               " return v.currentTime; }")
+        states = page.evaluate(PLAY_ALL)
         browser.close()
-    return states, played
+    return states
 
 
 def test_alarm_clips_play_in_chromium(chromium, tmp_path, tud_campus):
-    # H.264 clips (what ClipRecorder writes when PyAV has libx264) play: decoded frames, no error
-    run, _ = _clip_run(tmp_path, tud_campus, "h264")
+    # H.264 clips (what ClipRecorder writes when PyAV has libx264) play: decoded frames, no error, time moves
+    run, n = _clip_run(tmp_path, tud_campus, "h264")
     out = build_report(run, gt=tud_campus / "gt/gt.txt", out=tmp_path / "h264.html")
-    states, played = _video_states(chromium, out)
-    assert len(states) == 3 + 1 + 3  # true-alarm and false-alarm examples shown per rule (as the snapshots)
-    assert all(rs >= 2 and err is None and w == 320 and n == 11 for rs, err, w, n in states), states
-    assert played > 0
+    states = _video_states(chromium, out)
+    assert len(states) == n  # every alarm of the table has its clip
+    assert all(rs >= 2 and err is None and w == 320 and fr == 11 and t > 0 for rs, err, w, fr, t in states), states
     # the former mp4v clips do not: MEDIA_ERR_SRC_NOT_SUPPORTED (4), the bug this guards against
     run, _ = _clip_run(tmp_path, tud_campus, "mp4v")
     out = build_report(run, gt=tud_campus / "gt/gt.txt", out=tmp_path / "mp4v.html")
-    states, _ = _video_states(chromium, out)
-    assert states and all(err == 4 for _, err, _, _ in states), states
+    states = _video_states(chromium, out)
+    assert states and all(err == 4 for _, err, _, _, _ in states), states
+
+
+POC = {"customer": "ACME Logistics", "site": "Shanghai DC", "start": "2026-11-02", "end": "2026-11-20",
+       "scope": "Walkway intrusion and line crossing",
+       "people": [{"name": "Li Wei", "role": "Security manager", "organisation": "ACME"},
+                  {"name": "Ann Smith", "role": "Presales engineer", "organisation": "Vendor Co"}]}
+
+
+def _signable_report(tmp_path, tud, lang="en"):
+    """The fixture run with H.264 clips on every alarm and a cover block, reported with ground truth."""
+    import yaml
+
+    run, n = _clip_run(tmp_path, tud, "h264")
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["poc"] = POC
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    out = build_report(run, gt=tud / "gt/gt.txt", out=tmp_path / f"signable-{lang}.html", lang=lang)
+    return out, n
+
+
+def test_cover_timeline_and_alarm_table(chromium, tmp_path, tud_campus):
+    out, n = _signable_report(tmp_path, tud_campus)
+    d = json.loads(out.with_suffix(".metrics.json").read_text())
+    missed = int(d["metrics"]["events.all.fn"])
+    n_fp = int(d["metrics"]["events.all.fp"])
+    assert missed == 1 and n_fp == 1
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1000, "height": 900})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(out.as_uri())
+        page.wait_for_function("document.querySelector('#plot-timeline svg.main-svg')", timeout=30000)
+        # cover block: the config's poc section, a signature line per person (visible, empty boxes to sign in)
+        assert page.inner_text("#cover-customer") == "ACME Logistics"
+        assert page.inner_text("#cover-dates") == "2026-11-02 – 2026-11-20"
+        rows = page.eval_on_selector_all("tr.signatory", "rs => rs.map(r => [r.cells[0].innerText, "
+                                         "r.cells[3].innerText, Math.round(r.cells[3].getBoundingClientRect().height)])")
+        assert [r[0] for r in rows] == ["Li Wei", "Ann Smith"] and all(r[1] == "" and r[2] >= 30 for r in rows), rows
+        # timeline: one point per alarm plus the missed ground-truth event, one legend entry per rule + missed
+        n_points = page.locator("#plot-timeline .scatterlayer .point").count()
+        assert n_points == n + missed
+        legend = page.eval_on_selector_all("#plot-timeline .legendtext", "ts => ts.map(t => t.textContent)")
+        assert legend == ["center_line", "walkway_zone", "Missed events"]
+        # the table: every alarm with its thumbnail (decoded), clip and verdict
+        assert page.locator("tr.alarm").count() == n
+        thumbs = page.eval_on_selector_all("tr.alarm img.thumb", "is => is.map(i => i.naturalWidth)")
+        assert len(thumbs) == n and min(thumbs) > 0
+        assert page.locator("tr.alarm video.clip").count() == n
+        assert page.locator("tr.alarm .v-fp").count() == n_fp and page.locator("tr.alarm .v-tp").count() == n - n_fp
+        ids = page.eval_on_selector_all("tr.alarm", "rs => rs.map(r => r.dataset.event)")
+        assert sorted(ids) == sorted(a["id"] for a in d["alarms"])
+        assert errors == []
+        browser.close()
+
+
+LINES = """els => els.map(el => { const r = document.createRange(); r.selectNodeContents(el);
+    const tops = new Set([...r.getClientRects()].filter(x => x.width > 0).map(x => Math.round(x.top)));
+    return [el.className, el.textContent.trim(), tops.size]; })"""
+
+
+def _pdf_lines(pdf):
+    import unicodedata
+
+    from pypdf import PdfReader
+
+    pages = []
+    for pg in PdfReader(str(pdf)).pages:
+        text = unicodedata.normalize("NFKC", pg.extract_text() or "")
+        pages.append([" ".join(ln.split()) for ln in text.splitlines() if ln.strip()])
+    return pages
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_print_layout(chromium, tmp_path, tud_campus, lang):
+    import unicodedata
+
+    pytest.importorskip("pypdf")  # in the [test] extra
+    out, n = _signable_report(tmp_path, tud_campus, lang)
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 718, "height": 1000})  # A4 less 2 x 10 mm margins at 96 dpi
+        page.goto(out.as_uri())
+        page.wait_for_function("[...document.querySelectorAll('.plotly-graph-div')]"
+                               ".every(d => d.querySelector('.modebar-container'))", timeout=30000)
+        page.emulate_media(media="print")
+        # headings stay with what follows them; the cover is a page of its own
+        breaks = page.eval_on_selector_all("h1, h2, h3", "hs => hs.map(h => getComputedStyle(h).breakAfter)")
+        assert len(breaks) > 20 and set(breaks) == {"avoid"}
+        assert page.eval_on_selector("#cover", "c => getComputedStyle(c).breakAfter") == "page"
+        # no plot toolbar and no video player in print
+        bars = page.eval_on_selector_all(".modebar-container", "ms => ms.map(m => getComputedStyle(m).display)")
+        assert len(bars) == 7 and set(bars) == {"none"}
+        vids = page.eval_on_selector_all("video", "vs => vs.map(v => getComputedStyle(v).display)")
+        assert len(vids) == n and set(vids) == {"none"}
+        # badges (pass/fail, verdicts) and numbers on one line; no table wider than the page
+        lines = page.eval_on_selector_all(".pass, .fail, .manual, .no_data, .verdict, td.num", LINES)
+        assert len(lines) > 100
+        assert [x for x in lines if x[2] != 1] == []
+        wide = page.eval_on_selector_all("table", "ts => ts.filter(t => t.getBoundingClientRect().width > "
+                                                  "document.body.clientWidth + 1).map(t => t.className)")
+        assert wide == []
+        headings = page.eval_on_selector_all("h1, h2, h3", "hs => hs.map(h => h.textContent)")
+        browser.close()
+    pdf = html_to_pdf(out, tmp_path / f"{lang}.pdf")
+    pages = _pdf_lines(pdf)
+    heads = {" ".join(unicodedata.normalize("NFKC", h).split()) for h in headings}
+    assert len(pages) >= 5
+    # no page ends with a heading whose content went to the next page
+    stranded = [(i + 1, lines[-1]) for i, lines in enumerate(pages) if lines and lines[-1] in heads]
+    assert stranded == []
+    # the cover (with its signature table) is page 1 alone; the executive summary starts page 2
+    assert pages[0][0].startswith(unicodedata.normalize("NFKC", headings[0])) and pages[1][0] in heads
