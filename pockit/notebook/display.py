@@ -151,7 +151,8 @@ def live_view(server, width: int = 480, interval: float = 0.1):
         for sid in server.source_ids:
             hub.watch(sid, +1)
         try:
-            while not stop.wait(interval) and not hub.closed.is_set():
+            while True:
+                last = stop.wait(interval) or hub.closed.is_set()  # one more look after the end: the last frame
                 for sid in server.source_ids:
                     n, jpeg, meta = hub.latest(sid)
                     if jpeg is not None and n != seen[sid]:
@@ -161,6 +162,8 @@ def live_view(server, width: int = 480, interval: float = 0.1):
                     if meta != metas.get(sid):
                         metas[sid] = meta
                         texts[sid].value = f"<pre>{html.escape(_live_text(meta))}</pre>"
+                if last:
+                    break
         finally:
             if not hub.closed.is_set():
                 for sid in server.source_ids:
