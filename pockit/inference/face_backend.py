@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 EMBED_DIM = 128
 SFACE_BATCH = 32  # aligned faces per SFace call
+#: frame rotations (degrees) YuNet runs at, for tilted heads; see FaceDetector._find
+ROLL_ANGLES = (-30.0, 0.0, 30.0)
+#: two detections (of different orientations) are one face when their centres are closer than this x its size
+SAME_FACE = 0.75
 
 
 class FaceDetector(Detector):
@@ -43,9 +47,11 @@ class FaceDetector(Detector):
 
     backend = "face"
 
-    def __init__(self, path: str | Path, *, embedder: str | Path = "face-sface", **kw: Any) -> None:
+    def __init__(self, path: str | Path, *, embedder: str | Path = "face-sface",
+                 roll_angles: Sequence[float] = ROLL_ANGLES, **kw: Any) -> None:
         kw.pop("rect", None)
         super().__init__(path, **kw)
+        self.roll_angles = tuple(float(a) for a in roll_angles) or (0.0,)
         from ..registry import resolve_model, sha256_file
 
         self.embedder_path = Path(resolve_model(str(embedder)))
@@ -73,22 +79,55 @@ class FaceDetector(Detector):
         return out
 
     # -- detection ------------------------------------------------------------------------------
-    def _find(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Boxes (xyxy), landmarks (N,10) and scores of the faces in one BGR frame, in frame pixels."""
-        h, w = image.shape[:2]
-        scale = min(1.0, self.imgsz / max(h, w))
-        work = image if scale == 1.0 else cv2.resize(
-            image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    def _yunet_rows(self, work: np.ndarray) -> np.ndarray:
+        """YuNet's raw rows (x, y, w, h, 10 landmark coordinates, score) on one detection-size image."""
         size = (work.shape[1], work.shape[0])
         if size != self._yunet_size:
             self._yunet.setInputSize(size)
             self._yunet_size = size
         _, raw = self._yunet.detect(np.ascontiguousarray(work))
         if raw is None or len(raw) == 0:
-            return np.zeros((0, 4), np.float32), np.zeros((0, 10), np.float32), np.zeros(0, np.float32)
-        raw = np.asarray(raw, np.float32).reshape(-1, 15) / np.array([scale] * 14 + [1.0], np.float32)
-        raw = raw[(raw[:, 2] > 1) & (raw[:, 3] > 1)]
-        raw = raw[np.argsort(-raw[:, 14], kind="stable")][: self.max_det]
+            return np.zeros((0, 15), np.float32)
+        raw = np.asarray(raw, np.float32).reshape(-1, 15)
+        return raw[(raw[:, 2] > 1) & (raw[:, 3] > 1)]
+
+    def _find(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes (xyxy), landmarks (N,10) and scores of the faces in one BGR frame, in frame pixels.
+
+        With ``roll_angles`` other than (0,), YuNet also runs on the frame rotated by each angle: a tilted head
+        is found upright there, with landmarks on the eyes (YuNet places them as if upright on a tilted face,
+        and the misaligned crop loses the identity). Each face keeps the orientation with the highest score;
+        its landmarks are rotated back, its box is the upright box of the same size around the same centre."""
+        h, w = image.shape[:2]
+        scale = min(1.0, self.imgsz / max(h, w))
+        work = image if scale == 1.0 else cv2.resize(
+            image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        wh, ww = work.shape[:2]
+        cands = []
+        for ang in self.roll_angles:
+            if ang == 0:
+                raw = self._yunet_rows(work)
+            else:
+                m = cv2.getRotationMatrix2D((ww / 2, wh / 2), float(ang), 1.0)
+                raw = self._yunet_rows(cv2.warpAffine(work, m, (ww, wh), borderMode=cv2.BORDER_REPLICATE))
+                if len(raw):
+                    inv = cv2.invertAffineTransform(m)
+                    pts = raw[:, 4:14].reshape(-1, 5, 2) @ inv[:, :2].T + inv[:, 2]
+                    ctr = (raw[:, :2] + raw[:, 2:4] / 2) @ inv[:, :2].T + inv[:, 2]
+                    raw = raw.copy()
+                    raw[:, 4:14] = pts.reshape(-1, 10)
+                    raw[:, :2] = ctr - raw[:, 2:4] / 2
+            cands.append(raw)
+        raw = np.concatenate(cands) if cands else np.zeros((0, 15), np.float32)
+        raw = raw[np.argsort(-raw[:, 14], kind="stable")]
+        if len(self.roll_angles) > 1 and len(raw) > 1:  # one face, several orientations: the best score wins
+            keep: list[int] = []
+            ctr = raw[:, :2] + raw[:, 2:4] / 2
+            for i in range(len(raw)):
+                if not any(np.hypot(*(ctr[i] - ctr[k])) < SAME_FACE * raw[k, 2:4].max() for k in keep):
+                    keep.append(i)
+            raw = raw[keep]
+        raw = raw[: self.max_det] / np.array([scale] * 14 + [1.0], np.float32)
         xyxy = np.concatenate([raw[:, :2], raw[:, :2] + raw[:, 2:4]], axis=1)
         xyxy[:, [0, 2]] = np.clip(xyxy[:, [0, 2]], 0, w)
         xyxy[:, [1, 3]] = np.clip(xyxy[:, [1, 3]], 0, h)
