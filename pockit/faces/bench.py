@@ -205,16 +205,16 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--roll-angles", default="-30,0,30", help="frame rotations the detector runs at (degrees)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
-    from ..inference import load_detector
-
     import time
+
+    from ..inference import load_detector
 
     det = load_detector("face-yunet", roll_angles=[float(x) for x in a.roll_angles.split(",")])
     t0 = time.perf_counter()
     clips = [load_clip(c, det) for c in CLIPS]
     n_frames = sum(len(c.dets) for c in clips)
     ms = 1000 * (time.perf_counter() - t0) / n_frames
-    kw = dict(threshold=a.threshold, margin=a.margin, min_frames=a.min_frames, aggregate=a.aggregate)
+    kw = {"threshold": a.threshold, "margin": a.margin, "min_frames": a.min_frames, "aggregate": a.aggregate}
     report = {"settings": {**kw, "roll_angles": list(det.roll_angles)},
               "ms_per_frame": round(ms, 1), "similarity": similarity_stats(clips),
               "faces_per_frame": {c.name: sorted(Counter(len(d) for d in c.dets).items()) for c in clips},
