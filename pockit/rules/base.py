@@ -242,6 +242,20 @@ class RuleView:
         a = self.full.attr(name, field)
         return None if a is None else self._sub(a)
 
+    def labels(self, name: str) -> list[str | None]:
+        """Class name of the detection attached as ``name`` to each of this rule's tracks, without a
+        ``"<name>."`` prefix (a class renamed because an earlier model has the same name); None where
+        nothing is attached (``""``/NaN/None) or when the frame carries no such attribute."""
+        a = self.attr(name)
+        if a is None:
+            return [None] * len(self.ids)
+        prefix = f"{name.lower()}."
+        out: list[str | None] = []
+        for x in a.tolist():
+            s = x.strip() if isinstance(x, str) else ""
+            out.append((s[len(prefix):] if s.lower().startswith(prefix) else s) or None)
+        return out
+
 
 # ------------------------------------------------------------------------------------------------ rule
 class Rule:
