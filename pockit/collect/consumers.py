@@ -182,7 +182,8 @@ def kafka_client_conf(bootstrap: str, username: str | None = None, password: str
                       tls: bool = False, ca_certs: str | None = None) -> dict[str, Any]:
     """librdkafka settings shared by the Kafka sink and the collector: SASL/PLAIN when a user is given,
     TLS when asked (``ca_certs`` = the CA bundle)."""
-    conf: dict[str, Any] = {"bootstrap.servers": bootstrap}
+    conf: dict[str, Any] = {"bootstrap.servers": bootstrap,  # librdkafka's log lines go to Python logging
+                            "logger": logging.getLogger("pockit.kafka.librdkafka")}
     if username is not None:
         conf.update({"security.protocol": "SASL_SSL" if tls else "SASL_PLAINTEXT", "sasl.mechanisms": "PLAIN",
                      "sasl.username": username, "sasl.password": password or ""})

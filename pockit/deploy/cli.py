@@ -168,3 +168,58 @@ def bundle_cmd(config, target, output, model, precision, batch, workspace, dla, 
     except (BundleError, ConfigError, FileNotFoundError) as e:
         raise click.ClickException(str(e))
     click.echo(f"bundle written to {output} ({len(m['files'])} files, image {m['l4t_image']}); next: see {output}/README.md")
+
+
+@deploy_cmd.command("plan")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--bench", "bench_path", required=True, type=click.Path(dir_okay=False),
+              help="bench.json of `pockit bench` (per-stage costs measured on some machine)")
+@click.option("--target", help="devices.yaml key of the box (e.g. jetson-orin-nx-16gb): an ESTIMATE from the "
+              "bench's GPU figures; default: boxes like the benchmarking machine (a measurement)")
+@click.option("--boxes", type=int, help="use exactly N boxes (default: the fewest that hold every camera)")
+@click.option("--headroom", type=float, default=0.8, show_default=True, help="usable fraction of each resource")
+@click.option("--res", "res", multiple=True, metavar="ID=WxH", help="a camera's resolution (repeatable)")
+@click.option("--default-res", metavar="WxH", help="resolution of cameras that are neither given nor local files")
+@click.option("--default-fps", type=float, help="fps of cameras without fps: in the config and not local files")
+@click.option("--measured-on", "reference", help="devices.yaml key of the GPU the bench ran on, when not detected")
+@click.option("--precision", type=click.Choice(["fp16", "int8", "fp32"]), default="fp16", show_default=True)
+@click.option("--prefix", default="box", show_default=True, help="box ids: PREFIX-01, PREFIX-02, ...")
+@click.option("-o", "--output", type=click.Path(file_okay=False), help="write plan.json, configs/<box>.yaml and "
+              "one bundle per box here")
+@click.option("--no-bundles", is_flag=True, help="write plan.json and the box configs only")
+@click.option("--overwrite", is_flag=True)
+def plan_cmd(config, bench_path, target, boxes, headroom, res, default_res, default_fps, reference, precision, prefix,
+             output, no_bundles, overwrite):
+    """Assign the cameras of CONFIG to boxes (balanced, headroom kept) and write one bundle per box."""
+    from ..config import ConfigError
+    from .bundle import BundleError
+    from .plan import PlanError, plan_site, write_plan
+
+    pairs = {}
+    for item in res:
+        cam, sep, wh = item.partition("=")
+        if not sep or not cam:
+            raise click.BadParameter(f"expected ID=WIDTHxHEIGHT, got {item!r}", param_hint="--res")
+        pairs[cam] = wh
+    try:
+        plan = plan_site(config, bench_path, target=target, boxes=boxes, headroom=headroom, res=pairs,
+                         default_res=default_res, default_fps=default_fps, reference=reference,
+                         precision="fp16" if precision == "fp32" else precision, box_prefix=prefix)
+        if output:
+            plan = write_plan(plan, output, bundles=not no_bundles, overwrite=overwrite,
+                              **({} if no_bundles else {"precision": precision}))
+    except (PlanError, ConfigError, BundleError, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{plan['cameras']} cameras on {len(plan['boxes'])} box(es) of {plan['device']} "
+               f"({plan['kind']}: {plan['label']}); fewest that fit: {plan['fewest_boxes']}")
+    for bx in plan["boxes"]:
+        use = "  ".join(f"{r} {v:.0%}" for r, v in bx["use"].items())
+        cams = ", ".join(f"{c['id']} {c['width']}x{c['height']}@{c['fps']:g}" for c in bx["cameras"])
+        click.echo(f"  {bx['box']}: {cams}  | batch {bx['batch']} | {use} | limit: {bx['limiting_resource']} "
+                   f"({bx['limiting_stage']})")
+    click.echo(f"limiting resource: {plan['limiting_resource']} ({plan['limiting_stage']}), headroom "
+               f"{plan['headroom']:.0%} kept")
+    for w in plan.get("warnings", []):
+        click.echo(f"warning: {w}", err=True)
+    if output:
+        click.echo(f"wrote {output}/plan.json" + ("" if no_bundles else f" and {len(plan['boxes'])} bundle(s)"))
