@@ -2,15 +2,16 @@
 pockit end to end with default settings vs Ultralytics ``model.track`` (ByteTrack) with the same weights.
 
     python benchmarks/scenarios/run.py [--json out.json] [--sequences TUD-Campus ...] [--no-sensitivity]
+    python benchmarks/scenarios/run.py --sensitivity-only     # only the plots -> benchmarks/results/
 
 Reference events: the scene's rules replayed on the ground-truth tracks (``pockit rules SCENE --tracks
 gt.txt``). pockit: ``pockit.run`` of the scene (default model/tracker/rule settings), then its
 events.jsonl and tracks/<source>.txt are scored with ``pockit.evaluate`` (= ``pockit eval events`` and
 ``pockit eval tracks``). Ultralytics: ``YOLO(person-yolov8s.pt).track(frame, persist=True)`` frame by
 frame (its defaults: conf 0.1, bytetrack.yaml), tracks written as MOT text, the same rules replayed on
-them (``pockit rules --tracks``) and scored the same way. The sensitivity plot (mean/min event F1
-against the detector threshold, the main setting) is computed offline on cached detections
-(detcache.py, sweep.py) and written as HTML (and PNG through kaleido when it works).
+them (``pockit rules --tracks``) and scored the same way. The sensitivity plots (event F1 per sequence,
+mean and min, against each setting in SENSITIVITY, others at their defaults) are computed offline on
+cached detections (detcache.py, sweep.py) and written as HTML and PNG (kaleido) under ``--plots``.
 """
 from __future__ import annotations
 
@@ -110,39 +111,76 @@ def targets(results: dict) -> list[str]:
     return out
 
 
-def sensitivity(out_dir: Path, names) -> dict:
-    """Event F1 (mean and min over sequences) against the detector threshold, other settings default."""
-    from sweep import simulate
+# Each setting the defaults depend on, swept alone (others at their defaults) on the cached detections:
+# (sweep.py key, label, values, the product default or None for a proposed rule change that is not a default)
+SENSITIVITY = (
+    ("conf", "model.conf (detector score threshold)", [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4]),
+    ("high", "tracker.high_conf_det_threshold", [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5]),
+    ("reid", "tracker.reid_distance (box heights; 0 = off)", [0.0, 0.25, 0.5, 0.75, 1.0]),
+    ("lost", "tracker.lost_track_seconds (x source fps = frames)", [0.5, 1.0, 1.5, 2.0, 3.0]),
+    ("crowd_hold", "crowd: seconds a hidden member still counts (proposed rule change, 0 = today)",
+     [0.0, 0.25, 0.5, 1.0, 2.0]),
+    ("debounce_s", "zone_enter/line_crossing debounce in seconds, min_frames = ceil(s x fps) (proposed, 0 = today)",
+     [0.0, 0.05, 0.1, 0.15, 0.2, 0.3]),
+)
 
-    from pockit.config import ModelConfig
 
-    confs = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5]
-    per = {n: [] for n in names}
-    for c in confs:
-        for n in names:
-            per[n].append(simulate(n, conf=c)["f1"])
-    mean = [float(np.mean([per[n][i] for n in names])) for i in range(len(confs))]
-    mn = [float(min(per[n][i] for n in names)) for i in range(len(confs))]
+PROPOSED = ("crowd_hold", "debounce_s")  # rule changes measured by patching, not product defaults
+
+
+def _default(key: str):
+    from pockit.config import ModelConfig, TrackerConfig
+
+    m, t = ModelConfig(), TrackerConfig()
+    return {"conf": m.conf, "high": t.high_conf_det_threshold, "reid": t.reid_distance,
+            "lost": t.lost_track_seconds, "crowd_hold": 0.0, "debounce_s": 0.0}[key]
+
+
+def sensitivity(out_dir: Path, names, keys=None) -> dict:
+    """Event F1 per sequence (and mean/min) against each setting in SENSITIVITY, the others at their defaults:
+    one plotly figure per setting, HTML and PNG (PNG needs kaleido and a Chrome/Chromium)."""
     import plotly.graph_objects as go
+    from sweep import run_setting
 
-    fig = go.Figure()
-    for n in names:
-        fig.add_trace(go.Scatter(x=confs, y=per[n], mode="lines+markers", name=n, line={"dash": "dot"}))
-    fig.add_trace(go.Scatter(x=confs, y=mean, mode="lines+markers", name="mean", line={"width": 4}))
-    fig.add_trace(go.Scatter(x=confs, y=mn, mode="lines+markers", name="min", line={"width": 2}))
-    fig.add_vline(x=ModelConfig().conf, line_dash="dash", annotation_text="default")
-    fig.add_hline(y=0.9, line_dash="dot", annotation_text="target 0.90")
-    fig.update_layout(title="Event F1 against the detector threshold (model.conf), other settings default",
-                      xaxis_title="model.conf", yaxis_title="event F1", yaxis_range=[0, 1.02], height=450)
-    html = out_dir / "sensitivity_conf.html"
-    fig.write_html(html, include_plotlyjs=True)
-    png = out_dir / "sensitivity_conf.png"
-    try:
-        fig.write_image(png, width=900, height=450)
-    except (ImportError, RuntimeError, ValueError, OSError) as e:  # kaleido missing or no Chrome: the HTML is the plot
-        print(f"PNG not written ({type(e).__name__}: {e}); the HTML has the plot", file=sys.stderr)
-        png = None
-    return {"conf": confs, "f1": per, "mean": mean, "min": mn, "html": str(html), "png": str(png) if png else None}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    doc = {}
+    for key, label, values in SENSITIVITY:
+        if keys and key not in keys:
+            continue
+        per = {n: [] for n in names}
+        mota = {n: [] for n in names}
+        idf1 = {n: [] for n in names}
+        for v in values:
+            r = run_setting({key: v}, names)
+            for n in names:
+                per[n].append(r[n]["f1"])
+                mota[n].append(r[n]["MOTA"])
+                idf1[n].append(r[n]["IDF1"])
+        mean = [float(np.mean([per[n][i] for n in names])) for i in range(len(values))]
+        mn = [float(min(per[n][i] for n in names)) for i in range(len(values))]
+        fig = go.Figure()
+        for n in names:
+            fig.add_trace(go.Scatter(x=values, y=per[n], mode="lines+markers", name=n, line={"dash": "dot"}))
+        fig.add_trace(go.Scatter(x=values, y=mean, mode="lines+markers", name="mean", line={"width": 4}))
+        fig.add_trace(go.Scatter(x=values, y=mn, mode="lines+markers", name="min", line={"width": 2}))
+        d = _default(key)
+        fig.add_vline(x=d, line_dash="dash", annotation_text="default" if key not in PROPOSED else "today")
+        fig.add_hline(y=0.9, line_dash="dot", annotation_text="target 0.90")
+        fig.update_layout(title=f"Event F1 against {label}, other settings default (cached detections)",
+                          xaxis_title=label, yaxis_title="event F1", yaxis_range=[0.6, 1.02], height=450, width=900)
+        html = out_dir / f"scenarios_sensitivity_{key}.html"
+        fig.write_html(html, include_plotlyjs="cdn")
+        png = out_dir / f"scenarios_sensitivity_{key}.png"
+        try:
+            fig.write_image(png, width=900, height=450)
+        except (ImportError, RuntimeError, ValueError, OSError) as e:  # kaleido/Chrome missing: the HTML is the plot
+            print(f"PNG not written ({type(e).__name__}: {e}); the HTML has the plot", file=sys.stderr)
+            png = None
+        doc[key] = {"label": label, "values": values, "default": d, "f1": per, "mean": mean, "min": mn,
+                    "MOTA": mota, "IDF1": idf1, "html": str(html), "png": str(png) if png else None}
+        print(f"sensitivity {key}: " + ", ".join(f"{v}: min {a:.3f} mean {b:.3f}" for v, a, b in zip(values, mn, mean)),
+              file=sys.stderr, flush=True)
+    return doc
 
 
 def main(argv=None) -> int:
@@ -152,12 +190,19 @@ def main(argv=None) -> int:
     ap.add_argument("--sequences", nargs="+", default=list(SEQUENCES))
     ap.add_argument("--no-ultralytics", action="store_true")
     ap.add_argument("--no-sensitivity", action="store_true")
+    ap.add_argument("--sensitivity-only", action="store_true", help="only the sensitivity plots (cached detections)")
+    ap.add_argument("--plots", default="benchmarks/results", help="where the sensitivity plots go [benchmarks/results]")
     ap.add_argument("--fresh", action="store_true", help="re-run Ultralytics even if its tracks are cached")
     a = ap.parse_args(argv)
     out_dir = Path(a.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     from pockit.config import ModelConfig, TrackerConfig
 
+    if a.sensitivity_only:
+        doc = {"defaults": {"model": ModelConfig().model_dump(), "tracker": TrackerConfig().model_dump()},
+               "sensitivity": sensitivity(Path(a.plots), a.sequences)}
+        Path(a.json or Path(a.plots) / "scenarios_sensitivity.json").write_text(json.dumps(doc, indent=1, default=str))
+        return 0
     results: dict = {}
     for name in a.sequences:
         seq = sequence(name)
@@ -170,8 +215,8 @@ def main(argv=None) -> int:
     print(doc["table"])
     print("\n".join(doc["targets"]))
     if not a.no_sensitivity:
-        doc["sensitivity"] = sensitivity(out_dir, a.sequences)
-        print(f"sensitivity: {doc['sensitivity']['html']}")
+        doc["sensitivity"] = sensitivity(Path(a.plots), a.sequences)
+        print("sensitivity: " + ", ".join(v["html"] for v in doc["sensitivity"].values()))
     if a.json:
         Path(a.json).write_text(json.dumps(doc, indent=1, default=str))
     return 0

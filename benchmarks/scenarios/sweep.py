@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import json
 import sys
 import tempfile
@@ -26,14 +27,16 @@ from detcache import detections
 def scene_config(seq, rule_defaults: dict | None = None):
     """The scene as a PocConfig; rule_defaults fill fields the scene leaves unset (e.g. min_frames)."""
     from pockit.config import parse_config
-    from pockit.rules.schema import LineCrossingRule, ZoneEnterRule
 
     data = yaml.safe_load(seq.scene.read_text())
-    for r in data.get("rules", []):
-        for k, v in (rule_defaults or {}).items():
-            model = {"zone_enter": ZoneEnterRule, "line_crossing": LineCrossingRule}.get(r["type"])
-            if model is not None and k in model.model_fields and k not in r:
-                r[k] = v
+    if rule_defaults:
+        from pockit.rules.schema import LineCrossingRule, ZoneEnterRule
+
+        for r in data.get("rules", []):
+            for k, v in rule_defaults.items():
+                model = {"zone_enter": ZoneEnterRule, "line_crossing": LineCrossingRule}.get(r["type"])
+                if model is not None and k in model.model_fields and k not in r:
+                    r[k] = v
     return parse_config(data, str(seq.scene))
 
 
@@ -85,6 +88,15 @@ def settings(grid: dict) -> list[dict]:
     return [dict(zip(keys, vals)) for vals in itertools.product(*(grid[k] for k in keys))]
 
 
+def _debounce(s: dict, name: str) -> dict | None:
+    """Proposed rule change "debounce in seconds": zone_enter/line_crossing min_frames derived from the
+    footage's frame rate, min_frames = max(1, ceil(debounce_s x fps))."""
+    if not s.get("debounce_s"):
+        return None
+    fps = sequence(name).fps
+    return {"min_frames": max(1, math.ceil(s["debounce_s"] * fps - 1e-9))}
+
+
 def run_setting(s: dict, names=SEQUENCES, workdir: Path | None = None) -> dict:
     tracker = {k2: s[k1] for k1, k2 in (("high", "high_conf_det_threshold"), ("act", "track_activation_threshold"),
                                         ("lost", "lost_track_seconds"), ("mcf", "minimum_consecutive_frames"),
@@ -92,13 +104,13 @@ def run_setting(s: dict, names=SEQUENCES, workdir: Path | None = None) -> dict:
                                         ("reid", "reid_distance")) if k1 in s}
     rd = {"min_frames": s["min_frames"]} if "min_frames" in s else None
     restore = None
-    if s.get("line_band") or s.get("crowd_hold"):  # proposed rule semantics, measured by patching (rule_variants)
+    if s.get("crowd_hold"):  # proposed rule semantics, measured by patching (rule_variants.py)
         from rule_variants import apply
 
-        restore = apply(line_band=s.get("line_band", 0.0), crowd_hold=s.get("crowd_hold", 0.0))
+        restore = apply(crowd_hold=s["crowd_hold"])
     try:
-        return {n: simulate(n, conf=s.get("conf"), iou=s.get("iou"), tracker=tracker, rule_defaults=rd,
-                            workdir=workdir) for n in names}
+        return {n: simulate(n, conf=s.get("conf"), iou=s.get("iou"), tracker=tracker,
+                            rule_defaults=_debounce(s, n) or rd, workdir=workdir) for n in names}
     finally:
         if restore is not None:
             restore()
