@@ -260,3 +260,32 @@ def test_print_layout(chromium, tmp_path, tud_campus, lang):
     assert stranded == []
     # the cover (with its signature table) is page 1 alone; the executive summary starts page 2
     assert pages[0][0].startswith(unicodedata.normalize("NFKC", headings[0])) and pages[1][0] in heads
+
+
+@pytest.mark.slow
+def test_real_run_clips_play_in_the_report(chromium, tmp_path, tud_campus):
+    """`pockit run` with alarm clips on (the person detector on 30 TUD-Campus frames), then the report: every
+    alarm of the run is in the table with its clip, and each clip (H.264 written by the pipeline) plays."""
+    import yaml
+    from click.testing import CliRunner
+
+    from pockit.cli import cli
+    from pockit.core import read_events
+
+    cfg = {"name": "real-clips", "sources": [{"id": "campus", "uri": str(tud_campus / "img1"), "fps": 25,
+                                              "max_frames": 30}],
+           "model": {"path": "person-yolov8s", "conf": 0.25},
+           "rules": [{"name": "walkway_zone", "type": "zone_enter",
+                      "zone": [[0.05, 0.6], [0.5, 0.6], [0.5, 0.98], [0.05, 0.98]]}],
+           "outputs": {"dir": str(tmp_path / "runs"), "run_name": "real", "snapshots": True, "clip_seconds": 1.0},
+           "poc": POC}
+    (tmp_path / "poc.yaml").write_text(yaml.safe_dump(cfg))
+    res = CliRunner().invoke(cli, ["run", str(tmp_path / "poc.yaml")])
+    assert res.exit_code == 0, res.output
+    run = tmp_path / "runs" / "real"
+    events = read_events(run / "events.jsonl")
+    assert events and all((run / e.clip).is_file() for e in events)
+    out = build_report(run, out=tmp_path / "real.html")
+    states = _video_states(chromium, out)
+    assert len(states) == len(events)
+    assert all(rs >= 2 and err is None and w > 0 and t > 0 for rs, err, w, _, t in states), states
