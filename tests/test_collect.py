@@ -7,6 +7,7 @@ boxes, broker and collector are killed mid-run and everything raised must be col
 from __future__ import annotations
 
 import base64
+import getpass
 import json
 import os
 import shutil
@@ -139,7 +140,9 @@ def _mosquitto() -> str:
 
 
 class Mosquitto:
-    """mosquitto with persistence saved on every change, so a SIGKILL loses (almost) nothing it acknowledged."""
+    """mosquitto with persistence saved after every change (as root it would drop to the user 'mosquitto', who
+    cannot write the test's folder: `user` keeps the current one), so a restarted broker still has the
+    collector's session and the messages queued for it."""
 
     def __init__(self, tmp_path: Path, port: int) -> None:
         self.port = port
@@ -148,7 +151,7 @@ class Mosquitto:
         self.conf = tmp_path / "mosquitto.conf"
         self.conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
                              f"persistence_location {store}/\nautosave_on_changes true\nautosave_interval 1\n"
-                             "max_queued_messages 0\n")
+                             f"max_queued_messages 0\nuser {getpass.getuser()}\n")
         self.proc = None
 
     def start(self):
@@ -182,7 +185,7 @@ def _tansu() -> str:
 
 
 def _popen(args, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(args, stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=ENV,  # noqa: SIM115
+    return subprocess.Popen(args, stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=ENV,
                             start_new_session=True, cwd=str(log.parent))
 
 
@@ -206,8 +209,8 @@ def _lines(p: Path) -> int:
 # ------------------------------------------------------------------------------------------ end to end
 BOXES = {  # box id -> cameras (source id, path under the shared data, fps analysed)
     "box-a": [("stadtmitte", "mot/TUD-Stadtmitte", 5), ("campus", "mot/TUD-Campus", 5)],
-    "box-b": [("pets", "mot/PETS09-S3-MF1", 3), ("kitti", "mot/KITTI-17", 3)],
-    "box-c": [("office", "video/one-by-one-person-detection.mp4", 2), ("hall", "video/ABODA_video4.avi", 2)],
+    "box-b": [("pets", "mot/PETS09-S3-MF1", 3), ("hall", "video/ABODA_video4.avi", 1)],
+    "box-c": [("kitti", "mot/KITTI-17", 3), ("office", "video/one-by-one-person-detection.mp4", 1)],
 }
 
 
@@ -251,9 +254,9 @@ def _raised(tmp_path: Path) -> dict[tuple[str, str], Event]:
 @pytest.mark.slow
 def test_three_boxes_one_collection_through_mosquitto_with_box_broker_and_collector_killed(shared_data, tmp_path):
     """3 `pockit run` boxes x 2 cameras, mosquitto, `pockit collect`: box-a is SIGKILLed after its first alarms
-    (and started again: its delivery queue resends what the killed run left), the collector is SIGKILLed and
-    restarted, the broker is SIGKILLed and restarted; every event the boxes wrote to their events.jsonl is
-    collected exactly once, with its snapshot, in time order."""
+    (and started again: its delivery queue resends what the killed run left), the broker is SIGKILLed and
+    restarted, then the collector is SIGKILLed and restarted; every event the boxes wrote to their
+    events.jsonl is collected exactly once, with its snapshot, in time order."""
     port = free_port()
     broker = Mosquitto(tmp_path, port).start()
     col_dir = tmp_path / "collected"
@@ -270,15 +273,16 @@ def test_three_boxes_one_collection_through_mosquitto_with_box_broker_and_collec
             (tmp_path / "box-a/run1.log").read_text()
         time.sleep(0.3)
         _kill(procs.pop("box-a"))
-        # 2. the collector dies (SIGKILL) and comes back: the broker kept its messages meanwhile
-        _kill(col)
-        time.sleep(1.0)
-        col = _collect(col_dir, "--mqtt", f"127.0.0.1:{port}")
-        # 3. the broker dies (SIGKILL) once box-b raised alarms, and is back 2 s later
+        # 2. the broker dies (SIGKILL) once box-b raised alarms, and is back 2 s later
         assert wait_until(lambda: _lines(tmp_path / "box-b/run1/events.jsonl") >= 1, 240, 0.05)
         broker.kill()
         time.sleep(2.0)
         broker.start()
+        # 3. the collector dies (SIGKILL) and comes back: the broker keeps its messages meanwhile
+        time.sleep(1.0)
+        _kill(col)
+        time.sleep(1.0)
+        col = _collect(col_dir, "--mqtt", f"127.0.0.1:{port}")
         # 4. box-a starts again (new run, same delivery queue: the killed run's leftovers go first)
         procs["box-a2"] = _run_box(cfgs["box-a"], "run2")
         for name, p in procs.items():
@@ -301,7 +305,7 @@ def test_three_boxes_one_collection_through_mosquitto_with_box_broker_and_collec
     assert set(keys) == set(raised), (set(raised) - set(keys), set(keys) - set(raised))
     assert rows == sorted(rows, key=order_key)
     assert {r["extra"]["box"] for r in rows} == set(BOXES)
-    assert len({(r["extra"]["box"], r["source"]) for r in rows}) >= 5  # (a camera may see nobody in 8 frames)
+    assert len({(r["extra"]["box"], r["source"]) for r in rows}) >= 4  # (a camera may see nobody in 8 frames)
     killed_run = _lines(tmp_path / "box-a/run1/events.jsonl")
     assert killed_run >= 1 and sum(1 for k in keys if k in {(b, e.id) for (b, _), (e, d) in raised.items()
                                                              if d.name == "run1" and b == "box-a"}) == killed_run

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from pockit.cli import cli
 from pockit.config import load_config
-from pockit.deploy.plan import PlanError, load_bench, plan_site, write_plan
+from pockit.deploy.plan import PlanError, load_bench, plan_site
 
 
 def _bench(path, costs, cases=((1, 500.0), (4, 560.0)), memory_gb=8.0):
