@@ -429,3 +429,25 @@ def read_events_(run):
     from pockit.core import read_events
 
     return read_events(run / "events.jsonl")
+
+
+def test_timeline_rows_symbols_and_units():
+    from pockit.report.builder import _timeline, clock
+    from pockit.report.i18n import translator
+
+    def alarm(i, time, cam, rule, verdict):
+        return {"id": f"e{i}", "time": time, "clock": clock(time), "camera": cam, "rule": rule, "verdict": verdict}
+
+    alarms = [alarm(1, 30.0, "box1 / gate", "zone", "tp"), alarm(2, 1200.0, "box2 / yard", "zone", "fp"),
+              alarm(3, 90.0, "box1 / gate", "line", None)]
+    missed = [{"rule": "zone", "time": 600.0, "clock": clock(600.0), "camera": "box2 / yard"}]
+    fig = _timeline(alarms, missed, translator("en"))
+    tr = {t.name: t for t in fig.data}
+    assert list(tr) == ["line", "zone", "Missed events"]
+    assert list(tr["zone"].x) == [0.5, 20.0] and list(tr["zone"].marker.symbol) == ["circle", "x"]  # minutes
+    assert list(tr["Missed events"].x) == [10.0] and tr["Missed events"].marker.symbol == "circle-open"
+    assert fig.layout.xaxis.title.text == "time in the footage (min)"
+    assert list(fig.layout.yaxis.categoryarray) == ["box2 / yard", "box1 / gate"]
+    assert [c[1] for c in tr["zone"].customdata] == ["0:30.0", "20:00.0"] and clock(3725.04) == "1:02:05.0"
+    short = _timeline([alarm(1, 2.5, "gate", "zone", None)], [], translator("zh"))
+    assert list(short.data[0].x) == [2.5] and short.layout.xaxis.title.text == "视频内时间 (秒)"

@@ -786,13 +786,15 @@ def _timeline(alarms: Sequence[dict[str, Any]], missed: Sequence[dict[str, Any]]
     import plotly.graph_objects as go
 
     cams = sorted({a["camera"] for a in alarms} | {m["camera"] for m in missed})
+    longest = max([a["time"] for a in alarms] + [m["time"] for m in missed] + [0.0])
+    unit = 60.0 if longest > 600 else 1.0  # minutes for footage longer than 10 min
     fig = go.Figure()
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
     rules = sorted({a["rule"] for a in alarms})
     for i, rule in enumerate(rules):
         rows = [a for a in alarms if a["rule"] == rule]
         fig.add_trace(go.Scatter(
-            x=[a["time"] for a in rows], y=[a["camera"] for a in rows], mode="markers", name=rule,
+            x=[a["time"] / unit for a in rows], y=[a["camera"] for a in rows], mode="markers", name=rule,
             marker={"size": 11, "color": palette[i % len(palette)], "line": {"width": 1, "color": "#333"},
                     "symbol": ["x" if a["verdict"] == "fp" else "circle" for a in rows]},
             customdata=[[a["id"], a["clock"], t("v_" + a["verdict"]) if a["verdict"] else ""] for a in rows],
@@ -800,12 +802,13 @@ def _timeline(alarms: Sequence[dict[str, Any]], missed: Sequence[dict[str, Any]]
                           "<extra></extra>"))
     if missed:
         fig.add_trace(go.Scatter(
-            x=[m["time"] for m in missed], y=[m["camera"] for m in missed], mode="markers", name=t("missed"),
+            x=[m["time"] / unit for m in missed], y=[m["camera"] for m in missed], mode="markers", name=t("missed"),
             marker={"size": 11, "symbol": "circle-open", "color": "#d62728", "line": {"width": 2}},
             customdata=[[m["rule"], m["clock"]] for m in missed],
             hovertemplate="%{customdata[0]}<br>%{y} · %{customdata[1]}<extra></extra>"))
     fig.update_layout(height=170 + 36 * len(cams), title={"text": t("timeline_title"), "y": 0.97, "yanchor": "top"},
-                      margin={"t": 70, "b": 45, "l": 10, "r": 10}, xaxis_title=t("timeline_axis"),
+                      margin={"t": 70, "b": 45, "l": 10, "r": 10},
+                      xaxis_title=t("timeline_axis" if unit == 1 else "timeline_axis_min"),
                       legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.0, "yanchor": "bottom"},
                       yaxis={"categoryorder": "array", "categoryarray": cams[::-1], "automargin": True})
     return fig

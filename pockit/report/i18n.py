@@ -182,6 +182,7 @@ T: dict[str, dict[str, str]] = {
     "alarm_list": {"en": "Every alarm", "zh": "全部告警"},
     "timeline_title": {"en": "Alarms over time, per camera", "zh": "各摄像机告警时间线"},
     "timeline_axis": {"en": "time in the footage (s)", "zh": "视频内时间 (秒)"},
+    "timeline_axis_min": {"en": "time in the footage (min)", "zh": "视频内时间 (分钟)"},
     "timeline_note": {"en": "One row per camera, one colour per rule; a cross is a false alarm, an open circle a "
                             "missed event (with ground truth).",
                       "zh": "每行一路摄像机，每种颜色一条规则；叉号为误报，空心圆为漏报（有真值时）。"},
