@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import math
 import json
+import math
 import sys
 import tempfile
 from pathlib import Path
