@@ -185,3 +185,41 @@ def test_object_left_by_its_owner_alarms_once_then_owner_return_rearms():
     # (FG_OWNER_SLACK) -> away from 9.5 s -> alarm at 11.5 s
     assert [(e.time, e.extra["owner"], e.extra["unattended_since"]) for e in evs] == [(5.0, 7, 3.0), (11.5, 7, 9.5)]
     assert evs[0].bbox[0] <= 72 and evs[0].bbox[2] >= 88
+
+
+def _low_contrast_bag(i, img):
+    """An object only 10 grey levels brighter than the floor (its texture kept) dropped at 1.0 s by person 7
+    (gone at 1.5 s); a backpack detection on it from 1.2 s. Rows: (track id, box, class id)."""
+    rows = []
+    if i >= 10:
+        img[60:80, 70:90] = np.clip(img[60:80, 70:90].astype(np.int16) + 10, 0, 255).astype(np.uint8)
+    if i < 15:
+        rows.append((7, [88, 20, 110, 82.0], 0))
+    if i >= 12:
+        rows.append((50, [69, 59, 91, 81.0], 1))
+    return rows
+
+
+def _run_classes(draw, seconds, rule):
+    eng = RuleEngine([rule], "s", class_names=NAMES)
+    evs = []
+    for i, t, img, rows in _scene(draw, seconds=seconds):
+        d = Detections(np.array([b for _, b, _ in rows], np.float64).reshape(-1, 4),
+                       track_ids=np.array([k for k, _, _ in rows], np.int64),
+                       class_ids=np.array([c for _, _, c in rows], np.int32), class_names=NAMES)
+        evs += eng.update(Frame(img, i, t, "s"), d, t, i)
+    return evs, eng.rules[0]
+
+
+def test_object_classes_confirm_a_blob_the_lighting_test_would_reject():
+    base = {**RULE, "min_duration": 2.0, "unattended": 2.0}
+    evs, rule = _run_classes(_low_contrast_bag, 8.0, base)  # option unset: the detection changes nothing
+    assert evs == [] and [b.verdict for b in rule.blobs.values()] == ["lighting"]
+    evs, rule = _run_classes(_low_contrast_bag, 8.0, {**base, "object_classes": ["handbag"]})  # other class
+    assert evs == [] and [b.verdict for b in rule.blobs.values()] == ["lighting"]
+    evs, rule = _run_classes(_low_contrast_bag, 8.0, {**base, "object_classes": ["backpack", "suitcase"]})
+    assert rule.mode == "foreground"
+    # blob static from 3.0 s (dropped 1.0 + min_duration 2.0), owner gone since 1.5 s -> 2 s later
+    assert [(e.time, e.class_name, e.extra["owner"], e.extra["detector_class"]) for e in evs] == [
+        (5.0, "backpack", 7, "backpack")]
+    assert evs[0].bbox[0] <= 72 and evs[0].bbox[2] >= 88

@@ -40,6 +40,9 @@ class AbandonedObjectRule(RuleBase):
                                   "(foreground mode) when <= 10, pixels when > 10")
     unattended: float = Field(5.0, ge=0, description="seconds the owner is away before the alarm")
     min_area: float | None = Field(None, ge=0, description="foreground mode: smallest blob in px^2 (None: 0.1 % of the frame)")
+    object_classes: list[str | int] | None = Field(
+        None, description="foreground mode: detections of these classes (e.g. backpack, handbag, suitcase from an extra "
+        "model) on a static blob confirm it as an object (the event gets the class; lighting/ghost tests skipped)")
 
 
 class FgBlob:
@@ -113,8 +116,12 @@ class AbandonedObject(Rule):
     person the detector missed), is explained by a gain/offset of the surrounding background (lighting:
     residual < FG_MIN_RESIDUAL grey levels or 2.5x the ring's), or has its outline in the background
     rather than in the frame (a ghost: edge ratio < FG_GHOST_EDGE). A person box covering most of the
-    blob pauses the alarm but not the unattended time. A detection of ``classes`` on the blob (fusion
-    with a bag detector) gives the event its class and skips the lighting/ghost tests. The event's box
+    blob pauses the alarm but not the unattended time. A detection of ``classes`` or ``object_classes``
+    overlapping the blob at any time (IoU >= 0.2 or its centre in the detection's box; fusion with a bag
+    detector, e.g. an extra COCO model without ``attach_to``) confirms it: the event gets that class
+    (``extra.detector_class``) and the lighting/ghost tests are skipped (the owner, size, border and
+    motion tests still apply). ``object_classes`` does not change the mode (``classes`` in ``auto`` mode
+    selects detector mode); unset, nothing changes. The event's box
     is the object's; ``extra`` holds the owner track id, the onset (``appeared``), ``unattended_since``
     and the test values. The owner coming back re-arms. Without person classes in the model,
     attendance falls back to motion around the blob (no owner test). Times are seconds and sizes are
@@ -209,11 +216,18 @@ class AbandonedObject(Rule):
         self.history_s = max(FG_HISTORY_SECONDS, c.min_duration + self.fg.short_seconds + FG_OWNER_SLACK)
 
     def _fg_bags(self, dets: Detections, names) -> np.ndarray:
-        """Boxes + class ids of bag-class detections (``classes``) for fusion; empty without a class filter."""
-        if self.cfg.classes is None:
+        """Boxes + class ids of the detections that confirm a blob (``classes``, then ``object_classes``);
+        empty when neither is set."""
+        parts = []
+        if self.cfg.classes is not None:
+            parts.append(self.allowed_ids(names))
+        if self.cfg.object_classes is not None:
+            parts.append(self.allowed_ids(names, self.cfg.object_classes, "object_classes"))
+        if not parts:
             return np.zeros((0, 5))
-        ids = self.allowed_ids(names)
-        m = isin(dets.class_ids, ids)
+        m = np.zeros(len(dets), bool)
+        for ids in parts:
+            m |= isin(dets.class_ids, ids)
         return np.column_stack([dets.xyxy[m].astype(np.float64), dets.class_ids[m]]) if m.any() else np.zeros((0, 5))
 
     def _fg_owner(self, blob, t: float) -> tuple[int | None, np.ndarray | None]:
