@@ -211,7 +211,8 @@ def plan_cmd(config, bench_path, target, boxes, headroom, res, default_res, defa
     except (PlanError, ConfigError, BundleError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"{plan['cameras']} cameras on {len(plan['boxes'])} box(es) of {plan['device']} "
-               f"({plan['kind']}: {plan['label']}); fewest that fit: {plan['fewest_boxes']}")
+               f"({plan['kind']}: {plan['label']}); fewest that fit: {plan['fewest_boxes']}; resource use below "
+               f"is of the usable {plan['headroom']:.0%}")
     for bx in plan["boxes"]:
         use = "  ".join(f"{r} {v:.0%}" for r, v in bx["use"].items())
         cams = ", ".join(f"{c['id']} {c['width']}x{c['height']}@{c['fps']:g}" for c in bx["cameras"])
