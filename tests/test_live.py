@@ -111,7 +111,8 @@ def test_mjpeg_stream_serves_changing_frames_with_the_zone_count_drawn():
         assert srv.clients() == [{"source": "cam", "peer": "127.0.0.1", "connected": True, "sent": 2, "dropped": 0}]
         reader.sock.close()
         wait_for(lambda: not srv.clients()[0]["connected"], what="the hang-up to be noticed")
-        assert srv.hub.sources["cam"].board.watchers == 0
+        # nobody left: the stream client is gone, the /frame request above keeps frames coming for 3 s only
+        wait_for(lambda: srv.hub.sources["cam"].board.watchers == 0, timeout=10, what="no more watchers")
         pub.close()
 
 
@@ -127,7 +128,15 @@ def test_frames_are_encoded_only_while_someone_watches_and_counts_go_on():
         assert srv.counts()["cam"]["zones"] == {"yard area": 1}
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(srv.url + "frame/cam.jpg", timeout=10)
-        assert e.value.code == 503 and b"while a stream client watches" in e.value.read()
+        assert e.value.code == 503 and e.value.read() == b"no frame yet: frames are drawn while someone watches; " \
+            b"ask again in a moment\n"
+        assert pub.encoded == 0
+        # asking for the latest frame counts as watching for a few seconds: the next frame is drawn and served
+        wait_for(lambda: srv.hub.sources["cam"].board.watchers == 1, what="the poll to count as watching")
+        assert pub.publish(Frame(img, 3, 0.3, "cam"), person(240)) is True and pub.encoded == 1
+        wait_for(lambda: srv.hub.latest("cam")[0] == 1, what="the frame at the server")
+        jpg = urllib.request.urlopen(srv.url + "frame/cam.jpg", timeout=10).read()
+        assert cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR).shape == (240, 320, 3)
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(srv.url + "stream/nope.mjpg", timeout=10)
         assert e.value.code == 404 and e.value.read() == b"no source 'nope' in this run (sources: cam)\n"

@@ -78,3 +78,48 @@ def test_index_page_shows_the_stream_updating(tmp_path):
         clients = srv.clients()
     assert clients and clients[0]["source"] == "cam 1" and clients[0]["sent"] >= 2
     assert (tmp_path / "live.png").stat().st_size > 5000
+
+
+def test_index_page_with_many_sources_polls_stills(tmp_path):
+    """Six sources: more MJPEG streams than a browser opens connections to one server (6), so the page polls
+    each source's latest frame instead, and every picture and the counts still arrive."""
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    exe = find_chromium()
+    if exe is None:
+        pytest.fail("Chromium not found: `apt-get install chromium` (scripts/test.sh installs it)")
+    ids = [f"cam{k}" for k in range(6)]
+    stop = threading.Event()
+    with LiveServer(ids, port=0) as srv:
+        pubs = {sid: LivePublisher(LiveConfig(port=srv.port, fps=20), sid, RULES, {0: "person"}) for sid in ids}
+
+        def publish():
+            i = 0
+            while not stop.is_set():
+                for k, sid in enumerate(ids):
+                    x = 20 + (i * 6 + 40 * k) % 280
+                    d = Detections(xyxy=[[x, 100, x + 20, 200]], track_ids=[1], class_ids=[0],
+                                   class_names={0: "person"})
+                    pubs[sid].publish(Frame(np.full((240, 320, 3), 60, np.uint8), i, i / 10, sid), d)
+                i += 1
+                time.sleep(0.1)
+
+        t = threading.Thread(target=publish, daemon=True)
+        t.start()
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(srv.url)
+                assert page.eval_on_selector_all("img", "is => is.map(i => i.dataset.still)") == \
+                    [f"frame/{sid}.jpg" for sid in ids]
+                page.wait_for_function("[...document.querySelectorAll('section.src img')]"
+                                       ".every(i => i.naturalWidth === 320)", timeout=30000)
+                page.wait_for_function("[...document.querySelectorAll('.counts')]"
+                                       ".every(c => c.textContent.includes('objects now: 1'))", timeout=30000)
+                browser.close()
+        finally:
+            stop.set()
+            t.join(5)
+            for pub in pubs.values():
+                pub.close()
+        assert srv.clients() == []  # no MJPEG connection was opened

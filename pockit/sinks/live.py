@@ -53,6 +53,7 @@ SEND_TIMEOUT_S = 10.0  # a client that takes no bytes for this long is disconnec
 CLIENT_SNDBUF = 256 * 1024  # bytes queued per client socket: a slow client holds about one frame, not many
 META_EVERY_S = 0.2  # counts are published at most this often when no frame is encoded
 ATTACH_RETRY_S = 2.0
+STREAMS_ON_INDEX = 4  # the index page shows this many sources as MJPEG streams; more are polled as stills
 
 
 def board_name(port: int, source_id: str) -> str:
@@ -187,8 +188,10 @@ class LivePublisher:
             except FileNotFoundError:
                 if not self._warned:
                     self._warned = True
-                    log.info("outputs.live: no live server on port %s for source %s yet (the run's starter "
-                             "starts it: pockit run/demo, pockit.sinks.live.serving)", self.cfg.port, self.source_id)
+                    log.warning("outputs.live is set but no live server serves port %s for source %s: `pockit "
+                                "run`/`pockit demo` start it; from Python, run inside `with "
+                                "pockit.sinks.live.serving(cfg):` or use pockit.notebook.display.run_live",
+                                self.cfg.port, self.source_id)
                 return None
         return self.board
 
@@ -284,6 +287,7 @@ class _Source:
         self.meta: dict[str, Any] = {}
         self.seq = 0
         self.watchers = 0
+        self.polled_until = 0.0  # /frame requests keep frames coming until then
         self.cond = threading.Condition()
 
 
@@ -310,7 +314,12 @@ class LiveHub:
 
     def _run(self) -> None:
         while not self.closed.wait(self.poll_s):
+            now = time.monotonic()
             for src in self.sources.values():
+                with self.lock:
+                    n = src.watchers + (1 if now < src.polled_until else 0)
+                    if src.board.watchers != n:
+                        src.board.set_watchers(n)
                 if src.board.seq == src.seq:
                     continue
                 rec = src.board.read()
@@ -328,11 +337,20 @@ class LiveHub:
                         src.cond.notify_all()
 
     def watch(self, source: str, delta: int) -> None:
+        """A viewer of ``source`` came (+1) or left (-1): frames are drawn while any viewer is there."""
         src = self.sources[source]
         with self.lock:
             src.watchers = max(0, src.watchers + delta)
             if not self.closed.is_set():
-                src.board.set_watchers(src.watchers)
+                src.board.set_watchers(src.watchers + (1 if time.monotonic() < src.polled_until else 0))
+
+    def poll(self, source: str, seconds: float = 3.0) -> None:
+        """Someone asked for the latest frame: keep drawing frames of ``source`` for ``seconds`` more."""
+        src = self.sources[source]
+        with self.lock:
+            src.polled_until = time.monotonic() + seconds
+            if not self.closed.is_set():
+                src.board.set_watchers(src.watchers + 1)
 
     def wait_frame(self, source: str, after: int, timeout: float) -> tuple[int, bytes] | None:
         """The newest frame with a frame number above ``after``, waiting up to ``timeout`` s; None if none came."""
@@ -488,10 +506,11 @@ class _Handler(BaseHTTPRequestHandler):
             elif path.startswith("/frame/") and path.endswith(".jpg"):
                 sid = self._source(path, "/frame/", ".jpg")
                 if sid is not None:
+                    self.live.hub.poll(sid)
                     _, jpeg, _ = self.live.hub.latest(sid)
                     if jpeg is None:
-                        self._send(503, b"no frame yet: frames are drawn while a stream client watches this "
-                                        b"source (open /stream/<source>.mjpg)\n", "text/plain; charset=utf-8")
+                        self._send(503, b"no frame yet: frames are drawn while someone watches; ask again in a "
+                                        b"moment\n", "text/plain; charset=utf-8")
                     else:
                         self._send(200, jpeg, "image/jpeg")
             else:
@@ -557,12 +576,17 @@ def _peer_closed(sock: socket.socket) -> bool:
 
 
 def _index_html(live: LiveServer) -> str:
+    """One card per source. Up to :data:`STREAMS_ON_INDEX` sources, each ``<img>`` is its MJPEG stream; with
+    more, the page polls ``frame/<source>.jpg`` instead (a browser opens at most 6 connections per server, and
+    every MJPEG stream holds one open)."""
     cards = []
+    streams = len(live.source_ids) <= STREAMS_ON_INDEX
     for sid in live.source_ids:
         q = quote(sid, safe="")
         e = html.escape(sid)
+        src = f'src="stream/{q}.mjpg"' if streams else f'data-still="frame/{q}.jpg"'
         cards.append(f'<section class="src" data-source="{html.escape(sid, quote=True)}"><h2>{e}</h2>'
-                     f'<img src="stream/{q}.mjpg" alt="live view of {e}">'
+                     f'<img {src} alt="live view of {e}">'
                      f'<div class="counts">waiting for the first frame</div>'
                      f'<a href="stream/{q}.mjpg">stream/{html.escape(q)}.mjpg</a></section>')
     return _PAGE.replace("{title}", html.escape(live.title)).replace("{cards}", "\n".join(cards))
@@ -602,6 +626,13 @@ async function tick(){
   }catch(e){document.getElementById("state").textContent="the run has ended (server stopped)";return;}
   setTimeout(tick,1000);
 }
+function still(img){  // many sources: the latest frame of each, twice a second
+  const next=new Image();
+  next.onload=()=>{img.src=next.src;setTimeout(()=>still(img),500);};
+  next.onerror=()=>setTimeout(()=>still(img),1000);
+  next.src=img.dataset.still+"?t="+Date.now();
+}
+for(const img of document.querySelectorAll("img[data-still]")) still(img);
 tick();
 </script></body></html>
 """
