@@ -414,6 +414,9 @@ def test_several_runs_one_site_report(tud_campus, tmp_path):
     assert len(re.findall(r'<tr class="alarm"', html)) == 3 * n
     assert html.count("<td>gate-box</td><td>campus</td>") == 1  # per-camera totals: one row per box and camera
     assert "gate-box / campus" in html and "yard-box / campus" in html
+    # no poc section: the dates come from the runs (both started 2026-01-01), the cover leaves blanks to fill in
+    assert '<p class="exec">PoC on 2026-01-01.</p>' in html and '<td id="cover-customer"></td>' in html
+    assert f'<p class="exec">{3 * n} alarm(s) were raised by 2 rule(s);' in html
     # the collected folder gives the same report; one box's gt without its name is refused
     res = CliRunner().invoke(cli, ["report", str(site), "-o", str(tmp_path / "site2.html")])
     assert res.exit_code == 0, res.output

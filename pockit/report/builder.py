@@ -942,9 +942,13 @@ def _executive_summary(site: Mapping[str, Any], t) -> list[str]:
     """A few plain sentences: what was analysed, what was raised, how accurate, what passed."""
     poc, out = site["poc"], []
     who = " · ".join(x for x in (poc["customer"], poc["site"]) if x)
-    when = t("exec_dates").format(start=poc["start"], end=poc["end"]) if poc["start"] else ""
-    if who or when:
-        out.append(" ".join(x for x in (who + (":" if who and when else ""), when) if x).strip() + ".")
+    one_day = not poc["end"] or poc["end"] == poc["start"]
+    when = t("exec_date" if one_day else "exec_dates").format(start=poc["start"], end=poc["end"]) if poc["start"] \
+        else ""
+    if who and when:
+        out.append(who + t("colon") + when)
+    elif who or when:
+        out.append(who + t("full_stop") if who else when)
     boxes = site["boxes"]
     out.append(t("exec_analysed").format(footage=site["footage"] or "-", cameras=len(site["cameras"]),
                                          boxes=len(boxes), frames=site["frames"]))

@@ -158,7 +158,10 @@ T: dict[str, dict[str, str]] = {
     "vendor_rep": {"en": "Vendor representative", "zh": "供应商代表"},
     # executive summary
     "exec_summary": {"en": "Executive summary", "zh": "执行摘要"},
-    "exec_dates": {"en": "PoC from {start} to {end}", "zh": "PoC 时间 {start} 至 {end}"},
+    "exec_dates": {"en": "PoC from {start} to {end}.", "zh": "PoC 时间 {start} 至 {end}。"},
+    "exec_date": {"en": "PoC on {start}.", "zh": "PoC 日期 {start}。"},
+    "colon": {"en": ": ", "zh": "："},
+    "full_stop": {"en": ".", "zh": "。"},
     "exec_analysed": {"en": "{footage} of video from {cameras} camera(s) on {boxes} edge box(es) was analysed "
                             "({frames} frames).",
                       "zh": "共分析 {boxes} 台边缘设备上 {cameras} 路摄像机的 {footage} 视频（{frames} 帧）。"},
