@@ -174,8 +174,12 @@ def test_trails_heatmap_and_line_counts_in_the_live_picture():
 def test_a_port_in_use_is_refused_with_the_setting_to_change():
     with LiveServer(["cam"], port=0) as srv:
         with pytest.raises(OSError, match=rf"outputs.live: cannot serve the live view on 127.0.0.1:{srv.port}: "
-                                          r".*set outputs.live.port, 0 = any free port"):
+                                          r"Address already in use \(another run or program listens there: set "
+                                          r"outputs.live.port \(0 = any free port\)\)"):
             LiveServer(["cam"], port=srv.port)
+        with pytest.raises(OSError, match=r"outputs.live: cannot serve the live view on 192.0.2.1:0: .* \(set "
+                                          r"outputs.live.host to an address of this machine"):
+            LiveServer(["cam"], host="192.0.2.1", port=0)  # TEST-NET: not an address of this machine
         assert urllib.request.urlopen(srv.url, timeout=10).status == 200  # the first one still serves
 
 

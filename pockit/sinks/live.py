@@ -20,6 +20,7 @@ free port, written back into ``cfg`` so the workers find the boards).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import html
 import json
@@ -403,11 +404,18 @@ class LiveServer:
         class Handler(_Handler):
             live = server
 
+        class Server(ThreadingHTTPServer):
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
         try:
-            self.httpd = ThreadingHTTPServer((host, int(port)), Handler)
+            self.httpd = Server((host, int(port)), Handler)
         except OSError as e:
-            raise OSError(f"outputs.live: cannot serve the live view on {host}:{port}: {e.strerror or e} "
-                          "(another run or program listens there? set outputs.live.port, 0 = any free port)") from None
+            if e.errno == errno.EADDRINUSE:
+                hint = "another run or program listens there: set outputs.live.port (0 = any free port)"
+            else:
+                hint = "set outputs.live.host to an address of this machine (127.0.0.1 = this machine only)"
+            raise OSError(f"outputs.live: cannot serve the live view on {host}:{port}: {e.strerror or e} ({hint})"
+                          ) from None
         self.httpd.daemon_threads = True
         self.host = host
         self.port = int(self.httpd.server_address[1])
