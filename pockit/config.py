@@ -174,11 +174,12 @@ class ExtraModelConfig(_M):
 class TrackerConfig(_M):
     type: Literal["bytetrack", "sort", "ocsort", "none"] = "bytetrack"
     track_activation_threshold: float = Field(0.5, ge=0, le=1)
-    high_conf_det_threshold: float = Field(0.35, ge=0, le=1, description="detections at or above it are matched "
+    high_conf_det_threshold: float = Field(0.3, ge=0, le=1, description="detections at or above it are matched "
                                            "first (below it: ByteTrack's second pass); new tracks start only from "
                                            "detections >= track_activation_threshold")
     minimum_iou_threshold: float = Field(0.1, ge=0, le=1)
-    lost_track_seconds: float = Field(1.0, ge=0, description="how long a lost track is kept for re-association")
+    lost_track_seconds: float = Field(1.5, ge=0, description="how long a lost track is kept for re-association "
+                                      "(x the source fps = frames)")
     minimum_consecutive_frames: int = Field(2, ge=1, description="frames before a track is confirmed")
     reid_distance: float = Field(0.5, ge=0, description="a new track takes the id of a track lost for at most "
                                  "lost_track_seconds whose centre (continued at its velocity) is within this many box "

@@ -82,7 +82,7 @@ def test_reidentification_keeps_the_id_of_a_track_lost_nearby():
 def test_reidentification_refuses_far_late_or_coexisting_tracks():
     ids, tr = _reappear(0.5, 30)  # 0.75 box heights away: someone else
     assert ids[13:] == [[2]] * 7 and tr.reidentified == 0
-    ids, tr = _reappear(0.5, 15, gap=12)  # lost 1.2 s > lost_track_seconds (1.0): removed, not re-identified
+    ids, tr = _reappear(0.5, 15, gap=16)  # lost 1.6 s > lost_track_seconds (1.5): removed, not re-identified
     assert ids[-1] == [2] and tr.reidentified == 0
     ids, tr = _reappear(0.5, 15, old_stays=True)  # both visible at once: two people
     assert ids[-1] == [1, 2] and tr.reidentified == 0
