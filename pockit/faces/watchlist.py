@@ -115,7 +115,7 @@ class EnrolResult:
     missing: list[str] = field(default_factory=list)  # identity folders with no accepted photo
 
     def summary(self) -> dict[str, Any]:
-        return {"identities": len(self.watchlist), "photos": len(self.accepted), "rejected": len(self.rejected),
+        return {"identities": len(self.watchlist), "photos": len(self.accepted), "refused": len(self.rejected),
                 "missing": list(self.missing)}
 
 
