@@ -19,7 +19,7 @@ import numpy as np
 
 from ..core import Event, load_mot_array, read_events
 from ..evaluate.detection import EvaluationError
-from .environment import machine_rows
+from .environment import gpu_text, machine_rows
 from .i18n import LIMITATIONS, translator
 
 log = logging.getLogger(__name__)
@@ -645,9 +645,8 @@ def _perf_section(run, run_dir, t, ctx, metrics):
         rows = [("machine_os", str(run["versions"]["platform"]))]
     perf["machine"] = rows or []
     m = run.get("machine") or host
-    gpus = m.get("gpus") or []
-    perf["host"] = (m.get("cpu") or m.get("name") or "") + (" + " + ", ".join(gpus) if isinstance(gpus, list) and gpus
-                                                          else f" + {gpus}" if gpus else "") or None
+    gpus = gpu_text(m.get("gpus"))
+    perf["host"] = " + ".join(x for x in (m.get("cpu") or m.get("name"), gpus) if x) or None
     if b is not None:
         cases = [{"batch": c.get("batch"), "streams": c.get("streams"), "fps": c.get("fps"),
                   "fps_per_stream": c.get("fps_per_stream")} for c in b.get("cases") or []]

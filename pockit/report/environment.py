@@ -118,6 +118,16 @@ def run_environment() -> dict[str, Any]:
     return {"machine": machine_info(), "versions": software_versions()}
 
 
+def gpu_text(gpus: Any) -> str:
+    """``["NVIDIA H200", "NVIDIA H200"]`` -> ``"2 x NVIDIA H200"`` (a string is returned as it is)."""
+    if isinstance(gpus, str):
+        return gpus
+    counted: dict[str, int] = {}
+    for g in gpus or []:
+        counted[str(g)] = counted.get(str(g), 0) + 1
+    return ", ".join(f"{n} x {g}" if n > 1 else g for g, n in counted.items())
+
+
 def machine_rows(run: dict[str, Any], bench_host: dict[str, Any] | None = None) -> list[tuple[str, str]] | None:
     """(label key, value) rows describing the machine that ran ``run`` (run.json), or None when run.json
     does not record it; ``bench_host`` (bench.json ``host``) is used when run.json has no ``machine``."""
@@ -135,10 +145,7 @@ def machine_rows(run: dict[str, Any], bench_host: dict[str, Any] | None = None) 
     if isinstance(gpus, str):
         gpus = [gpus]
     if gpus:
-        counted: dict[str, int] = {}
-        for g in gpus:
-            counted[g] = counted.get(g, 0) + 1
-        txt = ", ".join(f"{n} x {g}" if n > 1 else g for g, n in counted.items())
+        txt = gpu_text(gpus)
         if m.get("nvidia_driver"):
             txt += f" (driver {m['nvidia_driver']})"
         rows.append(("machine_gpu", txt))
