@@ -388,3 +388,31 @@ def test_kafka_sinks_to_collector_through_a_kafka_protocol_broker(tmp_path):
     stats = json.loads((col_dir / "collect.json").read_text())
     print(f"\nCOLLECT-KAFKA boxes=2 raised={len(sent)} collected={len(rows)} duplicates_dropped={stats['duplicates']} "
           f"latency_p50={stats['latency_s']['p50']}s p95={stats['latency_s']['p95']}s")
+
+
+def test_kafka_sink_from_config_and_a_record_too_large_is_dead_lettered(tmp_path):
+    """make_sinks builds the kafka sink (default topic pockit-events, queue under _delivery/<name>); a record
+    above librdkafka's message.max.bytes (1 MB) is refused for good: dead_letter/ with the reason, no retry."""
+    from pockit.sinks import make_sinks
+
+    cfg = parse_config({"sources": [{"id": "c", "uri": "x.mp4"}],
+                        "outputs": {"dir": str(tmp_path), "box_id": "b1",
+                                    "sinks": [{"type": "kafka", "name": "site", "port": free_port(), "timeout": 1,
+                                               "drain_timeout": 0, "retries": 1}]}})
+    (sink,) = make_sinks(cfg.outputs, tmp_path / "run")
+    try:
+        assert (sink.topic, sink.target) == ("pockit-events", f"kafka://127.0.0.1:{cfg.outputs.sinks[0].port}/pockit-events")
+        sink.write(Event(rule="r", type="zone_enter", source="c", time=1.0, frame=1, id="huge",
+                         extra={"blob": "x" * 1_100_000}))
+        dead = tmp_path / "_delivery" / "site" / "dead_letter" / "huge.json"
+        assert wait_until(dead.exists, 15)
+    finally:
+        sink.close()
+    rec = json.loads(dead.read_text())
+    assert rec["kind"] == "rejected" and rec["reason"].startswith("record too large") and rec["sink"] == "kafka"
+    d = sink.delivery()
+    assert (d["raised"], d["delivered"], d["dead_letter"], d["pending"]) == (1, 0, 1, 0)
+    with pytest.raises(ValueError, match="is not a valid Kafka topic name"):
+        from pockit.sinks.kafka import KafkaSink
+
+        KafkaSink(topic="a/b", queue_dir=tmp_path / "q")
