@@ -120,7 +120,7 @@ class TrackFaces:
         tr.seen += 1
         tr.views.append((q, tr.seen, emb))
         if len(tr.views) > self.keep:  # drop the lowest quality (the oldest among equals)
-            tr.views.sort(key=lambda v: (-v[0], v[1]))
+            tr.views.sort(key=lambda v: (-v[0], -v[1]))
             tr.views.pop()
         return True
 
