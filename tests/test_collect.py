@@ -416,3 +416,17 @@ def test_kafka_sink_from_config_and_a_record_too_large_is_dead_lettered(tmp_path
         from pockit.sinks.kafka import KafkaSink
 
         KafkaSink(topic="a/b", queue_dir=tmp_path / "q")
+
+
+def test_collect_cli_needs_exactly_one_broker(tmp_path):
+    from click.testing import CliRunner
+
+    from pockit.cli import cli
+
+    for args in ([], ["--mqtt", "h", "--kafka", "h:9092"]):
+        r = CliRunner().invoke(cli, ["collect", *args, "-o", str(tmp_path / "c")])
+        assert r.exit_code == 2 and "give exactly one of --mqtt HOST[:PORT] or --kafka HOST:PORT" in r.output
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "journal.jsonl").write_text("{bad\n")
+    r = CliRunner().invoke(cli, ["collect", "--mqtt", "127.0.0.1:1", "-o", str(tmp_path / "c")])
+    assert r.exit_code == 1 and "journal.jsonl:1: not a JSON line" in r.output
