@@ -455,3 +455,21 @@ def test_timeline_rows_symbols_and_units():
     assert [c[1] for c in tr["zone"].customdata] == ["0:30.0", "20:00.0"] and clock(3725.04) == "1:02:05.0"
     short = _timeline([alarm(1, 2.5, "gate", "zone", None)], [], translator("zh"))
     assert list(short.data[0].x) == [2.5] and short.layout.xaxis.title.text == "视频内时间 (秒)"
+
+
+def test_poc_section_is_validated():
+    from pockit.config import ConfigError, parse_config
+
+    base = {"sources": [{"id": "cam", "uri": "x.mp4"}]}
+    cfg = parse_config(dict(base, poc={"customer": "ACME", "start": "2026-11-02", "end": "2026-11-20",
+                                       "people": [{"name": "Li Wei", "role": "PM"}]}))
+    assert str(cfg.poc.start) == "2026-11-02" and cfg.poc.people[0].organisation == ""
+    assert cfg.redacted_dump()["poc"]["end"] == "2026-11-20"  # config.yaml / run.json keep it as a date string
+    assert parse_config(base).poc.model_dump(exclude_defaults=True) == {}  # optional: the cover has blanks to fill
+    with pytest.raises(ConfigError, match=r"poc: Value error, end \(2026-11-01\) is before start \(2026-11-02\)"):
+        parse_config(dict(base, poc={"start": "2026-11-02", "end": "2026-11-01"}))
+    with pytest.raises(ConfigError) as e:
+        parse_config(dict(base, poc={"people": [{"role": "PM"}], "custmer": "x", "start": "next week"}))
+    msg = str(e.value)
+    assert "poc.people[0].name: Field required" in msg and "poc.custmer: unknown field" in msg
+    assert "poc.start: Input should be a valid date" in msg
