@@ -168,7 +168,10 @@ class KafkaConsumer:
                 if err.code() != self._ck.KafkaError._PARTITION_EOF:
                     log.warning("collect %s: %s", self.target, err)
                 continue
-            self.store.accept(m.value() or b"", origin=f"kafka:{m.topic()}/{m.partition()}@{m.offset()}")
+            try:
+                self.store.accept(m.value() or b"", origin=f"kafka:{m.topic()}/{m.partition()}@{m.offset()}")
+            except OSError as e:  # disk full etc.: stop; the offset is not saved, the record is read again
+                raise CollectError(f"storing an event failed: {e}") from e
             self.positions[m.partition()] = m.offset() + 1
             moved = True
         if moved:  # after the events are on disk: a crash before this re-reads them, the journal drops them

@@ -317,7 +317,11 @@ def plan_site(config: str | Path, bench: str | Path, *, target: str | None = Non
             raise PlanError(f"camera {c.id} ({c.width}x{c.height} at {c.fps:g} fps) alone needs {u['use'][r]:.0%} of "
                             f"the usable {r} of one box ({model.device}): lower its fps or resolution, or use a "
                             "larger device")
-    lower = max(1, math.ceil(max(sum(model.box_use([c])["use"][r] for c in cams) for r in model.capacity())))
+    # a lower bound on the box count: every camera at the cheapest measured batch
+    best = min(model.inference_ms, key=model.inference_ms.get)
+    cap = model.capacity()
+    lower = max(1, math.ceil(max(sum(sum(model.demand(c, best).get(r, {}).values()) for c in cams) / cap[r]
+                                 for r in cap) - 1e-9))
     fewest, layout = None, None
     for n in range(lower, len(cams) + 1):
         cand = _assign(model, cams, n)

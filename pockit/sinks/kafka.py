@@ -68,6 +68,8 @@ class KafkaSink(EventSink):
         conf.update({"acks": "all", "enable.idempotence": True, "message.timeout.ms": ms,
                      "socket.timeout.ms": ms, "reconnect.backoff.max.ms": 5000, "linger.ms": 0,
                      "error_cb": self._on_error})
+        self._conf = conf
+        self._fatal: str | None = None
         self.producer = ck.Producer(conf)
         self._lock = threading.Lock()
         self.scrub = _scrubber([password or ""])
@@ -76,6 +78,8 @@ class KafkaSink(EventSink):
                                    else drain_timeout, backoff=backoff, scrub=self.scrub)
 
     def _on_error(self, err) -> None:
+        if err.fatal():  # an idempotent producer can fail for good: _send makes a new one
+            self._fatal = err.str()
         log.debug("kafka %s: %s", self.target, err)
 
     def _send(self, body: bytes) -> None:
@@ -87,6 +91,10 @@ class KafkaSink(EventSink):
             key = None
         result: list = []
         with self._lock:
+            if self._fatal is not None:
+                log.warning("kafka %s: producer failed for good (%s); starting a new one", self.target, self._fatal)
+                self._fatal = None
+                self.producer = ck.Producer(self._conf)
             try:
                 self.producer.produce(self.topic, value=body, key=key, on_delivery=lambda e, m: result.append(e))
             except BufferError as e:  # librdkafka's local queue is full: the broker has been away a while
