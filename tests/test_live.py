@@ -1,4 +1,5 @@
 """The live view (pockit.sinks.live): the annotated stream as MJPEG over HTTP while a run goes."""
+import importlib.util
 import json
 import socket
 import threading
@@ -282,3 +283,36 @@ def test_serving_is_shared_within_a_process_and_off_without_live(shared_data, tm
     cfg.outputs.live = None
     with serving(cfg) as none:
         assert none is None
+
+
+def test_webrtc_offers_are_checked_and_a_missing_aiortc_is_named(monkeypatch):
+    import pockit.sinks.live as live_mod
+
+    def post(url, body, ctype="application/json"):
+        req = urllib.request.Request(url, data=body, headers={"Content-Type": ctype}, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    with LiveServer(["cam"], port=0) as srv:
+        assert post(srv.url + "webrtc/nope", b"{}") == (404, b"no source 'nope' in this run (sources: cam)\n")
+        code, text = post(srv.url + "webrtc/cam", b'{"type": "answer", "sdp": "v=0"}')
+        assert code == 400 and text.startswith(b"expected a JSON WebRTC offer {sdp, type: 'offer'}: not an offer")
+        assert post(srv.url + "webrtc/cam", b"not json")[0] == 400
+        page = urllib.request.urlopen(srv.url + "webrtc/cam.html", timeout=10).read().decode()
+        assert "RTCPeerConnection({iceServers:[]})" in page  # offline: host candidates only
+
+        if importlib.util.find_spec("aiortc") is not None:  # a well-formed request with an SDP aiortc cannot use
+            code, text = post(srv.url + "webrtc/cam", b'{"type": "offer", "sdp": "v=0"}')
+            assert code == 400 and text.startswith(b"WebRTC offer refused: ")
+            wait_for(lambda: srv.hub.sources["cam"].watchers == 0, what="the refused peer to stop watching")
+
+        def no_aiortc(*a, **k):
+            raise ImportError("No module named 'aiortc'")
+
+        monkeypatch.setattr(live_mod, "_WebRTC", no_aiortc)
+        assert post(srv.url + "webrtc/cam", b'{"type": "offer", "sdp": "v=0"}') == \
+            (501, b"WebRTC needs the aiortc package (pip install aiortc): No module named 'aiortc'\n")
+        assert srv.hub.sources["cam"].board.watchers == 0

@@ -123,3 +123,58 @@ def test_index_page_with_many_sources_polls_stills(tmp_path):
             for pub in pubs.values():
                 pub.close()
         assert srv.clients() == []  # no MJPEG connection was opened
+
+
+def test_webrtc_page_plays_the_live_frames(tmp_path):
+    """WebRTC (aiortc, host candidates only, offline): Chromium's <video> plays the source's live frames."""
+    pytest.importorskip("aiortc")
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    exe = find_chromium()
+    if exe is None:
+        pytest.fail("Chromium not found: `apt-get install chromium` (scripts/test.sh installs it)")
+    stop = threading.Event()
+    with LiveServer(["cam 1"], port=0, fps=10) as srv:
+        pub = LivePublisher(LiveConfig(port=srv.port, fps=10), "cam 1", RULES, {0: "person"})
+        board = srv.hub.sources["cam 1"].board
+
+        def publish():
+            i = 0
+            while not stop.is_set():
+                x = 20 + (i * 6) % 280
+                d = Detections(xyxy=[[x, 100, x + 20, 200]], track_ids=[1], class_ids=[0], class_names={0: "person"})
+                pub.publish(Frame(np.full((240, 320, 3), 60, np.uint8), i, i / 10, "cam 1"), d)
+                i += 1
+                time.sleep(0.1)
+
+        t = threading.Thread(target=publish, daemon=True)
+        t.start()
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu",
+                                                                       "--autoplay-policy=no-user-gesture-required"])
+                page = browser.new_page()
+                page.goto(srv.url + "webrtc/cam%201.html")
+                page.wait_for_function("document.getElementById('video').videoWidth > 0", timeout=60000)
+                assert page.eval_on_selector("#video", "v => [v.videoWidth, v.videoHeight]") == [320, 240]
+                assert board.watchers == 1  # the peer counts as a viewer: frames are drawn for it
+                grab = """v => { const c = document.createElement('canvas'); c.width = v.videoWidth;
+                                 c.height = v.videoHeight; c.getContext('2d').drawImage(v, 0, 0);
+                                 return c.toDataURL('image/png'); }"""
+                first = page.eval_on_selector("#video", grab)
+                t0 = time.monotonic()
+                second = first
+                while second == first and time.monotonic() - t0 < 20:
+                    page.wait_for_timeout(300)
+                    second = page.eval_on_selector("#video", grab)
+                assert second != first
+                assert page.inner_text("#state") == "WebRTC: connected"
+                page.goto("about:blank")  # leaving the page closes the peer connection
+                t0 = time.monotonic()
+                while board.watchers and time.monotonic() - t0 < 20:
+                    time.sleep(0.1)
+                assert board.watchers == 0  # the viewer left: no more frames drawn for it
+                browser.close()
+        finally:
+            stop.set()
+            t.join(5)
+            pub.close()

@@ -394,8 +394,10 @@ class LiveServer:
     with its frames sent and dropped."""
 
     def __init__(self, sources: Iterable[str], host: str = "127.0.0.1", port: int = 8090, max_width: int = 960,
-                 title: str = "pockit live") -> None:
+                 title: str = "pockit live", fps: float = 10.0) -> None:
         self.source_ids = [str(s) for s in sources]
+        self.fps = float(fps)
+        self._webrtc: _WebRTC | None = None
         if len(set(self.source_ids)) != len(self.source_ids):
             raise ValueError(f"live view: duplicate source ids {self.source_ids}")
         self.title = title
@@ -456,8 +458,17 @@ class LiveServer:
         """Every source's latest counts (zones, lines, objects, frame, time)."""
         return {sid: self.hub.latest(sid)[2] for sid in self.source_ids}
 
+    def webrtc(self) -> _WebRTC:
+        """The WebRTC side (started at the first offer); ImportError naming the package when aiortc is missing."""
+        with self._lock:
+            if self._webrtc is None:
+                self._webrtc = _WebRTC(self.hub, self.fps)
+            return self._webrtc
+
     def close(self) -> None:
         self.hub.closed.set()
+        if self._webrtc is not None:
+            self._webrtc.close()
         self.httpd.shutdown()
         with self._lock:
             socks = [c.sock for c in self._clients if c.connected and c.sock is not None]
@@ -511,6 +522,11 @@ class _Handler(BaseHTTPRequestHandler):
                 sid = self._source(path, "/stream/", ".mjpg")
                 if sid is not None:
                     self._stream(sid)
+            elif path.startswith("/webrtc/") and path.endswith(".html"):
+                sid = self._source(path, "/webrtc/", ".html")
+                if sid is not None:
+                    self._send(200, _WEBRTC_PAGE.replace("{title}", html.escape(f"{self.live.title}: {sid}"))
+                               .encode("utf-8"), "text/html; charset=utf-8")
             elif path.startswith("/frame/") and path.endswith(".jpg"):
                 sid = self._source(path, "/frame/", ".jpg")
                 if sid is not None:
@@ -523,6 +539,44 @@ class _Handler(BaseHTTPRequestHandler):
                         self._send(200, jpeg, "image/jpeg")
             else:
                 self._send(404, b"not found: / lists the sources\n", "text/plain; charset=utf-8")
+        except (TimeoutError, BrokenPipeError, ConnectionResetError, ConnectionAbortedError, OSError):
+            pass
+
+    def do_POST(self) -> None:
+        """``/webrtc/<source>``: a WebRTC offer (JSON ``{sdp, type}``) in, the answer out (video of the source)."""
+        path = urlsplit(self.path).path
+        try:
+            if not path.startswith("/webrtc/") or path.endswith(".html"):
+                self._send(404, b"not found: POST a WebRTC offer to /webrtc/<source>\n", "text/plain; charset=utf-8")
+                return
+            sid = self._source(path + ".", "/webrtc/", ".")
+            if sid is None:
+                return
+            n = int(self.headers.get("Content-Length") or 0)
+            if not 0 < n <= 256 * 1024:
+                self._send(400, b"expected a JSON WebRTC offer {sdp, type} of at most 256 kB\n",
+                           "text/plain; charset=utf-8")
+                return
+            try:
+                offer = json.loads(self.rfile.read(n))
+                if not isinstance(offer, dict) or offer.get("type") != "offer" or not isinstance(offer.get("sdp"), str):
+                    raise ValueError("not an offer")
+            except ValueError as e:
+                self._send(400, f"expected a JSON WebRTC offer {{sdp, type: 'offer'}}: {e}\n".encode(),
+                           "text/plain; charset=utf-8")
+                return
+            try:
+                rtc = self.live.webrtc()
+            except ImportError as e:
+                self._send(501, f"WebRTC needs the aiortc package (pip install aiortc): {e}\n".encode(),
+                           "text/plain; charset=utf-8")
+                return
+            try:
+                answer = rtc.answer(sid, offer)
+            except Exception as e:  # noqa: BLE001 - a bad offer is the client's problem, told to it
+                self._send(400, f"WebRTC offer refused: {type(e).__name__}: {e}\n".encode(), "text/plain; charset=utf-8")
+                return
+            self._send(200, json.dumps(answer).encode("utf-8"), "application/json")
         except (TimeoutError, BrokenPipeError, ConnectionResetError, ConnectionAbortedError, OSError):
             pass
 
@@ -596,7 +650,8 @@ def _index_html(live: LiveServer) -> str:
         cards.append(f'<section class="src" data-source="{html.escape(sid, quote=True)}"><h2>{e}</h2>'
                      f'<img {src} alt="live view of {e}">'
                      f'<div class="counts">waiting for the first frame</div>'
-                     f'<a href="stream/{q}.mjpg">stream/{html.escape(q)}.mjpg</a></section>')
+                     f'<a href="stream/{q}.mjpg">stream/{html.escape(q)}.mjpg</a> '
+                     f'<a href="webrtc/{q}.html">WebRTC</a></section>')
     return _PAGE.replace("{title}", html.escape(live.title)).replace("{cards}", "\n".join(cards))
 
 
@@ -646,6 +701,145 @@ tick();
 """
 
 
+# ---------------------------------------------------------------------------------------------- WebRTC
+class _WebRTC:
+    """WebRTC video of the live frames through aiortc (optional: ``pip install aiortc``), for players and pages
+    that want a real video stream. Offline: host ICE candidates only (no STUN/TURN server), so it works on the
+    same network, not through NAT. Each peer is a viewer of its source while connected; frames are the live
+    view's JPEGs, decoded and re-encoded (VP8 or H.264, as the browser offers) by aiortc on the CPU."""
+
+    def __init__(self, hub: LiveHub, fps: float) -> None:
+        import asyncio
+
+        import aiortc  # noqa: F401 - ImportError here tells the client what to install
+
+        self.hub, self.fps = hub, fps
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="live-webrtc", daemon=True)
+        self.thread.start()
+        self.peers: set = set()
+
+    def answer(self, source: str, offer: dict, timeout: float = 30.0) -> dict:
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(self._answer(source, offer), self.loop).result(timeout)
+
+    async def _answer(self, source: str, offer: dict) -> dict:
+        from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        track = _hub_track(self.hub, source, self.fps)
+        self.peers.add(pc)
+
+        @pc.on("connectionstatechange")
+        async def _state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                await self._drop(pc)
+
+        pc.addTrack(track)
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type=offer["type"]))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except BaseException:
+            await self._drop(pc)
+            raise
+        return {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}
+
+    async def _drop(self, pc) -> None:
+        if pc in self.peers:
+            self.peers.discard(pc)
+            for sender in pc.getSenders():
+                if sender.track is not None:
+                    sender.track.stop()
+            await pc.close()
+
+    def close(self) -> None:
+        import asyncio
+
+        async def _all() -> None:
+            for pc in list(self.peers):
+                await self._drop(pc)
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(_all(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def _hub_track(hub: LiveHub, source: str, fps: float):
+    """An aiortc video track of ``source``'s live frames (a viewer while it is live)."""
+    import asyncio
+    import fractions
+
+    import av
+    from aiortc import MediaStreamTrack
+    from aiortc.mediastreams import MediaStreamError
+
+    class HubTrack(MediaStreamTrack):
+        kind = "video"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.last = 0
+            self.t0: float | None = None
+            self.watching = True
+            hub.watch(source, +1)
+
+        async def recv(self):
+            while True:
+                if self.readyState != "live" or hub.closed.is_set():
+                    raise MediaStreamError
+                n, jpeg, _ = hub.latest(source)
+                if jpeg is not None and n != self.last:
+                    break
+                await asyncio.sleep(min(0.02, 0.5 / fps))
+            self.last = n
+            img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+            h, w = img.shape[:2]
+            if w % 2 or h % 2:  # 4:2:0 video needs even sizes
+                img = cv2.copyMakeBorder(img, 0, h % 2, 0, w % 2, cv2.BORDER_CONSTANT, value=0)
+            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
+            now = time.monotonic()
+            self.t0 = now if self.t0 is None else self.t0
+            frame.pts, frame.time_base = int((now - self.t0) * 90000), fractions.Fraction(1, 90000)
+            return frame
+
+        def stop(self) -> None:
+            super().stop()
+            if self.watching:
+                self.watching = False
+                hub.watch(source, -1)
+
+    return HubTrack()
+
+
+_WEBRTC_PAGE = r"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<style>body{font-family:system-ui,sans-serif;margin:16px;background:#111;color:#eee}
+video{max-width:100%;background:#000}#state{color:#aaa}</style></head><body>
+<h1>{title}</h1><p id="state">connecting</p><video id="video" autoplay muted playsinline></video>
+<script>
+async function start(){
+  const state=document.getElementById("state"), video=document.getElementById("video");
+  const pc=new RTCPeerConnection({iceServers:[]});
+  pc.addTransceiver("video",{direction:"recvonly"});
+  pc.ontrack=e=>{video.srcObject=e.streams[0]||new MediaStream([e.track]);};
+  pc.onconnectionstatechange=()=>{state.textContent="WebRTC: "+pc.connectionState;};
+  window.addEventListener("pagehide",()=>pc.close());  // the server stops drawing frames for this viewer
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise(r=>{if(pc.iceGatheringState==="complete")r();
+    else pc.addEventListener("icegatheringstatechange",()=>{if(pc.iceGatheringState==="complete")r();});});
+  const name=location.pathname.split("/").pop().replace(/\.html$/,"");
+  const res=await fetch(name,{method:"POST",headers:{"Content-Type":"application/json"},
+    body:JSON.stringify({sdp:pc.localDescription.sdp,type:pc.localDescription.type})});
+  if(!res.ok){state.textContent=await res.text();return;}
+  await pc.setRemoteDescription(await res.json());
+}
+start().catch(e=>{document.getElementById("state").textContent="WebRTC failed: "+e;});
+</script></body></html>
+"""
+
+
 # ---------------------------------------------------------------------------------------------- wiring
 _running: dict[int, tuple[LiveServer, int]] = {}
 _running_lock = threading.Lock()
@@ -673,7 +867,7 @@ def serving(cfg, live=None):
             _running[live.port] = (server, got[1] + 1)
         else:
             server = LiveServer([s.id for s in cfg.sources], host=live.host, port=live.port,
-                                max_width=live.max_width, title=f"pockit live: {cfg.name}")
+                                max_width=live.max_width, title=f"pockit live: {cfg.name}", fps=live.fps)
             live.port = server.port
             _running[server.port] = (server, 1)
     try:
