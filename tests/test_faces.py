@@ -234,5 +234,5 @@ def test_blur_faces_leaves_no_recognisable_face(walk_frame):
     outside = np.ones(img.shape[:2], bool)
     for x1, y1, x2, y2 in before.xyxy:
         w, h = x2 - x1, y2 - y1
-        outside[max(0, int(y1 - 0.2 * h)):int(np.ceil(y2 + 0.2 * h)), max(0, int(x1 - 0.2 * w)):int(np.ceil(x2 + 0.2 * w))] = False
+        outside[max(0, int(y1 - 0.3 * h)):int(np.ceil(y2 + 0.3 * h)), max(0, int(x1 - 0.3 * w)):int(np.ceil(x2 + 0.3 * w))] = False
     assert (img[outside] == walk_frame[outside]).all()  # nothing else changed

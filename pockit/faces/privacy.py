@@ -2,9 +2,9 @@
 
 :func:`blur_faces` pixelates (in place) each face box of a frame's detections: objects of class ``face`` and
 faces attached to other objects (``data["<model>.xyxy"]``), each box grown by ``pad`` of its size so the hair
-line and chin go too. Pixelation to 4 x 4 blocks followed by a blur leaves no face the face detector finds on the shared walking
-clip (tests/test_faces.py); with 6 x 6 blocks it still found a face-like blob (score 0.37, cosine 0.26 to the
-real face).
+line and chin go too. Pixelation to 4 x 4 blocks followed by a blur, boxes grown by 30 %: on all 97 frames of
+the two shared face clips the face detector finds no face afterwards (grown by 20 % it still found a face-like
+blob on 30 frames, cosine <= 0.30 to the real faces).
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def face_boxes(dets, model: str = "face", face_class: str = "face") -> np.ndarra
     return np.concatenate(out).reshape(-1, 4) if out else np.zeros((0, 4), np.float32)
 
 
-def blur_faces(image: np.ndarray, boxes: np.ndarray, *, pad: float = 0.2, cells: int = 4) -> int:
+def blur_faces(image: np.ndarray, boxes: np.ndarray, *, pad: float = 0.3, cells: int = 4) -> int:
     """Pixelate and blur each box of ``image`` in place; returns how many boxes were blurred."""
     h, w = image.shape[:2]
     n = 0
