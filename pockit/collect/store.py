@@ -4,7 +4,8 @@ Layout of ``out``::
 
     journal.jsonl            every new event, in arrival order, appended and fsync'ed before the broker is
                              told it was received (MQTT PUBACK / Kafka offset saved): the durable record
-    events.jsonl             the same events ordered by time (rewritten atomically from the journal)
+    events.jsonl             the same events ordered by time (rewritten atomically, at most once a second and
+                             at most ~10 % of the time; always at exit)
     snapshots/<box>/<id>.jpg the snapshots the boxes sent (event.snapshot points here, relative to out)
     state.json               consumer position (Kafka offsets per partition), written atomically
     rejected/                messages that are not events (kept with the reason, never block the stream)
@@ -76,6 +77,7 @@ class CollectStore:
         self.resumed = 0
         self._dirty = False
         self._last_rewrite = 0.0
+        self._gap = self.rewrite_interval  # grows with the rewrite time: at most ~10 % of the time spent rewriting
         self._load()
         self._journal = open(self.journal_path, "a", encoding="utf-8")  # noqa: SIM115 - open until close()
 
@@ -163,14 +165,16 @@ class CollectStore:
         """Rewrite events.jsonl (sorted) and collect.json when something changed (at most every
         ``rewrite_interval`` s unless ``force``); True when they were written."""
         with self._lock:
-            if not self._dirty or (not force and time.monotonic() - self._last_rewrite < self.rewrite_interval):
+            if not self._dirty or (not force and time.monotonic() - self._last_rewrite < self._gap):
                 return False
             events = sorted(self.events.values(), key=order_key)
             self._dirty = False
             self._last_rewrite = time.monotonic()
             stats = self._stats_locked()
+        t0 = time.monotonic()
         atomic_write(self.out / "events.jsonl", "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in events))
         atomic_write(self.out / "collect.json", json.dumps(stats, indent=1))
+        self._gap = max(self.rewrite_interval, 10 * (time.monotonic() - t0))
         return True
 
     def _stats_locked(self) -> dict[str, Any]:
