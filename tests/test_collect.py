@@ -185,8 +185,9 @@ def _tansu() -> str:
 
 
 def _popen(args, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(args, stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=ENV,
-                            start_new_session=True, cwd=str(log.parent))
+    with open(log, "ab") as f:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, env=ENV, start_new_session=True,
+                                cwd=str(log.parent))
 
 
 def _kill(proc: subprocess.Popen | None, sig=signal.SIGKILL) -> None:
