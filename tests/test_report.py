@@ -158,6 +158,9 @@ def test_report_with_bench_and_zh(fixture_run, tmp_path):
     (run / "bench.json").write_text(json.dumps(bench))
     res = CliRunner().invoke(cli, ["report", str(run), "--lang", "zh", "-o", str(tmp_path / "zh.html")])
     assert res.exit_code == 0, res.output
+    # what the engineer must fix is printed for them, not written into the customer's document
+    assert ("note: acceptance item 'Intrusion recall': no measurement 'events.walkway_zone.recall'; did you mean "
+            "events.walkway_zone.alarms?") in res.output
     html = (tmp_path / "zh.html").read_text()
     assert '<html lang="zh-CN">' in html and "PoC 验收清单" in html and "估算" in html and "实测" in html
     assert "Jetson Orin NX" in html and "NVIDIA datasheet" in html
@@ -473,3 +476,15 @@ def test_poc_section_is_validated():
     msg = str(e.value)
     assert "poc.people[0].name: Field required" in msg and "poc.custmer: unknown field" in msg
     assert "poc.start: Input should be a valid date" in msg
+
+
+def test_every_label_in_both_languages():
+    from pockit.report.i18n import LIMITATIONS, T, translator
+
+    assert [k for k, v in T.items() if not v.get("en") or not v.get("zh")] == []
+    assert len(LIMITATIONS["en"]) == len(LIMITATIONS["zh"])
+    # labels with fields take the same fields in both languages
+    fields = lambda text: sorted(re.findall(r"{(\w+)}", text))
+    assert [k for k, v in T.items() if fields(v["en"]) != fields(v["zh"])] == []
+    assert translator("zh")("v_fp") == "误报" and translator("en")("exec_date").format(start="2026-11-02") == \
+        "PoC on 2026-11-02."
