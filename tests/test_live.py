@@ -304,15 +304,15 @@ def test_webrtc_offers_are_checked_and_a_missing_aiortc_is_named(monkeypatch):
         page = urllib.request.urlopen(srv.url + "webrtc/cam.html", timeout=10).read().decode()
         assert "RTCPeerConnection({iceServers:[]})" in page  # offline: host candidates only
 
-        if importlib.util.find_spec("aiortc") is not None:  # a well-formed request with an SDP aiortc cannot use
-            code, text = post(srv.url + "webrtc/cam", b'{"type": "offer", "sdp": "v=0"}')
-            assert code == 400 and text.startswith(b"WebRTC offer refused: ")
-            wait_for(lambda: srv.hub.sources["cam"].watchers == 0, what="the refused peer to stop watching")
-
         def no_aiortc(*a, **k):
             raise ImportError("No module named 'aiortc'")
 
         monkeypatch.setattr(live_mod, "_WebRTC", no_aiortc)
         assert post(srv.url + "webrtc/cam", b'{"type": "offer", "sdp": "v=0"}') == \
             (501, b"WebRTC needs the aiortc package (pip install aiortc): No module named 'aiortc'\n")
+        monkeypatch.undo()
+        if importlib.util.find_spec("aiortc") is not None:  # a well-formed request with an SDP aiortc cannot use
+            code, text = post(srv.url + "webrtc/cam", b'{"type": "offer", "sdp": "v=0"}')
+            assert code == 400 and text.startswith(b"WebRTC offer refused: ")
+            wait_for(lambda: srv.hub.sources["cam"].watchers == 0, what="the refused peer to stop watching")
         assert srv.hub.sources["cam"].board.watchers == 0
