@@ -1,6 +1,6 @@
 """Face recognition measured on the shared face clips: enrol each identity from one frame, recognise the others.
 
-``python -m pockit.faces.bench [--enrol-frame 0] [--sweep] [--json]``
+``python -m pockit.faces.bench [--enrol-frame 0] [--sweep] [--json] [--write-watchlist W.npz [--leave-out NAME]]``
 
 Clips (``POCKIT_DATA_DIR/video``): ``face-demographics-walking-and-pause.gif`` (41 frames, three people walk toward
 the camera and pause) and ``head-pose-face-detection-female-and-male.gif`` (56 frames, two people turn their heads).
@@ -203,6 +203,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--min-frames", type=int, default=3)
     ap.add_argument("--aggregate", choices=("mean", "best"), default="mean")
     ap.add_argument("--roll-angles", default="-30,0,30", help="frame rotations the detector runs at (degrees)")
+    ap.add_argument("--write-watchlist", metavar="NPZ", help="also save the watch list enrolled from --enrol-frame "
+                    "(e.g. for demos/face_watchlist.yaml)")
+    ap.add_argument("--leave-out", metavar="IDENTITY", help="with --write-watchlist: an identity not to enrol")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     import time
@@ -220,6 +223,10 @@ def main(argv: list[str] | None = None) -> dict:
               "faces_per_frame": {c.name: sorted(Counter(len(d) for d in c.dets).items()) for c in clips},
               "tracks": {c.name: len({int(t) for tid in c.tracks for t in tid if t >= 0}) for c in clips},
               "result": evaluate(clips, a.enrol_frame, **kw)}
+    if a.write_watchlist:
+        wl = make_watchlist(clips, a.enrol_frame, leave_out=a.leave_out)
+        wl.embedder_sha256 = str(det.info["embedder"]["sha256"])
+        report["watchlist_written"] = {"path": str(wl.save(a.write_watchlist)), "identities": wl.names}
     if a.sweep:
         n = max(len(c.dets) for c in clips)
         runs = [evaluate(clips, f, **kw) for f in range(n)]
@@ -239,6 +246,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"faces per frame {report['faces_per_frame']}, tracks {report['tracks']}, similarity {report['similarity']}")
         print(f"enrol frame {a.enrol_frame} ({res['watchlist']}): per track {res['closed_set']}; per face "
               f"{res['per_face']}; open set false accepts {res['open_set_false_accepts']}")
+        if a.write_watchlist:
+            print(f"watch list written: {report['watchlist_written']}")
         if a.sweep:
             print(f"sweep over enrolment frames: {report['sweep']}")
     return report
