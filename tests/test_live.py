@@ -146,6 +146,19 @@ def test_frames_are_encoded_only_while_someone_watches_and_counts_go_on():
         pub.close()
 
 
+def test_the_last_frames_counts_are_published_at_close():
+    with LiveServer(["cam"], port=0) as srv:
+        pub = LivePublisher(LiveConfig(port=srv.port), "cam", ZONE_RULES, {0: "person"})
+        img = np.full((240, 320, 3), 60, np.uint8)
+        for i, x in enumerate([40, 60, 120, 200, 230]):  # within 0.2 s: only frame 0's counts go out at once
+            pub.publish(Frame(img, i, i / 10, "cam"), person(x))
+        wait_for(lambda: srv.counts()["cam"].get("frame") == 0, what="frame 0's counts")
+        assert srv.counts()["cam"]["zones"] == {"yard area": 0}
+        pub.close()  # the stream ended: its last counts are not lost
+        wait_for(lambda: srv.counts()["cam"].get("frame") == 4, what="the last frame's counts")
+        assert srv.counts()["cam"]["zones"] == {"yard area": 1} and pub.encoded == 0
+
+
 def test_trails_heatmap_and_line_counts_in_the_live_picture():
     from pockit.rules import RuleEngine
 

@@ -177,6 +177,7 @@ class LivePublisher:
         self.encoded = 0  # frames drawn and encoded (someone watched)
         self.too_big = 0
         self.errors = 0
+        self._pending: tuple | None = None
 
     def _attach(self) -> LiveBoard | None:
         if self.board is None:
@@ -250,7 +251,9 @@ class LivePublisher:
         now = time.monotonic()
         send_frame = board.watchers > 0 and now - self._last_frame >= 1.0 / self.cfg.fps
         if not send_frame and now - self._last_meta < META_EVERY_S:
+            self._pending = (frame.index, frame.timestamp, size, dets, engine)  # counts sent later or at close
             return False
+        self._pending = None
         c = self.counts(dets, size, engine)
         jpeg = b""
         if send_frame:
@@ -260,11 +263,7 @@ class LivePublisher:
                 jpeg = jpeg_bytes(img, 40)
             self.encoded += 1
             self._last_frame = now
-        meta = {"source": self.source_id, "frame": int(frame.index), "time": round(float(frame.timestamp), 3),
-                "width": size[0], "height": size[1], "objects": c["objects"], "zones": c["zones"],
-                "lines": c["lines"], "encoded": self.encoded}
-        mb = json.dumps(meta, ensure_ascii=False).encode("utf-8")[:META_MAX]
-        if not board.write(jpeg, mb, self.encoded):
+        if not board.write(jpeg, self._meta(frame.index, frame.timestamp, size, c), self.encoded):
             self.too_big += 1
             if self.too_big == 1:
                 log.warning("live view %s: a %d-byte frame does not fit the board (%d bytes); lower "
@@ -273,8 +272,20 @@ class LivePublisher:
         self._last_meta = now
         return bool(jpeg)
 
+    def _meta(self, index: int, timestamp: float, size: tuple[int, int], c: dict[str, Any]) -> bytes:
+        meta = {"source": self.source_id, "frame": int(index), "time": round(float(timestamp), 3),
+                "width": size[0], "height": size[1], "objects": c["objects"], "zones": c["zones"],
+                "lines": c["lines"], "encoded": self.encoded}
+        return json.dumps(meta, ensure_ascii=False).encode("utf-8")[:META_MAX]
+
     def close(self) -> None:
+        """Publish the last frame's counts if they were held back (the final line counts), then let go."""
         if self.board is not None:
+            if self._pending is not None:
+                index, ts, size, dets, engine = self._pending
+                with contextlib.suppress(Exception):
+                    self.board.write(b"", self._meta(index, ts, size, self.counts(dets, size, engine)), self.encoded)
+                self._pending = None
             self.board.close()
             self.board = None
 
