@@ -488,3 +488,16 @@ def test_every_label_in_both_languages():
     assert [k for k, v in T.items() if fields(v["en"]) != fields(v["zh"])] == []
     assert translator("zh")("v_fp") == "误报" and translator("en")("exec_date").format(start="2026-11-02") == \
         "PoC on 2026-11-02."
+
+
+def test_no_alarm_with_ground_truth_shows_the_missed_events(fixture_run, tud_campus, tmp_path):
+    run, exp = fixture_run
+    write_events([], run / "events.jsonl")
+    out = build_report(run, gt=tud_campus / "gt/gt.txt", out=tmp_path / "r.html")
+    d = json.loads((tmp_path / "r.metrics.json").read_text())
+    assert d["alarms"] == [] and d["metrics"]["events.all.fn"] == exp["n_zone_gt"] + exp["n_line_gt"]
+    html = out.read_text()
+    assert 'id="plot-timeline"' in html and '<tr class="alarm"' not in html
+    assert '<p class="meta">The run raised no alarm.</p>' in html
+    n_gt = exp["n_zone_gt"] + exp["n_line_gt"]
+    assert "0 alarm(s) were raised by 2 rule(s)" in html and f"(0 true, 0 false, {n_gt} missed)" in html
