@@ -382,7 +382,8 @@ class LiveHub:
     def close(self) -> None:
         closed = getattr(self, "closed", None)
         if closed is not None:
-            closed.set()
+            with self.lock:  # watch()/poll() write to the boards under this lock: none is half-way now
+                closed.set()
             self._pump.join(2)
         for src in self.sources.values():
             with src.cond:
