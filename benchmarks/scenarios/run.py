@@ -120,8 +120,8 @@ SENSITIVITY = (
     ("lost", "tracker.lost_track_seconds (x source fps = frames)", [0.5, 1.0, 1.5, 2.0, 3.0]),
     ("crowd_hold", "crowd: seconds a hidden member still counts (proposed rule change, 0 = today)",
      [0.0, 0.25, 0.5, 1.0, 2.0]),
-    ("debounce_s", "zone_enter/line_crossing debounce in seconds, min_frames = ceil(s x fps) (proposed, 0 = today)",
-     [0.0, 0.05, 0.1, 0.15, 0.2, 0.3]),
+    ("debounce_s", "zone_enter/line_crossing: seconds the new side must hold (proposed, 0 = today)",
+     [0.0, 0.04, 0.08, 0.1, 0.12, 0.15, 0.2]),
 )
 
 
@@ -139,7 +139,6 @@ def _default(key: str):
 def sensitivity(out_dir: Path, names, keys=None) -> dict:
     """Event F1 per sequence (and mean/min) against each setting in SENSITIVITY, the others at their defaults:
     one plotly figure per setting, HTML and PNG (PNG needs kaleido and a Chrome/Chromium)."""
-    import plotly.graph_objects as go
     from sweep import run_setting
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -158,29 +157,38 @@ def sensitivity(out_dir: Path, names, keys=None) -> dict:
                 idf1[n].append(r[n]["IDF1"])
         mean = [float(np.mean([per[n][i] for n in names])) for i in range(len(values))]
         mn = [float(min(per[n][i] for n in names)) for i in range(len(values))]
-        fig = go.Figure()
-        for n in names:
-            fig.add_trace(go.Scatter(x=values, y=per[n], mode="lines+markers", name=n, line={"dash": "dot"}))
-        fig.add_trace(go.Scatter(x=values, y=mean, mode="lines+markers", name="mean", line={"width": 4}))
-        fig.add_trace(go.Scatter(x=values, y=mn, mode="lines+markers", name="min", line={"width": 2}))
-        d = _default(key)
-        fig.add_vline(x=d, line_dash="dash", annotation_text="default" if key not in PROPOSED else "today")
-        fig.add_hline(y=0.9, line_dash="dot", annotation_text="target 0.90")
-        fig.update_layout(title=f"Event F1 against {label}, other settings default (cached detections)",
-                          xaxis_title=label, yaxis_title="event F1", yaxis_range=[0.6, 1.02], height=450, width=900)
-        html = out_dir / f"scenarios_sensitivity_{key}.html"
-        fig.write_html(html, include_plotlyjs="cdn")
-        png = out_dir / f"scenarios_sensitivity_{key}.png"
-        try:
-            fig.write_image(png, width=900, height=450)
-        except (ImportError, RuntimeError, ValueError, OSError) as e:  # kaleido/Chrome missing: the HTML is the plot
-            print(f"PNG not written ({type(e).__name__}: {e}); the HTML has the plot", file=sys.stderr)
-            png = None
-        doc[key] = {"label": label, "values": values, "default": d, "f1": per, "mean": mean, "min": mn,
-                    "MOTA": mota, "IDF1": idf1, "html": str(html), "png": str(png) if png else None}
+        doc[key] = {"label": label, "values": values, "default": _default(key), "f1": per, "mean": mean, "min": mn,
+                    "MOTA": mota, "IDF1": idf1}
+        doc[key].update(plot(key, doc[key], out_dir))
         print(f"sensitivity {key}: " + ", ".join(f"{v}: min {a:.3f} mean {b:.3f}" for v, a, b in zip(values, mn, mean)),
               file=sys.stderr, flush=True)
     return doc
+
+
+def plot(key: str, e: dict, out_dir: Path) -> dict:
+    """One sensitivity figure (an entry of :func:`sensitivity`) as HTML and PNG (kaleido + Chrome/Chromium)."""
+    import plotly.graph_objects as go
+
+    values = e["values"]
+    fig = go.Figure()
+    for n, f1 in e["f1"].items():
+        fig.add_trace(go.Scatter(x=values, y=f1, mode="lines+markers", name=n, line={"dash": "dot"}))
+    fig.add_trace(go.Scatter(x=values, y=e["mean"], mode="lines+markers", name="mean", line={"width": 4}))
+    fig.add_trace(go.Scatter(x=values, y=e["min"], mode="lines+markers", name="min", line={"width": 2}))
+    fig.add_vline(x=e["default"], line_dash="dash", annotation_text="default" if key not in PROPOSED else "today")
+    fig.add_hline(y=0.9, line_dash="dot", annotation_text="target 0.90", annotation_position="bottom right")
+    fig.update_layout(title=f"Event F1 against {e['label']}<br><sup>one setting at a time, the others at the "
+                            "defaults; cached detections of the default detector</sup>",
+                      xaxis_title=e["label"], yaxis_title="event F1", yaxis_range=[0.6, 1.02], height=450, width=900)
+    html = out_dir / f"scenarios_sensitivity_{key}.html"
+    fig.write_html(html, include_plotlyjs="cdn")
+    png = out_dir / f"scenarios_sensitivity_{key}.png"
+    try:
+        fig.write_image(png, width=900, height=450)
+    except Exception as exc:  # noqa: BLE001  kaleido missing, no Chrome, a browser error: the HTML is the plot
+        print(f"PNG not written ({type(exc).__name__}: {exc}); the HTML has the plot", file=sys.stderr)
+        png = None
+    return {"html": str(html), "png": str(png) if png else None}
 
 
 def main(argv=None) -> int:
@@ -192,6 +200,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-sensitivity", action="store_true")
     ap.add_argument("--sensitivity-only", action="store_true", help="only the sensitivity plots (cached detections)")
     ap.add_argument("--plots", default="benchmarks/results", help="where the sensitivity plots go [benchmarks/results]")
+    ap.add_argument("--keys", nargs="+", help="only these sensitivity settings (default: all of SENSITIVITY)")
     ap.add_argument("--fresh", action="store_true", help="re-run Ultralytics even if its tracks are cached")
     a = ap.parse_args(argv)
     out_dir = Path(a.out)
@@ -199,9 +208,11 @@ def main(argv=None) -> int:
     from pockit.config import ModelConfig, TrackerConfig
 
     if a.sensitivity_only:
-        doc = {"defaults": {"model": ModelConfig().model_dump(), "tracker": TrackerConfig().model_dump()},
-               "sensitivity": sensitivity(Path(a.plots), a.sequences)}
-        Path(a.json or Path(a.plots) / "scenarios_sensitivity.json").write_text(json.dumps(doc, indent=1, default=str))
+        path = Path(a.json or Path(a.plots) / "scenarios_sensitivity.json")
+        doc = json.loads(path.read_text()) if a.keys and path.exists() else {"sensitivity": {}}
+        doc["defaults"] = {"model": ModelConfig().model_dump(), "tracker": TrackerConfig().model_dump()}
+        doc["sensitivity"].update(sensitivity(Path(a.plots), a.sequences, a.keys))
+        path.write_text(json.dumps(doc, indent=1, default=str))
         return 0
     results: dict = {}
     for name in a.sequences:
@@ -215,7 +226,7 @@ def main(argv=None) -> int:
     print(doc["table"])
     print("\n".join(doc["targets"]))
     if not a.no_sensitivity:
-        doc["sensitivity"] = sensitivity(Path(a.plots), a.sequences)
+        doc["sensitivity"] = sensitivity(Path(a.plots), a.sequences, a.keys)
         print("sensitivity: " + ", ".join(v["html"] for v in doc["sensitivity"].values()))
     if a.json:
         Path(a.json).write_text(json.dumps(doc, indent=1, default=str))
