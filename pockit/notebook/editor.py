@@ -33,8 +33,14 @@ from .scene import (
     SceneEditor,
 )
 
-COLORS = {"zone": "#00c8ff", "line": "#ffd000", "fence": "#ff4fd8"}
-SELECTED = "#ff7a00"
+
+def _css(bgr: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*bgr[::-1])
+
+
+# the canvas uses the renderer's colours, so a drawn scene looks the same as its snapshot and the run's outputs
+COLORS = {"zone": _css(_draw.ZONE), "line": _css(_draw.LINE), "fence": _css(_draw.FENCE)}
+SELECTED = _css(_draw.SELECTED)
 
 
 # one implementation for the editor, the display helpers and the run's outputs

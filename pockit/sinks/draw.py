@@ -39,7 +39,7 @@ def _text(img, s, org, color, scale):
     cv2.putText(img, s, org, font, scale, color, th, cv2.LINE_AA)
 
 
-FENCE = (255, 79, 216)
+FENCE = (216, 79, 255)  # BGR
 SELECTED = (0, 122, 255)
 _KIND_COLOR = {"zone": ZONE, "box": ZONE, "line": LINE, "fence": LINE}
 
