@@ -219,12 +219,23 @@ def _pdf_lines(pdf):
     return pages
 
 
-@pytest.mark.parametrize("lang", ["en", "zh"])
-def test_print_layout(chromium, tmp_path, tud_campus, lang):
+def _site_report(tmp_path, tud, lang):
+    """Two boxes' runs (no clips) in one site report, ground truth for the first box's camera."""
+    from test_report import _box_run
+
+    a = _box_run(tmp_path, tud, "run-a", box_key="gate-box")
+    b = _box_run(tmp_path, tud, "run-b", box_key="yard-box")
+    out = build_report([a, b], gt=[f"gate-box/campus={tud / 'gt/gt.txt'}"], out=tmp_path / "site.html", lang=lang)
+    return out, 0
+
+
+@pytest.mark.parametrize("lang,kind", [("en", "run"), ("zh", "run"), ("en", "site")])
+def test_print_layout(chromium, tmp_path, tud_campus, lang, kind):
     import unicodedata
 
     pytest.importorskip("pypdf")  # in the [test] extra
-    out, n = _signable_report(tmp_path, tud_campus, lang)
+    out, n = (_signable_report if kind == "run" else _site_report)(tmp_path, tud_campus, lang)
+    n_plots = 7 if kind == "run" else 1 + 6 + 1  # timeline; gate-box: 6 with ground truth; yard-box: stages
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
@@ -239,9 +250,12 @@ def test_print_layout(chromium, tmp_path, tud_campus, lang):
         assert page.eval_on_selector("#cover", "c => getComputedStyle(c).breakAfter") == "page"
         # no plot toolbar and no video player in print
         bars = page.eval_on_selector_all(".modebar-container", "ms => ms.map(m => getComputedStyle(m).display)")
-        assert len(bars) == 7 and set(bars) == {"none"}
+        assert len(bars) == n_plots and set(bars) == {"none"}
+        if kind == "site":  # each box starts a page
+            assert page.eval_on_selector_all(".box-title", "hs => hs.map(h => getComputedStyle(h).breakBefore)") \
+                == ["page", "page"]
         vids = page.eval_on_selector_all("video", "vs => vs.map(v => getComputedStyle(v).display)")
-        assert len(vids) == n and set(vids) == {"none"}
+        assert len(vids) == n and all(v == "none" for v in vids)
         # badges (pass/fail, verdicts) and numbers on one line; no table wider than the page
         lines = page.eval_on_selector_all(".pass, .fail, .manual, .no_data, .verdict, td.num", LINES)
         assert len(lines) > 100
