@@ -1,0 +1,119 @@
+"""The class-based demos (issue 14) end to end on the shared footage: demos/parking.yaml, ppe.yaml, phone_use.yaml,
+left_luggage.yaml, each with the models they name (converted once per cache, see tests/test_models_convert.py)."""
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+import yaml
+
+import pockit
+from pockit import registry
+from pockit.sources import open_source
+
+DEMOS = Path(__file__).resolve().parents[1] / "demos"
+
+@pytest.fixture(scope="module")
+def coco_ssd() -> Path:
+    return registry.fetch("coco-ssd-mobilenet-v2", progress=False)
+
+
+@pytest.fixture(scope="module")
+def hardhat() -> Path:
+    pytest.importorskip("ultralytics")  # the one-time .pt -> ONNX conversion needs the [ml] extra
+    return registry.fetch("hardhat-yolov12m", progress=False)
+
+
+def _run(cfg: dict | str, run_dir: Path) -> tuple[list, dict]:
+    s = pockit.run(cfg, run_dir=run_dir, progress=False, overwrite=True)
+    return s.events(), json.loads((run_dir / "run.json").read_text())
+
+
+def _demo(name: str) -> dict:
+    return yaml.safe_load((DEMOS / name).read_text())
+
+
+@pytest.mark.parametrize("name,frames,fps", [("worker-zone-detection.gif", 71, 16.67),
+                                             ("face-demographics-walking-and-pause.gif", 41, 12.5),
+                                             ("head-pose-face-detection-female-and-male.gif", 56, 12.5)])
+def test_gifs_open_as_sources(shared_data, name, frames, fps):
+    with open_source(str(shared_data / "video" / name)) as src:
+        got = list(src)
+    assert len(got) == frames and src.fps == pytest.approx(fps, abs=0.01)
+    assert got[0].image.shape == (270, 480, 3) and got[0].timestamp == 0.0
+    ts = [f.timestamp for f in got]  # the GIF's own frame delays (they vary), always increasing
+    assert all(b > a for a, b in itertools.pairwise(ts))
+
+
+@pytest.mark.slow
+def test_parking_no_car_parks_on_the_real_clip(coco_ssd, tmp_path):
+    """Cars drive through in 3-5 s and none stops: no alarm, though the passing cars are tracked."""
+    events, run = _run(str(DEMOS / "parking.yaml"), tmp_path / "run")
+    assert events == [] and run["events_per_rule"] == {"no_parking": 0}
+    assert run["frames"] == 189 and run["tracks_per_source"]["lot"] >= 3
+    assert run["model"]["backend"] == "ssd"
+
+
+@pytest.mark.slow
+def test_parking_car_held_still_raises_once(coco_ssd, shared_data, tmp_path):
+    """The same clip with one car stopped: frame 85 (a car in mid-lot) repeated for 12 s, then the clip goes on."""
+    cap = cv2.VideoCapture(str(shared_data / "video" / "car-detection.mp4"))
+    frames = []
+    while len(frames) < 131:
+        ok, f = cap.read()
+        assert ok
+        frames.append(f)
+    clip = tmp_path / "parked.mp4"
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 12.5, (768, 432))
+    for f in frames[:86] + [frames[85]] * 150 + frames[86:]:
+        w.write(f)
+    w.release()
+    cfg = _demo("parking.yaml")
+    cfg["sources"][0]["uri"] = str(clip)
+    events, _ = _run(cfg, tmp_path / "run")
+    assert len(events) == 1, [e.to_dict() for e in events]
+    e = events[0]
+    # the car enters the zone at about 5.2-6 s and stands from 6.8 s to 18.8 s: alarm 10 s after it entered
+    assert e.rule == "no_parking" and e.class_name in ("car", "cell phone") and 15.0 <= e.time <= 17.0
+    assert e.duration >= 10.0 and 250 < (e.bbox[0] + e.bbox[2]) / 2 < 450  # the held car, mid-lot
+
+
+@pytest.mark.slow
+@pytest.mark.ml
+def test_ppe_bare_heads_alarm_hard_hat_does_not(hardhat, tmp_path):
+    events, run = _run(str(DEMOS / "ppe.yaml"), tmp_path / "run")
+    by_source = {s: [e for e in events if e.source == s] for s in ("site", "bare")}
+    assert by_source["site"] == []  # the worker in a hard hat (see the limit in demos/ppe.yaml)
+    bare = by_source["bare"]
+    assert len(bare) == 3 and len({e.track_id for e in bare}) == 3  # the three people without helmets
+    for e in bare:
+        assert e.rule == "no_helmet" and e.extra["attribute"] == "ppe" and set(e.extra["values"]) == {"Without Helmet"}
+        assert e.time <= 2.0 and len(e.extra["head_box"]) == 4
+    assert run["model"]["extra_models"]["ppe"]["class_names"] == {"0": "With Helmet", "1": "Without Helmet"}
+
+
+@pytest.mark.slow
+def test_phone_use_no_phone_no_alarm(coco_ssd, tmp_path):
+    """Close-up people with no phone: no alarm; the COCO model ran on every frame beside the person model."""
+    events, run = _run(str(DEMOS / "phone_use.yaml"), tmp_path / "run")
+    assert events == [] and run["events_per_rule"] == {"phone_use": 0}
+    assert run["sources"]["walkers"]["frames"] == 41 and run["sources"]["heads"]["frames"] == 56
+    assert run["tracks_per_source"]["walkers"] >= 3 and run["tracks_per_source"]["heads"] >= 2
+    phone = run["model"]["extra_models"]["phone"]
+    assert phone["backend"] == "ssd" and phone["classes"] == [77]
+
+
+@pytest.mark.slow
+def test_left_luggage_by_class(coco_ssd, tmp_path):
+    events, run = _run(str(DEMOS / "left_luggage.yaml"), tmp_path / "run")
+    assert len(events) == 1, [e.to_dict() for e in events]
+    e = events[0]
+    assert e.rule == "left_bag" and 26.0 <= e.time <= 30.0
+    cx, cy = (e.bbox[0] + e.bbox[2]) / 2, (e.bbox[1] + e.bbox[3]) / 2
+    assert 220 < cx < 260 and 180 < cy < 215  # the bag on the pavement (360x240 frames)
+    # measured limit: the SSD never sees the bag once it stands alone, so no class confirms the blob
+    assert e.extra.get("detector_class") is None
+    assert run["model"]["extra_models"]["bags"]["classes"] == [27, 31, 33]
