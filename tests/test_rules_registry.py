@@ -111,11 +111,11 @@ def test_frame_view_shares_anchors_selection_zone_membership_and_reads_attribute
     poly = Polygon(np.array([[0, 0], [100, 0], [100, 100], [0, 100.0]]))
     inside = fv.inside(poly, b"k", "bottom_center")
     assert inside.tolist() == [True, False, True] and fv.inside(poly, b"k", "bottom_center") is inside
-    v = RuleView(fv, m, "bottom_center")
-    assert (v.t, v.index, v.ids.tolist(), len(v)) == (1.5, 15, [1, 2], 2)
+    v = RuleView.of(fv, m, "bottom_center")
+    assert (v.t, v.index, v.ids.tolist(), v.names) == (1.5, 15, [1, 2], names)
     assert v.inside(poly, b"k").tolist() == [True, False]
     assert v.attr("ppe").tolist() == ["Without Helmet", ""] and v.attr("face") is None
     assert v.labels("ppe") == ["Without Helmet", None] and v.labels("face") == [None, None]
-    assert RuleView(fv, None, "bottom_center").labels("ppe") == ["Without Helmet", None, "With Helmet"]
+    assert RuleView.of(fv, None, "bottom_center").labels("ppe") == ["Without Helmet", None, "With Helmet"]
     with pytest.raises(AttributeError):
         v.t = 3.0  # read-only view

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, NamedTuple, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -168,9 +168,10 @@ class FrameView:
             self._anchors[kind] = a
         return a
 
-    def selection(self, class_ids: np.ndarray | None, min_score: float) -> np.ndarray:
-        """Mask of confirmed tracks (track_id >= 0) of ``class_ids`` (None = all) scoring >= min_score."""
-        key = (None if class_ids is None else tuple(int(c) for c in class_ids), min_score)
+    def selection(self, class_ids: np.ndarray | None, min_score: float, key=None) -> np.ndarray:
+        """Mask of confirmed tracks (track_id >= 0) of ``class_ids`` (None = all) scoring >= min_score;
+        ``key``: a hashable stand-in for ``class_ids`` (computed from them when None)."""
+        key = (None if class_ids is None else key if key is not None else tuple(int(c) for c in class_ids), min_score)
         m = self._masks.get(key)
         if m is None:
             d = self.dets
@@ -202,40 +203,44 @@ class FrameView:
         return self.dets.data.get(name if field is None else f"{name}.{field}")
 
 
-class RuleView:
-    """One rule's view of a frame: the tracks passing its class/score filter (``ids``, ``xyxy``,
-    ``anchors`` of its anchor kind, ``cls``) and, through them, zone membership and attributes.
-    Frame-level values (``t``, ``index``, ``frame``, ``image``, ``dets``, ``names``) come from the
-    shared :class:`FrameView` (``full``)."""
+class RuleView(NamedTuple):
+    """One rule's view of a frame (immutable): the tracks passing its class/score filter (``ids``,
+    ``xyxy``, ``anchors`` of its anchor kind, ``cls``) and, through them, zone membership and attached
+    attributes. Frame-level values (``t``, ``index``, ``frame``, ``image``, ``dets``, ``names``) are those
+    of the shared :class:`FrameView` (``full``). Built by :meth:`Rule.view`."""
 
-    __slots__ = ("_anchor", "anchors", "cls", "full", "ids", "rows", "xyxy")
+    full: FrameView
+    rows: np.ndarray | None  # boolean mask into full.dets, None = every detection
+    anchor: str
+    t: float
+    index: int
+    frame: Frame | None
+    dets: Detections
+    names: Mapping[int, str]
+    ids: np.ndarray
+    xyxy: np.ndarray
+    anchors: np.ndarray
+    cls: np.ndarray
 
-    def __init__(self, full: FrameView, rows: np.ndarray | None, anchor: str) -> None:
-        self.full = full
-        self.rows = rows  # boolean mask into full.dets, None = every detection
-        self._anchor = anchor
+    @classmethod
+    def of(cls, full: FrameView, rows: np.ndarray | None, anchor: str) -> RuleView:
         d, a = full.dets, full.anchors(anchor)
         if rows is None:
-            self.ids, self.xyxy, self.anchors, self.cls = d.track_ids, d.xyxy, a, d.class_ids
-        else:
-            self.ids, self.xyxy, self.anchors, self.cls = d.track_ids[rows], d.xyxy[rows], a[rows], d.class_ids[rows]
+            return cls(full, None, anchor, full.t, full.index, full.frame, d, full.names, d.track_ids, d.xyxy, a,
+                       d.class_ids)
+        return cls(full, rows, anchor, full.t, full.index, full.frame, d, full.names, d.track_ids[rows], d.xyxy[rows],
+                   a[rows], d.class_ids[rows])
 
-    t = property(lambda self: self.full.t)
-    index = property(lambda self: self.full.index)
-    frame = property(lambda self: self.full.frame)
-    image = property(lambda self: self.full.image)
-    dets = property(lambda self: self.full.dets)
-    names = property(lambda self: self.full.names)
-
-    def __len__(self) -> int:
-        return len(self.ids)
+    @property
+    def image(self) -> np.ndarray | None:
+        return self.full.image
 
     def _sub(self, a: np.ndarray) -> np.ndarray:
         return a if self.rows is None else a[self.rows]
 
     def inside(self, polygon: Polygon, key: bytes) -> np.ndarray:
         """Membership of this rule's anchors in ``polygon`` (computed once per frame per polygon/anchor)."""
-        return self._sub(self.full.inside(polygon, key, self._anchor))
+        return self._sub(self.full.inside(polygon, key, self.anchor))
 
     def attr(self, name: str, field: str | None = None) -> np.ndarray | None:
         """The attached attribute of this rule's tracks (``data[name]`` or ``data["name.field"]``), None if absent."""
@@ -282,7 +287,7 @@ class Rule:
         self.polygon: Polygon | None = None
         self._poly_key = b""
         self.names: Mapping[int, str] = {}
-        self._allowed_cache: tuple[int, np.ndarray | None] | None = None
+        self._allowed_cache: tuple | None = None
         self._warned: set[str] = set()
 
     # -- setup -------------------------------------------------------------------------------------
@@ -336,14 +341,22 @@ class Rule:
     def view(self, fv: FrameView) -> RuleView:
         """This rule's tracks in frame ``fv``: confirmed tracks passing ``classes`` and ``min_score``."""
         if self.cfg.classes is None and self.cfg.min_score <= 0 and fv.all_tracked():
-            return RuleView(fv, None, self.cfg.anchor)
-        ids = None
+            return RuleView.of(fv, None, self.cfg.anchor)
+        ids = key = None
         if self.cfg.classes is not None:
-            key = id(fv.names)
-            if self._allowed_cache is None or self._allowed_cache[0] != key:
-                self._allowed_cache = (key, self.allowed_ids(fv.names))
-            ids = self._allowed_cache[1]
-        return RuleView(fv, fv.selection(ids, self.cfg.min_score), self.cfg.anchor)
+            if self._allowed_cache is None or self._allowed_cache[0] != id(fv.names):
+                ids = self.allowed_ids(fv.names)
+                self._allowed_cache = (id(fv.names), ids, tuple(ids.tolist()))
+            _, ids, key = self._allowed_cache
+        return RuleView.of(fv, fv.selection(ids, self.cfg.min_score, key), self.cfg.anchor)
+
+    def states(self, v: RuleView, factory: Callable[[], S]) -> list[S]:
+        """The per-track state of each of the view's tracks (in ``v.ids`` order; missing ones created by
+        ``factory``); records that they were seen now. One call per frame: cheaper than :meth:`track`."""
+        ids = v.ids.tolist()
+        self.last_seen.update(dict.fromkeys(ids, v.t))
+        st = self.state
+        return [st.get(k) or st.setdefault(k, factory()) for k in ids]
 
     def track(self, tid, t: float, factory: Callable[[], S]) -> S:
         """The per-track state of ``tid`` (created by ``factory``); records that the track was seen at t."""

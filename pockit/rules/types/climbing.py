@@ -96,10 +96,8 @@ class Climbing(Rule):
             return []
         kind = self.classify(v.anchors, xyxy)
         out = []
-        for i in range(len(ids)):
-            tid = int(ids[i])
+        for i, (tid, st) in enumerate(zip(ids.tolist(), self.states(v, Climb))):
             k = int(kind[i])
-            st = self.track(tid, t, Climb)
             prev, st.prev = st.prev, k
             if k == BELOW:
                 st.last_below, st.fired = t, False

@@ -40,9 +40,7 @@ class Fall(Rule):
         if self.points is not None:
             fallen &= self.inside(v)
         out = []
-        for i in range(len(ids)):
-            tid = int(ids[i])
-            st = self.track(tid, t, Held)
+        for i, (tid, st) in enumerate(zip(ids.tolist(), self.states(v, Held))):
             st.observe(bool(fallen[i]), t)
             if st.fire(t, self.cfg.min_duration) and self.cool(tid, t):
                 out.append(self.event(t, index, tid, xyxy[i], cls[i], duration=round(t - st.since, 6),

@@ -50,9 +50,7 @@ class Dwell(Rule):
         inside = self.inside(v)
         ids, xyxy, cls, t, index = v.ids, v.xyxy, v.cls, v.t, v.index
         out = []
-        for i in range(len(ids)):
-            tid = int(ids[i])
-            st = self.track(tid, t, Visit)
+        for i, (tid, st) in enumerate(zip(ids.tolist(), self.states(v, Visit))):
             stay = st.stay
             new_visit = bool(inside[i]) and stay.since is None
             stay.observe(bool(inside[i]), t)

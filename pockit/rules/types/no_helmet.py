@@ -69,9 +69,7 @@ class NoHelmet(Rule):
         inside = self.inside(v) if self.points is not None else np.ones(len(ids), bool)
         heads = v.attr(attr, "xyxy")
         out = []
-        for i in range(len(ids)):
-            tid = int(ids[i])
-            st = self.track(tid, t, Episode)
+        for i, (tid, st) in enumerate(zip(ids.tolist(), self.states(v, Episode))):
             lab = labels[i]
             low = None if lab is None else lab.lower()
             cond = False if not inside[i] else True if low in self.bare else False if low in self.helmet else None

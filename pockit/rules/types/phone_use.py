@@ -64,9 +64,7 @@ class PhoneUse(Rule):
             boxes = None
         inside = self.inside(v) if self.points is not None else np.ones(len(ids), bool)
         out = []
-        for i in range(len(ids)):
-            tid = int(ids[i])
-            st = self.track(tid, t, Held)
+        for i, (tid, st) in enumerate(zip(ids.tolist(), self.states(v, Held))):
             lab = labels[i]
             cond = None
             pb = None

@@ -42,10 +42,8 @@ class ZoneTransition(Rule):
         out = []
         n_in = 0
         mf = self.cfg.min_frames
-        for i in range(len(ids)):
-            tid = int(ids[i])
+        for i, (tid, st) in enumerate(zip(ids.tolist(), self.states(v, Transition))):
             now = bool(inside[i])
-            st = self.track(tid, t, Transition)
             if now == st.inside:
                 st.run = 0
             else:
