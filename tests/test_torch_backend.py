@@ -123,3 +123,22 @@ def test_real_model_matches_ultralytics_predict(tud_campus):
         np.testing.assert_allclose(g.xyxy[o], r.boxes.xyxy.numpy()[ro], atol=0.05)
         np.testing.assert_allclose(g.scores[o], r.boxes.conf.numpy()[ro], atol=1e-4)
     assert det.info["backend"] == "torch" and len(det.info["sha256"]) == 64
+
+
+@pytest.mark.parametrize("classes,max_det", [(None, 300), (["car"], 300), (None, 4)])
+def test_host_and_gpu_postprocess_agree(classes, max_det):
+    """The host NMS (default in the pipeline) and the on-device NMS give the same detections."""
+    raw = _raw(b=4, a=600, seed=7)
+    det = TorchDetector(FixedHead(raw), device="cpu", half=False, batch=8, conf=0.25, iou=0.45, classes=classes,
+                        max_det=max_det)
+    images = [np.zeros((576, 768, 3), np.uint8)] * 2 + [np.zeros((1080, 1920, 3), np.uint8)] * 2
+    x, infos = det.preprocess_gpu(det.upload(images))
+    pred = det.forward_raw(x)
+    host, dev = det.postprocess_host(pred, infos), det.postprocess_gpu(pred, infos)
+    assert sum(len(h) for h in host) > 8
+    for h, d in zip(host, dev):
+        assert len(h) == len(d) <= max_det
+        order_h, order_d = np.lexsort((h.xyxy[:, 0], -h.scores)), np.lexsort((d.xyxy[:, 0], -d.scores))
+        np.testing.assert_allclose(h.xyxy[order_h], d.xyxy[order_d], atol=1e-3)
+        np.testing.assert_allclose(h.scores[order_h], d.scores[order_d], atol=1e-6)
+        np.testing.assert_array_equal(h.class_ids[order_h], d.class_ids[order_d])

@@ -32,7 +32,9 @@ def test_lost_then_removed():
     assert tr.lost_ids == [tid]
     for i in range(4, 12):
         tr.update(Detections.empty(), i / 10)
-    assert tr.tracks[tid].state == "removed" and tr.active_ids == [] and tr.lost_ids == []
+    # removed tracks are forgotten (memory stays flat on long runs) but still counted
+    assert tid not in tr.tracks and tr.active_ids == [] and tr.lost_ids == [] and tr.total_tracks == 1
+    assert tr.history(tid).shape == (0, 5)
 
 
 def test_ground_truth_boxes_give_one_track_per_identity(tud_campus):
@@ -86,3 +88,18 @@ def test_reidentification_refuses_far_late_or_coexisting_tracks():
     assert ids[-1] == [2] and tr.reidentified == 0
     ids, tr = _reappear(0.5, 15, old_stays=True)  # both visible at once: two people
     assert ids[-1] == [1, 2] and tr.reidentified == 0
+
+
+def test_memory_stays_flat_over_many_short_tracks():
+    """A camera that runs for weeks sees thousands of people: removed tracks must not pile up."""
+    tr = make_tracker(TrackerConfig(minimum_consecutive_frames=1, lost_track_seconds=0.2), fps=10)
+    t = 0.0
+    for k in range(60):
+        x = 20 + (k % 5) * 100
+        for i in range(3):
+            tr.update(Detections(xyxy=[_box(x + i, 50)], scores=[0.9]), t)
+            t += 0.1
+        t += 1.0  # gone long enough to be removed
+    tr.update(Detections.empty(), t)
+    assert len(tr.tracks) <= 2 and tr.total_tracks == 60
+    assert len(tr._ids) <= 2 and len(tr._owner) <= 2

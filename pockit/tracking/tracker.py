@@ -45,7 +45,8 @@ class Tracker:
         self.cfg = cfg or TrackerConfig()
         self.fps = float(fps) if fps and fps > 0 else 25.0
         self._impl = self._make_impl()
-        self.tracks: dict[int, TrackState] = {}
+        self.tracks: dict[int, TrackState] = {}  # confirmed and lost tracks; removed ones are forgotten
+        self._removed = 0
         self._last_t: float | None = None
         self._ids: dict[int, int] = {}  # library id -> pockit id
         self._owner: dict[int, int] = {}  # pockit id -> the library id that holds it now
@@ -74,6 +75,7 @@ class Tracker:
     def reset(self) -> None:
         self._impl = self._make_impl()
         self.tracks.clear()
+        self._removed = 0
         self._last_t = None
         self._ids.clear()
         self._owner.clear()
@@ -187,10 +189,21 @@ class Tracker:
             st.last_seen, st.hits, st.state, st.class_id = t, st.hits + 1, "confirmed", int(cid)
             st.history.append((t, *map(float, box)))
         horizon = self.cfg.lost_track_seconds
+        gone = []
         for tid, st in self.tracks.items():
-            if tid in seen or st.state == "removed":
+            if tid in seen:
                 continue
-            st.state = "lost" if t - st.last_seen <= horizon else "removed"
+            if t - st.last_seen <= horizon:
+                st.state = "lost"
+            else:
+                gone.append(tid)
+        # a removed track (and its history) is forgotten: memory stays flat on a camera that runs for weeks
+        for tid in gone:
+            del self.tracks[tid]
+            li = self._owner.pop(tid, None)
+            if li is not None and self._ids.get(li) == tid:
+                del self._ids[li]
+        self._removed += len(gone)
 
     # -- queries -------------------------------------------------------------------------------
     def history(self, track_id: int) -> np.ndarray:
@@ -208,7 +221,8 @@ class Tracker:
 
     @property
     def total_tracks(self) -> int:
-        return len(self.tracks)
+        """Tracks confirmed since the start (or the last reset), including removed ones."""
+        return len(self.tracks) + self._removed
 
 
 def make_tracker(cfg: TrackerConfig | None = None, fps: float = 25.0) -> Tracker:
