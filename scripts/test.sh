@@ -17,7 +17,7 @@ if command -v apt-get >/dev/null 2>&1; then
 fi
 
 python3 -m pip install -q --upgrade pip
-python3 -m pip install -q -e ".[test,ml,notebook,sinks,openvino]"
+python3 -m pip install -q -e ".[test,ml,notebook,sinks,openvino,convert]"
 # trackers and trackeval declare the GUI wheel opencv-python, which pip installs over the headless one: keep only
 # opencv-python-headless (run by path: it must work while cv2 is broken; see pockit/deploy/opencv.py)
 python3 pockit/deploy/opencv.py

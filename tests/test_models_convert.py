@@ -199,3 +199,22 @@ def test_hardhat_onnx_matches_patched_pytorch(hardhat_onnx, shared_data):
     np.testing.assert_allclose(r.boxes.conf.numpy(), d.scores[order], atol=0.01)
     with pytest.raises(ValueError, match="not a TensorFlow object-detection SSD export"):
         load_detector(str(hardhat_onnx), backend="ssd")
+
+
+@pytest.mark.slow
+@pytest.mark.ml
+def test_fire_smoke_only_after_acceptance(shared_data):
+    """Accepted once (the CLI warns), converted and cached; then a config can name it. No fire footage here:
+    what is measured is its false 'smoke' on grey asphalt, and silence on an ordinary indoor frame."""
+    pytest.importorskip("ultralytics")
+    res = CliRunner().invoke(models_cmd, ["fetch", "fire-smoke", "--accept-unlicensed", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "declares no licence" in res.stderr and "do not ship it" in res.stderr
+    path = Path(res.stdout.strip().splitlines()[-1].split(": ", 1)[1])
+    rec = json.loads(path.with_suffix(".onnx.json").read_text())
+    assert rec["source_sha256"] == registry.ASSETS["fire-smoke"].sha256 and rec["converter"] == "ultralytics-onnx"
+    det = load_detector("fire-smoke", conf=0.25)
+    assert det.class_names == {0: "smoke", 1: "fire"}
+    asphalt = det.detect([_frame(shared_data / "video" / "car-detection.mp4", 72)])[0]
+    assert asphalt.names == ["smoke"] and asphalt.scores[0] > 0.7  # a false alarm: nothing burns there
+    assert len(det.detect([_frame(shared_data / "video" / "face-demographics-walking-and-pause.gif", 0)])[0]) == 0
