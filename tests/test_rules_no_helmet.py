@@ -97,3 +97,27 @@ def test_lone_head_detection_is_not_a_person_and_missing_attribute_warns(caplog)
     with caplog.at_level(logging.WARNING):
         evs, _ = run([BARE] * 30, attr="helmets")
     assert evs == [] and "no attribute 'ppe'" in caplog.text
+
+
+def test_through_the_tracker_the_attribute_follows_the_person():
+    """Detections as MultiDetector gives them (data["ppe"] on the person rows) -> default tracker -> rule."""
+    from pockit.tracking import make_tracker
+
+    tracker = make_tracker(None, fps=FPS)
+    eng = RuleEngine([RULE], "cam", frame_size=(640, 480), class_names=NAMES)
+    evs, first = [], None
+    for i in range(50):
+        x = 100 + 2 * i  # walks right; a second person with a helmet walks left
+        d = Detections(np.array([[x, 100, x + 40, 200], [500 - 2 * i, 100, 540 - 2 * i, 200]], np.float32),
+                       scores=[0.9, 0.9], class_ids=[0, 0], class_names=NAMES,
+                       data={"ppe": np.array([BARE, HAT], dtype=object),
+                             "ppe.xyxy": np.array([[x + 10, 100, x + 30, 120], [510 - 2 * i, 100, 530 - 2 * i, 120]],
+                                                  np.float32)})
+        tracked = tracker.update(d, i / FPS)
+        if first is None and len(tracked):
+            first = i
+            assert sorted(tracked.data["ppe"].tolist()) == [HAT, BARE]
+        evs += eng.update(None, tracked, i / FPS, i)
+    assert first is not None and first <= 3
+    assert [(e.frame, e.extra["values"]) for e in evs] == [(first + 20, {BARE: 21})]
+    assert evs[0].bbox[0] == pytest.approx(100 + 2 * (first + 20), abs=2.0)  # the bare-headed one, not the other
