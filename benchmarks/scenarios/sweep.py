@@ -89,12 +89,13 @@ def settings(grid: dict) -> list[dict]:
 
 
 def _debounce(s: dict, name: str) -> dict | None:
-    """Proposed rule change "debounce in seconds": zone_enter/line_crossing min_frames derived from the
-    footage's frame rate, min_frames = max(1, ceil(debounce_s x fps))."""
+    """Proposed rule change "debounce in seconds" (zone_enter/line_crossing): the new state must hold on
+    observations spanning at least debounce_s seconds; on this footage's regular frame grid that is
+    min_frames = 1 + ceil(debounce_s x fps) consecutive observations."""
     if not s.get("debounce_s"):
         return None
     fps = sequence(name).fps
-    return {"min_frames": max(1, math.ceil(s["debounce_s"] * fps - 1e-9))}
+    return {"min_frames": 1 + math.ceil(s["debounce_s"] * fps - 1e-9)}
 
 
 def run_setting(s: dict, names=SEQUENCES, workdir: Path | None = None) -> dict:

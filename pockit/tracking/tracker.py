@@ -131,6 +131,9 @@ class Tracker:
                 if out[k] < 0:
                     out[k] = self._next_id
                     self._next_id += 1
+                prev = self._owner.get(int(out[k]))
+                if prev is not None:  # re-identified: the old library track no longer speaks for this id
+                    self._ids.pop(prev, None)
                 self._ids[int(lib[k])] = int(out[k])
                 self._owner[int(out[k])] = int(lib[k])
         return out
