@@ -111,6 +111,7 @@ def test_frame_view_shares_anchors_selection_zone_membership_and_reads_attribute
     poly = Polygon(np.array([[0, 0], [100, 0], [100, 100], [0, 100.0]]))
     inside = fv.inside(poly, b"k", "bottom_center")
     assert inside.tolist() == [True, False, True] and fv.inside(poly, b"k", "bottom_center") is inside
+    assert not inside.flags.writeable and not m.flags.writeable  # shared between rules: nobody may write
     v = RuleView.of(fv, m, "bottom_center")
     assert (v.t, v.index, v.ids.tolist(), v.names) == (1.5, 15, [1, 2], names)
     assert v.inside(poly, b"k").tolist() == [True, False]

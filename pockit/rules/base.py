@@ -195,6 +195,7 @@ class FrameView:
         full = self._inside.get(k)
         if full is None:
             full = self._inside[k] = polygon.contains(self.anchors(anchor))
+            full.flags.writeable = False
         return full
 
     def attr(self, name: str, field: str | None = None) -> np.ndarray | None:
