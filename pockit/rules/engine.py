@@ -1,5 +1,9 @@
 """The scenario rules engine: confirmed tracks in, alarm :class:`~pockit.core.Event` records out.
 
+The rule types are the modules of :mod:`pockit.rules.types` (schema + implementation, found through
+:mod:`pockit.rules.registry`); each frame, the engine builds one read-only
+:class:`~pockit.rules.base.FrameView` and hands every rule its own :class:`~pockit.rules.base.RuleView`.
+
 Shared semantics (every rule):
 
 * Rules see only confirmed tracks (``track_id >= 0``) that pass the rule's class filter (names or
