@@ -4,7 +4,8 @@ Both read, per confirmed track of their class filter, the face embedding this fr
 class ``face`` (the face backend as the main model, or an extra model whose faces are objects of their own:
 ``data["embedding"]`` / ``data["<attribute>.embedding"]``) or a face attached to a person
 (``data["<attribute>.embedding"]``, extra model named ``attribute`` with ``attach_to``). Rows without a face
-(NaN) neither count nor reset. Inside ``zone`` only (whole frame when unset). Each track keeps its ``keep``
+(NaN) neither count nor reset. With ``attach_to``, a face that no person box holds stays an object of its own
+(class ``face``): add ``face`` to ``classes`` to match those too. Inside ``zone`` only (whole frame when unset). Each track keeps its ``keep``
 best-quality views; its identity is decided from them (:class:`pockit.faces.matcher.TrackFaces`: ``threshold``,
 ``margin``, ``min_frames``, ``aggregate``).
 
