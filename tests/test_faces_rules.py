@@ -125,6 +125,17 @@ def test_faces_attached_to_persons(wl_path):
     assert evs[0].class_name == "Normal" and evs[0].bbox == person and evs[0].extra["face_box"] == face
 
 
+def test_no_embeddings_warns_once(wl_path, caplog):
+    frames = [Detections(np.array([BOX1], np.float32), class_ids=[0], track_ids=[1], class_names=FACE_NAMES)] * 4
+    with caplog.at_level("WARNING"):
+        evs, _ = run([{"type": "face_match", "name": "vip", "watchlist": wl_path, "attribute": "faces"}], frames)
+    assert evs == []
+    msgs = [r.getMessage() for r in caplog.records if "face embeddings" in r.getMessage()]
+    assert msgs == [("rule 'vip': the detections carry no face embeddings (data['embedding'] or "
+                    "data['faces.embedding']): use model face-yunet, or an extra model named 'faces' with path "
+                    "face-yunet; nothing is matched")]
+
+
 def test_schema_and_watchlist_errors(tmp_path):
     from pockit.config import PocConfig
 

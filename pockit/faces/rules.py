@@ -95,6 +95,11 @@ class FaceRule(Rule):
             blur_faces(v.image, face_boxes(v.dets, self.cfg.attribute))
         if not len(v.ids):
             return []
+        if "embedding" not in v.dets.data and f"{self.cfg.attribute}.embedding" not in v.dets.data:
+            self.warn_once("noface", f"the detections carry no face embeddings (data['embedding'] or "
+                           f"data['{self.cfg.attribute}.embedding']): use model face-yunet, or an extra model named "
+                           f"{self.cfg.attribute!r} with path face-yunet; nothing is matched")
+            return []
         emb, quality, boxes = face_columns(v.dets, self.cfg.attribute)
         if v.rows is not None:
             emb, quality, boxes = emb[v.rows], quality[v.rows], boxes[v.rows]
