@@ -154,9 +154,8 @@ def test_schema_and_watchlist_errors(tmp_path):
 def test_privacy_run_directory_holds_no_face(shared_data, tmp_path):
     """face_match + unknown_face with privacy: true on the walking clip (face backend as the main model): events
     are raised, every snapshot has its faces pixelated (the face detector finds none), and nothing in the run
-    directory holds an embedding or a face crop. reference/walk.jpg (frame 0, before any track is confirmed)
-    is only blurred once the pipeline calls pockit.faces.rules.blur_for_rules on the detector output
-    (test_blur_for_rules_on_detector_output)."""
+    directory holds an embedding or a face crop; reference/walk.jpg (frame 0, before any track is confirmed) is
+    blurred too, because the pipeline calls pockit.faces.rules.blur_for_rules on the detector output."""
     import pockit
     from pockit.inference import load_detector
     from pockit.sources import open_source
@@ -188,6 +187,8 @@ def test_privacy_run_directory_holds_no_face(shared_data, tmp_path):
     files = sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file())
     images = [f for f in files if f.endswith((".jpg", ".png", ".mp4", ".webm"))]
     assert images == ["reference/walk.jpg"] + [f"snapshots/{p.name}" for p in snaps]
+    # the pipeline pixelates faces on the detector output, before tracking: frame 0 (no confirmed track yet) too
+    assert len(det.detect([cv2.imread(str(run / "reference" / "walk.jpg"))])[0]) == 0
     for f in files:  # no embedding in any text output: no run of 128 numbers
         if not f.endswith((".jpg", ".png", ".mp4")):
             text = (run / f).read_text(errors="replace")

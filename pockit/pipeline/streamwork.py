@@ -52,6 +52,9 @@ class StreamProcessor:
         rules = [r for r in cfg.rules if r.enabled and (r.sources is None or spec.id in r.sources)]
         self.engine = (RuleEngine(rules, source_id=spec.id, frame_size=spec.size, class_names=self.class_names)
                        if rules else None)
+        # face privacy: faces are pixelated on the detector's output, before tracking, so no face reaches any
+        # output (reference still, snapshots, clips, video, live view), tracked or not
+        self.privacy_rules = [r for r in rules if getattr(r, "privacy", False)]
         out = cfg.outputs
         self.tracks_fh = None
         if out.tracks:
@@ -78,6 +81,10 @@ class StreamProcessor:
 
     def process(self, frame: Frame, dets: Detections) -> list:
         """One frame: track, apply rules, write outputs; returns the events (snapshot/clip written)."""
+        if self.privacy_rules:
+            from ..faces.rules import blur_for_rules
+
+            blur_for_rules(frame.image, dets, self.privacy_rules)
         with self.timer.time("tracking"):
             tracked = self.tracker.update(dets, frame.timestamp)
         events = []
