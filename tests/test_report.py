@@ -501,3 +501,56 @@ def test_no_alarm_with_ground_truth_shows_the_missed_events(fixture_run, tud_cam
     assert '<p class="meta">The run raised no alarm.</p>' in html
     n_gt = exp["n_zone_gt"] + exp["n_line_gt"]
     assert "0 alarm(s) were raised by 2 rule(s)" in html and f"(0 true, 0 false, {n_gt} missed)" in html
+
+
+def _collected_folder(tmp_path, tud, boxes):
+    """A `pockit collect` folder holding the fixture run's alarms as sent by each of ``boxes`` (snapshots
+    included), written through the collector's own store and wire format."""
+    from pockit.collect.store import CollectStore
+    from pockit.collect.wire import encode
+    from pockit.core import read_events
+
+    src = tmp_path / "box-run"
+    make_fixture_run(src, tud)
+    store = CollectStore(tmp_path / "collected")
+    for i, box in enumerate(boxes):
+        for e in read_events(src / "events.jsonl"):
+            e.extra = dict(e.extra or {}, box=box, raised_at=1_790_000_000.0 + 3600 * i + e.time)
+            assert store.accept(encode(e, src))
+    store.close()
+    return tmp_path / "collected", len(read_events(src / "events.jsonl"))
+
+
+def test_report_of_a_collect_folder(tud_campus, tmp_path):
+    folder, n = _collected_folder(tmp_path, tud_campus, ["gate-box", "yard-box"])
+    poc = tmp_path / "poc.yaml"
+    poc.write_text(yaml.safe_dump(dict(CONFIG, poc={"customer": "ACME", "site": "DC 3"}, acceptance=[
+        {"name": "Alarms raised", "metric": "site.alarms", "op": ">=", "threshold": 1},
+        {"name": "Recall", "metric": "events.walkway_zone.recall", "op": ">=", "threshold": 0.9}])))
+    res = CliRunner().invoke(cli, ["report", str(folder), "--config", str(poc), "-o", str(tmp_path / "c.html")])
+    assert res.exit_code == 0, res.output
+    d = json.loads((tmp_path / "c.metrics.json").read_text())
+    assert d["metrics"]["site.alarms"] == 2 * n and d["metrics"]["site.boxes"] == 2
+    assert d["boxes"] == {"gate-box": {"run_dir": None, "metrics": {}, "alarms": n},
+                          "yard-box": {"run_dir": None, "metrics": {}, "alarms": n}}
+    assert [(a["name"], a["status"]) for a in d["acceptance"]] == [("Alarms raised", "pass"), ("Recall", "no_data")]
+    html = (tmp_path / "c.html").read_text()
+    assert '<td id="cover-customer">ACME</td>' in html and "<h1>PoC report: tud-fixture</h1>" in html
+    assert len(re.findall(r'<tr class="alarm"', html)) == 2 * n
+    assert len(re.findall(r'<img class="thumb" alt="\w+" src="data:image/jpeg;base64,', html)) == 2 * n
+    assert html.count('<tr class="box-row">') == 2 and html.count('<tr class="camera-row">') == 2
+    assert f"{2 * n} alarm(s) from 2 camera(s) on 2 edge box(es) were collected centrally." in html
+    # the wall-clock time each box raised the alarm is shown beside the time in the footage
+    from datetime import datetime
+
+    assert datetime.fromtimestamp(1_790_000_000.0).strftime("%Y-%m-%d %H:%M:%S") in html
+    # a box whose run directory is given too is reported from the run directory (no alarm twice)
+    run = _box_run(tmp_path, tud_campus, "gate-run", box_key="gate-box")
+    build_report([run, folder], out=tmp_path / "mixed.html")
+    d = json.loads((tmp_path / "mixed.metrics.json").read_text())
+    assert d["metrics"]["site.alarms"] == 2 * n and set(d["boxes"]) == {"gate-box", "yard-box"}
+    assert d["boxes"]["gate-box"]["run_dir"] == "gate-run" and d["boxes"]["yard-box"]["run_dir"] is None
+    # without --config a collect folder still reports (blank cover, named after the folder)
+    res = CliRunner().invoke(cli, ["report", str(folder), "-o", str(tmp_path / "bare.html")])
+    assert res.exit_code == 0, res.output
+    assert "<h1>PoC report: collected</h1>" in (tmp_path / "bare.html").read_text()

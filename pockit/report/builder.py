@@ -714,14 +714,20 @@ def _is_run_dir(p: Path) -> bool:
     return (p / "run.json").is_file() or (p / "config.yaml").is_file()
 
 
+def is_collected(p: Path) -> bool:
+    """A folder written by ``pockit collect`` (the events of several boxes, without their run directories)."""
+    return (p / "events.jsonl").is_file() and ((p / "collect.json").is_file() or (p / "journal.jsonl").is_file())
+
+
 def find_runs(paths: Sequence[str | Path]) -> list[Path]:
-    """The run directories to report on: each path that is a run, or, for a folder that is not one (runs
-    collected from several boxes), the runs directly inside it or one level deeper, in name order."""
+    """The folders to report on: each path that is a run directory or a ``pockit collect`` folder, or, for a
+    folder that is neither (run directories copied from several boxes), the runs directly inside it or one
+    level deeper, in name order."""
     out: list[Path] = []
     for p in map(Path, paths):
         if not p.is_dir():
             raise ReportError(f"run directory not found: {p} (the folder `pockit run` printed)")
-        if _is_run_dir(p):
+        if _is_run_dir(p) or is_collected(p):
             out.append(p)
             continue
         found = sorted(d for d in p.iterdir() if d.is_dir() and _is_run_dir(d))
@@ -729,8 +735,9 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
                         for dd in d.iterdir() if dd.is_dir() and _is_run_dir(dd))
         if not found:
             raise ReportError(f"{p} is not a pockit run directory: neither run.json nor config.yaml is there, nor "
-                              "in a folder inside it. Run `pockit run CONFIG` first, or point at the folder it "
-                              "wrote (runs/<name>-<time>/)")
+                              "in a folder inside it, and it is not a `pockit collect` folder (events.jsonl with "
+                              "collect.json). Run `pockit run CONFIG` first, or point at the folder it wrote "
+                              "(runs/<name>-<time>/)")
         out += found
     seen: set[Path] = set()
     uniq = []
@@ -813,18 +820,54 @@ def _timeline(alarms: Sequence[dict[str, Any]], missed: Sequence[dict[str, Any]]
     return fig
 
 
-def collect_site(run_dirs: Sequence[str | Path], gt: Any = None, lang: str = "en") -> dict[str, Any]:
-    """The report of one or several runs (one per box, or a folder of collected runs): cover block, executive
-    summary, every alarm on a timeline and in a table, site totals, and each run's sections."""
+def _collected_events(folders: Sequence[Path], skip_boxes: set[str]) -> tuple[list[tuple[Path, Event]], list[str]]:
+    """The alarms of ``pockit collect`` folders, except those of boxes whose run directory is in the report
+    (the run directory has them too, with its frames and tracks): (folder, event) pairs and the boxes."""
+    from ..evaluate.events import fold_episodes
+
+    out, boxes, seen = [], [], set()
+    for f in folders:
+        for e in fold_episodes(read_events(f / "events.jsonl")):
+            box = str((e.extra or {}).get("box") or "-")
+            if box in skip_boxes or (box, e.id) in seen:
+                continue
+            seen.add((box, e.id))
+            out.append((f, e))
+            if box not in boxes:
+                boxes.append(box)
+    return out, boxes
+
+
+def _collected_alarm(folder: Path, e: Event) -> dict[str, Any]:
+    box = str((e.extra or {}).get("box") or "-")
+    raised = (e.extra or {}).get("raised_at")
+    when = datetime.fromtimestamp(float(raised)).strftime("%Y-%m-%d %H:%M:%S") \
+        if isinstance(raised, (int, float)) else None
+    return {"id": e.id, "time": float(e.time), "clock": clock(e.time), "when": when, "rule": e.rule, "type": e.type,
+            "source": str(e.source), "box": box, "track": e.track_id, "class": e.class_name, "direction": e.direction,
+            "verdict": None, "thumb": _img_data_uri(folder / e.snapshot, max_w=240) if e.snapshot else None,
+            "clip_path": None, "clip": None, "clip_note": None}
+
+
+def collect_site(run_dirs: Sequence[str | Path], gt: Any = None, lang: str = "en",
+                 config: str | Path | None = None) -> dict[str, Any]:
+    """The report of one or several runs (one per box), folders of copied runs, or ``pockit collect`` folders:
+    cover block, executive summary, every alarm on a timeline and in a table, site totals per box and camera,
+    and each run's sections. ``config``: a PoC YAML whose ``name``, ``description``, ``poc`` and ``acceptance``
+    are used for the cover and the checklist (needed for a collect folder alone, which has no config)."""
     t = translator(lang)
-    dirs = find_runs(run_dirs)
-    multi = len(dirs) > 1
-    boxes: list[dict[str, Any]] = []
-    for d in dirs:
-        # the box id is known before collect() only from run.json / events: read it for the gt selection
+    inputs = find_runs(run_dirs)
+    dirs = [d for d in inputs if _is_run_dir(d)]
+    pre = []
+    for d in dirs:  # the box id is known before collect() only from run.json / events: for the gt selection
         pre_run = _read_json(d / "run.json", "run.json") if (d / "run.json").is_file() else {}
-        pre_events = read_events(d / "events.jsonl") if multi and (d / "events.jsonl").exists() else []
-        box = box_id(d, pre_run, pre_events)
+        pre_events = read_events(d / "events.jsonl") if (d / "events.jsonl").exists() else []
+        pre.append((d, pre_run, box_id(d, pre_run, pre_events)))
+    collected, collected_boxes = _collected_events([d for d in inputs if not _is_run_dir(d)],
+                                                   {b for _, _, b in pre})
+    multi = len(dirs) + len(collected_boxes) > 1
+    boxes: list[dict[str, Any]] = []
+    for d, pre_run, box in pre:
         src_ids = [s.get("id") for s in ((pre_run.get("config") or {}).get("sources") or [])] or None
         if src_ids is None and (d / "config.yaml").is_file():
             from ..config import load_config
@@ -841,21 +884,25 @@ def collect_site(run_dirs: Sequence[str | Path], gt: Any = None, lang: str = "en
         c["pfx"] = f"b{i + 1}-" if multi else ""
         c["sec"] = (lambda name, c=c: f"{c['pfx']}{name}")
         figures.update({f"{c['pfx']}{k}": v for k, v in c["figures"].items()})
-    first = boxes[0]
-    cfg = first["cfg"]
-    site: dict[str, Any] = {"t": t, "lang": lang, "fmt": _fmt, "multi": multi, "boxes": boxes, "cfg": cfg,
-                            "generated": first["generated"], "figures": figures, "warnings": [],
-                            "engineer_notes": []}
-    # cover: the first run's `poc` section; differing ones are named
-    poc = next((c["cfg"].poc for c in boxes if c["cfg"].poc.model_dump(exclude_defaults=True)), cfg.poc)
+    first = boxes[0] if boxes else None
+    from ..config import PocInfo, load_config
+
+    cfg = load_config(config) if config else first["cfg"] if first else None
+    site: dict[str, Any] = {"t": t, "lang": lang, "fmt": _fmt, "multi": multi, "boxes": boxes,
+                            "title_name": cfg.name if cfg else Path(inputs[0]).name,
+                            "generated": datetime.now().strftime("%Y-%m-%d %H:%M"), "figures": figures,
+                            "warnings": [], "engineer_notes": []}
+    # cover: the given config's `poc` section, else the first run's that has one; differing ones are named
+    poc = cfg.poc if config else next((c["cfg"].poc for c in boxes if c["cfg"].poc.model_dump(exclude_defaults=True)),
+                                      cfg.poc if cfg else PocInfo())
     for c in boxes:
         if c["cfg"].poc.model_dump(exclude_defaults=True) and c["cfg"].poc != poc:
             site["engineer_notes"].append(f"run {c['run_dir']}: its config's poc section differs from the one on "
-                                          "the cover (taken from the first run that has one)")
+                                          "the cover")
     starts = sorted(str(c["run"].get("started"))[:10] for c in boxes if c["run"].get("started"))
     ends = sorted(str(c["run"].get("finished") or c["run"].get("started"))[:10] for c in boxes
                   if c["run"].get("finished") or c["run"].get("started"))
-    site["poc"] = {"customer": poc.customer, "site": poc.site, "scope": poc.scope or cfg.description,
+    site["poc"] = {"customer": poc.customer, "site": poc.site, "scope": poc.scope or (cfg.description if cfg else ""),
                    "start": str(poc.start) if poc.start else (starts[0] if starts else ""),
                    "end": str(poc.end) if poc.end else (ends[-1] if ends else ""),
                    "people": [p.model_dump() for p in poc.people]}
@@ -881,6 +928,14 @@ def collect_site(run_dirs: Sequence[str | Path], gt: Any = None, lang: str = "en
         for e in c["event_eval"].get("missed_all") or []:
             missed.append({"rule": e.rule, "time": float(e.time), "clock": clock(e.time), "source": str(e.source),
                            "camera": f"{c['box']} / {e.source}" if multi else str(e.source)})
+    coll_alarms = []
+    for folder, e in collected:
+        a = _collected_alarm(folder, e)
+        a.pop("clip_path")
+        a["camera"] = f"{a['box']} / {a['source']}" if multi else a["source"]
+        a["run_label"] = a["box"]
+        coll_alarms.append(a)
+    alarms += coll_alarms
     site["alarms"] = alarms
     site["verdicts_shown"] = any(c["event_eval"]["evaluated"] for c in boxes)
     if alarms or missed:
@@ -892,6 +947,10 @@ def collect_site(run_dirs: Sequence[str | Path], gt: Any = None, lang: str = "en
             n = sum(1 for a in c["alarms"] if a["source"] == s["id"])
             cams.append({"box": c["label"], "id": s["id"], "frames": s["frames"], "duration": s["duration"],
                          "tracks": s["tracks"], "alarms": n, "error": s["error"]})
+    for b in collected_boxes:  # collected alarms only: what the alarms show
+        for cam in sorted({a["source"] for a in coll_alarms if a["box"] == b}):
+            cams.append({"box": b, "id": cam, "frames": None, "duration": None, "tracks": None,
+                         "alarms": sum(a["box"] == b and a["source"] == cam for a in coll_alarms), "error": None})
     site["cameras"] = cams
     rules_all = sorted({a["rule"] for a in alarms})
     site["rules_all"] = rules_all
@@ -899,15 +958,28 @@ def collect_site(run_dirs: Sequence[str | Path], gt: Any = None, lang: str = "en
                          "footage": c["footage"], "alarms": len(c["alarms"]),
                          "per_rule": {r: sum(a["rule"] == r for a in c["alarms"]) for r in rules_all},
                          "machine": c["perf"].get("host")} for c in boxes]
+    site["box_rows"] += [{"box": b, "cameras": sum(c["box"] == b for c in cams), "frames": None, "footage": None,
+                          "alarms": sum(a["box"] == b for a in coll_alarms),
+                          "per_rule": {r: sum(a["box"] == b and a["rule"] == r for a in coll_alarms) for r in rules_all},
+                          "machine": None} for b in collected_boxes]
+    site["n_boxes"] = len(boxes) + len(collected_boxes)
+    site["collected_boxes"] = collected_boxes
     seconds = sum(sp.seconds for c in boxes for sp in c["spans"].values())
     from ..evaluate.events import human_duration
 
     site["footage"] = human_duration(seconds, lang) if seconds else None
     site["frames"] = sum(int(c["run"].get("frames") or 0) for c in boxes)
-    # acceptance: every run's items (a Box column when several)
+    # acceptance: every run's items (a Box column when several); a given config's items judged on the site
     acc = []
     for c in boxes:
         acc += [dict(a, box=c["label"]) for a in c["acceptance"]]
+    site_metrics = {"site.alarms": len(alarms), "site.boxes": site["n_boxes"], "site.cameras": len(cams),
+                    "site.frames": site["frames"],
+                    **{f"site.{r}.alarms": sum(a["rule"] == r for a in alarms) for r in rules_all}}
+    if config:
+        rows = judge_acceptance(cfg.acceptance, site_metrics, t)
+        acc += [dict(a, box=t("site")) for a in rows]
+        site["engineer_notes"] += [a["hint"] for a in rows if a["hint"]]
     site["acceptance"] = acc
     site["acceptance_counts"] = acceptance_counts(acc)
     # evaluation totals over the boxes that have ground truth
@@ -922,14 +994,13 @@ def collect_site(run_dirs: Sequence[str | Path], gt: Any = None, lang: str = "en
     for c in boxes:
         site["warnings"] += [f"{c['label']}: {w}" if multi else w for w in c["warnings"]]
         site["engineer_notes"] += c["engineer_notes"]
-    site["limitations"] = first["limitations"] if not multi else [
+    site["limitations"] = first["limitations"] if first and not multi else [
         x.format(footage=site["footage"] or "-", host="; ".join(sorted({str(c["perf"].get("host") or t("host_unknown"))
                                                                         for c in boxes})))
         for x in LIMITATIONS[lang]]
     # metrics: one run keeps its flat keys; several get per-box keys and site totals
-    if multi:
-        site["metrics"] = {"site.alarms": len(alarms), "site.boxes": len(boxes), "site.cameras": len(cams),
-                           "site.frames": site["frames"]}
+    if multi or not boxes:
+        site["metrics"] = dict(site_metrics)
         for c in boxes:
             site["metrics"].update({f"box.{c['label']}.{k}": v for k, v in c["metrics"].items()})
     else:
@@ -949,9 +1020,15 @@ def _executive_summary(site: Mapping[str, Any], t) -> list[str]:
     elif who or when:
         out.append(who + t("full_stop") if who else when)
     boxes = site["boxes"]
-    out.append(t("exec_analysed").format(footage=site["footage"] or "-", cameras=len(site["cameras"]),
-                                         boxes=len(boxes), frames=site["frames"]))
-    n_rules = len({r.name for c in boxes for r in c["cfg"].rules})
+    if boxes:
+        out.append(t("exec_analysed").format(footage=site["footage"] or "-",
+                                             cameras=sum(len(c["sources"]) for c in boxes), boxes=len(boxes),
+                                             frames=site["frames"]))
+    if site["collected_boxes"]:
+        out.append(t("exec_collected").format(
+            n=sum(a["box"] in site["collected_boxes"] for a in site["alarms"]), boxes=len(site["collected_boxes"]),
+            cameras=sum(c["box"] in site["collected_boxes"] for c in site["cameras"])))
+    n_rules = len({r.name for c in boxes for r in c["cfg"].rules} | {a["rule"] for a in site["alarms"]})
     out.append(t("exec_alarms").format(n=len(site["alarms"]), rules=n_rules))
     ev = site["ev_totals"]
     if ev:
@@ -992,18 +1069,19 @@ def render_html(ctx: dict[str, Any]) -> str:
 
 
 def build_report(run_dir: str | Path | Sequence[str | Path], gt: Any = None, out: str | Path | None = "report.html",
-                 lang: str = "en", pdf: bool | str | Path = False) -> Path:
+                 lang: str = "en", pdf: bool | str | Path = False, config: str | Path | None = None) -> Path:
     """Write the PoC report for ``run_dir`` (one run directory, a folder of collected runs, or a list of
     run directories: one report with a section per box): self-contained HTML (and a PDF beside it when ``pdf``).
 
     gt: ground truth (see :func:`parse_gt`; with several runs ``SOURCE=PATH`` or ``BOX/SOURCE=PATH``).
+    config: a PoC YAML for the cover and a site-level checklist (see :func:`collect_site`).
     Returns the HTML path. ``pdf`` may be True (same name, .pdf) or a path. What the engineer should fix
     (an acceptance metric that does not exist, a clip too large to embed) is logged and listed under
     ``engineer_notes`` in the ``.metrics.json`` beside the HTML, not printed in the customer's document."""
     dirs = [run_dir] if isinstance(run_dir, (str, Path)) else list(run_dir)
     if not dirs:
         raise ReportError("no run directory given")
-    ctx = collect_site(dirs, gt=gt, lang=lang)
+    ctx = collect_site(dirs, gt=gt, lang=lang, config=config)
     html = render_html(ctx)
     out = Path(out) if out else Path(dirs[0]) / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -1015,9 +1093,11 @@ def build_report(run_dir: str | Path | Sequence[str | Path], gt: Any = None, out
             "engineer_notes": ctx["engineer_notes"],
             "alarms": [{k: a[k] for k in ("id", "time", "rule", "box", "source", "verdict")} | {"clip": bool(a["clip"])}
                        for a in ctx["alarms"]]}
-    if ctx["multi"]:
+    if ctx["multi"] or not ctx["boxes"]:
         side["boxes"] = {c["label"]: {"run_dir": c["run_dir"], "metrics": c["metrics"], "alarms": len(c["alarms"])}
                          for c in ctx["boxes"]}
+        side["boxes"].update({b: {"run_dir": None, "metrics": {}, "alarms": sum(a["box"] == b for a in ctx["alarms"])}
+                              for b in ctx["collected_boxes"]})
     out.with_suffix(".metrics.json").write_text(json.dumps(side, indent=2, ensure_ascii=False, default=str),
                                                 encoding="utf-8")
     if pdf:

@@ -13,9 +13,13 @@ import click
               help="report language (default: the first run's config `language`)")
 @click.option("--pdf", is_flag=True, help="also print a PDF beside the HTML (needs Chromium)")
 @click.option("-o", "--output", default=None, help="HTML file to write (default FIRST_RUN_DIR/report.html)")
-def report_cmd(run_dirs, gt, lang, pdf, output):
+@click.option("--config", "config", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="PoC YAML for the cover (poc section) and a site checklist; needed for a `pockit collect` "
+                   "folder alone")
+def report_cmd(run_dirs, gt, lang, pdf, output, config):
     """Write the customer PoC report (self-contained HTML, optional PDF) for one run, several runs (one per
-    edge box) or a folder of collected runs: one report with a section per box and site totals."""
+    edge box), a folder of copied runs or a `pockit collect` folder: one report with a section per box and
+    site totals."""
     from ..config import ConfigError
     from .builder import ReportError, build_report, find_runs
     from .pdf import PdfError
@@ -23,8 +27,9 @@ def report_cmd(run_dirs, gt, lang, pdf, output):
     try:
         runs = find_runs(run_dirs)
         if lang is None:
-            lang = _config_language(runs[0])
-        out = build_report(runs if len(runs) > 1 else runs[0], gt=list(gt) or None, out=output, lang=lang, pdf=pdf)
+            lang = _config_language(config or runs[0])
+        out = build_report(runs if len(runs) > 1 else runs[0], gt=list(gt) or None, out=output, lang=lang, pdf=pdf,
+                           config=config)
     except (ReportError, ConfigError, PdfError) as e:
         raise click.ClickException(str(e)) from None
     import json
@@ -37,12 +42,13 @@ def report_cmd(run_dirs, gt, lang, pdf, output):
         click.echo(f"wrote {out.with_suffix('.pdf')}")
 
 
-def _config_language(run_dir) -> str:
+def _config_language(path) -> str:
+    """The ``language`` of a PoC YAML, or of a run directory's config.yaml; "en" without one."""
     from pathlib import Path
 
     import yaml
 
-    cfg = Path(run_dir) / "config.yaml"
+    cfg = Path(path) if Path(path).is_file() else Path(path) / "config.yaml"
     if cfg.exists():
         try:
             return (yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}).get("language") or "en"

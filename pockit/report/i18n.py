@@ -180,6 +180,10 @@ T: dict[str, dict[str, str]] = {
     "exec_perf_nohost": {"en": "Throughput: {fps} frames/s.", "zh": "吞吐：{fps} 帧/秒。"},
     # site totals and the alarm list
     "site_totals": {"en": "Site totals", "zh": "现场汇总"},
+    "boxes_n": {"en": "boxes", "zh": "个框"},
+    "exec_collected": {"en": "{n} alarm(s) from {cameras} camera(s) on {boxes} edge box(es) were collected "
+                             "centrally.",
+                       "zh": "集中收集了 {boxes} 台边缘设备上 {cameras} 路摄像机的 {n} 个告警。"},
     "box": {"en": "Box", "zh": "设备"},
     "per_camera": {"en": "Per camera", "zh": "各摄像机"},
     "alarm_list": {"en": "Every alarm", "zh": "全部告警"},
