@@ -195,12 +195,14 @@ class Heatmap:
         peak = float(g.max())
         if peak <= 0:
             return
-        h, w = img.shape[:2]
-        g = cv2.resize(g / peak, (w, h), interpolation=cv2.INTER_LINEAR)
-        colors = cv2.applyColorMap(np.clip(g * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
-        m = g >= 0.02
-        a = (alpha * np.clip(g[m] * 2, 0.35, 1.0))[:, None]
-        img[m] = (img[m] * (1 - a) + colors[m] * a).astype(np.uint8)
+        g *= np.float32(1.0 / peak)
+        colors = cv2.applyColorMap(cv2.convertScaleAbs(g, alpha=255.0), cv2.COLORMAP_JET)  # on the grid, then
+        a = np.clip(g * np.float32(2 * alpha), np.float32(0.35 * alpha), np.float32(alpha))  # scaled up: cheap
+        a[g < 0.02] = 0
+        size = (img.shape[1], img.shape[0])
+        colors = cv2.resize(colors, size, interpolation=cv2.INTER_LINEAR)
+        a = cv2.resize(a, size, interpolation=cv2.INTER_LINEAR)
+        img[:] = cv2.blendLinear(img, colors, np.float32(1) - a, a)
 
 
 class ZoneCounter:
