@@ -938,6 +938,7 @@ def collect_site(run_dirs: Sequence[str | Path], gt: Any = None, lang: str = "en
     alarms += coll_alarms
     site["alarms"] = alarms
     site["verdicts_shown"] = any(c["event_eval"]["evaluated"] for c in boxes)
+    site["clips_shown"] = any(a["clip"] or a["clip_note"] for a in alarms)
     if alarms or missed:
         figures["timeline"] = _timeline(alarms, missed, t)
     # site totals: per box and per camera
@@ -968,7 +969,7 @@ def collect_site(run_dirs: Sequence[str | Path], gt: Any = None, lang: str = "en
     from ..evaluate.events import human_duration
 
     site["footage"] = human_duration(seconds, lang) if seconds else None
-    site["frames"] = sum(int(c["run"].get("frames") or 0) for c in boxes)
+    site["frames"] = sum(int(c["run"].get("frames") or 0) for c in boxes) if boxes else None
     # acceptance: every run's items (a Box column when several); a given config's items judged on the site
     acc = []
     for c in boxes:
