@@ -244,7 +244,8 @@ def test_crowd_event_end_and_rearm():
     rows = {}
     for i, c in enumerate(counts):
         rows[i] = [(k, box_at(150 + 10 * k, 200), 0, 1.0) for k in range(c)] + [(9, box_at(*OUT), 0, 1.0)]
-    evs, eng = run([dict(type="crowd", name="c", zone=ZONE, min_count=3, min_duration=0.3)], rows)
+    # hold 0: only the tracks observed on the frame count (hold: tests/test_rules_crowd.py)
+    evs, eng = run([dict(type="crowd", name="c", zone=ZONE, min_count=3, min_duration=0.3, hold=0)], rows)
     got = [(e.frame, e.count, e.end is not None, e.track_id) for e in evs]
     assert got == [(4, 3, False, [0, 1, 2]), (5, 3, True, None), (9, 3, False, [0, 1, 2]), (11, 3, True, None)]
     assert evs[1].extra["of"] == evs[0].id and evs[1].duration == pytest.approx(0.4)
