@@ -218,3 +218,29 @@ def test_fire_smoke_only_after_acceptance(shared_data):
     asphalt = det.detect([_frame(shared_data / "video" / "car-detection.mp4", 72)])[0]
     assert asphalt.names == ["smoke"] and asphalt.scores[0] > 0.7  # a false alarm: nothing burns there
     assert len(det.detect([_frame(shared_data / "video" / "face-demographics-walking-and-pause.gif", 0)])[0]) == 0
+
+
+@pytest.mark.slow
+def test_converted_models_run_without_tensorflow_or_torch(coco_onnx, hardhat_onnx, shared_data):
+    """Once converted, both models run in a process where TensorFlow, tf2onnx, torch and Ultralytics cannot load."""
+    import subprocess
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import sys, importlib.abc
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name.split('.')[0] in ('torch', 'torchvision', 'ultralytics', 'tensorflow', 'tf2onnx', 'keras'):
+                    raise ImportError('blocked ' + name)
+        sys.meta_path.insert(0, Block())
+        import cv2
+        from pockit.inference import load_detector
+        cap = cv2.VideoCapture(r"{shared_data / 'video' / 'face-demographics-walking-and-pause.gif'}")
+        ok, img = cap.read()
+        coco = load_detector("coco-ssd-mobilenet-v2").detect([img])[0]
+        ppe = load_detector("hardhat-yolov12m", conf=0.25).detect([img])[0]
+        print(sorted(set(coco.names)), sorted(set(ppe.names)))
+    """)
+    r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "['person'] ['Without Helmet']" in r.stdout
