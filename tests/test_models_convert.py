@@ -1,7 +1,7 @@
 """Registry models that need a one-time conversion (COCO SSD, hard hat, fire/smoke) and the SSD backend.
 
 The real conversions run once per cache (``POCKIT_CACHE_DIR``, default ~/.cache/pockit): the hard hat with the
-[ml] extra (~15-60 s), the COCO SSD with the [convert] extra (tensorflow-cpu + tf2onnx, ~2-3 min on 2 cores).
+[ml] extra (~15-60 s), the COCO SSD with the [convert] extra (tensorflow-cpu + tf2onnx, 2-6 min on 2 busy cores).
 """
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ class Converter:
 CONVERTERS = {
     "tf-ssd-onnx": Converter(
         "TensorFlow 1 frozen graph -> ONNX (tf2onnx, opset 13)", "tensorflow + tf2onnx",
-        "pip install 'pockit[convert]' (tensorflow-cpu, tf2onnx)", "about 2-3 min on a 2-core CPU"),
+        "pip install 'pockit[convert]' (tensorflow-cpu, tf2onnx)", "2-6 min on a 2-core CPU"),
     "ultralytics-onnx": Converter(
         "Ultralytics .pt -> ONNX (dynamic batch and size, opset 17)", "torch + ultralytics + onnx",
         "pip install 'pockit[ml]'", "about 15-60 s"),
