@@ -21,9 +21,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..config import PocConfig, load_config, resolve_path
+from ..config import PocConfig, load_config
 from ..core import Event
-from .rundir import make_run_dir, resolve_media
+from ..resolve import resolve_path, resolve_uri
+from .rundir import make_run_dir
 from .timing import StageTimer
 
 log = logging.getLogger("pockit.pipeline")
@@ -165,7 +166,7 @@ class Pipeline:
         streams = []
         try:
             for i, sc in enumerate(self.cfg.sources):
-                uri = sc.uri if isinstance(sc.uri, int) else resolve_media(self.cfg, sc.uri)
+                uri = resolve_uri(sc.uri, self.cfg, field=f"sources[{i}].uri")
                 max_frames = sc.max_frames
                 if self.max_frames is not None:
                     max_frames = min(max_frames or self.max_frames, self.max_frames)
@@ -187,8 +188,8 @@ class Pipeline:
             from ..inference.multi import load_multi
 
             m = self.cfg.model.model_copy()
-            m.path = resolve_path(self.cfg, m.path)
-            self.detector = load_multi(self.cfg, load_detector(m), lambda p: resolve_path(self.cfg, p))
+            m.path = resolve_path(m.path, self.cfg)
+            self.detector = load_multi(self.cfg, load_detector(m), lambda p: resolve_path(p, self.cfg))
         return self.detector
 
     def _n_workers(self, n_streams: int) -> int:
@@ -609,11 +610,22 @@ class Pipeline:
         return summary
 
 def run(config, run_dir=None, detector=None, progress: bool = True, max_frames: int | None = None,
-        overwrite: bool = False, workers: int | None = None) -> RunSummary:
+        overwrite: bool = False, workers: int | None = None, live=None) -> RunSummary:
     """Run a PoC config (YAML path, dict or PocConfig) to the end; returns the :class:`RunSummary`.
 
     run_dir: where outputs go (default ``outputs.dir/<name>-<time>``); an earlier run there is
     refused unless ``overwrite``. detector: an already loaded detector to reuse. workers: processes for
-    tracking/rules/outputs (default ``pipeline.workers``; 0 = a thread of this process)."""
-    return Pipeline(config, run_dir=run_dir, detector=detector, progress=progress, max_frames=max_frames,
-                    overwrite=overwrite, workers=workers).run()
+    tracking/rules/outputs (default ``pipeline.workers``; 0 = a thread of this process).
+    live: serve the annotated live view (MJPEG, ``pockit.sinks.live``) while it runs: True (defaults:
+    http://127.0.0.1:8090/), a :class:`pockit.config.LiveConfig`, or None (only if ``outputs.live`` is set)."""
+    p = Pipeline(config, run_dir=run_dir, detector=detector, progress=progress, max_frames=max_frames,
+                 overwrite=overwrite, workers=workers)
+    if not live and p.cfg.outputs.live is None:
+        return p.run()
+    from ..config import LiveConfig
+    from ..sinks.live import serving
+
+    with serving(p.cfg, LiveConfig() if live is True else (live or None)) as server:
+        if server is not None:
+            log.warning("live view of %s: %s", p.cfg.name, server.url)
+        return p.run()
