@@ -536,12 +536,3 @@ def load_config(path: str | Path | dict | PocConfig) -> PocConfig:
     return parse_config(data, str(path), text, base_dir=path.parent)
 
 
-def resolve_path(cfg: PocConfig, p: str) -> str:
-    """Resolve a relative file path in the config against the config file's directory."""
-    if "://" in p or p.isdigit() or p.startswith(("gst:", "v4l2")) or "!" in p:
-        return p
-    pp = Path(p).expanduser()
-    if pp.is_absolute() or pp.exists():
-        return str(pp)
-    cand = cfg.base_dir / pp
-    return str(cand) if cand.exists() else p

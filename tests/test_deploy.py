@@ -236,7 +236,8 @@ def test_bundle_errors(tmp_path, bundle):
 # -- export ------------------------------------------------------------------------------------
 def test_compare_outputs_and_matching():
     from pockit.core import Detections
-    from pockit.deploy.export import ExportError, compare_outputs, match_detections
+    from pockit.deploy.export import ExportError, compare_outputs
+    from pockit.resolve import match_detections
 
     a = np.zeros((1, 6, 5), np.float32)
     b = a.copy()
@@ -247,8 +248,8 @@ def test_compare_outputs_and_matching():
         compare_outputs(a, np.zeros((1, 5, 6)))
     x = Detections([[0, 0, 10, 10], [0, 0, 10, 10]], [0.9, 0.8], [0, 1])
     y = Detections([[0, 0, 10, 11]], [0.9], [1])
-    m, ious = match_detections(x, y)
-    assert m == 1 and ious == [pytest.approx(10 / 11)]
+    assert match_detections(x, y) == [(1, 0, pytest.approx(10 / 11))]  # same class only
+    assert match_detections(x, y, same_class=False) == [(0, 0, pytest.approx(10 / 11))]
 
 
 @pytest.mark.slow

@@ -84,8 +84,8 @@ def test_sources_filter_and_keys_kept_when_nothing_found():
 
 def test_attach_to_unknown_class_names_the_model():
     main = Fake({0: "Normal", 1: "Fall"}, ([], [], []))
-    with pytest.raises(ValueError, match=r"extra_models 'ppe': attach_to 'person' is not a class of the main model; "
-                                         r"its classes are \['Fall', 'Normal'\]"):
+    with pytest.raises(ValueError, match=r"^extra_models\[0\]\.attach_to: 'person' is not a class of the main model; "
+                                         r"its classes are 0=Normal, 1=Fall$"):
         MultiDetector(main, [(_ex("ppe", ["person"]), Fake({0: "x"}, ([], [], [])))])
 
 

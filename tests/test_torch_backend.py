@@ -80,10 +80,12 @@ def test_bad_inputs_and_classes_raise_clear_errors():
     det = TorchDetector(FixedHead(_raw()), device="cpu", half=False)
     with pytest.raises(ValueError, match="HxWx3 uint8"):
         det.detect([np.zeros((10, 10), np.uint8)])
-    with pytest.raises(ValueError, match="unknown class 'dog'"):
+    with pytest.raises(ValueError, match=r"^model\.classes: 'dog' is not a class of the model; its classes are 0=person, 1=car, 2=bag$"):
         TorchDetector(FixedHead(_raw()), device="cpu", half=False, classes=["dog"])
-    with pytest.raises(ValueError, match="not in the model's classes"):
+    with pytest.raises(ValueError, match=r"^model\.classes: 7 is not a class of the model; its classes are 0=person, 1=car, 2=bag$"):
         TorchDetector(FixedHead(_raw()), device="cpu", half=False, classes=[7])
+    # the one case rule of pockit.resolve: names match case-insensitively, digit strings are ids
+    assert TorchDetector(FixedHead(_raw()), device="cpu", half=False, classes=["CAR", "0", "bag"]).class_filter == [0, 1, 2]
     assert det.detect([]) == []
 
 

@@ -189,11 +189,11 @@ def run_bench(config: str | Path | dict | PocConfig | None = None, *, model: str
     case_dir.mkdir(parents=True, exist_ok=True)
 
     if detector is None:
-        from ..config import resolve_path
         from ..inference import load_detector
+        from ..resolve import resolve_path
 
         m = cfg.model.model_copy()
-        m.path = resolve_path(cfg, m.path)
+        m.path = resolve_path(m.path, cfg)
         m.batch = max(batches)
         detector = load_detector(m)
     if warmup:
@@ -363,11 +363,11 @@ def _sizing(record, cases, host, info, target_fps, target_resolution, targets, r
 
 def _sample_frames(cfg: PocConfig, n: int) -> list:
     """The first ``n`` frames of the config's first source (real frames for the model-only measurement)."""
-    from ..pipeline.rundir import resolve_media
+    from ..resolve import resolve_uri
     from ..sources import open_source
 
     sc = cfg.sources[0]
-    uri = sc.uri if isinstance(sc.uri, int) else resolve_media(cfg, sc.uri)
+    uri = resolve_uri(sc.uri, cfg, field="sources[0].uri")
     out = []
     with open_source(uri, max_frames=max(n, 1), resize=sc.resize) as src:
         for fr in src:
@@ -416,11 +416,10 @@ def model_only_ips(detector, frames: list, batch: int, seconds: float = 3.0) -> 
 
 def ultralytics_track(cfg: PocConfig, max_frames: int | None) -> dict[str, Any]:
     """Ultralytics ``model.track`` (ByteTrack, persist=True), frame by frame, on the same frames and model."""
-    from ..config import resolve_path
-    from ..pipeline.rundir import resolve_media
+    from ..resolve import resolve_path, resolve_uri
     from ..sources import open_source
 
-    path = str(resolve_path(cfg, cfg.model.path))
+    path = resolve_path(cfg.model.path, cfg)
     if not path.endswith(".pt"):
         try:
             from ..registry import resolve_model
@@ -437,7 +436,7 @@ def ultralytics_track(cfg: PocConfig, max_frames: int | None) -> dict[str, Any]:
         return {"error": f"ultralytics not importable ({type(e).__name__}: {e}); pip install -e '.[ml]'"}
     LOGGER.setLevel(_logging.ERROR)
     sc = cfg.sources[0]
-    uri = sc.uri if isinstance(sc.uri, int) else resolve_media(cfg, sc.uri)
+    uri = resolve_uri(sc.uri, cfg, field="sources[0].uri")
     frames = []
     with open_source(uri, max_frames=max_frames or 300, resize=sc.resize) as src:
         frames = [fr.image for fr in src]

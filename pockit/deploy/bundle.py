@@ -85,29 +85,14 @@ def _resolve_model(cfg: PocConfig, model: str | Path | None, base: Path, opset: 
     raise BundleError(f"{src}: unsupported model format {suffix!r} (use .onnx or an Ultralytics .pt)")
 
 
-def _local_media(uri: Any, base: Path) -> Path | None:
-    if isinstance(uri, int) or not isinstance(uri, str):
-        return None
-    if uri.startswith("data:"):  # under the local data directory, as pockit run resolves it
-        from ..paths import data_dir
+def _local_media(uri: Any, base: Path, source_id: str = "") -> Path | None:
+    """The local file of a source (:func:`pockit.resolve.local_media`); a missing data:/media: file is a BundleError."""
+    from ..resolve import UriError, local_media
 
-        p = data_dir() / uri.split(":", 1)[1]
-        if not p.exists():
-            raise BundleError(f"source {uri}: not found under the data directory {data_dir()} (set POCKIT_DATA_DIR)")
-        return p
-    if uri.startswith("media:"):  # a registry media name
-        from ..registry import FetchError, fetch_media
-
-        try:
-            return Path(fetch_media(uri.split(":", 1)[1]))
-        except FetchError as e:
-            raise BundleError(f"source {uri}: {e}") from e
-    if re.match(r"^[a-z][a-z0-9+.-]*://", uri) or uri.startswith(("/dev/", "v4l2", "gst:")) or "!" in uri:
-        return None
-    p = Path(uri)
-    if not p.is_absolute():
-        p = base / p
-    return p if p.exists() else None
+    try:
+        return local_media(uri, base, field=f"source {source_id}".strip())
+    except UriError as e:
+        raise BundleError(str(e)) from e
 
 
 def _onnx_input(path: Path) -> tuple[str, list, dict[int, str]]:
@@ -218,7 +203,7 @@ def _make_bundle(config_path: str | Path, target: str, out_dir: str | Path, *, m
     media_bytes = 0
     used: dict[str, Path] = {}
     for s in data["sources"]:
-        p = _local_media(s["uri"], base)
+        p = _local_media(s["uri"], base, s["id"])
         if p is None:
             continue
         fname = _media_name(p, s["id"], used)

@@ -141,25 +141,6 @@ class ExportCheck:
                 f"{self.detections_onnx}, matched {self.matched} ({self.agreement:.1%}), mean IoU {self.mean_iou:.4f}")
 
 
-def match_detections(a, b, iou_thr: float = 0.5) -> tuple[int, list[float]]:
-    """Greedy one-to-one matching of two Detections of one frame (same class, IoU >= thr)."""
-    from ..core import box_iou
-
-    if len(a) == 0 or len(b) == 0:
-        return 0, []
-    iou = box_iou(a.xyxy, b.xyxy)
-    iou[a.class_ids[:, None] != b.class_ids[None, :]] = 0
-    pairs = sorted(((iou[i, j], i, j) for i, j in zip(*np.nonzero(iou >= iou_thr))), reverse=True)
-    used_a, used_b, ious = set(), set(), []
-    for v, i, j in pairs:
-        if i in used_a or j in used_b:
-            continue
-        used_a.add(i)
-        used_b.add(j)
-        ious.append(float(v))
-    return len(ious), ious
-
-
 def compare_outputs(ref: np.ndarray, other: np.ndarray, nc: int | None = None) -> tuple[float, float, float]:
     """Largest abs differences (all, box channels, score channels) of (B, 4+nc, N) outputs."""
     ref, other = np.asarray(ref, np.float32), np.asarray(other, np.float32)
@@ -188,6 +169,7 @@ def check_export(
     from ..inference.postprocess import postprocess
     from ..inference.preprocess import preprocess_batch
     from ..inference.torch_backend import _import_torch, load_torch_model
+    from ..resolve import match_detections
 
     if not images:
         raise ValueError("check_export needs at least one image")
@@ -219,9 +201,10 @@ def check_export(
         dt = postprocess(y[:real], infos[:real], names, conf=conf, iou=iou)
         do = postprocess(o[:real], infos[:real], names, conf=conf, iou=iou)
         for k, (p, q) in enumerate(zip(dt, do)):
-            m, iu = match_detections(p, q)
+            pairs = match_detections(p, q)
+            m = len(pairs)
             n_t, n_o, matched = n_t + len(p), n_o + len(q), matched + m
-            ious += iu
+            ious += [v for _, _, v in pairs]
             per_frame.append({"frame": s + k, "torch": len(p), "onnx": len(q), "matched": m})
     return ExportCheck(
         frames=len(images), max_abs_diff=tot["all"], max_abs_diff_boxes=tot["box"], max_abs_diff_scores=tot["score"],

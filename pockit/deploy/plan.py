@@ -121,7 +121,7 @@ def _probe_local(cfg: PocConfig, s) -> tuple[tuple[int, int], float | None] | No
     from .bundle import BundleError, _local_media
 
     try:
-        p = _local_media(s.uri, cfg.base_dir.resolve())
+        p = _local_media(s.uri, cfg.base_dir.resolve(), s.id)
     except BundleError as e:
         raise PlanError(str(e)) from None
     if p is None:

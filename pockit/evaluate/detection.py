@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core import Detections, box_iou
+from ..core import Detections
+from ..resolve import match_boxes
 
 log = logging.getLogger(__name__)
 
@@ -107,20 +108,8 @@ def _f1(p: float, r: float) -> float:
 
 
 def _greedy_match(gt_xyxy: np.ndarray, pr_xyxy: np.ndarray, pr_scores: np.ndarray, iou: float) -> list[tuple[int, int]]:
-    """COCO-style matching: predictions by descending score each take the unmatched gt of best IoU >= iou."""
-    if len(gt_xyxy) == 0 or len(pr_xyxy) == 0:
-        return []
-    ious = box_iou(pr_xyxy, gt_xyxy)
-    order = np.argsort(-pr_scores, kind="stable")
-    taken = np.zeros(len(gt_xyxy), bool)
-    pairs = []
-    for p in order:
-        cand = np.where(taken, -1.0, ious[p])
-        g = int(np.argmax(cand))
-        if cand[g] >= iou:
-            taken[g] = True
-            pairs.append((g, int(p)))
-    return pairs
+    """COCO-style matching (:func:`pockit.resolve.match_boxes` in score order): [(gt index, prediction index)]."""
+    return [(g, p) for p, g, _ in match_boxes(pr_xyxy, gt_xyxy, iou, scores=pr_scores)]
 
 
 def _coco_eval(gt: Mapping, pred: Mapping, keys: list, ncls: int) -> tuple[float, float, np.ndarray, np.ndarray]:

@@ -130,22 +130,9 @@ class Detector:
                         self.path.name, self.model_batch, self.batch, self.model_batch)
 
     def _resolve_classes(self, classes: Iterable[int | str] | None) -> list[int] | None:
-        if classes is None:
-            return None
-        names = self.class_names
-        lookup = {v.lower(): k for k, v in names.items()}
-        out = []
-        for c in classes:
-            if isinstance(c, (int, np.integer)) or (isinstance(c, str) and c.strip().isdigit()):
-                out.append(int(c))
-            elif isinstance(c, str) and c.strip().lower() in lookup:
-                out.append(lookup[c.strip().lower()])
-            else:
-                raise ValueError(
-                    f"model.classes: {c!r} is not a class of {self.path.name}; its classes are "
-                    f"{', '.join(f'{k}={v}' for k, v in sorted(names.items())) or '(unknown: give ids)'}"
-                )
-        return sorted(set(out))
+        from ..resolve import resolve_classes
+
+        return resolve_classes(classes, self.class_names, field="model.classes", owner=self.path.name)
 
     # -- public API ---------------------------------------------------------------------------
     @property

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..core.detections import Detections
+from ..resolve import resolve_classes
 
 OFFSET = 1000
 
@@ -52,27 +53,11 @@ class _Extra:
         self.names = {}
         for cid, cname in dict(detector.class_names).items():
             self.names[self.offset + int(cid)] = f"{self.name}.{cname}" if cname in taken else str(cname)
-        self.hosts = _resolve_hosts(cfg, main_names) if cfg.attach_to else None
+        self.hosts = (set(resolve_classes(cfg.attach_to, main_names, field=f"extra_models[{index}].attach_to",
+                                          owner="the main model")) if cfg.attach_to else None)
 
     def runs_on(self, source: str | None) -> bool:
         return self.sources is None or source is None or source in self.sources
-
-
-def _resolve_hosts(cfg: Any, names: Mapping[int, str]) -> set[int]:
-    by_name = {str(v).lower(): int(k) for k, v in names.items()}
-    out = set()
-    for c in cfg.attach_to:
-        if isinstance(c, int) or (isinstance(c, str) and c.isdigit()):
-            if int(c) not in names:
-                raise ValueError(f"extra_models {cfg.name!r}: attach_to class id {c} is not a class of the main model "
-                                 f"{dict(names)}")
-            out.add(int(c))
-        elif str(c).lower() in by_name:
-            out.add(by_name[str(c).lower()])
-        else:
-            raise ValueError(f"extra_models {cfg.name!r}: attach_to {c!r} is not a class of the main model; its "
-                             f"classes are {sorted(set(names.values()))}")
-    return out
 
 
 def attach(hosts_xyxy: np.ndarray, hosts_ok: np.ndarray, parts: Detections) -> np.ndarray:

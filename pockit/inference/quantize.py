@@ -194,20 +194,11 @@ class AccuracyCheck:
 
 
 def _agreement(ref, cand, iou: float = 0.5) -> tuple[int, int, float]:
-    from ..core import box_iou
+    """(reference boxes the candidate reproduces, reference boxes, sum of their IoUs): COCO-order matching."""
+    from ..resolve import match_detections
 
-    if len(ref) == 0 or len(cand) == 0:
-        return 0, len(ref), 0.0
-    m = box_iou(ref.xyxy, cand.xyxy)
-    matched, ious = 0, 0.0
-    used: set[int] = set()
-    for i in np.argsort(-ref.scores, kind="stable"):
-        j = next((int(j) for j in np.argsort(-m[i]) if int(j) not in used and m[i, j] >= iou), None)
-        if j is not None:
-            used.add(j)
-            matched += 1
-            ious += float(m[i, j])
-    return matched, len(ref), ious
+    pairs = match_detections(ref, cand, iou, by_score=True, same_class=False)
+    return len(pairs), len(ref), float(sum(v for _, _, v in pairs))
 
 
 def ground_truth_frames(sequences: Sequence[str | Path], step: int = 1, max_frames: int | None = None):

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..core import Detections
+from ..resolve import resolve_classes
 from .preprocess import PAD_VALUE, LetterboxInfo
 
 log = logging.getLogger(__name__)
@@ -195,7 +196,8 @@ class TorchDetector:
             module = module.to(memory_format=torch.channels_last)
         self.model = module.eval()
         self.class_names = {int(k): str(v) for k, v in (class_names or names).items()}
-        self.class_filter = self._resolve_classes(classes)
+        self.class_filter = resolve_classes(classes, self.class_names, field="model.classes",
+                                            owner=path.name if path else "the model")
         self.use_graph = bool(cuda_graph and self.is_cuda)
         self._graph = None
         self._static_in = None
@@ -218,24 +220,6 @@ class TorchDetector:
             torch.backends.cudnn.benchmark = True
 
     # -- helpers ------------------------------------------------------------------------------
-    def _resolve_classes(self, classes):
-        if classes is None:
-            return None
-        by_name = {v: k for k, v in self.class_names.items()}
-        out = []
-        for c in classes:
-            if isinstance(c, str) and not c.isdigit():
-                if c not in by_name:
-                    raise ValueError(f"model.classes: unknown class {c!r}; the model knows {sorted(by_name)}")
-                out.append(by_name[c])
-            else:
-                out.append(int(c))
-        if self.class_names:
-            bad = [c for c in out if c not in self.class_names]
-            if bad:
-                raise ValueError(f"model.classes: class ids {bad} are not in the model's classes {self.class_names}")
-        return sorted(set(out))
-
     def _forward(self, x):
         """Raw model output (B, 4+nc, A) for a normalized input batch (B, 3, H, W)."""
         y = self.model(x)

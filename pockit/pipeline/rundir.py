@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from ..config import PocConfig, resolve_path
+from ..config import PocConfig
 from ..paths import contained
 
 
@@ -39,18 +39,7 @@ def make_run_dir(cfg: PocConfig, run_dir: str | Path | None = None, overwrite: b
 
 
 def resolve_media(cfg: PocConfig, uri: str) -> str:
-    """``media:NAME`` -> a local file via pockit's media registry; ``data:REL/PATH`` -> a path under
-    the local data directory (POCKIT_DATA_DIR); other URIs pass through (relative files resolve
-    against the config file's folder)."""
-    if isinstance(uri, str) and uri.startswith("data:"):
-        from ..paths import data_dir
+    """Kept for callers of ``pockit.pipeline.resolve_media``: :func:`pockit.resolve.resolve_uri`."""
+    from ..resolve import resolve_uri
 
-        p = data_dir() / uri.split(":", 1)[1]
-        if not p.exists():
-            raise FileNotFoundError(f"{uri}: not found under the data directory {data_dir()} (set POCKIT_DATA_DIR)")
-        return str(p)
-    if isinstance(uri, str) and uri.startswith("media:"):
-        from ..registry import fetch_media
-
-        return str(fetch_media(uri.split(":", 1)[1]))
-    return resolve_path(cfg, uri)
+    return resolve_uri(uri, cfg)

@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ..core import Detections, Event, Frame
+from ..resolve import class_error, match_classes
 from .geometry import Polygon, geometry_problem, is_normalized, to_pixels
 
 log = logging.getLogger("pockit.rules.engine")
@@ -327,17 +328,10 @@ class Rule:
         spec = self.cfg.classes if spec is None and key == "classes" else spec
         if spec is None:
             return None
-        by_name = {str(v).lower(): int(k) for k, v in names.items()}
-        ids = []
-        for c in spec:
-            if isinstance(c, int) or (isinstance(c, str) and c.lstrip("-").isdigit() and c.lower() not in by_name):
-                ids.append(int(c))
-            elif str(c).lower() in by_name:
-                ids.append(by_name[str(c).lower()])
-            elif names:
-                self.warn_once(f"{key}:{c}", f"{key} entry {c!r} is not a class of the model "
-                               f"(classes: {sorted(set(names.values()))}); it matches nothing")
-        return np.asarray(sorted(set(ids)), np.int32)
+        ids, unknown = match_classes(spec, names, check_ids=False)
+        for c in unknown if names else ():
+            self.warn_once(f"{key}:{c}", class_error(key, c, names) + "; it matches nothing")
+        return np.asarray(ids, np.int32)
 
     def view(self, fv: FrameView) -> RuleView:
         """This rule's tracks in frame ``fv``: confirmed tracks passing ``classes`` and ``min_score``."""

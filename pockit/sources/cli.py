@@ -19,25 +19,6 @@ def _parse_options(items: tuple[str, ...]) -> dict:
     return out
 
 
-def _resolve_uri(uri: str) -> str:
-    """``data:REL`` (under POCKIT_DATA_DIR) and ``media:NAME`` (registry), as in a PoC config."""
-    if uri.startswith("data:"):
-        from ..paths import data_dir
-
-        p = data_dir() / uri.split(":", 1)[1]
-        if not p.exists():
-            raise click.ClickException(f"{uri}: not found under the data directory {data_dir()} (set POCKIT_DATA_DIR)")
-        return str(p)
-    if uri.startswith("media:"):
-        from ..registry import FetchError, fetch_media
-
-        try:
-            return str(fetch_media(uri.split(":", 1)[1]))
-        except FetchError as e:
-            raise click.ClickException(str(e)) from None
-    return uri
-
-
 @click.command("probe")
 @click.argument("uri")
 @click.option("-n", "--frames", "n_frames", type=int, default=0, show_default=True,
@@ -53,7 +34,12 @@ def probe_cmd(uri: str, n_frames: int, save: str | None, options: tuple[str, ...
     from . import SourceError, open_source, probe
 
     opts = _parse_options(options)
-    uri = _resolve_uri(uri)
+    from ..resolve import UriError, resolve_uri
+
+    try:
+        uri = str(resolve_uri(uri, field="URI"))
+    except UriError as e:
+        raise click.ClickException(str(e)) from None
     src_uri: str | int = int(uri) if uri.isdigit() else uri
     try:
         info = probe(src_uri, **opts)
