@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
 import queue
-import sys
 import threading
 import time
 from collections import Counter
@@ -100,17 +98,6 @@ class RunSummary:
         import html
 
         return "<pre>" + html.escape(self.table()) + "</pre>"
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for mod in ("pockit", "numpy", "cv2", "onnxruntime", "trackers", "supervision", "pydantic"):
-        try:
-            m = __import__(mod)
-            out[mod] = getattr(m, "__version__", "?")
-        except Exception:  # pragma: no cover - optional
-            pass
-    return out
 
 
 INFLIGHT = 2  # batches launched and not yet finished (launch/finish overlap)
@@ -265,8 +252,13 @@ class Pipeline:
         self.run_dir = make_run_dir(cfg, self.run_dir_arg, self.overwrite)
         cfg.to_yaml(self.run_dir / "config.yaml")
         started = datetime.now().isoformat(timespec="seconds")
+        from ..report.environment import run_environment
+
+        env = self.env = run_environment()  # machine (CPU/GPU/Jetson model) and package versions
+        if getattr(cfg.outputs, "box_id", None):
+            env["box"] = cfg.outputs.box_id
         self._write_record({"name": cfg.name, "run_dir": str(self.run_dir), "status": "running", "started": started,
-                            "config": cfg.redacted_dump(), "versions": _versions(),
+                            "config": cfg.redacted_dump(), **env,
                             "model": dict(getattr(detector, "info", {}) or {}),
                             "sources": {st.cfg.id: asdict(st.summary) for st in streams}})
         self.events_per_rule: Counter = Counter()
@@ -600,7 +592,7 @@ class Pipeline:
         status = "failed" if failure is not None else "interrupted" if interrupted else \
             "errors" if summary.errors else "undelivered" if not summary.all_delivered else "ok"
         record = summary.to_dict()
-        record.update(status=status, config=cfg.redacted_dump(), versions=_versions(), started=started,
+        record.update(status=status, config=cfg.redacted_dump(), **self.env, started=started,
                       finished=datetime.now().isoformat(timespec="seconds"),
                       batch=cfg.model.batch, tracks_per_source={k: v.tracks for k, v in summary.sources.items()})
         self._write_record(record)
