@@ -1,9 +1,11 @@
 """TensorRT engine builder against a fake ``tensorrt`` module (TensorRT cannot be installed here).
 
-Checks what does not need the runtime: profile shapes, cache keys and the engine cache, the
-calls made on the builder/config (workspace, flags, profiles, DLA, timing cache, INT8
-calibrator), calibration batching and its cache, trtexec lines and the diagnosis messages.
+Checks what does not need the runtime: profile shapes, cache keys and the engine cache, the engine a
+build makes (input profile, workspace, precision per layer, DLA, timing cache, INT8 calibration: the
+stand-in serializes a description of it and enforces TensorRT's build rules), calibration batching and
+its cache, trtexec lines and the diagnosis messages.
 """
+import json
 import sys
 import types
 
@@ -30,7 +32,7 @@ def make_onnx(path, dims=("batch", 3, "height", "width"), opset=17):
     return path
 
 
-# -- a fake tensorrt module recording every call -----------------------------------------------
+# -- a stand-in for TensorRT 10 that builds a description of its engine ---------------------------
 class _Enum:
     def __init__(self, *names):
         for n in names:
@@ -38,23 +40,28 @@ class _Enum:
 
 
 def fake_trt(parse_ok=True, errors=(), build_ok=True, dla_cores=2, version="10.3.0"):
-    calls = []
+    """A TensorRT 10 stand-in. Its parser reads the ONNX input; its builder enforces the rules real TensorRT does (a
+    dynamic input needs an optimization profile within the network's fixed dims; INT8 needs a calibrator that yields
+    batches, and with a dynamic input a calibration profile; DLA runs FP16/INT8 only) and serializes a JSON description
+    of the engine it would make (input profile, workspace, device, per-layer precision, calibration), so tests check
+    the engine that comes out, not the calls that made it."""
     trt = types.ModuleType("tensorrt")
     trt.__version__ = version
     trt.MemoryPoolType = _Enum("WORKSPACE")
     trt.BuilderFlag = _Enum("FP16", "INT8", "GPU_FALLBACK", "PREFER_PRECISION_CONSTRAINTS")
     trt.DeviceType = _Enum("GPU", "DLA")
     trt.DataType = _Enum("HALF", "FLOAT")
+    trt.builds = 0
 
     class Logger:
         WARNING, VERBOSE = "W", "V"
 
         def __init__(self, level):
-            calls.append(("Logger", level))
+            self.level = level
 
     class Tensor:
         def __init__(self, name, shape):
-            self.name, self.shape = name, shape
+            self.name, self.shape = name, tuple(shape)
 
     class Layer:
         def __init__(self, name):
@@ -65,8 +72,11 @@ def fake_trt(parse_ok=True, errors=(), build_ok=True, dla_cores=2, version="10.3
 
     class Network:
         num_outputs = 1
-        layers = [Layer("/model.0/conv/Conv"), Layer("/model.22/cv3.2/Conv"), Layer("/model.22/dfl/Conv")]
-        num_layers = 3
+
+        def __init__(self):
+            self.input = None
+            self.layers = [Layer("/model.0/conv/Conv"), Layer("/model.22/cv3.2/Conv"), Layer("/model.22/dfl/Conv")]
+            self.num_layers = len(self.layers)
 
         def get_output(self, i):
             return Tensor("output0", (-1, 6, -1))
@@ -75,75 +85,108 @@ def fake_trt(parse_ok=True, errors=(), build_ok=True, dla_cores=2, version="10.3
             return self.layers[i]
 
     class Profile:
+        def __init__(self):
+            self.shapes = {}
+
         def set_shape(self, name, mn, opt, mx):
-            calls.append(("set_shape", name, tuple(mn), tuple(opt), tuple(mx)))
+            self.shapes[name] = (tuple(mn), tuple(opt), tuple(mx))
 
     class TimingCache:
         def __init__(self, blob):
-            self.blob = blob
+            self.entries = json.loads(blob) if blob else []
 
         def serialize(self):
-            return b"TIMING" + self.blob
+            return json.dumps(self.entries).encode()
 
     class Config:
         def __init__(self):
-            self.int8_calibrator = None
-            self._tc = None
+            self.flags, self.profiles, self.pool = set(), [], {}
+            self.int8_calibrator = self.calibration_profile = self.timing_cache = None
+            self.default_device_type, self.DLA_core = "GPU", -1
 
         def set_memory_pool_limit(self, pool, size):
-            calls.append(("pool", pool, size))
+            self.pool[pool] = size
 
         def set_flag(self, f):
-            calls.append(("flag", f))
+            self.flags.add(f)
 
         def add_optimization_profile(self, p):
-            calls.append(("add_profile",))
+            self.profiles.append(p)
 
         def set_calibration_profile(self, p):
-            calls.append(("calib_profile",))
+            self.calibration_profile = p
 
         def create_timing_cache(self, blob):
-            calls.append(("create_timing_cache", bytes(blob)))
             return TimingCache(bytes(blob))
 
-        def set_timing_cache(self, c, ignore):
-            self._tc = c
-            calls.append(("set_timing_cache", ignore))
+        def set_timing_cache(self, c, ignore_mismatch):
+            self.timing_cache = c
 
         def get_timing_cache(self):
-            return self._tc
+            return self.timing_cache
 
-        def __setattr__(self, k, v):
-            if k in ("default_device_type", "DLA_core"):
-                calls.append((k, v))
-            object.__setattr__(self, k, v)
+    def _fits(shapes, dims):
+        return all(len(s) == len(dims) and all(d < 0 or d == v for d, v in zip(dims, s)) for s in shapes) and \
+            shapes[0] <= shapes[1] <= shapes[2]
 
     class Builder:
         num_DLA_cores = dla_cores
 
         def __init__(self, logger):
-            self.network = Network()
+            pass
 
         def create_network(self, flags):
-            calls.append(("create_network", flags))
-            return self.network
+            if flags != 0:
+                raise TypeError("TensorRT 10: create_network takes 0 (explicit batch is the only mode)")
+            return Network()
 
         def create_builder_config(self):
-            self.config = Config()
-            return self.config
+            return Config()
 
         def create_optimization_profile(self):
             return Profile()
 
         def build_serialized_network(self, network, config):
-            calls.append(("build",))
-            cal = config.int8_calibrator
-            if cal is not None:  # TensorRT drives the calibrator like this
-                if cal.read_calibration_cache() is None:
-                    while cal.get_batch(["images"]) is not None:
-                        pass
-                    cal.write_calibration_cache(b"CALIB-TABLE")
-            return b"ENGINE-BYTES" if build_ok else None
+            inp = network.input
+            if not build_ok or inp is None:
+                return None
+            dynamic = any(d < 0 for d in inp.shape)
+            prof = next((p.shapes[inp.name] for p in config.profiles if inp.name in p.shapes), None)
+            if dynamic and (prof is None or not _fits(prof, inp.shape)):
+                return None  # "Network has dynamic or shape inputs, but no optimization profile has been defined"
+            int8, fp16 = "INT8" in config.flags, "FP16" in config.flags
+            dla = config.default_device_type == "DLA"
+            if dla and not (int8 or fp16):
+                return None
+            calibration = None
+            if int8:
+                cal = config.int8_calibrator
+                if cal is None or (dynamic and config.calibration_profile is None):
+                    return None
+                table = cal.read_calibration_cache()
+                if table is None:
+                    n = 0
+                    while cal.get_batch([inp.name]) is not None:
+                        n += 1
+                    if n == 0:
+                        return None
+                    table = f"CALIB batches={n} batch={cal.get_batch_size()}".encode()
+                    cal.write_calibration_cache(table)
+                calibration = bytes(table).decode()
+            default = "INT8" if int8 else "FP16" if fp16 else "FP32"
+            constrained = "PREFER_PRECISION_CONSTRAINTS" in config.flags
+            layers = {ly.name: ("FP16" if constrained and ly.precision == "HALF" else default) for ly in network.layers}
+            if config.timing_cache is not None:
+                config.timing_cache.entries = sorted(set(config.timing_cache.entries) | set(layers))
+            trt.builds += 1
+            return json.dumps({
+                "input": {inp.name: list(map(list, prof)) if dynamic else list(inp.shape)},
+                "workspace": config.pool.get("WORKSPACE"),
+                "device": f"DLA:{config.DLA_core}" if dla else "GPU",
+                "gpu_fallback": "GPU_FALLBACK" in config.flags,
+                "layers": layers,
+                "calibration": calibration,
+            }).encode()
 
     class Err:
         def __init__(self, code, desc, node, name, op):
@@ -166,24 +209,35 @@ def fake_trt(parse_ok=True, errors=(), build_ok=True, dla_cores=2, version="10.3
 
     class OnnxParser:
         def __init__(self, network, logger):
-            self.num_errors = 0 if parse_ok else len(errors)
+            self.network, self.num_errors = network, 0
 
         def parse_from_file(self, path):
-            calls.append(("parse", path))
-            return parse_ok
+            if not parse_ok:
+                self.num_errors = len(errors)
+                return False
+            name, dims = T.input_spec(path)
+            self.network.input = Tensor(name, [d if isinstance(d, int) else -1 for d in dims])
+            return True
 
         def get_error(self, i):
             return Err(*errors[i])
 
     class _Calib:
         def __init__(self):
-            calls.append(("calib_base_init", type(self).__mro__[1].__name__))
+            pass
 
     trt.Logger, trt.Builder, trt.OnnxParser = Logger, Builder, OnnxParser
     trt.IInt8EntropyCalibrator2 = type("IInt8EntropyCalibrator2", (_Calib,), {})
     trt.IInt8MinMaxCalibrator = type("IInt8MinMaxCalibrator", (_Calib,), {})
-    trt.calls = calls
     return trt
+
+
+def built(res):
+    """(metadata, engine description) of a build's engine file."""
+    from pockit.inference.tensorrt_backend import read_engine_file
+
+    meta, body = read_engine_file(res.engine)
+    return meta, json.loads(body)
 
 
 class FakeMemory:
@@ -292,69 +346,92 @@ def test_calibrator_feeds_batches_and_caches(tud_campus, tmp_path, algo, base):
     data = T.CalibrationData([tud_campus / "img1"], batch=16, imgsz=160, max_images=40)
     cache = tmp_path / "calib.cache"
     cal = T.make_calibrator(trt, data, cache, algo, memory=mem)
-    assert ("calib_base_init", base) in trt.calls
+    assert isinstance(cal, getattr(trt, base))
     assert cal.get_batch_size() == 16
     assert cal.read_calibration_cache() is None
     ptrs = [cal.get_batch(["images"]) for _ in range(3)]
     assert ptrs == [[0xDEAD], [0xDEAD], None]  # 40 images -> 2 batches of 16, then done
-    assert [c.shape for c in mem.copies] == [(16, 3, 160, 160)] * 2
+    ref = list(data.batches())
+    assert len(mem.copies) == 2 and all(np.array_equal(c, r) for c, r in zip(mem.copies, ref))  # the letterboxed frames
     cal.write_calibration_cache(b"TRT-8600-EntropyCalibration2\nimages: 3c010a14\n")
     assert cache.read_bytes().startswith(b"TRT-8600")
     again = T.make_calibrator(trt, data, cache, algo, memory=mem)
     assert again.read_calibration_cache() == cache.read_bytes()
 
 
-# -- the build against the fake runtime ----------------------------------------------------------
-def test_build_engine_calls_and_cache(tmp_path, capsys):
+# -- the build against the stand-in runtime --------------------------------------------------------
+def test_build_engine_output_and_cache(tmp_path, capsys):
     onnx_path = make_onnx(tmp_path / "person.onnx")
     trt = fake_trt()
     spec = T.BuildSpec(onnx=onnx_path, precision="fp16", batch=(1, 32, 64), workspace_mib=1024,
                        timing_cache=tmp_path / "timing.cache")
     res = T.build_engine(spec, tmp_path / "engines", trt=trt, gpu=GPU, class_names={0: "Normal", 1: "Fall"})
-    assert not res.cached and res.engine.parent == tmp_path / "engines"
-    c = trt.calls
-    assert ("create_network", 0) in c
-    assert ("pool", "WORKSPACE", 1024 << 20) in c
-    assert ("flag", "FP16") in c and ("flag", "INT8") not in c
-    assert ("set_shape", "images", (1, 3, 640, 640), (32, 3, 640, 640), (64, 3, 640, 640)) in c
-    assert ("set_timing_cache", False) in c
-    assert (tmp_path / "timing.cache").read_bytes() == b"TIMING"
-    meta, body = __import__("pockit.inference.tensorrt_backend", fromlist=["x"]).read_engine_file(res.engine)
-    assert body == b"ENGINE-BYTES"
-    assert meta["names"] == {"0": "Normal", "1": "Fall"} and meta["batch"] == 64
-    assert meta["pockit"]["key"] == res.key["key"] and meta["pockit"]["gpu"] == GPU.name
+    assert not res.cached and trt.builds == 1
+    assert res.engine == tmp_path / "engines" / T.engine_filename(onnx_path, res.key)
+    assert res.engine.name == f"person-fp16-b64-640-{res.key['key']}.engine"
+    meta, engine = built(res)
+    assert engine == {
+        "input": {"images": [[1, 3, 640, 640], [32, 3, 640, 640], [64, 3, 640, 640]]},
+        "workspace": 1024 << 20, "device": "GPU", "gpu_fallback": False, "calibration": None,
+        "layers": {"/model.0/conv/Conv": "FP16", "/model.22/cv3.2/Conv": "FP16", "/model.22/dfl/Conv": "FP16"},
+    }
+    assert meta["names"] == {"0": "Normal", "1": "Fall"} and meta["batch"] == 64 and meta["imgsz"] == [640, 640]
+    assert meta["pockit"] == res.key and meta["pockit"]["gpu"] == GPU.name and meta["trtexec"] == res.trtexec
+    assert json.loads((tmp_path / "timing.cache").read_bytes()) == sorted(engine["layers"])
     out = capsys.readouterr().out
-    assert "--maxShapes=images:64x3x640x640" in out and "--fp16" in out
+    assert out == f"equivalent trtexec command:\n  {res.trtexec}\n"
+    assert "--maxShapes=images:64x3x640x640" in res.trtexec and "--fp16" in res.trtexec
 
-    # second call: cache hit, no build
+    # second call: cache hit, the same file, nothing built
     trt2 = fake_trt()
+    before = res.engine.read_bytes()
     again = T.build_engine(spec, tmp_path / "engines", trt=trt2, gpu=GPU)
-    assert again.cached and again.engine == res.engine and ("build",) not in trt2.calls
+    assert again.cached and again.engine == res.engine and trt2.builds == 0 and res.engine.read_bytes() == before
+    # force: rebuilt in place
+    assert not T.build_engine(spec, tmp_path / "engines", trt=trt2, gpu=GPU, force=True).cached and trt2.builds == 1
     # another GPU -> another key -> another engine file; loading the H100 one there is refused
     orin = T.GpuIdentity("Orin (nvgpu)", "8.7")
     other = T.build_engine(spec, tmp_path / "engines", trt=fake_trt(), gpu=orin)
-    assert other.engine != res.engine and not other.cached
+    assert other.engine != res.engine and not other.cached and other.key["key"] != res.key["key"]
     with pytest.raises(T.EngineMismatchError, match=r"built for GPU NVIDIA H100 80GB HBM3 sm9\.0 \(this machine: Orin"):
         T.check_engine(res.engine, "10.3.0", orin)
     with pytest.raises(T.EngineMismatchError, match=r"TensorRT 10\.3\.0 \(this machine: 10\.7\.0\)"):
         T.check_engine(res.engine, "10.7.0", GPU)
     assert T.check_engine(res.engine, "10.3.0", GPU)["key"] == res.key["key"]
+    # an engine of another TensorRT version in the cache slot is rebuilt, not loaded
+    newer = T.build_engine(spec, tmp_path / "engines", trt=fake_trt(version="10.7.0"), gpu=GPU)
+    assert not newer.cached and newer.key["key"] != res.key["key"]
+
+
+def test_build_static_fp32(tmp_path):
+    onnx_path = make_onnx(tmp_path / "s.onnx", dims=(4, 3, 320, 320))
+    res = T.build_engine(T.BuildSpec(onnx=onnx_path, precision="fp32", imgsz=320), tmp_path, trt=fake_trt(), gpu=GPU)
+    meta, engine = built(res)
+    assert engine["input"] == {"images": [4, 3, 320, 320]} and set(engine["layers"].values()) == {"FP32"}
+    assert meta["batch"] == 4 and "--minShapes" not in res.trtexec and "--fp16" not in res.trtexec
 
 
 def test_build_int8_dla_with_calibration(tmp_path, tud_campus):
     onnx_path = make_onnx(tmp_path / "person.onnx")
-    trt = fake_trt()
     spec = T.BuildSpec(onnx=onnx_path, precision="int8", batch=(1, 4, 8), dla_core=1, calib=[str(tud_campus / "img1")],
                        calib_batch=8, calib_max_images=24, imgsz=320, fp16_layers=[r"/model\.22/"])
-    res = T.build_engine(spec, tmp_path, trt=trt, gpu=GPU, memory=FakeMemory())
-    c = trt.calls
-    assert ("flag", "INT8") in c and ("calib_profile",) in c
-    assert ("default_device_type", "DLA") in c and ("DLA_core", 1) in c and ("flag", "GPU_FALLBACK") in c
-    assert ("flag", "PREFER_PRECISION_CONSTRAINTS") in c
-    assert res.calib_cache.read_bytes() == b"CALIB-TABLE"
+    res = T.build_engine(spec, tmp_path, trt=fake_trt(), gpu=GPU, memory=FakeMemory())
+    _, engine = built(res)
+    assert engine["device"] == "DLA:1" and engine["gpu_fallback"] is True
+    assert engine["input"] == {"images": [[1, 3, 320, 320], [4, 3, 320, 320], [8, 3, 320, 320]]}
+    assert engine["layers"] == {"/model.0/conv/Conv": "INT8", "/model.22/cv3.2/Conv": "FP16", "/model.22/dfl/Conv": "FP16"}
+    assert engine["calibration"] == "CALIB batches=3 batch=8"  # 24 frames of TUD-Campus in batches of 8
+    assert res.calib_cache.read_bytes() == b"CALIB batches=3 batch=8"
+    assert res.calib_cache.name.startswith("calib-") and res.calib_cache.name.endswith("-320-entropy.cache")
     assert "--int8" in res.trtexec and f"--calib={res.calib_cache}" in res.trtexec and "--useDLACore=1" in res.trtexec
+    # the calibration cache is reused: a rebuild reads no frame
+    mem = FakeMemory()
+    again = T.build_engine(spec, tmp_path, trt=fake_trt(), gpu=GPU, memory=mem, force=True)
+    assert built(again)[1]["calibration"] == "CALIB batches=3 batch=8" and mem.copies == []
     with pytest.raises(T.EngineBuildError, match="DLA core 2 asked for but this device has 2"):
         T.build_engine(T.BuildSpec(onnx=onnx_path, dla_core=2), tmp_path, trt=fake_trt(), gpu=GPU, force=True)
+    with pytest.raises(T.EngineBuildError, match="DLA runs FP16 or INT8 only"):
+        T.build_engine(T.BuildSpec(onnx=onnx_path, dla_core=0, precision="fp32"), tmp_path, trt=fake_trt(), gpu=GPU)
 
 
 def test_parse_failure_lists_errors_and_hints(tmp_path):
