@@ -129,6 +129,15 @@ def test_rules_cli_writes_events(shared_data, tmp_path):
     assert res.exit_code == 0, res.output
     n = len(replay(cfg, seq / "gt" / "gt.txt"))
     assert len(read_events(out)) == n and f"{n} event record(s)" in res.output
+    # one line per rule with its events and, for lines, its counters: from this replay's engine
+    from pockit.rules import replay_rules
+
+    evs, engine = replay_rules(cfg, seq / "gt" / "gt.txt")
+    assert len(evs) == n and engine.rules
+    for r in engine.rules:
+        k = sum(e.rule == r.name and e.end is None for e in evs)
+        extra = f"  in={r.counts['in']} out={r.counts['out']}" if "in" in r.counts else ""
+        assert f"  {r.name:24s} {r.type:16s} {k:5d} event(s){extra}\n" in res.output
     # fps needed when no seqinfo.ini: clear error
     lone = tmp_path / "tracks.txt"
     lone.write_text((seq / "gt" / "gt.txt").read_text())

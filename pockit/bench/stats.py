@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -43,11 +43,6 @@ def summarize(seconds: Iterable[float]) -> dict[str, float]:
         "max_ms": float(ms.max()),
         "total_s": float(a.sum()),
     }
-
-
-def summarize_stages(samples: Mapping[str, Sequence[float]]) -> dict[str, dict[str, float]]:
-    """``summarize`` for each stage of ``{stage: [seconds per frame, ...]}``."""
-    return {stage: summarize(v) for stage, v in samples.items()}
 
 
 def mean_or_none(values: Iterable[float | None]) -> float | None:

@@ -1,8 +1,14 @@
-"""The :class:`Detector` interface every backend implements.
+"""The :class:`Detector` interface (``detect(images) -> list[Detections]``, ``class_names``, ``info``,
+``last_timings``) and the numpy pre/post-processing shared by the YOLO backends.
 
-Backends only implement :meth:`Detector._forward` (a preprocessed (B,3,H,W) batch -> raw outputs);
-letterboxing, batching, decode/NMS and the mapping back to frame pixels are shared here, so
-identical raw outputs give identical :class:`~pockit.core.Detections` whatever the backend.
+The ONNX Runtime, OpenVINO and TensorRT backends only implement :meth:`Detector._forward` (a preprocessed
+(B,3,H,W) batch -> raw outputs); letterboxing, batching, decode/NMS and the mapping back to frame pixels are
+done here, so identical raw outputs give identical :class:`~pockit.core.Detections` on those three. The other
+backends keep the interface but not this code: the torch backend (:mod:`.torch_backend`, not a subclass)
+letterboxes and runs NMS on the GPU in torch (checked against this path by its tests, within one uint8
+rounding step); Ultralytics (:mod:`.ultralytics_backend`) returns Ultralytics' own preprocessing, NMS and box
+scaling; the SSD (:mod:`.ssd_backend`) and face (:mod:`.face_backend`) backends override ``detect`` with
+their models' own input and output formats. Class filters resolve through :mod:`pockit.resolve`.
 """
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..core.detections import Detections
-from .postprocess import decode, detect_layout, to_detections
+from .postprocess import decode, to_detections
 from .preprocess import preprocess_batch, target_shape
 
 log = logging.getLogger(__name__)
@@ -265,10 +271,6 @@ class Detector:
             return imgsz
         size = imgsz * want / short
         return int(-(-size // self.stride) * self.stride)  # up to a stride multiple
-
-    def raw_layout(self, raw: Any) -> str:
-        """The output layout the decoder would use for these raw outputs."""
-        return self.layout if self.layout != "auto" else detect_layout(raw, self.nc)
 
     @staticmethod
     def _as_list(images) -> list[np.ndarray]:

@@ -35,10 +35,6 @@ class OutputLayoutError(ValueError):
     """The model's output tensors are not a YOLO layout pockit knows."""
 
 
-def _empty() -> RawDets:
-    return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32)
-
-
 def xywh2xyxy(b: np.ndarray) -> np.ndarray:
     out = np.empty_like(b)
     half_w, half_h = b[..., 2] / 2, b[..., 3] / 2

@@ -4,6 +4,6 @@
 :class:`pockit.core.Event` records; ``replay(config, tracks_path)`` runs rules on a MOT tracks file.
 """
 from .engine import ALARM_HOLD, RuleEngine
-from .replay import replay, seqinfo_for
+from .replay import replay, replay_rules, seqinfo_for
 
-__all__ = ["ALARM_HOLD", "RuleEngine", "replay", "seqinfo_for"]
+__all__ = ["ALARM_HOLD", "RuleEngine", "replay", "replay_rules", "seqinfo_for"]

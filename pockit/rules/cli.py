@@ -20,7 +20,7 @@ def rules_cmd(config, tracks, fps, source_id, size, output):
     """Replay CONFIG's rules on a tracks file (no detector) and write events.jsonl."""
     from ..config import ConfigError
     from ..core import MotFormatError, write_events
-    from .replay import replay
+    from .replay import replay_rules
 
     frame_size = None
     if size:
@@ -30,14 +30,14 @@ def rules_cmd(config, tracks, fps, source_id, size, output):
         except ValueError:
             raise click.BadParameter(f"expected WxH, e.g. 1920x1080, got {size!r}", param_hint="--size") from None
     try:
-        events = replay(config, tracks, fps=fps, source_id=source_id, frame_size=frame_size, progress=True)
+        events, engine = replay_rules(config, tracks, fps=fps, source_id=source_id, frame_size=frame_size,
+                                      progress=True)
     except (ConfigError, MotFormatError, ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
     write_events(events, output)
     per_rule = Counter(e.rule for e in events if e.end is None)
     click.echo(f"{len(events)} event record(s) -> {Path(output)}")
-    engine = getattr(replay, "last_engine", None)
-    for r in engine.rules if engine is not None else []:
+    for r in engine.rules:
         extra = ""
         if "in" in r.counts:
             extra = f"  in={r.counts['in']} out={r.counts['out']}"

@@ -249,11 +249,3 @@ def crosses_polyline(p: Sequence[float], q: Sequence[float], line: np.ndarray) -
                 continue
             return True
     return False
-
-
-def polygon_bbox_distance(boxes: np.ndarray, point: np.ndarray) -> np.ndarray:
-    """(N,) Euclidean distance from ``point`` (2,) to each xyxy box (0 inside the box)."""
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    dx = np.maximum(np.maximum(boxes[:, 0] - point[0], 0), point[0] - boxes[:, 2])
-    dy = np.maximum(np.maximum(boxes[:, 1] - point[1], 0), point[1] - boxes[:, 3])
-    return np.hypot(dx, dy)

@@ -12,7 +12,15 @@ from .engine import RuleEngine
 def replay(config, tracks_path: str | Path, fps: float | None = None, source_id: str | None = None,
            frame_size: tuple[int, int] | None = None, class_names: Mapping[int, str] | None = None,
            progress: bool = False) -> list[Event]:
-    """Events of ``config``'s rules on the tracks in ``tracks_path`` (MOT rows, frame 1-based).
+    """Events of ``config``'s rules on the tracks in ``tracks_path``: :func:`replay_rules` without the engine."""
+    return replay_rules(config, tracks_path, fps, source_id, frame_size, class_names, progress)[0]
+
+
+def replay_rules(config, tracks_path: str | Path, fps: float | None = None, source_id: str | None = None,
+                 frame_size: tuple[int, int] | None = None, class_names: Mapping[int, str] | None = None,
+                 progress: bool = False) -> tuple[list[Event], RuleEngine]:
+    """(events, the rule engine after the last frame: its rules' counters) of ``config``'s rules on the tracks in
+    ``tracks_path`` (MOT rows, frame 1-based).
 
     Frame f becomes index f-1 at time (f-1)/fps. fps: the argument, else seqinfo.ini (beside the file or
     its gt/ folder), else the config's source fps. source_id: the argument, else the first source of
@@ -45,7 +53,7 @@ def replay(config, tracks_path: str | Path, fps: float | None = None, source_id:
     tracks = read_mot(tracks_path, class_names=names, gt=tracks_path.parent.name == "gt")
     engine = RuleEngine(cfg.rules, source_id=source_id or "0", frame_size=frame_size, class_names=names)
     if not tracks:
-        return []
+        return [], engine
     last = max(max(tracks), int(info.get("seqlength", 0) or 0))
     empty = Detections.empty(names)
     events: list[Event] = []
@@ -57,5 +65,4 @@ def replay(config, tracks_path: str | Path, fps: float | None = None, source_id:
     for f in frames:
         events.extend(engine.update(None, tracks.get(f, empty), (f - 1) / fps, f - 1))
     events.extend(engine.finish((last - 1) / fps, last - 1))
-    replay.last_engine = engine  # type: ignore[attr-defined]  (for counts in the CLI)
-    return events
+    return events, engine
