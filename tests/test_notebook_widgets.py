@@ -141,3 +141,84 @@ def test_line_arrow_points_to_the_in_side(setup):
     left = diff[mid_y - 3: mid_y + 3, 620:655].sum()
     right = diff[mid_y - 3: mid_y + 3, 666:700].sum()
     assert left > 20 and right == 0
+
+
+def _alarm(eid, rule, t, **kw):
+    return Event(rule=rule, type=kw.pop("type", "zone_enter"), source="cam", time=t, frame=int(t * 10), track_id=1,
+                 id=eid, snapshot=f"snapshots/{eid}.jpg", **kw)
+
+
+def test_save_verdicts_writes_ground_truth_that_eval_reads(tmp_path):
+    from click.testing import CliRunner
+
+    from pockit.cli import cli
+    from pockit.core import read_events, write_events
+    from pockit.evaluate import evaluate_events
+    from pockit.notebook.replay import save_verdicts
+
+    alarms = [_alarm("a1", "gate", 2.0), _alarm("a2", "gate", 9.0), _alarm("a3", "yard", 5.0, type="loitering"),
+              _alarm("a4", "yard", 5.5, type="loitering", extra={"phase": "end"})]  # a closing record: not judged
+    out = tmp_path / "gt" / "gt_events.jsonl"
+    gt = save_verdicts(alarms, {"a1": True, "a2": False, "a3": True}, out,
+                       missed=[{"rule": "gate", "type": "zone_enter", "time": 20.0}])
+    assert [(e.rule, e.time) for e in gt] == [("gate", 2.0), ("yard", 5.0), ("gate", 20.0)]
+    back = read_events(out)
+    assert [(e.rule, e.type, e.time, e.source) for e in back] == [
+        ("gate", "zone_enter", 2.0, "cam"), ("yard", "loitering", 5.0, "cam"), ("gate", "zone_enter", 20.0, "cam")]
+    assert back[0].extra["verdict_of"] == "a1" and back[0].snapshot is None
+    rep = evaluate_events(alarms, out, tolerance=1.0)
+    assert {r["rule"]: (r["tp"], r["fp"], r["fn"]) for r in rep.per_rule} == {"gate": (1, 1, 1), "yard": (1, 0, 0)}
+    pred = tmp_path / "events.jsonl"
+    write_events(alarms, pred)
+    res = CliRunner().invoke(cli, ["eval", "events", "--pred", str(pred), "--gt", str(out), "-o",
+                                   str(tmp_path / "e.json")])
+    assert res.exit_code == 0, res.output
+    per_rule = {r["rule"]: (r["tp"], r["fp"], r["fn"]) for r in yaml.safe_load((tmp_path / "e.json").read_text())["per_rule"]}
+    assert per_rule == {"gate": (1, 1, 1), "yard": (1, 0, 0)}
+
+
+def test_save_verdicts_refuses_bad_verdicts(tmp_path):
+    from pockit.notebook.replay import save_verdicts
+
+    alarms = [_alarm("a1", "gate", 2.0), _alarm("a2", "gate", 9.0)]
+    out = tmp_path / "gt.jsonl"
+    with pytest.raises(ValueError, match=r"1 alarm\(s\) have no verdict yet: \['a2'\]"):
+        save_verdicts(alarms, {"a1": True}, out)
+    with pytest.raises(ValueError, match=r"unknown alarm id\(s\) \['zz'\]"):
+        save_verdicts(alarms, {"a1": True, "a2": False, "zz": True}, out)
+    with pytest.raises(ValueError, match="must be True .* got {'a2': 'yes'}"):
+        save_verdicts(alarms, {"a1": True, "a2": "yes"}, out)
+    with pytest.raises(ValueError, match=r"missed\[0\]: event record lacks required field 'time'"):
+        save_verdicts(alarms, {"a1": True, "a2": False}, out, missed=[{"rule": "gate", "type": "zone_enter"}])
+    assert not out.exists()  # nothing written while the verdicts are incomplete or wrong
+
+
+def test_verdict_panel_collects_marks(pets):
+    import numpy as np
+
+    from pockit.notebook.replay import VerdictPanel
+
+    alarms = [_alarm("a1", "gate", 2.0), _alarm("a2", "gate", 9.0)]
+    seen = []
+    panel = VerdictPanel(alarms, image=lambda e: seen.append(e.id) or np.zeros((40, 60, 3), np.uint8),
+                         verdicts={"a1": True})
+    assert seen == ["a1", "a2"] and panel.verdicts == {"a1": True}
+    assert "1/2</b> alarms judged: 1 real, 0 false" in panel.count.value
+    panel.toggles["a2"].value = False
+    assert panel.verdicts == {"a1": True, "a2": False}
+    assert "2/2</b> alarms judged: 1 real, 1 false" in panel.count.value
+    assert len(panel.widget.children) == 3  # the count and one row per alarm
+    assert VerdictPanel([]).widget.children[0].value == "no alarms to judge"
+
+
+def test_gt_tracks_beside(pets, tmp_path):
+    from pockit.notebook.replay import gt_tracks_beside
+
+    assert gt_tracks_beside(pets) == pets / "gt" / "gt.txt"
+    assert gt_tracks_beside(pets / "img1") == pets / "gt" / "gt.txt"
+    video = tmp_path / "site.mp4"
+    video.write_bytes(b"")
+    assert gt_tracks_beside(video) is None
+    (tmp_path / "site.gt.txt").write_text("1,1,0,0,10,10,1,1,1\n")
+    assert gt_tracks_beside(video) == tmp_path / "site.gt.txt"
+    assert gt_tracks_beside("rtsp://cam/stream") is None and gt_tracks_beside(None) is None

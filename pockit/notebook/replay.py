@@ -6,14 +6,14 @@ to a :class:`~pockit.notebook.editor.ZoneEditor` so every edit re-runs the rules
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..config import PocConfig, load_config
-from ..core import Detections, Event, read_mot
+from ..core import Detections, Event, read_mot, write_events
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -191,3 +191,125 @@ class ReplayPanel:
             self.image.value = b""
             return
         self.image.value = jpeg_bytes(self.scenario.preview(ev[min(i, len(ev) - 1)]))
+
+
+def gt_tracks_beside(source: str | Path | None) -> Path | None:
+    """Ground-truth tracks recorded with a source, when there are any: ``<MOT folder>/gt/gt.txt`` for a MOT
+    sequence folder (or its ``img1/``), ``<video stem>.gt.txt`` / ``gt/gt.txt`` beside a video; else None
+    (a camera URI, or footage nobody annotated)."""
+    if source is None:
+        return None
+    p = Path(str(source)).expanduser()
+    if "://" in str(source) or not p.exists():
+        return None
+    cands = []
+    if p.is_dir():
+        seq = p.parent if p.name == "img1" else p
+        cands.append(seq / "gt" / "gt.txt")
+    else:
+        cands += [p.with_suffix(".gt.txt"), p.parent / "gt" / "gt.txt"]
+    return next((c for c in cands if c.is_file()), None)
+
+
+def save_verdicts(events: Sequence[Event], verdicts: Mapping[str, bool], path: str | Path,
+                  missed: Sequence[Mapping | Event] = ()) -> list[Event]:
+    """Ground-truth events from an engineer's verdicts on alarms, written as JSONL for
+    ``pockit eval events --gt PATH`` and ``pockit report RUN --gt PATH``.
+
+    events: the alarms (a run's ``events.jsonl`` or a replay); verdicts: ``{event id: True/False}``
+    (True = a real event, kept as ground truth; False = a false alarm, left out). Every alarm needs a
+    verdict. missed: real events no alarm was raised for (dicts with at least rule, type, time; source
+    defaults to the alarms' source), added as they are. Returns the ground-truth events written (closing
+    records of an episode are not ground truth: only the alarm that opened it is judged).
+    """
+    from ..evaluate.events import is_closing
+
+    alarms = [e for e in events if not is_closing(e)]
+    ids = {e.id for e in alarms}
+    unknown = sorted(str(k) for k in verdicts if k not in ids)
+    if unknown:
+        raise ValueError(f"verdicts for unknown alarm id(s) {unknown[:5]}: the alarms are {sorted(ids)[:5]}...")
+    bad = {k: v for k, v in verdicts.items() if not isinstance(v, (bool, np.bool_))}
+    if bad:
+        raise ValueError(f"verdicts must be True (real event) or False (false alarm); got {bad}")
+    pending = [e.id for e in alarms if e.id not in verdicts]
+    if pending:
+        raise ValueError(f"{len(pending)} alarm(s) have no verdict yet: {pending[:5]} (mark each True or False)")
+    sources = {str(e.source) for e in alarms}
+    gt: list[Event] = []
+    for e in alarms:
+        if verdicts[e.id]:
+            d = e.to_dict()
+            d["extra"] = {**(d.get("extra") or {}), "verdict_of": e.id}
+            d.pop("snapshot", None)
+            d.pop("clip", None)
+            gt.append(Event.from_dict(d))
+    for i, m in enumerate(missed):
+        d = m.to_dict() if isinstance(m, Event) else dict(m)
+        if "source" not in d and len(sources) == 1:
+            d["source"] = next(iter(sources))
+        try:
+            gt.append(Event.from_dict(d))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"missed[{i}]: {err}") from None
+    gt.sort(key=lambda e: (str(e.source), float(e.time)))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_events(gt, path)
+    return gt
+
+
+class VerdictPanel:
+    """Widget: one row per alarm (its picture and a True / False toggle); :attr:`verdicts` is the
+    ``{event id: bool}`` dict :func:`save_verdicts` takes (alarms not marked yet are absent).
+
+    ``image``: a callable giving the picture of an alarm (e.g. ``ScenarioReplay.preview``, or a reader
+    of the run's snapshot), or None for a table without pictures.
+    """
+
+    def __init__(self, events: Sequence[Event], image=None, width: int = 320,
+                 verdicts: Mapping[str, bool] | None = None) -> None:
+        import ipywidgets as W
+
+        from ..evaluate.events import is_closing
+        from .editor import jpeg_bytes
+
+        self.events = [e for e in events if not is_closing(e)]
+        self.verdicts: dict[str, bool] = {k: bool(v) for k, v in (verdicts or {}).items()}
+        self.toggles: dict[str, W.ToggleButtons] = {}
+        self.count = W.HTML()
+        rows = []
+        for e in self.events:
+            tb = W.ToggleButtons(options=[("real event", True), ("false alarm", False)],
+                                 value=self.verdicts.get(e.id), style={"button_width": "110px"})
+            tb.observe(lambda ch, eid=e.id: self._mark(eid, ch["new"]), "value")
+            self.toggles[e.id] = tb
+            label = W.HTML(f"<b>{html.escape(e.rule)}</b> {html.escape(e.type)}<br>t={e.time:.1f} s, "
+                           f"track {html.escape(str(e.track_id))}<br><code>{html.escape(e.id)}</code>")
+            parts = [label, tb]
+            if image is not None:
+                img = image(e)
+                if img is not None:
+                    parts.insert(0, W.Image(value=jpeg_bytes(img), format="jpeg",
+                                            layout=W.Layout(width=f"{width}px", height="auto")))
+            rows.append(W.HBox(parts, layout=W.Layout(align_items="center", gap="12px")))
+        self._update()
+        self.widget = W.VBox([self.count, *rows] if rows else [W.HTML("no alarms to judge")])
+
+    def _mark(self, event_id: str, value) -> None:
+        if value is None:
+            self.verdicts.pop(event_id, None)
+        else:
+            self.verdicts[event_id] = bool(value)
+        self._update()
+
+    def _update(self) -> None:
+        n = len(self.events)
+        real = sum(self.verdicts.values())
+        self.count.value = (f"<b>{len(self.verdicts)}/{n}</b> alarms judged: {real} real, "
+                            f"{len(self.verdicts) - real} false")
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
