@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ._io import out_path, place_image
 from .dataset import Dataset, ImageRecord, infer_source_frame, validate
-from .errors import LabelError, key, number, show_value, text
+from .errors import LabelError, key, number, text
 from .report import ValidationReport
 
 
@@ -94,34 +95,16 @@ def read_coco(path: str | Path, images_dir: str | Path | None = None, classes: S
         annotations = []
     for k, a in enumerate(annotations):
         where = f"annotations[{k}]"
-        if not isinstance(a, dict):
-            rep.add("malformed_line", "dropped", f"{where} is not an object (got {show_value(a)})", file=str(path))
-            continue
         try:
-            image_id = key(a.get("image_id"), f"{where}.image_id")
+            image_id, cat, box, score, crowd = coco_annotation(a, where)
         except LabelError as e:
-            rep.add("malformed_line", "dropped", e.detail, file=str(path))
+            rec = recs.get(a.get("image_id")) if isinstance(a, dict) and isinstance(a.get("image_id"), (int, str)) else None
+            rep.add("malformed_line", "dropped", e.detail, file=str(path), **({"image": rec.file} if rec else {}))
             continue
         if image_id not in recs:
             rep.add("malformed_line", "dropped", f"{where} refers to unknown image_id {a.get('image_id')!r}", file=str(path))
             continue
         rec = recs[image_id]
-        bbox = a.get("bbox")
-        try:
-            if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
-                raise LabelError("is not [x, y, w, h]", field=f"{where}.bbox", value=bbox)
-            x, y, w, h = (number(v, f"{where}.bbox[{i}]") for i, v in enumerate(bbox))
-        except LabelError as e:
-            rep.add("malformed_line", "dropped", e.detail, file=str(path), image=rec.file)
-            continue
-        box = [x, y, x + w, y + h]
-        try:
-            cat = key(a.get("category_id"), f"{where}.category_id")
-            crowd = number(a.get("iscrowd", 0), f"{where}.iscrowd") != 0
-            score = number(a.get("score", 1.0), f"{where}.score")
-        except LabelError as e:
-            rep.add("malformed_line", "dropped", e.detail, file=str(path), image=rec.file, box=box)
-            continue
         cname = cats.get(cat)
         if cname is None or cname not in index:
             shown = cname if cname is not None else f"category_id {a.get('category_id')}"
@@ -141,6 +124,64 @@ def read_coco(path: str | Path, images_dir: str | Path | None = None, classes: S
     ds = Dataset(images, names, images_dir, rep, ds_name)
     infer_source_frame(ds.images)
     return validate(ds, on_outside=on_outside, dup_iou=dup_iou, check_images=check_images)
+
+
+def coco_annotation(a: Any, where: str) -> tuple[int | str, int | str, list[float], float, bool]:
+    """One ``annotations[k]`` entry of a COCO gt file or results list, every field checked: (image_id, category_id,
+    xyxy box, score (1.0 when absent), iscrowd). A bad field is a LabelError naming its JSON path and value."""
+    if not isinstance(a, dict):
+        raise LabelError("is not an object", field=where, value=a)
+    image_id = key(a.get("image_id"), f"{where}.image_id")
+    bbox = a.get("bbox")
+    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
+        raise LabelError("is not [x, y, w, h]", field=f"{where}.bbox", value=bbox)
+    x, y, w, h = (number(v, f"{where}.bbox[{i}]") for i, v in enumerate(bbox))
+    cat = key(a.get("category_id"), f"{where}.category_id")
+    crowd = number(a.get("iscrowd", 0), f"{where}.iscrowd") != 0
+    score = number(a.get("score", 1.0), f"{where}.score")
+    return image_id, cat, [x, y, x + w, y + h], score, crowd
+
+
+def coco_boxes(data: Any, categories: dict[Any, int] | None = None
+               ) -> tuple[dict[Any, int], dict[int, str], dict[Any, list[tuple]]]:
+    """The strict reading of COCO boxes for evaluation: a gt dict or a results list -> (category id -> class index,
+    class names, image id -> rows ``(x1, y1, x2, y2, score, class)``). Every entry is checked by the same
+    :func:`coco_annotation` as :func:`read_coco`, but the first bad one raises (LabelError naming the JSON path)
+    instead of being dropped: a score must not quietly change. A results list needs the gt's ``categories``."""
+    def items(obj: Any, field: str) -> list:
+        if not isinstance(obj, list):
+            raise LabelError("must be a list", field=field, value=obj)
+        return obj
+
+    if isinstance(data, dict) and "annotations" in data:
+        cats = items(data.get("categories", []), "categories")
+        for k, c in enumerate(cats):
+            if not isinstance(c, dict) or "id" not in c:
+                raise LabelError("lacks 'id'", field=f"categories[{k}]", value=c)
+        ids = [key(c["id"], f"categories[{k}].id") for k, c in enumerate(cats)]
+        order = sorted(range(len(cats)), key=lambda k: _id_order(ids[k]))
+        cmap = {ids[k]: i for i, k in enumerate(order)}
+        names = {i: str(cats[k].get("name", ids[k])) for i, k in enumerate(order)}
+        rows: dict[Any, list] = {}
+        for k, im in enumerate(items(data.get("images", []), "images")):
+            if not isinstance(im, dict) or "id" not in im:
+                raise LabelError("lacks 'id'", field=f"images[{k}]", value=im)
+            rows[key(im["id"], f"images[{k}].id")] = []
+        anns = items(data["annotations"], "annotations")
+    elif isinstance(data, list):
+        if categories is None:
+            raise LabelError("COCO results need the ground truth's categories (COCO gt JSON)")
+        cmap, names, rows, anns = categories, {}, {}, data
+    else:
+        raise LabelError("expected COCO ground truth (with 'annotations') or a COCO results list")
+    for i, a in enumerate(anns):
+        where = f"annotations[{i}]" if isinstance(data, dict) else f"[{i}]"
+        image_id, cat, box, score, _ = coco_annotation(a, where)
+        if cat not in cmap:
+            raise LabelError(f"unknown category (known: {sorted(cmap, key=_id_order)})", field=f"{where}.category_id",
+                             value=a["category_id"])
+        rows.setdefault(image_id, []).append((*box, score, cmap[cat]))
+    return cmap, names, rows
 
 
 def _id_order(k: int | str) -> tuple[int, int | str]:

@@ -1,4 +1,4 @@
-"""Loading boxes for detection evaluation: MOTChallenge text files and COCO JSON."""
+"""Loading boxes for detection evaluation: MOTChallenge text files and COCO JSON (read by :mod:`pockit.data.coco`)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,8 @@ import numpy as np
 
 from ..core import Detections, read_mot
 from ..core.mot import MotFormatError
-from ..data.errors import LabelError, number
+from ..data.coco import coco_boxes
+from ..data.errors import LabelError
 from .detection import EvaluationError
 
 
@@ -57,63 +58,14 @@ def load_boxes(path: str | Path, gt: bool, categories: dict[int, int] | None = N
     except ValueError as e:  # e.g. an integer of more than 4300 digits
         raise BoxFileError(f"JSON that cannot be read: {str(e)[:80]}", file=path) from None
     try:
-        cmap, names, rows = _coco_rows(data, categories)
+        cmap, names, rows = coco_boxes(data, categories)
     except LabelError as e:
         raise BoxFileError(e.problem, file=path, field=e.field, **({"value": e.value} if e.has_value else {})) from None
     out = {}
     for k, r in rows.items():
         arr = np.asarray(r, float).reshape(-1, 6)
-        xyxy = np.c_[arr[:, 0], arr[:, 1], arr[:, 0] + arr[:, 2], arr[:, 1] + arr[:, 3]]
-        out[k] = Detections(xyxy=xyxy, scores=arr[:, 4], class_ids=arr[:, 5].astype(int), class_names=names)
+        out[k] = Detections(xyxy=arr[:, :4], scores=arr[:, 4], class_ids=arr[:, 5].astype(int), class_names=names)
     return out, names, cmap
-
-
-def _coco_rows(data: Any, categories: dict[int, int] | None
-               ) -> tuple[dict[int, int], dict[int, str], dict[Any, list]]:
-    """COCO gt dict or results list -> (category id -> class index, class names, image id -> rows
-    ``(x, y, w, h, score, class)``); every entry checked (LabelError names the JSON path and value)."""
-    def items(obj: Any, field: str) -> list:
-        if not isinstance(obj, list):
-            raise LabelError("must be a list", field=field, value=obj)
-        return obj
-
-    def entry(obj: Any, field: str, required: tuple[str, ...]) -> dict:
-        if not isinstance(obj, dict):
-            raise LabelError("must be an object", field=field, value=obj)
-        missing = [k for k in required if k not in obj]
-        if missing:
-            raise LabelError(f"lacks {', '.join(map(repr, missing))}", field=field, value=obj)
-        return obj
-
-    if isinstance(data, dict) and "annotations" in data:
-        cats = [entry(c, f"categories[{k}]", ("id",)) for k, c in enumerate(items(data.get("categories", []), "categories"))]
-        ids = [number(c["id"], f"categories[{k}].id", integer=True) for k, c in enumerate(cats)]
-        order = sorted(range(len(cats)), key=lambda k: ids[k])
-        cmap = {ids[k]: i for i, k in enumerate(order)}
-        names = {i: str(cats[k].get("name", ids[k])) for i, k in enumerate(order)}
-        rows: dict[Any, list] = {}
-        for k, im in enumerate(items(data.get("images", []), "images")):
-            rows[number(entry(im, f"images[{k}]", ("id",))["id"], f"images[{k}].id", integer=True)] = []
-        anns = items(data["annotations"], "annotations")
-    elif isinstance(data, list):
-        if categories is None:
-            raise LabelError("COCO results need the ground truth's categories (COCO gt JSON)")
-        cmap, names, rows, anns = categories, {}, {}, data
-    else:
-        raise LabelError("expected COCO ground truth (with 'annotations') or a COCO results list")
-    for i, a in enumerate(anns):
-        where = f"annotations[{i}]" if isinstance(data, dict) else f"[{i}]"
-        a = entry(a, where, ("image_id", "category_id", "bbox"))
-        cat = number(a["category_id"], f"{where}.category_id", integer=True)
-        if cat not in cmap:
-            raise LabelError(f"unknown category (known: {sorted(cmap)})", field=f"{where}.category_id", value=a["category_id"])
-        bbox = a["bbox"]
-        if not isinstance(bbox, list) or len(bbox) != 4:
-            raise LabelError("must be [x, y, w, h]", field=f"{where}.bbox", value=bbox)
-        box = [number(v, f"{where}.bbox[{j}]") for j, v in enumerate(bbox)]
-        score = number(a.get("score", 1.0), f"{where}.score")
-        rows.setdefault(number(a["image_id"], f"{where}.image_id", integer=True), []).append((*box, score, cmap[cat]))
-    return cmap, names, rows
 
 
 def _run_class_names(path: Path) -> dict[int, str] | None:
