@@ -118,14 +118,14 @@ SENSITIVITY = (
     ("high", "tracker.high_conf_det_threshold", [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5]),
     ("reid", "tracker.reid_distance (box heights; 0 = off)", [0.0, 0.25, 0.5, 0.75, 1.0]),
     ("lost", "tracker.lost_track_seconds (x source fps = frames)", [0.5, 1.0, 1.5, 2.0, 3.0]),
-    ("crowd_hold", "crowd: seconds a hidden member still counts (proposed rule change, 0 = today)",
+    ("crowd_hold", "crowd.hold (s a hidden member still counts; 0 = off)",
      [0.0, 0.25, 0.5, 1.0, 2.0]),
     ("debounce_s", "zone_enter/line_crossing: seconds the new side must hold (proposed, 0 = today)",
      [0.0, 0.04, 0.08, 0.1, 0.12, 0.15, 0.2]),
 )
 
 
-PROPOSED = ("crowd_hold", "debounce_s")  # rule changes measured by patching, not product defaults
+PROPOSED = ("debounce_s",)  # rule changes measured in the sweep, not product defaults
 
 
 def _default(key: str):
@@ -133,7 +133,16 @@ def _default(key: str):
 
     m, t = ModelConfig(), TrackerConfig()
     return {"conf": m.conf, "high": t.high_conf_det_threshold, "reid": t.reid_distance,
-            "lost": t.lost_track_seconds, "crowd_hold": 0.0, "debounce_s": 0.0}[key]
+            "lost": t.lost_track_seconds, "crowd_hold": _rule_defaults()["crowd.hold"], "debounce_s": 0.0}[key]
+
+
+def _rule_defaults() -> dict:
+    """Rule defaults the scenes rely on (they leave these fields unset)."""
+    from pockit.rules.schema import CrowdRule, LineCrossingRule, ZoneEnterRule
+
+    return {"crowd.hold": CrowdRule.model_fields["hold"].default,
+            "zone_enter.min_frames": ZoneEnterRule.model_fields["min_frames"].default,
+            "line_crossing.min_frames": LineCrossingRule.model_fields["min_frames"].default}
 
 
 def sensitivity(out_dir: Path, names, keys=None) -> dict:
@@ -210,7 +219,8 @@ def main(argv=None) -> int:
     if a.sensitivity_only:
         path = Path(a.json or Path(a.plots) / "scenarios_sensitivity.json")
         doc = json.loads(path.read_text()) if a.keys and path.exists() else {"sensitivity": {}}
-        doc["defaults"] = {"model": ModelConfig().model_dump(), "tracker": TrackerConfig().model_dump()}
+        doc["defaults"] = {"model": ModelConfig().model_dump(), "tracker": TrackerConfig().model_dump(),
+                           "rules": _rule_defaults()}
         doc["sensitivity"].update(sensitivity(Path(a.plots), a.sequences, a.keys))
         path.write_text(json.dumps(doc, indent=1, default=str))
         return 0
@@ -221,7 +231,8 @@ def main(argv=None) -> int:
         if not a.no_ultralytics:
             results[name]["ultralytics"] = run_ultralytics(seq, out_dir, a.fresh)
         print(f"{name} done", file=sys.stderr, flush=True)
-    doc = {"defaults": {"model": ModelConfig().model_dump(), "tracker": TrackerConfig().model_dump()},
+    doc = {"defaults": {"model": ModelConfig().model_dump(), "tracker": TrackerConfig().model_dump(),
+                        "rules": _rule_defaults()},
            "results": results, "table": table(results), "targets": targets(results)}
     print(doc["table"])
     print("\n".join(doc["targets"]))

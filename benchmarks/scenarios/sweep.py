@@ -25,16 +25,16 @@ from detcache import detections
 
 
 def scene_config(seq, rule_defaults: dict | None = None):
-    """The scene as a PocConfig; rule_defaults fill fields the scene leaves unset (e.g. min_frames)."""
+    """The scene as a PocConfig; rule_defaults fill fields the scene leaves unset (e.g. min_frames, hold)."""
     from pockit.config import parse_config
 
     data = yaml.safe_load(seq.scene.read_text())
     if rule_defaults:
-        from pockit.rules.schema import LineCrossingRule, ZoneEnterRule
+        from pockit.rules.schema import CrowdRule, LineCrossingRule, ZoneEnterRule
 
         for r in data.get("rules", []):
             for k, v in rule_defaults.items():
-                model = {"zone_enter": ZoneEnterRule, "line_crossing": LineCrossingRule}.get(r["type"])
+                model = {"zone_enter": ZoneEnterRule, "line_crossing": LineCrossingRule, "crowd": CrowdRule}.get(r["type"])
                 if model is not None and k in model.model_fields and k not in r:
                     r[k] = v
     return parse_config(data, str(seq.scene))
@@ -103,18 +103,11 @@ def run_setting(s: dict, names=SEQUENCES, workdir: Path | None = None) -> dict:
                                         ("lost", "lost_track_seconds"), ("mcf", "minimum_consecutive_frames"),
                                         ("miniou", "minimum_iou_threshold"),
                                         ("reid", "reid_distance")) if k1 in s}
-    rd = {"min_frames": s["min_frames"]} if "min_frames" in s else None
-    restore = None
-    if s.get("crowd_hold"):  # proposed rule semantics, measured by patching (rule_variants.py)
-        from rule_variants import apply
-
-        restore = apply(crowd_hold=s["crowd_hold"])
-    try:
-        return {n: simulate(n, conf=s.get("conf"), iou=s.get("iou"), tracker=tracker,
-                            rule_defaults=_debounce(s, n) or rd, workdir=workdir) for n in names}
-    finally:
-        if restore is not None:
-            restore()
+    rd = {"min_frames": s["min_frames"]} if "min_frames" in s else {}
+    if "crowd_hold" in s:  # the crowd rule's hold (seconds; 0 = only the tracks observed on the frame count)
+        rd["hold"] = s["crowd_hold"]
+    return {n: simulate(n, conf=s.get("conf"), iou=s.get("iou"), tracker=tracker,
+                        rule_defaults={**rd, **(_debounce(s, n) or {})} or None, workdir=workdir) for n in names}
 
 
 def main() -> None:
