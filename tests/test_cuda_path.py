@@ -1,0 +1,128 @@
+"""The CUDA path: the torch backend (GPU letterbox, FP16, CUDA graph, launch/finish) and the product pipeline on a
+GPU, on real footage. Skipped, with the reason, where torch sees no CUDA GPU (every CPU machine and CI).
+
+Run on a GPU machine (benchmarks/README.md, GPU section):
+    python -m pytest -q tests/test_torch_backend.py tests/test_cuda_path.py
+The pinned person detector's ``.pt`` comes from ``POCKIT_TEST_PT``, else ``.devdata/models/person-yolov8s.pt`` beside
+the checkout's root, else pockit's cache (``person-yolov8s-pt``); on a CUDA machine without any of them the tests fail
+saying so (a GPU run must not pass by skipping).
+"""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch is not installed (pip install -e '.[ml]')")
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason="no CUDA GPU (torch.cuda.is_available() is False): run on a GPU machine, "
+                                       "see benchmarks/README.md (GPU section)")
+
+import pockit  # noqa: E402
+from pockit.core import box_iou, read_mot  # noqa: E402
+from pockit.resolve import match_detections  # noqa: E402
+
+FRAMES = 16
+
+
+@pytest.fixture(scope="module")
+def weights() -> Path:
+    env = os.environ.get("POCKIT_TEST_PT")
+    cands = [Path(env)] if env else []
+    cands.append(Path(__file__).resolve().parents[1] / ".devdata" / "models" / "person-yolov8s.pt")
+    for c in cands:
+        if c.is_file():
+            return c
+    from pockit.inference import resolve_model
+
+    try:
+        return Path(resolve_model("person-yolov8s-pt"))
+    except Exception as e:  # noqa: BLE001 - any failure to find the weights is reported the same way
+        pytest.fail(f"CUDA is available but the person-yolov8s .pt is not: set POCKIT_TEST_PT or copy pockit's cached "
+                    f"person-yolov8s-pt to .devdata/models/person-yolov8s.pt ({type(e).__name__}: {e})")
+
+
+@pytest.fixture(scope="module")
+def frames(tud_campus):
+    import cv2
+
+    files = sorted((tud_campus / "img1").glob("*.jpg"))[:FRAMES]
+    return [cv2.imread(str(f)) for f in files]
+
+
+def _agreement(ref, other, iou=0.5):
+    """(matched, boxes in ref, boxes in other, mean IoU, largest score difference) over frames."""
+    m = n_ref = n_other = 0
+    ious, dscore = [], 0.0
+    for a, b in zip(ref, other):
+        pairs = match_detections(a, b, iou)
+        m, n_ref, n_other = m + len(pairs), n_ref + len(a), n_other + len(b)
+        ious += [v for _, _, v in pairs]
+        dscore = max([dscore] + [abs(float(a.scores[i]) - float(b.scores[j])) for i, j, _ in pairs])
+    return m, n_ref, n_other, float(np.mean(ious)) if ious else 1.0, dscore
+
+
+def test_cuda_fp32_matches_cpu(weights, frames):
+    from pockit.inference.torch_backend import TorchDetector
+
+    cpu = TorchDetector(weights, device="cpu", half=False, batch=8, cuda_graph=False, conf=0.3)
+    gpu = TorchDetector(weights, device="cuda:0", half=False, batch=8, cuda_graph=False, conf=0.3)
+    assert gpu.info["providers"][1] == "cuda:0" and "fp32" in gpu.info["providers"]
+    ref, got = cpu.detect(frames), gpu.detect(frames)
+    assert len(got) == FRAMES and all(d.xyxy.dtype == np.float32 for d in got)
+    m, n_ref, n_got, miou, dscore = _agreement(ref, got)
+    assert n_ref >= 3 * FRAMES  # several walkers per frame
+    # the same model in FP32 (cuDNN may use TF32): the same boxes up to rounding
+    assert m >= 0.97 * max(n_ref, n_got), (m, n_ref, n_got)
+    assert miou >= 0.97 and dscore <= 0.03, (miou, dscore)
+
+
+def test_cuda_fp16_graph_and_launch_finish(weights, frames):
+    from pockit.inference.torch_backend import TorchDetector
+
+    fp32 = TorchDetector(weights, device="cuda:0", half=False, batch=8, cuda_graph=False, conf=0.3)
+    fp16 = TorchDetector(weights, device="cuda:0", half=True, batch=8, cuda_graph=True, conf=0.3)
+    assert "fp16" in fp16.info["providers"] and "cuda-graph" in fp16.info["providers"]
+    ref = fp32.detect(frames)
+    got = fp16.detect(frames)
+    m, n_ref, n_got, miou, _ = _agreement(ref, got)
+    assert m >= 0.95 * max(n_ref, n_got) and miou >= 0.95, (m, n_ref, n_got, miou)
+    # the pipeline's two-phase path gives the same detections as detect(), batch by batch
+    two_phase = []
+    for s in range(0, FRAMES, 8):
+        two_phase += fp16.finish(fp16.launch(frames[s:s + 8]))
+    for a, b in zip(got, two_phase):
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-2)
+        np.testing.assert_array_equal(a.class_ids, b.class_ids)
+    with pytest.raises(ValueError, match="at most batch=8"):
+        fp16.launch(frames[:9])
+
+
+@pytest.mark.slow
+def test_pipeline_on_cuda(weights, tud_campus, tmp_path):
+    cfg = {
+        "name": "cuda",
+        "sources": [{"id": "campus", "uri": str(tud_campus)}],
+        "model": {"path": str(weights), "backend": "torch", "device": "cuda:0", "half": True, "batch": 4, "conf": 0.3},
+        "tracker": {"minimum_consecutive_frames": 2},
+        "rules": [{"name": "centre_line", "type": "line_crossing", "line": [[320, 470], [320, 320]], "direction": "both"}],
+        "outputs": {"snapshots": True},
+    }
+    run_dir = tmp_path / "run"
+    summary = pockit.run(cfg, run_dir=run_dir, progress=False)
+    assert summary.frames == 71 and summary.sources["campus"].frames == 71 and not summary.errors
+    rec = json.loads((run_dir / "run.json").read_text())
+    assert rec["status"] == "ok" and rec["model"]["backend"] == "torch"
+    assert "cuda:0" in rec["model"]["providers"] and "fp16" in rec["model"]["providers"]
+    assert rec["pipeline"]["max_batch"] == 4 and rec["pipeline"]["mean_batch"] >= 1
+    # the same quality bar as the CPU pipeline test (tests/test_pipeline.py): recall of the walkers >= 0.70
+    pred, gt = read_mot(run_dir / "tracks" / "campus.txt"), read_mot(tud_campus / "gt" / "gt.txt", gt=True)
+    hit = total = 0
+    for f, g in gt.items():
+        total += len(g)
+        if f in pred and len(pred[f]):
+            hit += int((box_iou(g.xyxy, pred[f].xyxy).max(axis=1) >= 0.5).sum())
+    assert hit / total >= 0.70, hit / total
+    assert 6 <= summary.sources["campus"].tracks <= 20  # 8 identities in the ground truth
+    assert summary.events_per_rule["centre_line"] >= 1
