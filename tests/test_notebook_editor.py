@@ -6,12 +6,14 @@ import yaml
 
 from pockit.config import ConfigError, load_config
 from pockit.notebook import (
+    RULE_TYPES_BY_KIND,
     EditorError,
     SceneEditor,
     load_scene,
     replace_rules_block,
     save_scene,
 )
+from pockit.notebook.scene import rule_kind
 
 W, H = 640, 480
 
@@ -241,3 +243,60 @@ def test_bad_frame_size_and_kind():
     ed = SceneEditor((W, H))
     with pytest.raises(EditorError, match="a line can carry rule types"):
         ed.new_shape("line", "loitering")
+
+
+def test_double_click_closes_zone_and_finishes_fence():
+    ed = SceneEditor((640, 480))
+    t = 100.0
+    for i, (x, y) in enumerate([(10, 10), (200, 10), (200, 200)]):
+        ed.press(x, y, t=t + i)  # a second apart: single clicks
+        ed.release()
+    # a double-click: its first press adds the 4th point, the second (0.2 s later, same place) closes
+    assert ed.press(20, 200, t=t + 10) == "add"
+    ed.release()
+    assert ed.press(21, 201, t=t + 10.2) == "close"
+    assert ed.current.finished and ed.current.points == [[10, 10], [200, 10], [200, 200], [20, 200]]
+    # too slow, or too far apart: a drag of the vertex / a new shape, not a close
+    ed.mode = "fence"
+    assert ed.press(300, 300, t=t + 20) == "new"
+    assert ed.press(400, 300, t=t + 20.3) == "add"  # 100 px away: a new point
+    assert ed.press(400, 300, t=t + 21) == "drag"    # 0.7 s later: too slow for a double-click
+    ed.release()
+    assert not ed.current.finished
+    assert ed.press(500, 320, t=t + 30) == "add"
+    assert ed.press(500, 320, t=t + 30.3) == "close" and ed.current.finished and len(ed.current.points) == 3
+    # untimed presses (from code) never count as double-clicks
+    ed.mode = "zone"
+    ed.press(50, 400)
+    ed.press(50, 400)
+    assert not ed.current.finished
+
+
+def test_new_rule_types_are_drawable():
+    ed = SceneEditor((1000, 500))
+    for x, y in [(100, 100), (300, 100), (300, 300)]:
+        ed.press(x, y)
+    ed.finish()
+    for t in ("no_helmet", "phone_use", "face_match", "unknown_face"):
+        assert t in RULE_TYPES_BY_KIND["zone"]
+        ed.set_rule_type(t)
+        d = ed.to_dicts()[0]
+        assert d["type"] == t and d["zone"] == [[0.1, 0.2], [0.3, 0.2], [0.3, 0.6]], d
+    assert ed.to_dicts()[0]["watchlist"] == "watchlist.npz"  # a required field gets a value to edit
+    ed.mode = "fence"
+    ed.press(0, 400)
+    ed.press(500, 350)
+    ed.press(1000, 380)
+    ed.finish()
+    ed.set_rule_type("climbing")
+    ed.set_param("seconds", 0.5)
+    d = ed.to_dicts()[1]
+    assert d == {"name": "fence_1", "type": "climbing", "line": [[0.0, 0.8], [0.5, 0.7], [1.0, 0.76]],
+                 "normalized": True, "seconds": 0.5}  # a polyline kept in the rule's `line` field
+    back = SceneEditor.from_rules(ed.to_rules(), (1000, 500))
+    assert [(s.kind, s.type, len(s.points)) for s in back.shapes] == [("zone", "unknown_face", 3),
+                                                                       ("fence", "climbing", 3)]
+    # whole-frame forms (no zone) of the zone-optional types have nothing to draw
+    for t in ("no_helmet", "phone_use", "face_match", "unknown_face", "fall", "abandoned_object"):
+        assert rule_kind({"name": "x", "type": t}) is None
+    assert rule_kind({"name": "x", "type": "climbing", "line": [[0, 0], [1, 1]]}) == "fence"

@@ -34,12 +34,12 @@ def test_mouse_params_save_load(setup):
     assert ed.status.value == "<span style='color:#555'>close at (331, 241)</span>"
     assert ed.selector.options == ("zone_1",)
     labels = [getattr(w, "description", "") for w in ed.params.children[1:]]
-    assert labels == ["name", "type", "classes", "min_score", "anchor", "cooldown", "sources", "enabled",
-                      "zone_name", "min_frames"]
+    assert labels == ["name", "type", "classes", "min_score (0-1)", "anchor", "cooldown (s)", "sources", "enabled",
+                      "zone_name", "min_frames (frames)"]  # units on the fields
     # a parameter widget edits the rule; a bad value is refused with the reason and the rule unchanged
     typ = ed.params.children[2]
     typ.value = "loitering"
-    dwell = next(w for w in ed.params.children if getattr(w, "description", "") == "dwell")
+    dwell = next(w for w in ed.params.children if getattr(w, "description", "") == "dwell (s)")
     dwell.value = 4.0
     assert ed.scene.current.rule["dwell"] == 4.0
     dwell.value = -1.0
@@ -222,3 +222,80 @@ def test_gt_tracks_beside(pets, tmp_path):
     (tmp_path / "site.gt.txt").write_text("1,1,0,0,10,10,1,1,1\n")
     assert gt_tracks_beside(video) == tmp_path / "site.gt.txt"
     assert gt_tracks_beside("rtsp://cam/stream") is None and gt_tracks_beside(None) is None
+
+
+def test_preview_counts_lines_as_of_the_alarm_and_no_broken_image(setup):
+    ed, _cfg, pets = setup
+    sc = ScenarioReplay(pets / "gt" / "gt.txt", frames=pets, source_id="pets")
+    panel = ReplayPanel(ed, sc)
+    assert panel.image.layout.display == "none" and panel.empty.value == "<i>no alarms: nothing to preview</i>"
+    assert panel.image.value == b""  # hidden: no empty <img> (a broken-image icon) is shown
+    ed.mode_buttons.value = "line"
+    _click(ed, 660, 250)
+    _click(ed, 660, 576)
+    assert len(sc.events) == 7 and panel.image.layout.display is None and panel.empty.layout.display == "none"
+    # the counter on the preview of the 6th crossing says 6 (the engine is replayed up to that frame) ...
+    assert sc.engine_at(sc.events[5].frame).counts["line_1"]["in"] == 6
+    assert sc.engine_at(sc.events[0].frame).counts["line_1"]["in"] == 1  # going back starts over
+    assert sc.engine_at(sc.events[6].frame).counts["line_1"]["in"] == 7
+    assert sc.preview(sc.events[5]).shape == (576, 768, 3)
+    # ... and its label stays inside the frame: a label that would run off an edge is moved in, whole
+    import cv2
+    import numpy as np
+
+    from pockit.sinks.draw import _text
+    label = "line_1 in:6 out:0"
+    (tw, _th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+    for org in [(664, 242), (700, 575), (-30, 3)]:
+        img = np.zeros((576, 768, 3), np.uint8)
+        _text(img, label, org, (255, 255, 255), 0.5)
+        ys, xs = np.nonzero(img.any(2))
+        assert xs.min() >= 0 and xs.max() < 767 and ys.min() > 0 and ys.max() < 575, org
+        assert xs.max() - xs.min() >= tw - 8, (org, xs.max() - xs.min(), tw)  # not cut (glyph bearings: a few px)
+    ed.scene.delete()
+    ed.refresh()
+    assert sc.events == [] and panel.image.layout.display == "none" and panel.slider.layout.display == "none"
+
+
+def test_events_table_has_no_nan_for_fields_a_rule_lacks():
+    rows = events_table([Event(rule="a", type="zone_enter", source="c", time=1.0, frame=3, track_id=1),
+                         Event(rule="b", type="line_crossing", source="c", time=2.0, frame=5, track_id=2,
+                               direction="in")])
+    assert list(rows.columns) == ["time", "frame", "rule", "type", "source", "track_id", "direction"]
+    assert rows["direction"].tolist() == ["", "in"] and rows["time"].tolist() == [1.0, 2.0]
+    assert not rows.isna().any().any()
+
+
+def test_labels_of_rules_sharing_a_zone_do_not_overlap(setup):
+    from pockit.notebook.editor import label_positions
+    from pockit.notebook.scene import Shape
+
+    ed, _cfg, _ = setup
+    for x, y in [(330, 240), (600, 240), (640, 380), (330, 380)]:
+        _click(ed, x, y)
+    _click(ed, 331, 241)
+    ed.scene.duplicate(rule_type="loitering")
+    ed.scene.duplicate(rule_type="crowd")
+    pos = label_positions(ed.scene.shapes, 6, 17, ed.scene.frame_size)
+    assert [round(y) for _x, y in pos] == [234, 217, 200]  # stacked one line apart above the shared point
+    # no room above the point: stacked below it; never past the right edge
+    top = [Shape("zone", [[760, 2], [700, 50], [760, 50]], {"name": f"z{i}", "type": "zone_enter"}) for i in range(2)]
+    assert label_positions(top, 6, 17, (768, 576)) == [(720, 19), (720, 36)]
+
+
+def test_units_and_background_frames(pets):
+    import numpy as np
+
+    from pockit.notebook.editor import field_label
+
+    assert [field_label(k) for k in ("dwell", "min_area", "min_frames", "name")] == [
+        "dwell (s)", "min_area (px²)", "min_frames (frames)", "name"]
+    frames = FrameReader(pets)
+    ed = ZoneEditor(frames[0], source_id="pets", frames=frames, display_width=640)
+    assert ed.background.max == len(frames) - 1 == 106
+    ed.background.value = 50
+    assert (ed.image == frames[50]).all() and ed.status.value.endswith("background: frame 50</span>")
+    ed.frames = [frames[0], np.zeros((10, 10, 3), np.uint8)]
+    ed.background.value = 1
+    assert "frame 1 is 10x10, the editor&#x27;s frame 768x576: frames must come from the same camera" in ed.status.value and (ed.image == frames[50]).all()
+    assert ZoneEditor(frames[0], source_id="pets").background is None

@@ -104,7 +104,12 @@ def events_table(events: Iterable[Any]):
     if df.empty:
         return pd.DataFrame(columns=cols)
     first = [c for c in cols if c in df.columns]
-    return df[first + [c for c in df.columns if c not in first and c not in ("extra", "id", "bbox")]]
+    df = df[first + [c for c in df.columns if c not in first and c not in ("extra", "id", "bbox")]]
+    # a field no shown event has is left out; one some events lack is blank for them (not NaN)
+    df = df.dropna(axis=1, how="all").copy()
+    gaps = [c for c in df.columns if df[c].isna().any()]
+    df[gaps] = df[gaps].astype(object).where(df[gaps].notna(), "")
+    return df
 
 
 def events_per_rule(events: Iterable[Any], rules: Sequence[str] = ()) -> dict[str, int]:

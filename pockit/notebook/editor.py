@@ -10,6 +10,7 @@ in :class:`pockit.notebook.scene.SceneEditor` (``editor.scene``).
 from __future__ import annotations
 
 import html
+import time
 import types
 import typing
 from collections.abc import Callable
@@ -60,37 +61,72 @@ def _is_list(ann) -> bool:
     return typing.get_origin(ann) is list
 
 
+#: units shown after a parameter's name (fields not listed are counts, fractions or names)
+UNITS = {"dwell": "s", "seconds": "s", "cooldown": "s", "min_duration": "s", "unattended": "s", "hold": "s",
+         "window": "s", "history_seconds": "s", "min_area": "px²", "min_frames": "frames", "keep": "frames",
+         "max_entries": "passes", "min_count": "objects", "margin": "box h", "upper": "of box h",
+         "max_motion": "box h | px", "owner_distance": "box h | px", "threshold": "cos", "min_score": "0-1",
+         "min_quality": "0-1", "aspect_ratio": "w/h"}
+
+
+def field_label(key: str) -> str:
+    """A parameter's label with its unit, e.g. ``dwell (s)``."""
+    return f"{key} ({UNITS[key]})" if key in UNITS else key
+
+
+def label_positions(shapes, pad: float, line_h: float, frame_size) -> list[tuple[float, float]]:
+    """Where each shape's name goes: above its first point, stacked one line apart for shapes sharing that
+    point (rules on one zone), kept inside the frame."""
+    w, h = frame_size
+    used: dict[tuple[int, int], int] = {}
+    out = []
+    for s in shapes:
+        if not s.points:
+            out.append((pad, line_h))
+            continue
+        x, y = s.points[0]
+        key = (round(x), round(y))
+        n = used.get(key, 0)
+        used[key] = n + 1
+        ly = y - pad - n * line_h
+        if ly < line_h:  # no room above: stack downwards from the point
+            ly = y + line_h * (n + 1)
+        out.append((min(max(x + pad, 0.0), max(w - 8 * pad, 0.0)), min(ly, h - pad)))
+    return out
+
+
 def param_widget(key: str, field, value: Any) -> tuple[W.Widget, Callable[[Any], Any]] | None:
     """A widget for one rule field and a function turning its value into the rule value (None: skip)."""
     ann, optional = _unwrap_optional(field.annotation)
     desc = field.description or ""
-    style = {"description_width": "110px"}
+    label = field_label(key)
+    style = {"description_width": "130px"}
     lay = W.Layout(width="300px")
     if typing.get_origin(ann) is Literal:
         opts = list(typing.get_args(ann))
-        w = W.Dropdown(options=opts, value=value if value in opts else field.default, description=key,
+        w = W.Dropdown(options=opts, value=value if value in opts else field.default, description=label,
                        style=style, layout=lay)
         return w, lambda v: v
     if ann is bool:
-        return W.Checkbox(value=bool(value if value is not None else field.default), description=key,
+        return W.Checkbox(value=bool(value if value is not None else field.default), description=label,
                           indent=False), lambda v: bool(v)
     if ann in (int, float) and not optional:
         cls = W.IntText if ann is int else W.FloatText
-        w = cls(value=value if value is not None else field.default, description=key, style=style, layout=lay)
+        w = cls(value=value if value is not None else field.default, description=label, style=style, layout=lay)
         w.tooltip = desc
         return w, (int if ann is int else float)
     if ann in (int, float, str) and optional:
-        w = W.Text(value="" if value is None else str(value), placeholder="none", description=key,
+        w = W.Text(value="" if value is None else str(value), placeholder="none", description=label,
                    style=style, layout=lay)
         w.tooltip = desc
         conv = {int: int, float: float, str: str}[ann]
         return w, (lambda v, c=conv: None if str(v).strip() == "" else c(str(v).strip()))
     if ann is str:
-        return W.Text(value=str(value or ""), description=key, style=style, layout=lay), str
+        return W.Text(value=str(value or ""), description=label, style=style, layout=lay), str
     if _is_list(ann):
         cur = value if value is not None else field.default
         w = W.Text(value=", ".join(str(x) for x in cur) if cur else "", placeholder="all" if optional else "",
-                   description=key, style=style, layout=lay)
+                   description=label, style=style, layout=lay)
         w.tooltip = (desc + " (comma-separated)").strip()
 
         def conv(v: str):
@@ -109,11 +145,14 @@ class ZoneEditor(W.VBox):
     ``frame``: BGR array or image file. ``config``: the PoC YAML path (rules are loaded from it and
     saved into it). ``source_id``: the camera this frame comes from (rules for other cameras are left
     alone). ``display_width``: on-screen width in CSS pixels (coordinates stay in frame pixels).
+    ``frames``: optional frames of the same camera (``FrameReader`` or a list of BGR arrays, same size):
+    a slider below the frame picks the background (a frame where the floor or the wall top is visible).
     """
 
     def __init__(self, frame: np.ndarray | str | Path, config: str | Path | None = None,
                  source_id: str | None = None, display_width: int | None = None, normalized: bool = True,
-                 mode: str = "zone") -> None:
+                 mode: str = "zone", frames: Any = None) -> None:
+        self.frames = frames  # optional: frames to pick the background from (a FrameReader or a list of images)
         self.image = load_image(frame)
         h, w = self.image.shape[:2]
         self.config_path = Path(config) if config is not None else None
@@ -129,19 +168,23 @@ class ZoneEditor(W.VBox):
 
         # canvas: layer 0 = frame, layer 1 = shapes (receives the mouse)
         self.canvas = MultiCanvas(2, width=w, height=h)
-        self.canvas.layout = W.Layout(width=f"{self.display_width}px", height="auto")
+        # never wider than the notebook column (JupyterLab with its file browser open at 1280 px): it shrinks,
+        # and mouse positions are scaled by the canvas' on-screen size
+        self.canvas.layout = W.Layout(width=f"{self.display_width}px", max_width="100%", height="auto")
         self.canvas.add_class("pockit-zone-canvas")
         self._bg = W.Image(value=jpeg_bytes(self.image), format="jpeg")
         self.canvas.on_client_ready(self._draw_all)
         self.canvas.on_mouse_down(self._on_down)
         self.canvas.on_mouse_move(self._on_move)
         self.canvas.on_mouse_up(self._on_up)
-        self.canvas.on_mouse_out(self._on_up)
+        self.canvas.on_mouse_out(self._on_out)
+        self._hover: tuple[float, float] | None = None  # the pointer while a shape is drawn (rubber band)
 
         # toolbar
         self.mode_buttons = W.ToggleButtons(options=[(k.capitalize(), k) for k in KINDS], value=mode,
-                                            tooltips=["click points: polygon zone", "two clicks: a tripwire",
-                                                      "clicks: a polyline fence, then Finish"])
+                                            tooltips=["click points; double-click or click the first point to close",
+                                                      "two clicks: a tripwire",
+                                                      "clicks: a polyline (fence, wall top); double-click to finish"])
         self.mode_buttons.add_class("pockit-mode")
         self.mode_buttons.observe(self._on_mode, "value")
         self.scene.mode = mode if not self.scene.shapes else self.scene.mode
@@ -159,7 +202,7 @@ class ZoneEditor(W.VBox):
 
         # save / load
         self.path_text = W.Text(value=str(self.config_path or ""), description="config",
-                                placeholder="path/to/poc.yaml", layout=W.Layout(width="420px"))
+                                placeholder="path/to/poc.yaml", layout=W.Layout(width="340px"))
         self.norm_box = W.Checkbox(value=normalized, description="normalized coordinates (0..1)", indent=False)
         self.b_save = btn("Save", "save", self._save, "write the rules into the config YAML (validated)")
         self.b_save.add_class("pockit-save")
@@ -169,12 +212,18 @@ class ZoneEditor(W.VBox):
         self.status.add_class("pockit-status")
         self.yaml_view = W.HTML()
 
+        # rows wrap instead of overflowing: Save / Load stay above the frame, the parameter panel goes
+        # below the frame when the column is narrower than both
+        wrap = W.Layout(flex_flow="row wrap", align_items="center", gap="4px 8px")
+        self.background = self._background_slider(frames)
         super().__init__([
-            W.HBox([self.mode_buttons, self.selector]),
-            W.HBox([self.b_finish, self.b_undo, self.b_dup, self.b_delete]),
-            W.HBox([self.canvas, self.params]),
-            W.HBox([self.path_text, self.norm_box, self.b_save, self.b_load]),
+            W.HBox([self.mode_buttons, self.selector], layout=wrap),
+            W.HBox([self.b_finish, self.b_undo, self.b_dup, self.b_delete], layout=wrap),
+            W.HBox([self.path_text, self.norm_box, self.b_save, self.b_load], layout=wrap),
             self.status,
+            W.HBox([W.VBox([self.canvas] + ([self.background] if self.background is not None else []),
+                           layout=W.Layout(max_width="100%")), self.params],
+                   layout=W.Layout(flex_flow="row wrap", align_items="flex-start", gap="8px")),
             W.Accordion(children=[self.yaml_view], titles=("rules YAML",)),
         ])
         self._refresh(full=True)
@@ -243,7 +292,9 @@ class ZoneEditor(W.VBox):
     def _on_down(self, x, y) -> None:
         n = len(self.scene.shapes)
         active = self.scene.active
-        action = self.scene.press(x, y)
+        action = self.scene.press(x, y, t=time.monotonic())
+        if action == "close":
+            self._hover = None
         self._draw_shapes()
         if len(self.scene.shapes) != n or self.scene.active != active:
             self._refresh(full=True)
@@ -254,6 +305,17 @@ class ZoneEditor(W.VBox):
     def _on_move(self, x, y) -> None:
         if self.scene.move(x, y):
             self._draw_shapes()
+            return
+        cur = self.scene.current
+        drawing = cur is not None and not cur.finished and bool(cur.points) and cur.kind == self.scene.mode
+        if drawing or self._hover is not None:
+            self._hover = (x, y) if drawing else None
+            self._draw_shapes()
+
+    def _on_out(self, x, y) -> None:
+        self._hover = None
+        self._on_up(x, y)
+        self._draw_shapes()
 
     def _on_up(self, x, y) -> None:
         if self.scene.release(x, y):
@@ -278,6 +340,7 @@ class ZoneEditor(W.VBox):
 
     def _finish(self) -> None:
         self.scene.finish()
+        self._hover = None
         self._refresh()
 
     def _undo(self) -> None:
@@ -332,18 +395,55 @@ class ZoneEditor(W.VBox):
                         self._arrow(c, pts[0], pts[1], k)
                 for p in pts:
                     c.fill_circle(p[0], p[1], 4 * k)
-                if pts:
-                    c.fill_text(s.name, pts[0][0] + 6 * k, pts[0][1] - 6 * k)
+                if i == self.scene.active and self._hover is not None and pts and not s.finished:
+                    c.set_line_dash([6 * k, 4 * k])  # rubber band: where the next click puts the edge
+                    c.stroke_line(pts[-1][0], pts[-1][1], *self._hover)
+                    if s.kind == "zone" and len(pts) >= 2:
+                        c.stroke_line(self._hover[0], self._hover[1], pts[0][0], pts[0][1])
+                    c.set_line_dash([])
+            labels = label_positions(self.scene.shapes, 6 * k, 17 * k, self.scene.frame_size)
+            for i, (s, (x, y)) in enumerate(zip(self.scene.shapes, labels)):
+                c.fill_style = SELECTED if i == self.scene.active else COLORS[s.kind]
+                c.fill_text(f"{s.name} ({s.type})", x, y)
 
     @staticmethod
     def _arrow(c, a, b, k) -> None:
-        """A tick at the line's middle pointing to its 'in' side (cross(b - a, p - a) > 0, as the rules count)."""
+        """An arrow from the line's middle to its 'in' side (cross(b - a, p - a) > 0, as the rules count),
+        as long as a quarter of the line (at least 28 screen px), with a filled head and an 'in' label."""
         mx, my = (a[0] + b[0]) / 2, (a[1] + b[1]) / 2
         dx, dy = b[0] - a[0], b[1] - a[1]
         n = max((dx * dx + dy * dy) ** 0.5, 1e-6)
         nx, ny = -dy / n, dx / n
-        c.stroke_line(mx, my, mx + nx * 20 * k, my + ny * 20 * k)
-        c.fill_text("in", mx + nx * 26 * k, my + ny * 26 * k)
+        ln = max(28 * k, 0.25 * n)
+        tx, ty = mx + nx * ln, my + ny * ln
+        lw = c.line_width
+        c.line_width = 3 * k
+        c.stroke_line(mx, my, tx, ty)
+        c.line_width = lw
+        hw, hl = 7 * k, 12 * k  # head half-width and length
+        bx, by = tx - nx * hl, ty - ny * hl
+        c.fill_polygon([(tx, ty), (bx + dx / n * hw, by + dy / n * hw), (bx - dx / n * hw, by - dy / n * hw)])
+        c.fill_text("in", tx + nx * 6 * k + dx / n * 8 * k, ty + ny * 6 * k + dy / n * 8 * k)
+
+    def _background_slider(self, frames) -> W.IntSlider | None:
+        if frames is None or len(frames) < 2:
+            return None
+        sl = W.IntSlider(value=0, min=0, max=len(frames) - 1, description="background", continuous_update=False,
+                         style={"description_width": "80px"}, layout=W.Layout(width=f"{self.display_width}px",
+                                                                              max_width="100%"))
+        sl.observe(lambda ch: self._guard(self.set_background, ch["new"]), "value")
+        return sl
+
+    def set_background(self, index: int) -> None:
+        """Show frame ``index`` of ``frames`` behind the shapes (the shapes stay in frame pixels)."""
+        img = load_image(self.frames[int(index)])
+        if img.shape[:2] != self.image.shape[:2]:
+            raise EditorError(f"frame {index} is {img.shape[1]}x{img.shape[0]}, the editor's frame "
+                              f"{self.image.shape[1]}x{self.image.shape[0]}: frames must come from the same camera")
+        self.image = img
+        self._bg.value = jpeg_bytes(img)
+        self._draw_all()
+        self._message(f"background: frame {index}")
 
     # -- panels --------------------------------------------------------------------------------
     def _refresh(self, full: bool = False) -> None:

@@ -94,12 +94,14 @@ class ScenarioReplay:
                                gt=self.tracks_path.parent.name == "gt")
         self.events: list[Event] = []
         self.config: PocConfig | None = None
+        self._fed: tuple[object, int] | None = None  # (engine, last MOT frame fed) for previews in time order
 
     def run(self, config: str | Path | dict | PocConfig) -> list[Event]:
         """Replay the config's rules; returns (and keeps) the events."""
         from ..rules import replay
 
         self.config = load_config(config)
+        self._fed = None
         self.events = replay(self.config, self.tracks_path, fps=self.fps, source_id=self.source_id,
                              frame_size=self.frame_size, class_names=self.class_names)
         return self.events
@@ -112,8 +114,37 @@ class ScenarioReplay:
         rules = [r for r in cfg.rules if r.enabled and (r.sources is None or sid in r.sources)]
         return RuleEngine(rules, source_id=sid, frame_size=self.frame_size, class_names=self.class_names)
 
+    def replay_fps(self) -> float:
+        """The frame rate the replay uses (as :func:`pockit.rules.replay`: argument, seqinfo.ini, source fps)."""
+        from ..core.mot import seqinfo_for
+
+        if self.fps:
+            return float(self.fps)
+        info = seqinfo_for(self.tracks_path)
+        if "framerate" in info:
+            return float(info["framerate"])
+        sid = self.source_id or self.config.sources[0].id
+        src = next((s for s in self.config.sources if s.id == sid), None)
+        if src is not None and src.fps:
+            return float(src.fps)
+        raise ValueError(f"{self.tracks_path}: frame rate unknown: give ScenarioReplay(fps=...)")
+
+    def engine_at(self, frame: int):
+        """The rule engine after the tracks up to 0-based ``frame`` (its line counters, zone occupancy as the
+        replay had them then). Consecutive calls in time order continue the same engine."""
+        if self._fed is None or self._fed[1] > frame + 1:
+            self._fed = (self._engine(), 0)
+        engine, done = self._fed
+        fps = self.replay_fps()
+        empty = Detections.empty(self.class_names)
+        for f in range(done + 1, frame + 2):
+            engine.update(None, self.tracks.get(f, empty), (f - 1) / fps, f - 1)
+        self._fed = (engine, max(done, frame + 1))
+        return engine
+
     def preview(self, event: Event) -> np.ndarray:
-        """The event's frame: tracked boxes, zones and lines, the alarmed object(s) in red."""
+        """The event's frame: tracked boxes, zones and lines (line counters as of that frame), the alarmed
+        object(s) in red."""
         from ..sinks import annotate
 
         if self.frames is None:
@@ -124,7 +155,7 @@ class ScenarioReplay:
         dets = self.tracks.get(event.frame + 1, Detections.empty(self.class_names))
         ids = event.track_id if isinstance(event.track_id, list) else [event.track_id] if event.track_id is not None else []
         boxes = [event.bbox] if event.bbox is not None and not ids else []
-        out = annotate(img, dets, engine=self._engine(), alarmed=[int(i) for i in ids], alarm_boxes=boxes)
+        out = annotate(img, dets, engine=self.engine_at(max(0, event.frame)), alarmed=[int(i) for i in ids], alarm_boxes=boxes)
         label = f"{event.rule} {event.type} t={event.time:.1f}s"
         cv2.putText(out, label, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 255), 2, cv2.LINE_AA)
         return out
@@ -149,10 +180,13 @@ class ReplayPanel:
         self.summary = W.HTML()
         self.table = W.Output(layout=W.Layout(max_height="260px", overflow="auto"))
         self.slider = W.IntSlider(description="alarm", min=0, max=0, layout=W.Layout(width=f"{width}px"))
-        self.image = W.Image(format="jpeg", layout=W.Layout(width=f"{width}px", height="auto"))
+        self.image = W.Image(format="jpeg", layout=W.Layout(width=f"{width}px", max_width="100%", height="auto",
+                                                             display="none"))
+        self.empty = W.HTML("<i>no alarms: nothing to preview</i>")
         self.slider.observe(lambda ch: self._show(ch["new"]), "value")
         editor.on_change(lambda _e: self.auto.value and self.replay())
-        self.widget = W.VBox([W.HBox([self.button, self.auto]), self.summary, self.table, self.slider, self.image])
+        self.widget = W.VBox([W.HBox([self.button, self.auto]), self.summary, self.table, self.slider, self.image,
+                              self.empty])
 
     def _ipython_display_(self):
         from IPython.display import display
@@ -187,10 +221,17 @@ class ReplayPanel:
         from .editor import jpeg_bytes
 
         ev = self.scenario.events
-        if not ev or self.scenario.frames is None:
-            self.image.value = b""
+        if not ev or self.scenario.frames is None:  # hidden, not an empty image (a broken-image icon)
+            self.image.layout.display = "none"
+            self.slider.layout.display = "none"
+            self.empty.value = ("<i>no alarms: nothing to preview</i>" if not ev else
+                                "<i>no frames to preview (give ScenarioReplay(frames=...))</i>")
+            self.empty.layout.display = None
             return
         self.image.value = jpeg_bytes(self.scenario.preview(ev[min(i, len(ev) - 1)]))
+        self.image.layout.display = None
+        self.slider.layout.display = None
+        self.empty.layout.display = "none"
 
 
 def gt_tracks_beside(source: str | Path | None) -> Path | None:

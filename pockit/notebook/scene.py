@@ -9,6 +9,8 @@ Mouse semantics (``press`` / ``move`` / ``release``):
 
 - press on a vertex: select its shape and drag the vertex (on the first vertex of an unfinished
   zone with 3+ points: close the zone instead);
+- a double-click (two timed presses at one place, ``press(x, y, t=...)``) finishes the zone or fence
+  being drawn;
 - press elsewhere while the selected shape is unfinished and of the current mode: add a point
   (a line is finished at its 2nd point);
 - press on an edge of the selected finished zone/fence: insert a vertex there and drag it;
@@ -28,16 +30,23 @@ from ..rules import schema as S
 KINDS = ("zone", "line", "fence")
 #: rule types the editor can draw, per shape kind (first = default)
 RULE_TYPES_BY_KIND: dict[str, tuple[str, ...]] = {
-    "zone": ("zone_enter", "zone_exit", "loitering", "crowd", "presence", "abandoned_object", "fall"),
+    "zone": ("zone_enter", "zone_exit", "loitering", "crowd", "presence", "abandoned_object", "fall", "no_helmet",
+             "phone_use", "face_match", "unknown_face"),
     "line": ("line_crossing",),
-    "fence": ("fence_crossing",),
+    "fence": ("fence_crossing", "climbing"),  # polylines (climbing: the top of a wall)
 }
+#: rule types whose zone is optional: without one they watch the whole frame (nothing to draw)
+WHOLE_FRAME_TYPES = frozenset({"abandoned_object", "fall", "no_helmet", "phone_use", "face_match", "unknown_face"})
 KIND_OF_TYPE = {t: k for k, ts in RULE_TYPES_BY_KIND.items() for t in ts}
 GEOMETRY_FIELD = {"zone": "zone", "line": "line", "fence": "fence"}
+#: rule types that keep their drawn geometry in another field than their kind's
+GEOMETRY_FIELD_OF_TYPE = {"climbing": "line"}
 MIN_POINTS = {"zone": 3, "line": 2, "fence": 2}
+DOUBLE_CLICK_S = 0.45  # two presses this close in time (and within hit_radius) are a double-click
 MODELS: dict[str, type] = dict(S.SCHEMAS)  # rule type -> pydantic model, from the rule registry
 #: values for required parameters when a shape is created or its rule type changed
-REQUIRED_DEFAULTS: dict[str, Any] = {"dwell": 10.0, "min_count": 3, "min_duration": 0.0}
+REQUIRED_DEFAULTS: dict[str, Any] = {"dwell": 10.0, "min_count": 3, "min_duration": 0.0,
+                                     "watchlist": "watchlist.npz"}
 #: fields the editor manages itself (not shown as parameters)
 MANAGED_FIELDS = {"type", "zone", "line", "fence", "normalized"}
 _RULE_ADAPTER = TypeAdapter(S.RuleConfig)
@@ -54,9 +63,14 @@ def rule_kind(rule: dict | Any) -> str | None:
     kind = KIND_OF_TYPE.get(d.get("type"))
     if kind is None:
         return None
-    if d.get(GEOMETRY_FIELD[kind]) is None and d.get("type") in ("abandoned_object", "fall"):
+    if d.get(geometry_field(kind, d.get("type"))) is None and d.get("type") in WHOLE_FRAME_TYPES:
         return None  # whole-frame rule: nothing to draw
     return kind
+
+
+def geometry_field(kind: str, rule_type: str | None = None) -> str:
+    """The rule field holding a shape's points: the kind's, unless the rule type keeps them elsewhere."""
+    return GEOMETRY_FIELD_OF_TYPE.get(str(rule_type), GEOMETRY_FIELD[kind])
 
 
 def _field_errors(err: ValidationError, name: str) -> str:
@@ -113,6 +127,7 @@ class SceneEditor:
         self.mode = mode
         self._drag: tuple[int, int] | None = None
         self._moved = False
+        self._last_press: tuple[float, float, float] | None = None  # (t, x, y) of the last timed press
 
     # -- mode and selection ----------------------------------------------------------------------
     @property
@@ -272,7 +287,7 @@ class SceneEditor:
     @staticmethod
     def _validate(kind: str, rule: dict, geometry: list) -> Any:
         data = dict(rule)
-        data[GEOMETRY_FIELD[kind]] = geometry
+        data[geometry_field(kind, rule.get("type"))] = geometry
         data["normalized"] = True if geometry is _PLACEHOLDER[kind] else data.get("normalized")
         try:
             return _RULE_ADAPTER.validate_python(data)
@@ -315,10 +330,23 @@ class SceneEditor:
                 best, best_d = a, d
         return best
 
-    def press(self, x: float, y: float) -> str:
-        """Mouse down at frame pixel (x, y); returns what it did: close, drag, add, insert or new."""
-        hit = self.hit_vertex(x, y)
+    def press(self, x: float, y: float, t: float | None = None) -> str:
+        """Mouse down at frame pixel (x, y); returns what it did: close, drag, add, insert or new.
+
+        ``t``: the press time in seconds (any monotonic clock); a second press within
+        :data:`DOUBLE_CLICK_S` and ``hit_radius`` of the previous one (a double-click) finishes the
+        selected zone (3+ points) or fence (2+ points) being drawn ("close") instead of adding a point.
+        """
+        last, self._last_press = self._last_press, (None if t is None else (float(t), float(x), float(y)))
         cur = self.current
+        if (t is not None and last is not None and 0 <= t - last[0] <= DOUBLE_CLICK_S
+                and math.hypot(x - last[1], y - last[2]) <= self.hit_radius and cur is not None
+                and not cur.finished and cur.kind in ("zone", "fence") and cur.complete()):
+            cur.finished = True
+            self._drag = None
+            self._last_press = None
+            return "close"
+        hit = self.hit_vertex(x, y)
         if hit is not None:
             si, pi = hit
             s = self.shapes[si]
@@ -454,7 +482,7 @@ def shape_from_rule(rule: Any, frame_size: tuple[int, int]) -> Shape:
     from ..rules.geometry import is_normalized
 
     kind = rule_kind(rule)
-    geom = getattr(rule, GEOMETRY_FIELD[kind])
+    geom = getattr(rule, geometry_field(kind, rule.type))
     norm = is_normalized(geom, rule.normalized)
     w, h = frame_size
     pts = [[float(x) * w, float(y) * h] if norm else [float(x), float(y)] for x, y in geom]

@@ -33,7 +33,11 @@ def _text(img, s, org, color, scale):
     th = max(1, int(1.5 * scale))
     r = max(1, round(scale))
     font = cv2.FONT_HERSHEY_SIMPLEX
-    x, y = org
+    (tw, tht), base = cv2.getTextSize(s, font, scale, th)
+    h, w = img.shape[:2]  # kept inside the image (a label near the right or bottom edge is moved in)
+    x = int(min(max(int(org[0]), r), max(w - tw - r, r)))
+    y = int(min(max(int(org[1]), tht + r), max(h - base - r, tht + r)))
+    org = (x, y)
     for dx, dy in ((-r, -r), (0, -r), (r, -r), (-r, 0), (r, 0), (-r, r), (0, r), (r, r)):
         cv2.putText(img, s, (x + dx, y + dy), font, scale, (0, 0, 0), th, cv2.LINE_AA)
     cv2.putText(img, s, org, font, scale, color, th, cv2.LINE_AA)
