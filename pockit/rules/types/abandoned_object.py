@@ -9,7 +9,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from ...core import Detections, Event
+from ...core import Detections, Event, box_iou
+from ...resolve import match_boxes
 from ..base import EPS, Point, Rule, RuleBase, isin
 from ..foreground import StaticForeground
 from ..geometry import points_in_polygon
@@ -84,14 +85,6 @@ def _cover(a, b) -> float:
 def _contains(outer, inner) -> bool:
     cx, cy = (inner[0] + inner[2]) / 2, (inner[1] + inner[3]) / 2
     return outer[0] <= cx <= outer[2] and outer[1] <= cy <= outer[3]
-
-
-def _iou(a, b) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    u = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / u if u > 0 else 0.0
 
 
 @register(AbandonedObjectRule)
@@ -291,17 +284,17 @@ class AbandonedObject(Rule):
                     del self.tracks[tid]
         bags = self._fg_bags(dets, names)
         out = []
-        seen = set()
-        for blob in blobs:
+        if self.points is not None:
+            blobs = [b for b in blobs
+                     if points_in_polygon(np.array([[(b.box[0] + b.box[2]) / 2, b.box[3]]]), self.points)[0]]
+        # each blob, in order, continues the known blob it overlaps most (IoU > 0.3), each known blob once
+        keys = list(self.blobs)
+        pairs = match_boxes(np.array([b.box for b in blobs]), np.array([self.blobs[k].box for k in keys]),
+                            float(np.nextafter(0.3, 1.0)), scores=-np.arange(len(blobs), dtype=float))
+        continues = {i: keys[j] for i, j, _ in pairs}
+        for i, blob in enumerate(blobs):
             box = blob.box
-            if self.points is not None and not points_in_polygon(
-                    np.array([[(box[0] + box[2]) / 2, box[3]]]), self.points)[0]:
-                continue
-            best, best_iou = None, 0.3
-            for k, bl in self.blobs.items():
-                iou = _iou(box, bl.box)
-                if iou > best_iou and k not in seen:
-                    best, best_iou = k, iou
+            best = continues.get(i)
             if best is None:
                 best = self.next_blob
                 self.next_blob += 1
@@ -310,13 +303,13 @@ class AbandonedObject(Rule):
                     bl.owner, bl.owner_box = self._fg_owner(blob, t)
             bl = self.blobs[best]
             bl.last_seen = t
-            seen.add(best)
-            if _iou(box, bl.ref_box) < FG_STABLE_IOU:
+            if box_iou(box, bl.ref_box)[0, 0] < FG_STABLE_IOU:
                 bl.ref_box, bl.stable_since = box, t  # grew, shrank or shifted: its stillness starts again
             bl.box = box
             # fusion: a bag-class detection on the blob names it (and vouches that it is an object)
             if len(bags):
-                hit = [j for j in range(len(bags)) if _iou(box, bags[j, :4]) >= 0.2 or _contains(bags[j, :4], box)]
+                near = box_iou(box, bags[:, :4])[0]
+                hit = [j for j in range(len(bags)) if near[j] >= 0.2 or _contains(bags[j, :4], box)]
                 if hit:
                     bl.class_id = int(bags[hit[0], 4])
             sc = self.fg.blob_tests(blob)
