@@ -46,6 +46,7 @@ from ..bench.sizing import (
     estimate_for_device,
 )
 from ..config import PocConfig, load_config
+from ..resolve import is_stream
 
 DECODER_FRAMES = 16      # reference frames an H.264/H.265 decoder may hold (assumption when memory is not measured)
 FRAME_SLOTS = 5          # frame-pool slots per stream (pipeline default: batch x 4 + streams)
@@ -405,7 +406,7 @@ def write_plan(plan: dict[str, Any], out: str | Path, *, bundles: bool = True, o
         bx["config"] = str(Path("configs") / f"{bx['box']}.yaml")
         # relative files of the site config (media, models) keep resolving from configs/<box>.yaml
         def _abs(v):
-            ok = isinstance(v, str) and "://" not in v and not v.startswith(("data:", "media:", "/"))
+            ok = isinstance(v, str) and not is_stream(v) and not v.startswith(("data:", "media:", "/"))
             return str((cfg.base_dir / v).resolve()) if ok and (cfg.base_dir / v).exists() else v
 
         for s in d["sources"]:
