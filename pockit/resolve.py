@@ -23,8 +23,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["UriError", "class_error", "is_stream", "local_media", "match_boxes", "match_classes", "match_detections",
-           "resolve_classes", "resolve_path", "resolve_uri"]
+__all__ = [
+    "UriError",
+    "class_error",
+    "find_class",
+    "is_stream",
+    "local_media",
+    "match_boxes",
+    "match_classes",
+    "match_detections",
+    "resolve_classes",
+    "resolve_path",
+    "resolve_uri",
+]
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
@@ -108,6 +119,17 @@ def _digits(c: Any) -> bool:
     return isinstance(c, str) and c.strip().lstrip("-").isdigit() and c.strip() not in ("", "-")
 
 
+def find_class(name: str, names: Mapping[int, str]) -> int | None:
+    """The id of class ``name`` (blanks stripped; case-insensitive, an exact-case match first, else the lowest id of
+    the names that differ only in case), or None."""
+    s = str(name).strip()
+    exact = [int(k) for k, v in names.items() if str(v).strip() == s]
+    if exact:
+        return min(exact)
+    folded = [int(k) for k, v in names.items() if str(v).strip().casefold() == s.casefold()]
+    return min(folded) if folded else None
+
+
 def match_classes(spec: Iterable[int | str], names: Mapping[int, str], *, check_ids: bool = True
                   ) -> tuple[list[int], list[Any]]:
     """(sorted class ids, entries that are none of the classes) of a filter of names and/or ids.
@@ -115,17 +137,12 @@ def match_classes(spec: Iterable[int | str], names: Mapping[int, str], *, check_
     Names match case-insensitively after stripping blanks; an exact-case match wins where two names differ only in
     case. An int, or a digit string that is not itself a class name, is an id; with ``check_ids`` and known
     ``names``, an id that is not one of them is unknown. With no names, ids pass and every name is unknown."""
-    exact = {str(v).strip(): int(k) for k, v in names.items()}
-    folded: dict[str, int] = {}
-    for k, v in sorted(names.items()):
-        folded.setdefault(str(v).strip().casefold(), int(k))
     ids: set[int] = set()
     unknown: list[Any] = []
     for c in spec:
-        if isinstance(c, str) and c.strip() in exact:
-            ids.add(exact[c.strip()])
-        elif isinstance(c, str) and c.strip().casefold() in folded:
-            ids.add(folded[c.strip().casefold()])
+        found = find_class(c, names) if isinstance(c, str) else None
+        if found is not None:
+            ids.add(found)
         elif _is_id(c) or _digits(c):
             i = int(c)
             if check_ids and names and i not in names:

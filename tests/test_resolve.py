@@ -6,6 +6,7 @@ from pockit.core import Detections
 from pockit.resolve import (
     UriError,
     class_error,
+    find_class,
     is_stream,
     local_media,
     match_boxes,
@@ -78,6 +79,17 @@ def test_one_case_rule():
     assert match_classes(["dog", 9], NAMES) == ([], ["dog", 9])
     assert match_classes([9], NAMES, check_ids=False) == ([9], [])
     assert match_classes([9, "dog"], {}) == ([9], ["dog"])  # no names: ids pass, names cannot match
+    assert (find_class(" BAG ", NAMES), find_class("bag", NAMES), find_class("dog", NAMES)) == (1, 2, None)
+
+
+def test_dataset_classes_map_to_model_classes_by_the_same_rule():
+    from pockit.data import Dataset
+    from pockit.data.classes import map_to_model
+
+    ds = map_to_model(Dataset([], ["PERSON", "bag"]), {0: "person", 1: "Bag", 2: "bag"})
+    assert ds.class_names == ["person", "Bag", "bag"]
+    with pytest.raises(ValueError, match=r"dataset classes \['dog'\] have no model class"):
+        map_to_model(Dataset([], ["dog"]), {0: "person"})
 
 
 def test_one_error_message_naming_the_field():

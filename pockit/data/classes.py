@@ -56,7 +56,9 @@ def map_to_model(ds: Dataset, model_names: Sequence[str] | Mapping[int, str], ma
         names = [str(model_names.get(i, model_names.get(str(i), f"class{i}"))) for i in range(max(ids) + 1)] if ids else []
     else:
         names = [str(n) for n in model_names]
-    lower = {n.lower(): n for n in names}
+    from ..resolve import find_class
+
+    by_id = dict(enumerate(names))
     full: dict[str, str | None] = {}
     unmatched = []
     for n in ds.class_names:
@@ -65,8 +67,8 @@ def map_to_model(ds: Dataset, model_names: Sequence[str] | Mapping[int, str], ma
             if t is not None and t not in names:
                 raise ValueError(f"mapping sends {n!r} to {t!r}, which is not a model class {names}")
             full[n] = t
-        elif n.lower() in lower:
-            full[n] = lower[n.lower()]
+        elif (i := find_class(n, by_id)) is not None:  # pockit's one case rule for class names
+            full[n] = names[i]
         else:
             unmatched.append(n)
             full[n] = None
