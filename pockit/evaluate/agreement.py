@@ -33,8 +33,8 @@ class PrecisionReport:
         if self.recall_vs_fp16 >= min_recall and self.precision_vs_fp16 >= min_recall and self.mean_iou >= 0.9:
             return []
         return [
-            f"INT8 keeps {self.recall_vs_fp16:.1%} of the FP16 detections (precision {self.precision_vs_fp16:.1%}, "
-            f"mean IoU {self.mean_iou:.3f}, score drift {self.mean_score_drift:+.3f}): INT8 loses accuracy here",
+            (f"INT8 keeps {self.recall_vs_fp16:.1%} of the FP16 detections (precision {self.precision_vs_fp16:.1%}, "
+             f"mean IoU {self.mean_iou:.3f}, score drift {self.mean_score_drift:+.3f}): INT8 loses accuracy here"),
             "calibrate with more frames from the customer's own cameras (>= 500, day and night, busy and empty scenes)",
             "try the other calibrator (--calib-algo minmax often suits detection heads better than entropy)",
             "keep the detection head in FP16: --fp16-layers '/model.22/.*' (Ultralytics YOLOv8 head) or deploy FP16",
