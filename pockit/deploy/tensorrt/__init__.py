@@ -17,40 +17,11 @@ Nothing here imports ``tensorrt`` at module import time.
 from ...evaluate.agreement import PrecisionReport, compare_precisions
 from ...registry import sha256_file
 from .build import BuildResult, build_engine, import_trt
-from .cache import (
-    CALIBRATORS,
-    MAX_OPSET,
-    PRECISIONS,
-    BuildSpec,
-    EngineBuildError,
-    EngineMismatchError,
-    GpuIdentity,
-    cache_key,
-    check_engine,
-    engine_filename,
-    format_command,
-    gpu_identity,
-    input_spec,
-    onnx_opset,
-    profile_shapes,
-    trtexec_command,
-    write_engine,
-)
-from .calib import (
-    IMAGE_EXT,
-    VIDEO_EXT,
-    CalibrationData,
-    calibration_cache_path,
-    calibration_files,
-    make_calibrator,
-)
-from .diag import (
-    PLUGIN_OPS,
-    ParserProblem,
-    diagnose_outputs,
-    diagnose_parse_failure,
-    parser_problems,
-)
+from .cache import (CALIBRATORS, MAX_OPSET, PRECISIONS, BuildSpec, EngineBuildError, EngineMismatchError, GpuIdentity,
+                    cache_key, check_engine, engine_filename, format_command, gpu_identity, input_spec, onnx_opset,
+                    profile_shapes, trtexec_command, write_engine)
+from .calib import IMAGE_EXT, VIDEO_EXT, CalibrationData, calibration_cache_path, calibration_files, make_calibrator
+from .diag import PLUGIN_OPS, ParserProblem, diagnose_outputs, diagnose_parse_failure, parser_problems
 
 __all__ = [
     "CALIBRATORS", "IMAGE_EXT", "MAX_OPSET", "PLUGIN_OPS", "PRECISIONS", "VIDEO_EXT", "BuildResult", "BuildSpec",

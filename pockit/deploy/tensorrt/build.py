@@ -13,23 +13,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .cache import (
-    BuildSpec,
-    EngineBuildError,
-    EngineMismatchError,
-    GpuIdentity,
-    cache_key,
-    check_engine,
-    engine_filename,
-    format_command,
-    gpu_identity,
-    input_spec,
-    onnx_opset,
-    profile_shapes,
-    sha256_file,
-    trtexec_command,
-    write_engine,
-)
+from .cache import (BuildSpec, EngineBuildError, EngineMismatchError, GpuIdentity, cache_key, check_engine,
+                    engine_filename, format_command, gpu_identity, input_spec, onnx_opset, profile_shapes, sha256_file,
+                    trtexec_command, write_engine)
 from .calib import CalibrationData, calibration_cache_path, make_calibrator
 from .diag import diagnose_outputs, diagnose_parse_failure, parser_problems
 
