@@ -35,9 +35,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _notebook(path: Path) -> None:
+def _notebook(path: Path, display_width: int = 640) -> None:
     code = ("from pockit.notebook import ZoneEditor\n"
-            "ed = ZoneEditor('frame.jpg', config='poc.yaml', source_id='cam', display_width=640)\n"
+            f"ed = ZoneEditor('frame.jpg', config='poc.yaml', source_id='cam', display_width={display_width})\n"
             "ed")
     nb = {
         "cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": code}],
@@ -174,3 +174,79 @@ def test_click_polygon_drag_and_save(lab):
     for (nx, ny), (ex, ey) in zip(zone["zone"], expected):
         # a click lands within one CSS pixel of the target (sub-pixel rounding of the layout)
         assert abs(nx * W - ex) <= 1.0 and abs(ny * H - ey) <= 1.0, (zone["zone"], expected)
+
+
+def test_layout_at_1280_with_file_browser_and_double_click(lab):
+    """A 1280 px wide window with JupyterLab's file browser open: the Save button and the parameter panel
+    are inside the window, the frame is not wider than the notebook column, and a double-click closes a zone."""
+    from playwright.sync_api import sync_playwright
+
+    base, work = lab
+    _notebook(work / "wide.ipynb", display_width=768)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.set_default_timeout(120_000)
+            page.goto(f"{base}/lab/tree/wide.ipynb?token={TOKEN}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", state="visible")
+            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for()
+            browser_panel = page.locator("#filebrowser")
+            if not browser_panel.is_visible():
+                page.locator('.jp-SideBar [data-id="filebrowser"]').first.click()
+            browser_panel.wait_for(state="visible")
+            fb = browser_panel.bounding_box()
+            assert fb["width"] > 150  # the file browser takes its share of the 1280 px
+            canvas = page.locator("canvas.pockit-zone-canvas, .pockit-zone-canvas canvas").last
+            for attempt in range(6):
+                page.get_by_role("menuitem", name="Run", exact=True).click()
+                page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+                try:
+                    canvas.wait_for(state="visible", timeout=30_000)
+                    break
+                except Exception:
+                    if attempt == 5:
+                        raise
+            save = page.locator(".pockit-save")
+            save.scroll_into_view_if_needed()
+            sb = save.bounding_box()
+            assert sb["x"] >= fb["x"] + fb["width"] and sb["x"] + sb["width"] <= 1280, sb
+            assert sb["y"] >= 0 and sb["y"] + sb["height"] <= 800, sb
+            cell = page.locator(".jp-Notebook .jp-Cell").first.bounding_box()
+            box = canvas.bounding_box()
+            assert box["x"] + box["width"] <= min(1280, cell["x"] + cell["width"]) + 1, (box, cell)
+            params = page.locator(".pockit-params")
+            params.scroll_into_view_if_needed()
+            pb = params.bounding_box()
+            assert pb["x"] + pb["width"] <= 1280 and pb["width"] >= 300, pb  # whole, below or beside the frame
+            canvas.scroll_into_view_if_needed()
+            box = canvas.bounding_box()
+            sx, sy = box["width"] / W, box["height"] / H
+            status = page.locator(".pockit-status")
+
+            def after(word, before):
+                page.wait_for_function(
+                    "([w, b]) => { const t = document.querySelector('.pockit-status').innerText;"
+                    " return t !== b && t.startsWith(w); }", arg=[word, before])
+                return status.inner_text()
+
+            last = status.inner_text()
+            for i, (x, y) in enumerate(CLICKS[:3]):
+                page.mouse.click(box["x"] + x * sx, box["y"] + y * sy)
+                last = after("new" if i == 0 else "add", last)
+            page.mouse.dblclick(box["x"] + CLICKS[3][0] * sx, box["y"] + CLICKS[3][1] * sy)
+            last = after("close", last)
+            save.scroll_into_view_if_needed()
+            save.click()
+            text = after("saved", last)
+        except Exception as e:  # noqa: BLE001 - any failed step: add the evidence, re-raise
+            shot = work.parent / "failure-1280.png"
+            page.screenshot(path=str(shot))
+            raise AssertionError(f"browser step failed: {e}\nscreenshot: {shot}") from None
+        finally:
+            browser.close()
+    assert text == "saved 1 drawn rule(s) into poc.yaml (2 rules in the file)"
+    zone = yaml.safe_load((work / "poc.yaml").read_text())["rules"][1]
+    assert len(zone["zone"]) == 4  # 3 clicks + the double-click's point, then closed
+    for (nx, ny), (ex, ey) in zip(zone["zone"], CLICKS):
+        assert abs(nx * W - ex) <= 1.5 and abs(ny * H - ey) <= 1.5, (zone["zone"], CLICKS)

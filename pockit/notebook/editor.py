@@ -199,6 +199,7 @@ class ZoneEditor(W.VBox):
 
         # parameters
         self.params = W.VBox(layout=W.Layout(min_width="320px"))
+        self.params.add_class("pockit-params")
 
         # save / load
         self.path_text = W.Text(value=str(self.config_path or ""), description="config",
@@ -220,10 +221,10 @@ class ZoneEditor(W.VBox):
             W.HBox([self.mode_buttons, self.selector], layout=wrap),
             W.HBox([self.b_finish, self.b_undo, self.b_dup, self.b_delete], layout=wrap),
             W.HBox([self.path_text, self.norm_box, self.b_save, self.b_load], layout=wrap),
-            self.status,
             W.HBox([W.VBox([self.canvas] + ([self.background] if self.background is not None else []),
                            layout=W.Layout(max_width="100%")), self.params],
                    layout=W.Layout(flex_flow="row wrap", align_items="flex-start", gap="8px")),
+            self.status,  # below the frame: a message never moves the canvas under the pointer
             W.Accordion(children=[self.yaml_view], titles=("rules YAML",)),
         ])
         self._refresh(full=True)
