@@ -299,3 +299,21 @@ def test_units_and_background_frames(pets):
     ed.background.value = 1
     assert "frame 1 is 10x10, the editor&#x27;s frame 768x576: frames must come from the same camera" in ed.status.value and (ed.image == frames[50]).all()
     assert ZoneEditor(frames[0], source_id="pets").background is None
+
+
+def test_snapshot_labels_of_rules_sharing_a_zone_stack():
+    """The run's renderer (snapshots, draw_scene, reports): the second rule on one zone writes its name one
+    line below the first instead of over it."""
+    import numpy as np
+
+    from pockit.sinks.draw import draw_shapes
+
+    zone = np.array([[330, 240], [600, 240], [640, 380], [330, 380]], np.float64)
+    shape = lambda name: {"kind": "zone", "points": zone, "name": name, "color": (0, 255, 0)}
+    one = np.zeros((576, 768, 3), np.uint8)
+    draw_shapes(one, [shape("path_intrusion")], scale=1.0)
+    two = np.zeros((576, 768, 3), np.uint8)
+    draw_shapes(two, [shape("path_intrusion"), shape("path_loitering")], scale=1.0)
+    first = np.nonzero((one[245:300, 334:500, 1] > 150).any(1))[0] + 245  # the text, not the translucent fill
+    added = np.nonzero((abs(two.astype(int) - one.astype(int)).sum(2) > 0)[245:300, 334:500].any(1))[0] + 245
+    assert len(first) and len(added) and added.min() > first.max() - 2, (first, added)

@@ -73,6 +73,7 @@ def draw_shapes(img: np.ndarray, shapes: Iterable[Mapping], scale: float | None 
             filled = True
     if filled:
         cv2.addWeighted(overlay, 0.18, img, 0.82, 0, dst=img)
+    stacked: dict[tuple[int, int], int] = {}  # zone label anchor -> labels already written there
     for sh in shapes:
         col = sh.get("color") or _KIND_COLOR.get(sh["kind"], LINE)
         p = np.asarray(sh["points"], np.float64).reshape(-1, 2)
@@ -86,8 +87,11 @@ def draw_shapes(img: np.ndarray, shapes: Iterable[Mapping], scale: float | None 
             label = str(sh.get("name", ""))
             if occupancy is not None and sh.get("rule") in occupancy:
                 label += f": {occupancy[sh['rule']]}"
-            if label:
-                _text(img, label, tuple(pts.min(0) + [4, int(18 * scale)]), col, 0.5 * scale)
+            if label:  # rules sharing a zone (intrusion + loitering): their names stack one line apart
+                at = tuple(int(v) for v in pts.min(0))
+                k = stacked.get(at, 0)
+                stacked[at] = k + 1
+                _text(img, label, (at[0] + 4, at[1] + int(18 * scale) * (k + 1)), col, 0.5 * scale)
             continue
         if len(pts) < 2:
             continue
