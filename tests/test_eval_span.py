@@ -61,6 +61,11 @@ def test_spans_from_run_json(pets, tmp_path):
            "sources": {"c": {"frames": 10, "fps": 7.0, "duration_s": 23 / 7}}}
     sp = analysed_spans(rec)["c"]
     assert (sp.first_frame, sp.last_frame, sp.t0) == (15, 24, 2.0)
+    # a 10 fps camera analysed at 5 fps (sources[].fps: 5): 100 analysed frames span 19.8 s, i.e. the source's
+    # own frames 1-199, which is how the tracks file numbers them
+    rec = {"sources": {"c": {"frames": 100, "fps": 5.0, "native_fps": 10.0, "duration_s": 19.8}}}
+    sp = analysed_spans(rec)["c"]
+    assert (sp.first_frame, sp.last_frame, sp.frames) == (1, 199, 100)
     # nothing decoded: an empty span that contains no time
     sp = analysed_spans({"sources": {"c": {"frames": 0, "fps": 7.0, "duration_s": 0.0}}})["c"]
     assert sp.frames == 0 and not sp.contains(0.0)
@@ -165,3 +170,18 @@ def test_report_of_a_run_stopped_at_70_frames(pets, tmp_path):
     assert m["events.lamp_post_line.recall"] == 1.0 and m["events.road_intrusion.recall"] == 1.0
     assert ("pets: frames 1-70 (0.00-9.86 s) is what the run analysed: 4 ground-truth event(s) lie in it and are "
             "scored; 7 lie outside it and are not counted.") in d["warnings"]
+
+
+def test_span_of_a_run_analysed_below_the_source_rate(tud_campus, tmp_path):
+    """A real run of TUD-Campus (25 fps) analysed at 12.5 fps: the span covers the tracks' frame numbers."""
+    import pockit
+
+    cfg = {"name": "half", "sources": [{"id": "campus", "uri": str(tud_campus), "fps": 12.5, "max_frames": 10}],
+           "model": {"path": "person-yolov8s"}, "pipeline": {"workers": 0}}
+    pockit.run(cfg, run_dir=tmp_path / "r", progress=False)
+    rec = json.loads((tmp_path / "r/run.json").read_text())
+    assert rec["sources"]["campus"]["native_fps"] == 25.0 and rec["sources"]["campus"]["fps"] == 12.5
+    sp = analysed_spans(rec)["campus"]
+    tracks = load_mot_array(tmp_path / "r/tracks/campus.txt")
+    assert sp.frames == 10 and sp.first_frame == 1 and sp.last_frame == 19
+    assert tracks[:, 0].max() <= sp.last_frame and tracks[:, 0].max() >= 17

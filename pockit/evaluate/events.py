@@ -129,7 +129,8 @@ class AnalysedSpan:
 
 def analysed_spans(run: dict[str, Any]) -> dict[str, AnalysedSpan]:
     """Per source, the span a run analysed, from its run.json record (``sources.<id>``: frames, fps,
-    duration_s = timestamp of the last analysed frame; the config's ``start`` for the first)."""
+    native_fps (frame numbers count these), duration_s = timestamp of the last analysed frame; the config's
+    ``start`` for the first)."""
     starts = {}
     for s in ((run.get("config") or {}).get("sources") or []):
         if isinstance(s, dict) and s.get("id") is not None:
@@ -146,8 +147,11 @@ def analysed_spans(run: dict[str, Any]) -> dict[str, AnalysedSpan]:
         t1 = float(info.get("duration_s") or 0.0)
         if n and t1 < t0:  # a record without the last timestamp: the first n frames from the start
             t1 = t0 + ((n - 1) / fps if fps else 0.0)
-        first = round(t0 * fps) + 1 if fps else 1
-        last = round(t1 * fps) + 1 if fps else n
+        # frame numbers (MOT tracks, event frames) count the source's own frames, which differ from the
+        # analysed ones when a source is analysed at a lower rate (sources[].fps)
+        ffps = float(info.get("native_fps") or 0) or fps
+        first = round(t0 * ffps) + 1 if ffps else 1
+        last = round(t1 * ffps) + 1 if ffps else n
         out[str(sid)] = AnalysedSpan(str(sid), first, max(first, last) if n else first - 1, t0, t1 if n else t0, n)
     return out
 

@@ -34,7 +34,8 @@ class SourceSummary:
     id: str
     uri: str
     frames: int = 0
-    fps: float | None = None
+    fps: float | None = None  # frames analysed per second
+    native_fps: float | None = None  # the source's own rate: frame numbers (tracks, frame indices) count these
     width: int | None = None
     height: int | None = None
     duration_s: float = 0.0
@@ -162,6 +163,7 @@ class Pipeline:
                 st = _Stream(i, sc, src)
                 st.summary.uri = str(uri)
                 st.summary.fps = float(sc.fps or src.fps or 25.0)
+                st.summary.native_fps = float(src.fps) if src.fps else None
                 streams.append(st)
         except BaseException:
             for st in streams:
