@@ -546,7 +546,7 @@ def _events_section(events, gtd, cfg, run_dir, run, hours, labels, ctx, metrics)
             gt_events = []
             for sid, gpath in gtd.tracks.items():
                 info = (run.get("sources") or {}).get(sid, {})
-                fps = info.get("fps")
+                fps = info.get("native_fps") or info.get("fps")  # ground-truth frames count the source's own
                 size = (info["width"], info["height"]) if info.get("width") else None
                 gt_events += gt_events_from_tracks(cfg, gpath, fps, sid, span=ctx["spans"].get(sid), frame_size=size)
             derived = True
