@@ -9,14 +9,12 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import platform
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
-import psutil
 
 from ..config import ConfigError, PocConfig, load_config, parse_config
 from .monitors import ResourceMonitor
@@ -73,51 +71,20 @@ def _case_config(cfg: PocConfig, batch: int, streams: int, out_dir: Path) -> Poc
 
 
 def host_info() -> dict[str, Any]:
-    """CPU model, core counts, memory, OS and (where present) GPU / Jetson model names."""
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware")):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, Any] = {
-        "cpu": cpu or platform.machine(),
-        "logical_cores": psutil.cpu_count(logical=True),
-        "physical_cores": psutil.cpu_count(logical=False),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-    }
-    try:
-        import pynvml
+    """CPU model, core counts, memory, OS and (where present) GPU / Jetson model names: the machine description
+    run.json carries (:func:`pockit.report.environment.machine_info`), plus the platform and Python version."""
+    from ..report.environment import machine_info
 
-        pynvml.nvmlInit()
-        names = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            n = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i))
-            names.append(n.decode() if isinstance(n, bytes) else str(n))
-        info["gpus"] = names
-        info["nvidia_driver"] = (lambda v: v.decode() if isinstance(v, bytes) else v)(pynvml.nvmlSystemGetDriverVersion())
-        pynvml.nvmlShutdown()
-    except Exception:
-        info["gpus"] = []
-    try:
-        info["jetson_model"] = Path("/proc/device-tree/model").read_text().strip("\x00\n ")
-    except OSError:
-        pass
+    info = machine_info()
+    info["platform"] = info.get("os")
+    info["python"] = sys.version.split()[0]
     return info
 
 
 def _versions() -> dict[str, str]:
-    out = {}
-    for mod in ("pockit", "numpy", "cv2", "onnxruntime", "trackers", "supervision"):
-        try:
-            out[mod] = getattr(__import__(mod), "__version__", "?")
-        except Exception:
-            pass
-    return out
+    from ..report.environment import software_versions
+
+    return software_versions()
 
 
 def _inference_device(info: dict[str, Any]) -> str:
