@@ -222,7 +222,8 @@ step "import cv2 and pockit without X libraries" fatal \
   inroot 'python -c "import cv2, pockit; print(\"cv2\", cv2.__version__, \"pockit\", pockit.__version__)"'
 step "pockit run demos/tud_campus_line.yaml --max-frames $FRAMES" go-on \
   inroot "pockit run demos/tud_campus_line.yaml --max-frames $FRAMES --no-progress -o /tmp/arm64-run --overwrite"
-MARKED=$(cd "$REPO" && grep -l 'pytest.mark.arm64smoke' tests/*.py | tr '\n' ' ')
+# the marked test files of the copy staged into the rootfs (the checkout may have changed since)
+MARKED=$(cd "$ROOTFS/src/pockit" && grep -l 'pytest.mark.arm64smoke' tests/*.py | tr '\n' ' ')
 step "pytest -m arm64smoke ($MARKED)" go-on inroot "python -m pytest -q -p no:cacheprovider -m arm64smoke $MARKED"
 report
 exit "$FAILED"
