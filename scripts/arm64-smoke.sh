@@ -169,9 +169,9 @@ inroot() {
     /bin/bash -c "cd /src/pockit && $1"
 }
 
-# the rootfs's python3 as MAJOR.MINOR
+# the rootfs's own python3 as MAJOR.MINOR (not the venv's, first on inroot's PATH)
 rootfs_python() {
-  inroot 'python3 -c "import sys; print(\"%d.%d\" % sys.version_info[:2])"'
+  inroot '/usr/bin/python3 -c "import sys; print(\"%d.%d\" % sys.version_info[:2])"'
 }
 
 # CPython $PYVER from source into /opt/python$PYVER (once), when the rootfs's python3 is another version
