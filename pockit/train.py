@@ -144,9 +144,53 @@ def evaluate_model(model: str | Path, dataset: Dataset, *, split_name: str | Non
     return evaluate_detections(gt, pred, class_names=names, conf=conf, iou=iou)
 
 
+def extend_head(weights: str | Path, new_classes: list[str], out: str | Path) -> Path:
+    """Write a copy of Ultralytics detection ``weights`` whose head predicts its own classes followed by ``new_classes``.
+
+    Every layer is copied; in the class outputs of the head (tensors whose first dimension is the old number of
+    classes) the rows of the old classes are copied and the new rows keep Ultralytics' fresh initialisation, so the
+    extended model detects the old classes as before and the new ones not at all until it is trained.
+    """
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    YOLO = _ultralytics()
+    base = YOLO(str(weights))
+    old = base.model.float()
+    names = [str(old.names[i]) for i in sorted(old.names)]
+    clash = [n for n in new_classes if n in names]
+    if clash or not new_classes or len(set(new_classes)) != len(new_classes):
+        raise ValueError(f"new classes {list(new_classes)} must be distinct and new to the model's classes {names}")
+    nc_old, nc = len(names), len(names) + len(new_classes)
+    new = DetectionModel(dict(old.yaml), nc=nc, verbose=False)
+    sd_old, sd_new = old.state_dict(), new.state_dict()
+    extended = 0
+    with torch.no_grad():
+        for k, v in sd_new.items():
+            o = sd_old.get(k)
+            if o is None:
+                raise ValueError(f"{weights}: layer {k} missing from the base weights; cannot extend its head")
+            if o.shape == v.shape:
+                v.copy_(o)
+            elif o.shape[0] == nc_old and v.shape[0] == nc and o.shape[1:] == v.shape[1:]:
+                v[:nc_old].copy_(o)
+                extended += 1
+            else:
+                raise ValueError(f"{weights}: layer {k} has shape {tuple(o.shape)}, expected {tuple(v.shape)}")
+    if not extended:
+        raise ValueError(f"{weights}: no class output found in the head to extend")
+    new.names = dict(enumerate(names + list(new_classes)))
+    new.args = getattr(old, "args", {})
+    base.model = new
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    base.save(str(out))
+    return out
+
+
 def finetune(dataset: Dataset, base_model: str | Path = "person-yolov8s-pt", epochs: int = 10, imgsz: int = 640, batch: int = 8,
              device: str = "cpu", *, out_dir: str | Path = "runs/finetune", name: str | None = None,
-             class_map: Mapping[str, str | None] | None = None, val: float = 0.2, chunk_s: float = 60.0, freeze: int | None = None,
+             class_map: Mapping[str, str | None] | None = None, add_classes: bool = False, val: float = 0.2, chunk_s: float = 60.0, freeze: int | None = None,
              lr0: float | None = 2e-4, optimizer: str = "AdamW", warmup_epochs: float | None = 0.0, seed: int = 0,
              workers: int = 0, export: bool = True, evaluate: bool = True, eval_class_merge: Mapping[str, str] | None = None,
              conf: float = 0.25, iou: float = 0.5, progress: bool = True, images: str = "link", **train_kwargs: Any) -> FinetuneResult:
@@ -154,7 +198,9 @@ def finetune(dataset: Dataset, base_model: str | Path = "person-yolov8s-pt", epo
 
     Classes: when ``class_map`` is given or every dataset class is a model class (by name), labels
     take the model's class ids and the detection head is kept (the fastest, safest fine-tune);
-    otherwise Ultralytics rebuilds the head for the dataset's classes (needs more epochs).
+    otherwise Ultralytics rebuilds the head for the dataset's classes (needs more epochs). ``add_classes``: dataset
+    classes that are neither in ``class_map`` nor model classes are added to the model (:func:`extend_head`: the old
+    classes keep their ids and weights, the new ones follow them); "before" is the base model, which scores 0 on them.
     Images without a split are split (``val`` fraction, ``chunk_s`` groups, no leakage) first.
     freeze: freeze the first n layers (10 = YOLOv8 backbone; faster on CPU). Defaults are for
     fine-tuning pretrained weights (AdamW, lr0 2e-4, no warm-up): Ultralytics' 'auto' optimizer
@@ -171,6 +217,18 @@ def finetune(dataset: Dataset, base_model: str | Path = "person-yolov8s-pt", epo
                          "for pockit's person detector use 'person-yolov8s-pt'")
     base = YOLO(str(base_pt))
     model_names = [str(base.names[i]) for i in sorted(base.names)]
+    name = name or time.strftime("ft_%Y%m%d_%H%M%S")
+    run_root = Path(out_dir).resolve()
+    added: list[str] = []
+    if add_classes:
+        from .resolve import find_class
+
+        known = dict(enumerate(model_names))
+        added = [n for n in dataset.class_names if n not in (class_map or {}) and find_class(n, known) is None]
+        if added:
+            base = YOLO(str(extend_head(base_pt, added, run_root / name / "base_extended.pt")))
+            model_names += added
+            class_map = dict(class_map or {})
     if class_map is not None or set(dataset.class_names) <= set(model_names):
         ds = map_to_model(dataset, model_names, class_map, drop_unknown=False)
         keep_head = True
@@ -184,8 +242,6 @@ def finetune(dataset: Dataset, base_model: str | Path = "person-yolov8s-pt", epo
         leaks = leakage(ds, chunk_s=chunk_s)
         if leaks:
             raise RuntimeError(f"split leaked groups {leaks[:3]}")
-    name = name or time.strftime("ft_%Y%m%d_%H%M%S")
-    run_root = Path(out_dir).resolve()
     data_dir = run_root / name / "data"
     data_yaml = export_ultralytics(ds, data_dir, images=images)
     cpu = str(device).lower() == "cpu"
@@ -200,7 +256,7 @@ def finetune(dataset: Dataset, base_model: str | Path = "person-yolov8s-pt", epo
         args["warmup_epochs"] = float(warmup_epochs)
     args.update(train_kwargs)
     settings = {k: v for k, v in args.items() if k not in ("project", "name", "exist_ok")}
-    settings.update(base_model=str(base_pt), keep_head=keep_head, class_map=dict(class_map or {}))
+    settings.update(base_model=str(base_pt), keep_head=keep_head, class_map=dict(class_map or {}), added_classes=added)
 
     base_onnx = None
     before = after = None
