@@ -129,3 +129,17 @@ def test_finetune_add_classes_extends_the_head_and_scores_the_base_as_zero(tmp_p
     assert before["car"]["tp"] == 0 and before["car"]["pred"] == 0 and before["car"]["ap50"] == 0
     assert res.after.images == res.before.images
     assert load_detector(str(res.onnx), imgsz=64).class_names == {0: "Normal", 1: "Fall", 2: "car", 3: "bag"}
+
+
+def test_split_by_seconds_holds_out_whole_seconds(tmp_path):
+    from pockit.data.pseudo import split_by_seconds
+
+    ds = _frames(tmp_path, 25)  # timestamps 0.0 .. 2.4 s
+    out = split_by_seconds(ds, [1])
+    assert [im.frame for im in out if im.split == "val"] == list(range(10, 20))
+    assert all(im.split is None for im in ds)  # a copy
+    for im in ds.images:
+        im.timestamp = None
+    assert [im.frame for im in split_by_seconds(ds, [2], fps=10) if im.split == "val"] == list(range(20, 25))
+    with pytest.raises(ValueError, match=r"f0.jpg: no timestamp and no frame number"):
+        split_by_seconds(ds, [1])

@@ -116,3 +116,20 @@ def pseudo_label(ds: Dataset, teacher: Any, classes: Mapping[str, str], *, hosts
         rec.ignore = np.zeros(len(cids), bool)
         rec.meta = dict(rec.meta, pseudo=sorted(classes))
     return out
+
+
+def split_by_seconds(ds: Dataset, held_out: Sequence[int], fps: float | None = None) -> Dataset:
+    """A copy of ``ds`` with ``split`` = 'val' for the images in the whole seconds ``held_out`` of their footage, else
+    'train': no second of footage on both sides. The second is the image's timestamp, else its frame number / ``fps``
+    (file names like ``cam_000123.jpg`` give the frame); an image with neither is named in the error."""
+    out = ds.copy()
+    held = {int(s) for s in held_out}
+    for im in out.images:
+        t = im.timestamp
+        if t is None and im.frame is not None and fps:
+            t = im.frame / fps
+        if t is None:
+            raise ValueError(f"{im.file}: no timestamp and no frame number (with fps) to split by time; name frames "
+                             f"<source>_<frame>.jpg and pass fps, or capture them with pockit.data.capture")
+        im.split = "val" if int(t) in held else "train"
+    return out
