@@ -556,3 +556,33 @@ def test_report_of_a_collect_folder(tud_campus, tmp_path):
     res = CliRunner().invoke(cli, ["report", str(folder), "-o", str(tmp_path / "bare.html")])
     assert res.exit_code == 0, res.output
     assert "<h1>PoC report: collected</h1>" in (tmp_path / "bare.html").read_text()
+
+
+def test_report_shows_the_finetuning_that_made_the_model(fixture_run, tmp_path):
+    """A model produced by pockit.train.finetune (finetune.json beside weights/) gets its held-out before/after."""
+    from pockit.report.builder import finetune_rows
+
+    run, _ = fixture_run
+    train = tmp_path / "ft" / "train"
+    (train / "weights").mkdir(parents=True)
+    (train / "weights" / "best.onnx").write_bytes(b"x")
+    per = lambda ap, p, r: {"ap50": ap, "precision": p, "recall": r}  # noqa: E731
+    (train / "finetune.json").write_text(json.dumps({
+        "onnx": str(train / "weights" / "best.onnx"), "best_pt": str(train / "weights" / "best.pt"),
+        "settings": {"added_classes": ["helmet"]},
+        "before": {"map50": 0.57, "per_class": [{"class": "Normal", "gt": 8, **per(0.891, 0.53, 1.0)},
+                                                {"class": "helmet", "gt": 2, **per(0.0, 0.0, 0.0)}]},
+        "after": {"map50": 0.6, "images": 15, "per_class": [{"class": "Normal", "gt": 8, **per(0.789, 0.6, 1.0)},
+                                                              {"class": "helmet", "gt": 2, **per(0.25, 0.22, 1.0)}]}}))
+    assert finetune_rows(str(tmp_path / "elsewhere.onnx")) is None
+    ft = finetune_rows(str(train / "weights" / "best.onnx"))
+    assert ft["added"] == ["helmet"] and ft["images"] == 15
+    assert [(r["class"], r["ap50"], r["recall"]) for r in ft["rows"]] == [("Normal", (0.891, 0.789), (1.0, 1.0)),
+                                                                          ("helmet", (0.0, 0.25), (0.0, 1.0))]
+    rec = json.loads((run / "run.json").read_text())
+    rec.setdefault("model", {})["path"] = str(train / "weights" / "best.onnx")
+    (run / "run.json").write_text(json.dumps(rec))
+    build_report(run, out=tmp_path / "ft.html")
+    html = (tmp_path / "ft.html").read_text()
+    assert "Fine-tuning on the site&#39;s footage" in html or "Fine-tuning on the site's footage" in html
+    assert "0.000 → 0.250" in html and "classes added: helmet" in html

@@ -389,6 +389,7 @@ def collect(run_dir: str | Path, gt: Any = None, lang: str = "en", *, multi: boo
                     "imgsz": model.get("imgsz") or cfg.model.imgsz, "providers": model.get("providers"),
                     "sha256": (model.get("sha256") or "")[:16], "conf": cfg.model.conf,
                     "classes": model.get("class_names")}
+    ctx["finetune"] = finetune_rows(model.get("path"))
     from ..evaluate.events import analysed_spans
 
     ctx["spans"] = analysed_spans(run)  # ground truth is scored on these only
@@ -1106,3 +1107,32 @@ def build_report(run_dir: str | Path | Sequence[str | Path], gt: Any = None, out
 
         html_to_pdf(out, out.with_suffix(".pdf") if pdf is True else Path(pdf))
     return out
+
+
+def finetune_rows(model_path: str | None) -> dict[str, Any] | None:
+    """Before/after figures of the fine-tuning that produced the run's model (``finetune.json`` that
+    :func:`pockit.train.finetune` writes beside ``weights/``), or None when the model did not come from there.
+    Rows per class on the held-out split: AP50, precision, recall of the base model and of the fine-tuned one."""
+    if not model_path:
+        return None
+    mp = Path(str(model_path))
+    for cand in (mp.parent / "finetune.json", mp.parent.parent / "finetune.json"):
+        try:
+            rec = json.loads(cand.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        outs = {Path(str(rec.get(k) or "")).name for k in ("onnx", "best_pt")}
+        if mp.name not in outs or not isinstance(rec.get("after"), dict):
+            continue
+        before, after = rec.get("before") or {}, rec["after"]
+        by_b = {c.get("class"): c for c in before.get("per_class") or []}
+        rows = []
+        for c in after.get("per_class") or []:
+            b = by_b.get(c.get("class")) or {}
+            rows.append({"class": c.get("class"), "gt": c.get("gt"),
+                         "ap50": (b.get("ap50"), c.get("ap50")), "precision": (b.get("precision"), c.get("precision")),
+                         "recall": (b.get("recall"), c.get("recall"))})
+        added = (rec.get("settings") or {}).get("added_classes") or []
+        return {"rows": rows, "images": after.get("images"), "added": list(added),
+                "map50": (before.get("map50"), after.get("map50"))}
+    return None

@@ -44,6 +44,13 @@ T: dict[str, dict[str, str]] = {
     "precision": {"en": "Precision", "zh": "精确率"},
     "recall": {"en": "Recall", "zh": "召回率"},
     "f1": {"en": "F1", "zh": "F1"},
+    "finetune": {"en": "Fine-tuning on the site's footage", "zh": "基于现场视频的微调"},
+    "finetune_note": {"en": "Held-out frames that share no second of footage with training: the base model against "
+                      "the fine-tuned one", "zh": "与训练数据不共享任何一秒视频的留出帧：基础模型与微调后模型对比"},
+    "finetune_added": {"en": "classes added", "zh": "新增类别"},
+    "images": {"en": "images", "zh": "张图像"},
+    "before": {"en": "before", "zh": "微调前"},
+    "after": {"en": "after", "zh": "微调后"},
     "fa_per_hour": {"en": "False alarms / hour", "zh": "每小时误报"},
     "latency": {"en": "Latency mean / p50 / p95 (s, alarm − truth; < 0: alarm earlier) *",
                 "zh": "延迟 均值 / p50 / p95 (秒, 告警 − 真值; < 0: 告警更早) *"},
