@@ -332,3 +332,46 @@ class DeliveryQueue:
         if self._last_error and (pending or len(pending_names)):
             out["last_error"] = self._last_error
         return out
+
+
+from .files import EventSink  # noqa: E402  (files does not import this module)
+
+
+class QueuedSink(EventSink):
+    """A network sink that sends through a :class:`DeliveryQueue` (``self.queue``, made by the subclass):
+    ``write`` only queues (durable, on disk); subclasses give ``_payload(event)`` and ``_close_transport()``."""
+
+    def _payload(self, event) -> str | bytes:
+        return event.to_json()
+
+    def _close_transport(self) -> None:
+        pass
+
+    def write(self, event) -> None:
+        self.queue.put(event.id, self._payload(event))
+
+    @property
+    def pending(self) -> int:
+        """Events waiting in the queue folder (this run's and earlier runs')."""
+        return len(self.queue._pending_files())
+
+    @property
+    def failures(self) -> int:
+        return self.queue.failures
+
+    @property
+    def queue_dir(self) -> Path:
+        return self.queue.dir
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the queue to drain; True when empty."""
+        return self.queue.flush(timeout)
+
+    def delivery(self) -> dict:
+        return self.queue.delivery()
+
+    def close(self) -> None:
+        try:
+            self.queue.close()
+        finally:
+            self._close_transport()

@@ -19,8 +19,7 @@ import threading
 from pathlib import Path
 
 from ..core import Event
-from .delivery import DeliveryQueue, PermanentError, TransientError
-from .files import EventSink
+from .delivery import DeliveryQueue, PermanentError, QueuedSink, TransientError
 from .webhook import _scrubber
 
 log = logging.getLogger(__name__)
@@ -35,7 +34,7 @@ def bootstrap_servers(host: str, port: int | None) -> str:
     return f"{host}:{int(port or 9092)}"
 
 
-class KafkaSink(EventSink):
+class KafkaSink(QueuedSink):
     kind = "kafka"
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None, topic: str = "pockit-events",
@@ -123,24 +122,11 @@ class KafkaSink(EventSink):
                                                         ck.KafkaError._ALL_BROKERS_DOWN,
                                                         ck.KafkaError._TIMED_OUT))
 
-    # -- EventSink ------------------------------------------------------------------------------
-    def write(self, event: Event) -> None:
+    # -- QueuedSink ------------------------------------------------------------------------------
+    def _payload(self, event: Event) -> str | bytes:
         from ..collect.wire import encode
 
-        self.queue.put(event.id, encode(event, self.snapshot_root, self.snapshot_max_bytes))
+        return encode(event, self.snapshot_root, self.snapshot_max_bytes)
 
-    @property
-    def pending(self) -> int:
-        return len(self.queue._pending_files())
-
-    def flush(self, timeout: float) -> bool:
-        return self.queue.flush(timeout)
-
-    def delivery(self) -> dict:
-        return self.queue.delivery()
-
-    def close(self) -> None:
-        try:
-            self.queue.close()
-        finally:
-            self.producer.flush(1.0)
+    def _close_transport(self) -> None:
+        self.producer.flush(1.0)

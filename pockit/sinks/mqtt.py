@@ -17,14 +17,13 @@ import threading
 from pathlib import Path
 
 from ..core import Event
-from .delivery import DeliveryQueue, PermanentError, TransientError
-from .files import EventSink
+from .delivery import DeliveryQueue, PermanentError, QueuedSink, TransientError
 from .webhook import _scrubber
 
 log = logging.getLogger(__name__)
 
 
-class MqttSink(EventSink):
+class MqttSink(QueuedSink):
     kind = "mqtt"
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None, topic: str = "pockit/events",
@@ -105,26 +104,13 @@ class MqttSink(EventSink):
         if not info.is_published():
             raise TransientError(f"no acknowledgement from the broker within {self.timeout:g} s", unreachable=True)
 
-    # -- EventSink ------------------------------------------------------------------------------
-    def write(self, event: Event) -> None:
+    # -- QueuedSink ------------------------------------------------------------------------------
+    def _payload(self, event: Event) -> str | bytes:
         from ..collect.wire import encode
 
         # the event's JSON, plus its snapshot with snapshots: true
-        self.queue.put(event.id, encode(event, self.snapshot_root, self.snapshot_max_bytes))
+        return encode(event, self.snapshot_root, self.snapshot_max_bytes)
 
-    @property
-    def pending(self) -> int:
-        return len(self.queue._pending_files())
-
-    def flush(self, timeout: float) -> bool:
-        return self.queue.flush(timeout)
-
-    def delivery(self) -> dict:
-        return self.queue.delivery()
-
-    def close(self) -> None:
-        try:
-            self.queue.close()
-        finally:
-            self.client.loop_stop()
-            self.client.disconnect()
+    def _close_transport(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()

@@ -18,9 +18,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import requests
 
 from ..config import is_secret_key, redact_url
-from ..core import Event
-from .delivery import DeliveryQueue, PermanentError, TransientError
-from .files import EventSink
+from .delivery import DeliveryQueue, PermanentError, QueuedSink, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +34,7 @@ def _scrubber(secrets: list[str]):
     return scrub
 
 
-class WebhookSink(EventSink):
+class WebhookSink(QueuedSink):
     kind = "webhook"
 
     def __init__(self, url: str, queue_dir: str | Path, timeout: float = 5.0, retries: int = 5,
@@ -85,30 +83,6 @@ class WebhookSink(EventSink):
             raise PermanentError(msg)
         raise TransientError(msg)
 
-    # -- EventSink ------------------------------------------------------------------------------
-    def write(self, event: Event) -> None:
-        self.queue.put(event.id, event.to_json())
-
-    @property
-    def pending(self) -> int:
-        """Events waiting in the queue folder (this run's and earlier runs')."""
-        return len(self.queue._pending_files())
-
-    @property
-    def failures(self) -> int:
-        return self.queue.failures
-
-    @property
-    def queue_dir(self) -> Path:
-        return self.queue.dir
-
-    def flush(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` s for the queue to drain; True when empty."""
-        return self.queue.flush(timeout)
-
-    def delivery(self) -> dict:
-        return self.queue.delivery()
-
-    def close(self) -> None:
-        self.queue.close()
+    # -- QueuedSink ------------------------------------------------------------------------------
+    def _close_transport(self) -> None:
         self._session.close()
