@@ -226,21 +226,6 @@ class Pipeline:
 
     # -- main ----------------------------------------------------------------------------------
     def run(self) -> RunSummary:
-        import os
-        import sys
-
-        # GIL hand-over interval while the pipeline's threads share one interpreter (decode, launch, finish,
-        # results). POCKIT_GIL_SWITCH_MS overrides; unset: Python's default.
-        old = sys.getswitchinterval()
-        ms = os.environ.get("POCKIT_GIL_SWITCH_MS")
-        if ms:
-            sys.setswitchinterval(max(float(ms), 0.05) / 1000.0)
-        try:
-            return self._run()
-        finally:
-            sys.setswitchinterval(old)
-
-    def _run(self) -> RunSummary:
         from ..sinks import delivery_summary, make_sinks
         from .batcher import Batcher
         from .decode import DecodeState, make_decode_workers
