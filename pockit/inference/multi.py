@@ -172,8 +172,6 @@ class MultiDetector:
     def _combine(self, main: Detections, extra: list[Detections | None]) -> Detections:
         pieces: list[Detections] = [Detections(main.xyxy, main.scores, main.class_ids, main.track_ids,
                                                self._names, dict(main.data))]
-        host_ok = np.isin(main.class_ids, list(set().union(*(ex.hosts or set() for ex in self.extras)))) \
-            if any(ex.hosts for ex in self.extras) else np.zeros(len(main), bool)
         attrs: dict[str, np.ndarray] = {}  # columns over the main detections
         for ex, dets in zip(self.extras, extra):
             if dets is None:
@@ -187,7 +185,7 @@ class MultiDetector:
             names = np.array([ex.names.get(int(c) + ex.offset, str(c)) for c in dets.class_ids], dtype=object)
             self_cols = {ex.name: names, f"{ex.name}.score": dets.scores.astype(np.float32),
                          f"{ex.name}.xyxy": dets.xyxy.astype(np.float32), **{k: _as_column(v) for k, v in cols.items()}}
-            ok = host_ok & np.isin(main.class_ids, list(ex.hosts))
+            ok = np.isin(main.class_ids, list(ex.hosts))
             owner = attach(main.xyxy, ok, dets)
             for key, col in self_cols.items():
                 out = _fill(len(main), col)
