@@ -329,9 +329,14 @@ class PipelineConfig(_M):
     workers: int | Literal["auto"] = Field("auto", description="processes for tracking/rules/outputs, sharded by "
                                            "stream (0 = a thread of the main process; auto = 0 for 1-2 streams "
                                            "or < 4 cores, else one per 8 streams)")
-    decode_threads: int | Literal["auto"] = Field("auto", description="threads that decode file sources, each "
-                                                  "serving several in turn (auto = all cores but 6, at least 2); "
-                                                  "live cameras get a thread each")
+    decode_threads: int | Literal["auto"] = Field("auto", description="decoders (threads or processes, see "
+                                                  "decode_processes) of file sources, each serving several in turn "
+                                                  "(auto = all cores but 6, at least 2); live cameras get a thread "
+                                                  "each")
+    decode_processes: bool | Literal["auto"] = Field("auto", description="decode file sources in child processes "
+                                                     "(decode_threads of them) that write into the shared frame pool, "
+                                                     "instead of threads of the inference process (auto = yes for "
+                                                     ">= 4 file sources on >= 4 cores)")
     max_wait_ms: float = Field(4.0, ge=0, description="longest wait for a batch to fill before inference")
     frame_slots: int | None = Field(None, ge=2, description="frame pool size (default: batch x 4 + streams, "
                                     "capped at 1.5 GB)")

@@ -219,3 +219,65 @@ def test_decode_threads_shared_by_streams_keep_each_streams_order(shared_data, g
     for sid in ("campus", "pets", "stadt"):
         assert (tmp_path / "one" / "tracks" / f"{sid}.txt").read_text() == \
             (ref_dir / "tracks" / f"{sid}.txt").read_text()
+
+
+def test_decode_processes_give_exactly_the_events_of_decode_threads(shared_data, gt_detector, reference, tmp_path):
+    """Files decoded in child processes (frames written into the shared pool, slot numbers queued) give the
+    per-stream results of decoding in threads, with tracking in a thread or in worker processes."""
+    ref, ref_dir = reference
+    for workers in (0, 2):
+        cfg = _cfg(shared_data, tmp_path, decode_processes=True, decode_threads=2)
+        run_dir = tmp_path / f"w{workers}"
+        s = pockit.run(cfg, run_dir=run_dir, detector=gt_detector, progress=False, workers=workers)
+        assert not s.errors and s.pipeline["decoders"] == {"processes": 2, "threads": 0}
+        assert {k: v.frames for k, v in s.sources.items()} == {"campus": 71, "pets": 80, "stadt": 90}
+        assert _events(run_dir) == _events(ref_dir)
+        for sid in ("campus", "pets", "stadt"):
+            assert (run_dir / "tracks" / f"{sid}.txt").read_text() == (ref_dir / "tracks" / f"{sid}.txt").read_text()
+        fp = s.pipeline["frame_pool"]
+        assert fp["shared"] and 1 <= fp["high_water"] <= fp["slots"]
+        assert s.timings["decode"]["n"] >= 241  # the children's decode timings reach run.json
+
+
+def test_killed_decode_process_is_reported_and_other_streams_finish(shared_data, gt_detector, reference, tmp_path):
+    ref, ref_dir = reference
+
+    def kill_decoder_1(call):
+        if call == 8:  # three decode processes, one per stream: process 1 decodes pets
+            (p,) = [c for c in mp.active_children() if c.name == "pockit-decode-1"]
+            os.kill(p.pid, signal.SIGKILL)
+
+    det = GtDetector([], on_call=kill_decoder_1)
+    det.table = gt_detector.table
+    cfg = _cfg(shared_data, tmp_path, decode_processes=True, decode_threads=3)
+    s = pockit.run(cfg, run_dir=tmp_path / "run", detector=det, progress=False, workers=0)
+    assert len(s.errors) == 1 and s.errors[0].startswith("pets:") and "decode process 1 died" in s.errors[0]
+    assert s.sources["campus"].frames == 71 and s.sources["stadt"].frames == 90 and s.sources["pets"].frames < 80
+    got, want = _events(tmp_path / "run"), _events(ref_dir)
+    assert got.get("campus") == want.get("campus") and got.get("stadt") == want.get("stadt")
+    assert set(got.get("pets", [])) <= set(want.get("pets", []))
+    rec = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert rec["status"] == "errors"
+
+
+def test_decode_processes_keep_the_pool_bound_and_lose_no_frame(shared_data, gt_detector, tmp_path):
+    cfg = _cfg(shared_data, tmp_path, frame_slots=6, decode_processes=True, decode_threads=3)
+    cfg["model"]["batch"] = 2
+    s = pockit.run(cfg, run_dir=tmp_path / "run", detector=gt_detector, progress=False, workers=1)
+    fp = s.pipeline["frame_pool"]
+    assert fp["slots"] == 6 and 1 <= fp["high_water"] <= 6 and s.pipeline["decoders"]["processes"] == 3
+    assert {k: v.frames for k, v in s.sources.items()} == {"campus": 71, "pets": 80, "stadt": 90}
+    assert s.pipeline["dropped"] == 0 and not s.errors
+
+
+def test_decode_process_realtime_drops_are_counted(shared_data, gt_detector, tmp_path):
+    det = GtDetector([], delay=0.12)
+    det.table = gt_detector.table
+    cfg = _cfg(shared_data, tmp_path, frame_slots=2, decode_processes=True)
+    cfg["sources"] = [{"id": "campus", "uri": str(shared_data / "mot" / "TUD-Campus"), "realtime": True}]
+    cfg["model"]["batch"] = 1
+    s = pockit.run(cfg, run_dir=tmp_path / "run", detector=det, progress=False, workers=0)
+    st = s.sources["campus"]
+    dropped = st.stats["dropped_pipeline"]
+    assert s.pipeline["decoders"]["processes"] == 1
+    assert dropped > 10 and st.frames + dropped == 71 and s.pipeline["dropped"] == dropped

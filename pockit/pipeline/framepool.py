@@ -50,6 +50,8 @@ class FramePool:
         self._lock = threading.Lock()
         self.in_use = 0
         self.high_water = 0
+        self._home: dict[int, object] = {}  # slot -> the decode process that owns it (see take_slots)
+        self._give_back = None
 
     @property
     def name(self) -> str | None:
@@ -84,7 +86,34 @@ class FramePool:
     def release(self, slot: int) -> None:
         with self._lock:
             self.in_use -= 1
-        self._free.put(slot)
+        home = self._home.get(slot)
+        if home is not None:
+            self._give_back(home, slot)
+        else:
+            self._free.put(slot)
+
+    def free_count(self) -> int:
+        return self._free.qsize()
+
+    def take_slots(self, k: int, home, give_back) -> list[int]:
+        """Hand ``k`` free slots for good to another process (a decode process, ``home``): it acquires them
+        itself; :meth:`release` sends them back with ``give_back(home, slot)``."""
+        slots = []
+        for _ in range(k):
+            try:
+                slots.append(self._free.get_nowait())
+            except queue.Empty:
+                break
+        for s in slots:
+            self._home[s] = home
+        self._give_back = give_back
+        return slots
+
+    def count_acquired(self) -> None:
+        """A slot acquired by another process has arrived here (for in_use / high_water)."""
+        with self._lock:
+            self.in_use += 1
+            self.high_water = max(self.high_water, self.in_use)
 
     def view(self, slot: int, h: int, w: int) -> np.ndarray:
         return slot_view(self.buf, self.slot_bytes, slot, h, w)

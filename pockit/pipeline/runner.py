@@ -161,6 +161,8 @@ class Pipeline:
                 src = open_source(uri, source_id=sc.id, fps=sc.fps, max_frames=max_frames, start=sc.start,
                                   loop=sc.loop, resize=sc.resize, **sc.options)
                 st = _Stream(i, sc, src)
+                st.open_kwargs = dict(uri=uri, source_id=sc.id, fps=sc.fps, max_frames=max_frames, start=sc.start,
+                                      loop=sc.loop, resize=sc.resize, **sc.options)
                 st.summary.uri = str(uri)
                 st.summary.fps = float(sc.fps or src.fps or 25.0)
                 st.summary.native_fps = float(src.fps) if src.fps else None
@@ -200,6 +202,18 @@ class Pipeline:
 
             d = max(2, (os.cpu_count() or 2) - 6)
         return max(1, min(int(d), n_streams))
+
+    def _process_decoded(self, streams: list[_Stream]) -> list[_Stream]:
+        """The streams decoded in child processes (``pipeline.decode_processes``): file sources, not NVDEC
+        (its frames come from the GPU context of this process)."""
+        import os
+
+        files = [st for st in streams if not st.source.live
+                 and str(st.cfg.options.get("decoder", "")).lower() != "nvdec"]
+        dp = self.cfg.pipeline.decode_processes
+        if dp == "auto":
+            dp = len(files) >= 4 and (os.cpu_count() or 1) >= 4
+        return files if dp else []
 
     def _make_pool(self, streams: list[_Stream], batch: int, on_cuda: bool, processes: bool):
         from .framepool import FramePool
@@ -254,7 +268,11 @@ class Pipeline:
         batch = max(1, int(cfg.model.batch))
         on_cuda = bool(getattr(detector, "is_cuda", False)) or str(cfg.model.device).startswith("cuda")
         n_workers = self._n_workers(len(streams))
-        pool = self._make_pool(streams, batch, on_cuda, processes=n_workers > 0)
+        proc_decoded = self._process_decoded(streams)
+        pool = self._make_pool(streams, batch, on_cuda, processes=n_workers > 0 or bool(proc_decoded))
+        if proc_decoded and pool.name is None:
+            log.warning("decoding in threads: shared frame memory is unavailable")
+            proc_decoded = []
         overlap = callable(getattr(detector, "launch", None)) and callable(getattr(detector, "finish", None))
         from ..inference.multi import MultiDetector
 
@@ -463,16 +481,29 @@ class Pipeline:
                 meters["finish"].add(busy=time.perf_counter() - t1, items=len(refs))
 
         decoders: list = []
+        dprocs = None
         t_launch = threading.Thread(target=launcher, name="batch-infer", daemon=True)
         t_finish = threading.Thread(target=finisher, name="infer-finish", daemon=True)
         try:
             workers.start()
+            in_proc = {st.index for st in proc_decoded}
             for st in streams:
                 st.decoder = DecodeState(st.index, st.source, st.realtime)
-            decoders = make_decode_workers([st.decoder for st in streams], pool, ready, stop=self._stop,
-                                           timer=self.timer, meter=meters["decode"],
-                                           threads=self._decode_threads(len(streams)))
-            meters["decode"].units = len(decoders)
+            in_threads = [st.decoder for st in streams if st.index not in in_proc]
+            decoders = make_decode_workers(in_threads, pool, ready, stop=self._stop, timer=self.timer,
+                                           meter=meters["decode"], threads=self._decode_threads(len(streams)))
+            if proc_decoded:
+                from .decodeproc import DecodeProcesses
+
+                dprocs = DecodeProcesses([st.decoder for st in proc_decoded], self._decode_threads(len(proc_decoded)),
+                                         pool, ready if in_threads else None,
+                                         open_kwargs={st.index: st.open_kwargs for st in proc_decoded},
+                                         timer=self.timer, meter=meters["decode"], thread_streams=len(in_threads))
+                for st in proc_decoded:
+                    st.decoder = dprocs.states[st.index]
+                batcher.ready = dprocs.ready
+                dprocs.start()
+            meters["decode"].units = len(decoders) + (len(dprocs.procs) if dprocs else 0)
             t_launch.start()
             t_finish.start()
             for d in decoders:
@@ -480,6 +511,10 @@ class Pipeline:
             while t_launch.is_alive():
                 try:
                     t_launch.join(0.2)
+                    if dprocs is not None:
+                        dprocs.check()
+                        if self._stop.is_set():
+                            dprocs.stop()
                 except KeyboardInterrupt:
                     if not interrupted:
                         interrupted = True
@@ -490,6 +525,8 @@ class Pipeline:
             self._stop.set()
         finally:
             self._stop.set()
+            if dprocs is not None:
+                dprocs.stop()
             while t_launch.is_alive():  # a second Ctrl-C does not skip the flush
                 try:
                     t_launch.join(0.2)
@@ -508,6 +545,8 @@ class Pipeline:
             wall = time.perf_counter() - t_start
             for d in decoders:
                 d.join(timeout=2)
+            if dprocs is not None:
+                dprocs.close()
             for st in streams:
                 if st.pbar is not None:
                     st.pbar.close()
@@ -538,6 +577,8 @@ class Pipeline:
             dec = st.decoder
             st.summary.stats = dict(getattr(st.source, "stats", {}) or {})
             if dec is not None:
+                if getattr(dec, "stats", None) is not None:  # decoded in a child process: its source's stats
+                    st.summary.stats = dict(dec.stats)
                 st.summary.stats["dropped_pipeline"] = dec.dropped
                 if dec.error and st.summary.error is None:
                     st.summary.error = dec.error
@@ -551,6 +592,7 @@ class Pipeline:
         starve = stage_meters["inference"]["wait_frac"] if stage_meters["inference"]["busy_frac"] < 0.5 else 0.0
         pipe = {
             "workers": n_workers, "worker_kind": "process" if workers.processes else "thread",
+            "decoders": {"processes": len(dprocs.procs) if dprocs else 0, "threads": len(decoders)},
             "max_batch": batch, "max_wait_ms": cfg.pipeline.max_wait_ms, "launch_finish_overlap": overlap,
             "steady_fps": (round((flow["n"] - flow["first_n"]) / (flow["last"] - flow["first"]), 2)
                            if flow["first"] is not None and flow["last"] > flow["first"] else None),

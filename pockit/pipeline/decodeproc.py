@@ -1,0 +1,338 @@
+"""Decode processes: file sources decoded in child processes that write straight into the shared frame pool.
+
+Decoding in threads of the inference process makes every decoded frame take the GIL that the inference
+threads need between CUDA calls; with dozens of streams the inference process then spends its time handing
+the GIL over (measured: the limiting stage at 32-64 streams). Here each decode process opens its share of
+the file sources itself, runs the same :class:`~.decode.DecodeWorker` (pacing, waiting or dropping, counting),
+writes pixels into pool slots it owns, and sends only a small tuple per frame (stream, slot, size, index,
+timestamps) on one queue, as Frigate does. Slots come back to the process that owns them over a pipe when
+tracking/rules are done with them, so the pool keeps its bound: the slots are split between the decode
+processes (in proportion to their streams) once, at the start.
+
+A decode process that dies is noticed by :meth:`DecodeProcesses.check`: its streams end with an error
+naming them, what it sent before is analysed, and the other streams go on.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import queue
+import struct
+import threading
+import time
+from typing import Any
+
+from .decode import DecodeState, DecodeWorker, EndOfStream, FrameRef
+from .timing import StageMeter, StageTimer
+
+log = logging.getLogger("pockit.pipeline")
+_SLOT = struct.Struct("<i")
+
+
+# -- child side ------------------------------------------------------------------------------------------
+class _ChildSlots:
+    """The pool as a decode process sees it: its own slots, refilled from a pipe."""
+
+    def __init__(self, attached, conn, slots: list[int]) -> None:
+        self.attached, self.conn, self.free = attached, conn, list(slots)
+        self.slot_bytes = attached.slot_bytes
+
+    def fits(self, h: int, w: int) -> bool:
+        return h * w * 3 <= self.slot_bytes
+
+    def view(self, slot: int, h: int, w: int):
+        return self.attached.view(slot, h, w)
+
+    def acquire(self, timeout: float | None = None) -> int | None:
+        if not self.free:
+            try:
+                if not self.conn.poll(timeout if timeout and timeout > 0 else 0):
+                    return None
+                while True:
+                    self.free.append(_SLOT.unpack(self.conn.recv_bytes())[0])
+                    if not self.conn.poll(0):
+                        break
+            except (EOFError, OSError):
+                return None
+        return self.free.pop()
+
+
+class _ChildReady:
+    """Frames and ends as small tuples on the shared queue."""
+
+    def __init__(self, q, states: dict[int, DecodeState]) -> None:
+        self.q, self.states = q, states
+
+    def put(self, item) -> None:
+        if isinstance(item, FrameRef):
+            self.q.put((item.stream, item.slot, item.h, item.w, item.index, item.timestamp, item.t_capture))
+        else:
+            st = self.states[item.stream]
+            stats = {}
+            try:
+                stats = dict(getattr(st.source, "stats", {}) or {})
+            except Exception:
+                pass
+            self.q.put(("end", item.stream, {"frames": st.frames, "dropped": st.dropped, "oversize": st.oversize,
+                                            "error": st.error, "stats": stats}))
+            try:
+                st.source.close()
+            except Exception:
+                pass
+
+
+class _Flag:
+    """A stream's stop switch in shared memory (set by the main process)."""
+
+    def __init__(self, arr, i: int) -> None:
+        self.arr, self.i = arr, i
+
+    def is_set(self) -> bool:
+        return bool(self.arr[self.i])
+
+    def set(self) -> None:
+        self.arr[self.i] = 1
+
+
+class _StopAll:
+    """The run's stop: the main process says so, or the main process is gone."""
+
+    def __init__(self, ev, parent: int) -> None:
+        self.ev, self.parent, self._n = ev, parent, 0
+
+    def is_set(self) -> bool:
+        self._n += 1
+        if self._n % 64 == 0 and os.getppid() != self.parent:
+            self.ev.set()
+        return self.ev.is_set()
+
+
+def decode_main(pid: int, specs: list[tuple[int, dict, bool]], shm_name: str, slot_bytes: int, slots: list[int],
+                conn, out, stop_ev, flags, parent: int) -> None:
+    """Entry point of a decode process. specs: (stream index, open_source kwargs, realtime) per stream."""
+    from ..sources import open_source
+    from .framepool import AttachedPool
+
+    attached = AttachedPool(shm_name, slot_bytes)
+    timer, meter = StageTimer(), StageMeter("decode")
+    states: dict[int, DecodeState] = {}
+    try:
+        for index, kw, realtime in specs:
+            kw = dict(kw)
+            uri = kw.pop("uri")
+            try:
+                src = open_source(uri, **kw)
+            except Exception as e:
+                out.put(("end", index, {"frames": 0, "dropped": 0, "oversize": 0, "stats": {},
+                                        "error": f"{type(e).__name__}: {e}"}))
+                continue
+            st = DecodeState(index, src, realtime)
+            st.stop_me = _Flag(flags, index)
+            states[index] = st
+        if states:
+            worker = DecodeWorker(list(states.values()), _ChildSlots(attached, conn, slots),
+                                  _ChildReady(out, states), stop=_StopAll(stop_ev, parent), timer=timer, meter=meter,
+                                  name=f"decode-proc-{pid}")
+            worker.run()  # in this process's main thread
+    finally:
+        out.put(("bye", pid, timer.export(), (meter.busy, meter.wait, meter.items)))
+        attached.close()
+
+
+# -- main side ---------------------------------------------------------------------------------------------
+class _ProcState:
+    """The main process's view of a stream decoded in a child: filled in from its end message."""
+
+    def __init__(self, index: int, source, realtime: bool, flag: _Flag) -> None:
+        self.index, self.source, self.realtime = index, source, realtime
+        self.stop_me = flag
+        self.frames = self.dropped = self.oversize = 0
+        self.error: str | None = None
+        self.stats: dict[str, Any] | None = None  # the child's source stats (corrupt frames, ended early...)
+        self.done = False
+
+
+class _Proc:
+    def __init__(self, pid: int, streams: list[int]) -> None:
+        self.pid, self.streams = pid, streams
+        self.handle: Any = None
+        self.send = None  # main end of the slot pipe
+        self.lock = threading.Lock()
+        self.bye = False
+        self.dead = False
+
+
+class DecodeProcesses:
+    """``n`` decode processes for the given stream states (files). Use :attr:`ready` (wrapping the threads'
+    ready queue) as the batcher's queue; call :meth:`check` now and then, :meth:`close` at the end."""
+
+    def __init__(self, states: list, n: int, pool, local_ready, *, open_kwargs: dict[int, dict], timer: StageTimer,
+                 meter: StageMeter, thread_streams: int = 0) -> None:
+        ctx = mp.get_context("spawn")
+        self.pool, self.timer, self.meter = pool, timer, meter
+        n = max(1, min(int(n), len(states)))
+        self.flags = ctx.RawArray("b", max(s.index for s in states) + 1)
+        self.stop_ev = ctx.Event()
+        self.out = ctx.Queue()
+        self.states: dict[int, _ProcState] = {}
+        self.procs = [_Proc(k, [s.index for s in states[k::n]]) for k in range(n)]
+        self.owner: dict[int, _Proc] = {}
+        # the slots still free in the pool are split in proportion to each process's streams; the rest stay
+        # with the threads (live cameras), at least a batch's worth each way
+        total_streams = len(states) + thread_streams
+        free_n = pool.free_count()
+        for p in self.procs:
+            k = max(2, free_n * len(p.streams) // max(total_streams, 1))
+            mine = pool.take_slots(k, p, self.give_back)
+            recv, p.send = ctx.Pipe(duplex=False)
+            specs = []
+            for s in states[p.pid::n]:
+                flag = _Flag(self.flags, s.index)
+                self.states[s.index] = _ProcState(s.index, s.source, s.realtime, flag)
+                specs.append((s.index, open_kwargs[s.index], s.realtime))
+            p.handle = ctx.Process(target=decode_main, name=f"pockit-decode-{p.pid}", daemon=True,
+                                   args=(p.pid, specs, pool.name, pool.slot_bytes, mine, recv, self.out,
+                                         self.stop_ev, self.flags, os.getpid()))
+            p._recv = recv
+        self.ready = _MergedReady(local_ready, self, poll_slice=0.002 if thread_streams else None)
+
+    def start(self) -> None:
+        for p in self.procs:
+            p.handle.start()
+            p._recv.close()  # the child has its own copy
+
+    def give_back(self, p: _Proc, slot: int) -> None:
+        """Called by the pool's release(): the slot goes home to its decode process."""
+        if p.dead:
+            return
+        try:
+            with p.lock:
+                p.send.send_bytes(_SLOT.pack(slot))
+        except (OSError, ValueError):  # the process is gone: its slots with it
+            pass
+
+    def stop(self) -> None:
+        self.stop_ev.set()
+
+    def check(self) -> None:
+        """Notice decode processes that died without saying goodbye: their unfinished streams end with an error."""
+        for p in self.procs:
+            if p.bye or p.dead or p.handle.is_alive():
+                continue
+            p.dead = True
+            code = p.handle.exitcode
+            for s in p.streams:
+                st = self.states[s]
+                if not st.done:
+                    st.error = st.error or (f"decode process {p.pid} died (exit code {code}) after {st.frames} "
+                                            "frames were handed over")
+                    log.error("stream %d: %s", s, st.error)
+                    self.ready.pending_ends.append(s)
+
+    def handle(self, msg) -> object | None:
+        """A control message from a child: the EndOfStream to hand on, or None."""
+        kind = msg[0]
+        if kind == "end":
+            st = self.states[msg[1]]
+            info = msg[2]
+            st.frames, st.dropped, st.oversize = info["frames"], info["dropped"], info["oversize"]
+            st.error = st.error or info["error"]
+            st.stats = info["stats"]
+            if info["error"]:
+                log.error("source %s failed: %s", getattr(st.source, "source_id", st.index), info["error"])
+            if st.done:
+                return None
+            st.done = True
+            return EndOfStream(st.index)
+        if kind == "bye":
+            p = self.procs[msg[1]]
+            p.bye = True
+            self.timer.merge(msg[2])
+            busy, wait, items = msg[3]
+            self.meter.add(busy=busy, wait=wait, items=items)
+        return None
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the processes, take in their last messages (freeing slots of frames nobody will analyse)."""
+        self.stop_ev.set()
+        deadline = time.monotonic() + timeout
+        while not all(p.bye or p.dead for p in self.procs) and time.monotonic() < deadline:
+            try:
+                msg = self.out.get(timeout=0.1)
+            except (queue.Empty, EOFError, OSError):
+                self.check()
+                continue
+            if isinstance(msg[0], int):
+                self.pool.count_acquired()
+                self.pool.release(msg[1])
+            else:
+                self.handle(msg)
+        for p in self.procs:
+            p.handle.join(2)
+            if p.handle.is_alive():  # pragma: no cover - a wedged decoder
+                log.error("decode process %d did not stop; terminating it", p.pid)
+                p.handle.terminate()
+            p.dead = True
+            try:
+                p.send.close()
+            except Exception:
+                pass
+        self.out.close()
+
+
+class _MergedReady:
+    """The batcher's queue: frames from decode threads (a local queue) and from decode processes."""
+
+    def __init__(self, local, procs: DecodeProcesses, poll_slice: float | None) -> None:
+        self.local, self.procs, self.slice = local, procs, poll_slice
+        self.pending_ends: list[int] = []
+
+    def _from_procs(self, timeout: float | None):
+        q = self.procs.out
+        while True:
+            try:
+                msg = q.get(timeout=timeout) if timeout else q.get(block=False)
+            except (EOFError, OSError):
+                raise queue.Empty from None
+            except queue.Empty:
+                if self.pending_ends:  # a dead process: everything it sent is in; end its streams
+                    s = self.pending_ends.pop(0)
+                    st = self.procs.states[s]
+                    if not st.done:
+                        st.done = True
+                        return EndOfStream(s)
+                    continue
+                raise
+            if isinstance(msg[0], int):
+                self.procs.pool.count_acquired()
+                return FrameRef(*msg)
+            item = self.procs.handle(msg)
+            if item is not None:
+                return item
+            timeout = None  # a control message: look again without waiting
+
+    def get_nowait(self):
+        if self.local is not None:
+            try:
+                return self.local.get_nowait()
+            except queue.Empty:
+                pass
+        return self._from_procs(None)
+
+    def get(self, timeout: float):
+        deadline = time.perf_counter() + timeout
+        while True:
+            if self.local is not None:
+                try:
+                    return self.local.get_nowait()
+                except queue.Empty:
+                    pass
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                raise queue.Empty
+            try:
+                return self._from_procs(min(left, self.slice) if self.slice else left)
+            except queue.Empty:
+                if self.slice is None:
+                    raise
