@@ -281,3 +281,44 @@ def test_decode_process_realtime_drops_are_counted(shared_data, gt_detector, tmp
     dropped = st.stats["dropped_pipeline"]
     assert s.pipeline["decoders"]["processes"] == 1
     assert dropped > 10 and st.frames + dropped == 71 and s.pipeline["dropped"] == dropped
+
+
+def _chatty(conn, n, big):
+    from pockit.pipeline.channels import Sender
+
+    out = Sender(conn)
+    for i in range(n):
+        out.put(("msg", i, b"x" * big))
+
+
+def test_a_child_killed_mid_send_does_not_block_the_others():
+    """Each child has its own pipe: killing one while it writes (a shared queue's write lock would be held
+    for good) leaves the other's messages flowing, and the dead one's pipe ends."""
+    from pockit.pipeline.channels import Receiver
+
+    ctx = mp.get_context("spawn")
+    recv = Receiver()
+    procs = []
+    for key, (n, big) in enumerate([(10**6, 200_000), (300, 10)]):
+        r, w = ctx.Pipe(duplex=False)
+        recv.add(key, r)
+        p = ctx.Process(target=_chatty, args=(w, n, big), daemon=True)
+        p.start()
+        w.close()
+        procs.append(p)
+    got = {0: 0, 1: 0}
+    killed = False
+    deadline = time.monotonic() + 60
+    while not (recv.ended(0) and recv.ended(1)) and time.monotonic() < deadline:
+        try:
+            msg = recv.get(timeout=0.2)
+        except Exception:
+            continue
+        got[0 if len(msg[2]) > 10 else 1] += 1
+        if got[0] == 3 and not killed:
+            os.kill(procs[0].pid, signal.SIGKILL)  # the big writer, most likely in the middle of a send
+            killed = True
+    assert killed and recv.ended(0) and recv.ended(1)
+    assert got[1] == 300 and got[0] < 10**6
+    for p in procs:
+        p.join(5)

@@ -25,8 +25,10 @@ def row(name, rec):
             f"{(c.get('steady_fps') or 0):.0f} | n/a | n/a | ")
         out[-1] += (f"{stats_drop} | {lat.get('p50_ms', 'n/a')} / {lat.get('p95_ms', 'n/a')} | "
                     f"{gpu[0].get('util_pct_mean') or 0:.0f} % | "
-                    f"{mem.get('process_rss_mb_first') or 0:.0f} → {mem.get('process_rss_mb_last') or 0:.0f} | "
-                    f"{p.get('limiting_stage', '')} |")
+                    + (f"{mem['tree_pss_mb_first']:.0f} → {mem['tree_pss_mb_last']:.0f} (PSS, all processes) | "
+                       if mem.get('tree_pss_mb_first') is not None and mem.get('tree_pss_mb_last') is not None else
+                       f"{mem.get('process_rss_mb_first') or 0:.0f} → {mem.get('process_rss_mb_last') or 0:.0f} | ")
+                    + f"{p.get('limiting_stage', '')} |")
     return out
 
 

@@ -294,18 +294,52 @@ class ResourceMonitor:
                 pcpu = self.proc.cpu_percent(None)
                 rss = self.proc.memory_info().rss / 2**20
             vm = psutil.virtual_memory()
+            tcpu, trss, tpss, nproc = self._tree()
             s: dict[str, Any] = {
                 "t": time.perf_counter() - self._t0,
                 "process_cpu_pct": pcpu,
                 "system_cpu_pct": psutil.cpu_percent(None),
                 "process_rss_mb": rss,
                 "system_mem_used_mb": (vm.total - vm.available) / 2**20,
+                # this process and its children (decode, tracking/rules workers): CPU summed; memory as PSS
+                # (shared pages, e.g. the frame pool, counted once), RSS summed for reference
+                "tree_cpu_pct": pcpu + tcpu, "tree_rss_mb": rss + trss, "tree_pss_mb": tpss, "tree_processes": nproc,
             }
             if self._nvml and self._nvml.available:
                 s["gpus"] = self._nvml.sample()
             self.samples.append(s)
         except Exception as e:  # the monitor must never break the benchmark
             log.warning("resource sample failed: %s", e)
+
+    def _tree(self) -> tuple[float, float, float | None, int]:
+        """CPU % and RSS of the children (recursive), and PSS of the whole tree (None where unreadable)."""
+        if not hasattr(self, "_children"):
+            self._children: dict[int, psutil.Process] = {}
+        cpu = rss = 0.0
+        pss: float | None = 0.0
+        try:
+            kids = self.proc.children(recursive=True)
+        except psutil.Error:
+            kids = []
+        seen = set()
+        for k in kids:
+            p = self._children.setdefault(k.pid, k)
+            seen.add(k.pid)
+            try:
+                with p.oneshot():
+                    cpu += p.cpu_percent(None)
+                    rss += p.memory_info().rss / 2**20
+            except psutil.Error:
+                continue
+        for pid in list(self._children):
+            if pid not in seen:
+                del self._children[pid]
+        try:
+            for p in [self.proc, *kids]:
+                pss += p.memory_full_info().pss / 2**20
+        except (psutil.Error, AttributeError):
+            pss = None
+        return cpu, rss, pss, 1 + len(kids)
 
     def _start_tegrastats(self) -> None:
         path = find_tegrastats()
@@ -351,6 +385,7 @@ class ResourceMonitor:
                 "process_pct_mean": mean_or_none(s["process_cpu_pct"] for s in S),
                 "process_pct_max": max_or_none(s["process_cpu_pct"] for s in S),
                 "process_cores_busy_mean": (mean_or_none(s["process_cpu_pct"] for s in S) or 0.0) / 100.0,
+                "tree_cores_busy_mean": (mean_or_none(s.get("tree_cpu_pct") for s in S) or 0.0) / 100.0,
                 "system_pct_mean": mean_or_none(s["system_cpu_pct"] for s in S),
                 "system_pct_max": max_or_none(s["system_cpu_pct"] for s in S),
             },
@@ -360,6 +395,12 @@ class ResourceMonitor:
                 "process_rss_mb_first": S[0]["process_rss_mb"] if S else None,
                 "process_rss_mb_last": S[-1]["process_rss_mb"] if S else None,
                 "system_used_mb_max": max_or_none(s["system_mem_used_mb"] for s in S),
+                "tree_processes_max": max_or_none(s.get("tree_processes") for s in S),
+                "tree_rss_mb_first": S[0].get("tree_rss_mb") if S else None,
+                "tree_rss_mb_last": S[-1].get("tree_rss_mb") if S else None,
+                "tree_pss_mb_first": S[0].get("tree_pss_mb") if S else None,
+                "tree_pss_mb_last": S[-1].get("tree_pss_mb") if S else None,
+                "tree_pss_mb_max": max_or_none(s.get("tree_pss_mb") for s in S),
                 "system_total_mb": vm.total / 2**20,
             },
         }

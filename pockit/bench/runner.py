@@ -174,8 +174,8 @@ def run_bench(config: str | Path | dict | PocConfig | None = None, *, model: str
     if chunk is not None and max(batches) > 1 and info.get("model_batch") not in (None, "dynamic"):
         notes.append(f"the model has a fixed batch of {info.get('model_batch')}: larger batches run in chunks "
                      f"of {chunk}; export with a dynamic batch to measure batching")
-    notes.append("per-frame stage times are wall-clock means; with several streams, decode threads share the "
-                 "CPU with the main loop, so decode and CPU stages include that contention")
+    notes.append("per-frame stage times are wall-clock means; with several streams, decoders share the "
+                 "CPU with the other stages, so decode and CPU stages include that contention")
 
     cases = []
     grid = [(b, n) for n in streams for b in batches]
@@ -225,6 +225,7 @@ def run_bench(config: str | Path | dict | PocConfig | None = None, *, model: str
                 "resolution": [srcs[0].width, srcs[0].height] if srcs and srcs[0].width else None,
                 "source_fps": srcs[0].fps if srcs else None,
                 "resources": mon.summary(),
+                "memory_timeline": memory_timeline(mon.samples),
                 "run_dir": summ.run_dir,
                 "errors": summ.errors,
             })
@@ -421,3 +422,17 @@ def ultralytics_track(cfg: PocConfig, max_frames: int | None) -> dict[str, Any]:
         return {"error": f"Ultralytics model.track failed: {type(e).__name__}: {e}"}
     return {"frames": len(frames) - 1, "fps": (len(frames) - 1) / wall if wall > 0 else None, "model": path,
             "source": str(uri), "note": "frames decoded before timing (decode not counted for Ultralytics)"}
+
+
+def memory_timeline(samples: list[dict], points: int = 120) -> list[dict]:
+    """At most ``points`` evenly spaced samples of the run's memory: t (s), PSS and RSS of pockit's process
+    tree (MB), GPU memory used (MB, first GPU): enough to see whether memory is flat after warm-up."""
+    if not samples:
+        return []
+    step = max(1, len(samples) // points)
+    out = []
+    for s in samples[::step] + ([samples[-1]] if (len(samples) - 1) % step else []):
+        g = (s.get("gpus") or [{}])[0] or {}
+        out.append({"t": round(s["t"], 2), "tree_pss_mb": s.get("tree_pss_mb"), "tree_rss_mb": s.get("tree_rss_mb"),
+                    "gpu_mem_mb": g.get("mem_used_mb")})
+    return out

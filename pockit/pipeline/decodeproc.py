@@ -23,6 +23,7 @@ import threading
 import time
 from typing import Any
 
+from .channels import Receiver, Sender
 from .decode import DecodeState, DecodeWorker, EndOfStream, FrameRef
 from .timing import StageMeter, StageTimer
 
@@ -174,7 +175,8 @@ class DecodeProcesses:
         n = max(1, min(int(n), len(states)))
         self.flags = ctx.RawArray("b", max(s.index for s in states) + 1)
         self.stop_ev = ctx.Event()
-        self.out = ctx.Queue()
+        self.out = Receiver()  # a pipe per process: one killed mid-send cannot block the others
+        self._checked = 0.0
         self.states: dict[int, _ProcState] = {}
         self.procs = [_Proc(k, [s.index for s in states[k::n]]) for k in range(n)]
         self.owner: dict[int, _Proc] = {}
@@ -186,13 +188,15 @@ class DecodeProcesses:
             k = max(2, free_n * len(p.streams) // max(total_streams, 1))
             mine = pool.take_slots(k, p, self.give_back)
             recv, p.send = ctx.Pipe(duplex=False)
+            out_r, p._out_w = ctx.Pipe(duplex=False)
+            self.out.add(p.pid, out_r)
             specs = []
             for s in states[p.pid::n]:
                 flag = _Flag(self.flags, s.index)
                 self.states[s.index] = _ProcState(s.index, s.source, s.realtime, flag)
                 specs.append((s.index, open_kwargs[s.index], s.realtime))
             p.handle = ctx.Process(target=decode_main, name=f"pockit-decode-{p.pid}", daemon=True,
-                                   args=(p.pid, specs, pool.name, pool.slot_bytes, mine, recv, self.out,
+                                   args=(p.pid, specs, pool.name, pool.slot_bytes, mine, recv, Sender(p._out_w),
                                          self.stop_ev, self.flags, os.getpid()))
             p._recv = recv
         self.ready = _MergedReady(local_ready, self, poll_slice=0.002 if thread_streams else None)
@@ -200,7 +204,8 @@ class DecodeProcesses:
     def start(self) -> None:
         for p in self.procs:
             p.handle.start()
-            p._recv.close()  # the child has its own copy
+            p._recv.close()  # the child has its own copies
+            p._out_w.close()
 
     def give_back(self, p: _Proc, slot: int) -> None:
         """Called by the pool's release(): the slot goes home to its decode process."""
@@ -215,12 +220,18 @@ class DecodeProcesses:
     def stop(self) -> None:
         self.stop_ev.set()
 
-    def check(self) -> None:
-        """Notice decode processes that died without saying goodbye: their unfinished streams end with an error."""
+    def check(self, every: float = 0.0) -> None:
+        """Notice decode processes that died without saying goodbye: what they sent is taken in, then their
+        unfinished streams end with an error. Called by the thread that reads :attr:`out` (not thread-safe)."""
+        now = time.monotonic()
+        if now - self._checked < every:
+            return
+        self._checked = now
         for p in self.procs:
             if p.bye or p.dead or p.handle.is_alive():
                 continue
             p.dead = True
+            self.out.buf.extend(self.out.drain(p.pid))
             code = p.handle.exitcode
             for s in p.streams:
                 st = self.states[s]
@@ -292,10 +303,11 @@ class _MergedReady:
         q = self.procs.out
         while True:
             try:
-                msg = q.get(timeout=timeout) if timeout else q.get(block=False)
-            except (EOFError, OSError):
-                raise queue.Empty from None
+                msg = q.get(timeout)
             except queue.Empty:
+                self.procs.check(every=0.2)
+                if self.procs.out.buf:
+                    continue
                 if self.pending_ends:  # a dead process: everything it sent is in; end its streams
                     s = self.pending_ends.pop(0)
                     st = self.procs.states[s]

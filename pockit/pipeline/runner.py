@@ -497,7 +497,7 @@ class Pipeline:
 
                 dprocs = DecodeProcesses([st.decoder for st in proc_decoded], self._decode_threads(len(proc_decoded)),
                                          pool, ready if in_threads else None,
-                                         open_kwargs={st.index: st.open_kwargs for st in proc_decoded},
+                                         open_kwargs={st.index: _one_thread(st) for st in proc_decoded},
                                          timer=self.timer, meter=meters["decode"], thread_streams=len(in_threads))
                 for st in proc_decoded:
                     st.decoder = dprocs.states[st.index]
@@ -511,10 +511,8 @@ class Pipeline:
             while t_launch.is_alive():
                 try:
                     t_launch.join(0.2)
-                    if dprocs is not None:
-                        dprocs.check()
-                        if self._stop.is_set():
-                            dprocs.stop()
+                    if dprocs is not None and self._stop.is_set():
+                        dprocs.stop()
                 except KeyboardInterrupt:
                     if not interrupted:
                         interrupted = True
@@ -629,6 +627,15 @@ class Pipeline:
             raise RuntimeError(f"run failed after {total} frames: {type(failure).__name__}: {failure} "
                                f"(events, tracks and run.json so far are in {self.run_dir})") from failure
         return summary
+
+def _one_thread(st: _Stream) -> dict:
+    """open_source arguments of a stream decoded in a decode process: one FFmpeg thread per video (each
+    process serves several streams in turn) unless the source's options say otherwise."""
+    kw = dict(st.open_kwargs)
+    if getattr(st.source, "kind", None) == "video" and "threads" not in kw:
+        kw["threads"] = 1
+    return kw
+
 
 def run(config, run_dir=None, detector=None, progress: bool = True, max_frames: int | None = None,
         overwrite: bool = False, workers: int | None = None, live=None) -> RunSummary:

@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from .channels import Receiver, Sender
 from .streamwork import StreamSpec, worker_loop
 
 log = logging.getLogger("pockit.pipeline")
@@ -43,13 +44,17 @@ class WorkerPool:
         self.shards = [Shard(w, [sp.index for sp in specs if sp.index % self.n == w]) for w in range(self.n)]
         self.lock = threading.Lock()
         ctx = mp.get_context("spawn")
-        self.outq = ctx.Queue() if self.processes else queue.SimpleQueue()
+        # processes: one result pipe each (a worker killed mid-send must not block the others' results)
+        self.outq = Receiver() if self.processes else queue.SimpleQueue()
         for sh in self.shards:
             mine = [sp for sp in specs if sp.index in sh.streams]
             args = (sh.wid, cfg_data, base_dir, mine, run_dir, class_names, pool.name, pool.slot_bytes)
             if self.processes:
                 sh.inq = ctx.Queue()
-                sh.handle = ctx.Process(target=worker_loop, args=(*args, sh.inq, self.outq), daemon=True,
+                r, w = ctx.Pipe(duplex=False)
+                self.outq.add(sh.wid, r)
+                sh.out_w = w
+                sh.handle = ctx.Process(target=worker_loop, args=(*args, sh.inq, Sender(w)), daemon=True,
                                         name=f"pockit-worker-{sh.wid}")
             else:
                 sh.inq = queue.SimpleQueue()
@@ -61,6 +66,8 @@ class WorkerPool:
     def start(self) -> None:
         for sh in self.shards:
             sh.handle.start()
+            if self.processes:
+                sh.out_w.close()  # the child holds its end: when it exits, the pipe ends
         self.collector.start()
 
     # -- sending (finisher thread) ---------------------------------------------------------------
@@ -100,6 +107,8 @@ class WorkerPool:
                     sh.handle.terminate()
             else:
                 sh.handle.join(5)
+        if self.processes:
+            self.outq.close()
 
     # -- results (collector thread) ----------------------------------------------------------------
     def _collect(self) -> None:
@@ -129,11 +138,9 @@ class WorkerPool:
             if sh.bye or sh.dead or sh.handle.is_alive():
                 continue
             # the process is gone without saying goodbye: first take in what it sent before dying
-            while True:
-                try:
-                    msg = self.outq.get(timeout=0.05)
-                except (queue.Empty, EOFError, OSError):
-                    break
+            while self.outq.buf:
+                self._handle(self.outq.buf.popleft())
+            for msg in self.outq.drain(sh.wid):
                 self._handle(msg)
             if sh.bye:
                 continue

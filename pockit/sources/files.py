@@ -45,12 +45,15 @@ class VideoFileSource(Source):
     that stops decoding well before that count (truncated) is logged as a warning and recorded in
     ``stats['ended_early']`` = {decoded, expected (frames), ended_at_s, expected_s}.
     Options: ``native_fps`` (override a wrong header), ``timestamps`` ('auto' | 'pts' | 'index'),
-    ``corrupt_retries`` (failed reads in a row before concluding end of file), ``capture_factory``.
+    ``corrupt_retries`` (failed reads in a row before concluding end of file), ``capture_factory``,
+    ``threads`` (FFmpeg decoder threads; 0 = FFmpeg's choice, about one per core. The pipeline's decode
+    processes use 1: with many streams, parallelism comes from the streams and per-stream threads only add
+    switching - measured 1.34 vs 1.5-1.85 ms of CPU per 768x576 H.264 frame).
     """
 
     kind = "video"
     OPTIONS = {"native_fps": None, "timestamps": "auto", "corrupt_retries": 10, "capture_factory": None,
-               "decoder": "auto"}
+               "decoder": "auto", "threads": 0}
 
     def __init__(self, uri: Any, **kw: Any):
         super().__init__(uri, **kw)
@@ -136,7 +139,8 @@ class VideoFileSource(Source):
             cap = cv2.VideoCapture(self.uri, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 15000,
                                                              cv2.CAP_PROP_READ_TIMEOUT_MSEC, 15000])
         else:
-            cap = cv2.VideoCapture(self.uri, cv2.CAP_FFMPEG)
+            threads, prop = int(self.options["threads"] or 0), getattr(cv2, "CAP_PROP_N_THREADS", None)
+            cap = cv2.VideoCapture(self.uri, cv2.CAP_FFMPEG, [prop, threads] if threads > 0 and prop else [])
         if not cap.isOpened() and not factory:
             cap = cv2.VideoCapture(self.uri)
         if not cap.isOpened():
