@@ -322,3 +322,14 @@ def test_a_child_killed_mid_send_does_not_block_the_others():
     assert got[1] == 300 and got[0] < 10**6
     for p in procs:
         p.join(5)
+
+
+def test_limiting_stage_names_decode_when_realtime_streams_fall_behind():
+    from pockit.pipeline.timing import limiting_stage
+
+    meters = {"decode": {"busy_frac": 0.84, "wait_frac": 0.0, "units": 10},
+              "finish": {"busy_frac": 0.95, "wait_frac": 0.04, "units": 1}}
+    assert limiting_stage(meters, 0.0).startswith("finish")
+    assert limiting_stage(meters, 0.0, realtime_lag=0.2).startswith("finish")
+    got = limiting_stage(meters, 0.0, realtime_lag=19.5)
+    assert got.startswith("decode") and "19.5 s behind" in got

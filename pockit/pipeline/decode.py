@@ -46,6 +46,8 @@ class DecodeState:
         self.oversize = 0
         self.error: str | None = None
         self.done = False
+        self.lag = 0.0  # realtime files: how far (s) behind its own clock the latest frame was handed over
+        self.max_lag = 0.0
         self._it = None
         self._t0: float | None = None  # wall clock of timestamp 0 (realtime files)
         self._pending = None  # a frame read but not yet due (realtime files)
@@ -113,6 +115,8 @@ class DecodeWorker(threading.Thread):
                 if due > now:
                     st._pending = frame
                     return due
+                st.lag = now - due  # decoding slower than the camera's rate: the stream falls behind
+                st.max_lag = max(st.max_lag, st.lag)
             st._pending = None
             h, w = frame.image.shape[:2]
             if not self.pool.fits(h, w):

@@ -76,7 +76,8 @@ class _ChildReady:
             except Exception:
                 pass
             self.q.put(("end", item.stream, {"frames": st.frames, "dropped": st.dropped, "oversize": st.oversize,
-                                            "error": st.error, "stats": stats}))
+                                            "error": st.error, "stats": stats, "lag": st.lag,
+                                            "max_lag": st.max_lag}))
             try:
                 st.source.close()
             except Exception:
@@ -149,6 +150,7 @@ class _ProcState:
         self.index, self.source, self.realtime = index, source, realtime
         self.stop_me = flag
         self.frames = self.dropped = self.oversize = 0
+        self.lag = self.max_lag = 0.0
         self.error: str | None = None
         self.stats: dict[str, Any] | None = None  # the child's source stats (corrupt frames, ended early...)
         self.done = False
@@ -248,6 +250,7 @@ class DecodeProcesses:
             st = self.states[msg[1]]
             info = msg[2]
             st.frames, st.dropped, st.oversize = info["frames"], info["dropped"], info["oversize"]
+            st.lag, st.max_lag = info.get("lag", 0.0), info.get("max_lag", 0.0)
             st.error = st.error or info["error"]
             st.stats = info["stats"]
             if info["error"]:

@@ -588,6 +588,8 @@ class Pipeline:
         total = sum(st.summary.frames for st in streams)
         stage_meters = {k: m.summary(wall) for k, m in meters.items()}
         starve = stage_meters["inference"]["wait_frac"] if stage_meters["inference"]["busy_frac"] < 0.5 else 0.0
+        lags = [st.decoder.lag for st in streams if st.decoder is not None and st.realtime and not st.source.live]
+        lag = max(lags) if lags else None
         pipe = {
             "workers": n_workers, "worker_kind": "process" if workers.processes else "thread",
             "decoders": {"processes": len(dprocs.procs) if dprocs else 0, "threads": len(decoders)},
@@ -599,8 +601,11 @@ class Pipeline:
             "frame_pool": pool_info, "stages": stage_meters,
             "dropped": sum(st.decoder.dropped for st in streams if st.decoder is not None),
             "latency_capture_to_tracked": lat_tracked.summary(), "latency_capture_to_event": lat_event.summary(),
-            "limiting_stage": limiting_stage(stage_meters, starve),
+            "limiting_stage": limiting_stage(stage_meters, starve, realtime_lag=lag),
         }
+        if lag is not None:  # realtime files: how far behind their own clock the slowest stream ended
+            pipe["realtime_lag_s"] = round(lag, 3)
+            pipe["realtime_max_lag_s"] = round(max(st.decoder.max_lag for st in streams if st.decoder is not None), 3)
         if overlap:
             pipe["note"] = ("launch/finish overlap: 'preprocess' = upload + letterbox + model launch, 'inference' = "
                             "waiting for the GPU + NMS")

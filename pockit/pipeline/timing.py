@@ -131,12 +131,19 @@ class Reservoir:
                 "p95_ms": round(float(np.percentile(a, 95)), 3), "max_ms": round(float(a.max()), 3)}
 
 
-def limiting_stage(meters: dict[str, dict[str, float]], decode_starved: float) -> str:
+def limiting_stage(meters: dict[str, dict[str, float]], decode_starved: float,
+                   realtime_lag: float | None = None) -> str:
     """The stage that bounds throughput: the busiest stage relative to its capacity (busy time divided by
     wall time x the threads/processes running it). ``decode_starved``: the fraction of time the batcher
-    waited for frames (a starved batcher means the sources, not the model, set the pace)."""
+    waited for frames (a starved batcher means the sources, not the model, set the pace). ``realtime_lag``:
+    seconds behind their own clock that files played in real time ended; over a second means decoding (not
+    the model, which would make frames drop for want of free slots) could not keep the cameras' rate."""
     if not meters:
         return "unknown"
+    if realtime_lag is not None and realtime_lag > 1.0 and "decode" in meters:
+        d = meters["decode"]
+        return (f"decode (real-time streams fell {realtime_lag:.1f} s behind their cameras' rate; decoders "
+                f"{d['busy_frac'] * 100:.0f}% busy over {d['units']} unit(s))")
     name, m = max(meters.items(), key=lambda kv: kv[1]["busy_frac"])
     if decode_starved > 0.5 and m["busy_frac"] < 0.8:
         return "sources (frames arrive slower than the pipeline takes them: camera rate or decode)"
