@@ -174,7 +174,10 @@ class DecodeProcesses:
                  meter: StageMeter, thread_streams: int = 0) -> None:
         ctx = mp.get_context("spawn")
         self.pool, self.timer, self.meter = pool, timer, meter
-        n = max(1, min(int(n), len(states)))
+        free_n = pool.free_count()
+        keep = 1 if thread_streams else 0  # the decode threads (live cameras) keep at least one slot
+        # every process needs at least one slot of its own, or its files would wait for ever
+        n = max(1, min(int(n), len(states), free_n - keep))
         self.flags = ctx.RawArray("b", max(s.index for s in states) + 1)
         self.stop_ev = ctx.Event()
         self.out = Receiver()  # a pipe per process: one killed mid-send cannot block the others
@@ -182,12 +185,14 @@ class DecodeProcesses:
         self.states: dict[int, _ProcState] = {}
         self.procs = [_Proc(k, [s.index for s in states[k::n]]) for k in range(n)]
         self.owner: dict[int, _Proc] = {}
-        # the slots still free in the pool are split in proportion to each process's streams; the rest stay
-        # with the threads (live cameras), at least a batch's worth each way
+        # the slots still free in the pool are split in proportion to each process's streams (at least one
+        # each); the rest stay with the threads (live cameras)
         total_streams = len(states) + thread_streams
-        free_n = pool.free_count()
-        for p in self.procs:
-            k = max(2, free_n * len(p.streams) // max(total_streams, 1))
+        left = free_n - keep
+        for i, p in enumerate(self.procs):
+            later = len(self.procs) - i - 1
+            k = max(1, min(free_n * len(p.streams) // max(total_streams, 1), left - later))
+            left -= k
             mine = pool.take_slots(k, p, self.give_back)
             recv, p.send = ctx.Pipe(duplex=False)
             out_r, p._out_w = ctx.Pipe(duplex=False)
