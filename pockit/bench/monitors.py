@@ -334,12 +334,18 @@ class ResourceMonitor:
         for pid in list(self._children):
             if pid not in seen:
                 del self._children[pid]
-        try:
-            for p in [self.proc, *kids]:
-                pss += p.memory_full_info().pss / 2**20
-        except (psutil.Error, AttributeError):
-            pss = None
-        return cpu, rss, pss, 1 + len(kids)
+        # PSS reads every process's smaps (costly, and this thread shares the measured process's GIL): at most
+        # every 2 s, the last value in between
+        now = time.perf_counter()
+        if now - getattr(self, "_pss_t", -1e9) >= 2.0:
+            self._pss_t = now
+            try:
+                for p in [self.proc, *kids]:
+                    pss += p.memory_full_info().pss / 2**20
+            except (psutil.Error, AttributeError):
+                pss = None
+            self._pss = pss
+        return cpu, rss, getattr(self, "_pss", None), 1 + len(kids)
 
     def _start_tegrastats(self) -> None:
         path = find_tegrastats()

@@ -372,8 +372,12 @@ class TorchDetector:
             src = src.to(self.dtype if self.half else torch.float32)
             if (nh, nw) != (h, w):
                 src = F.interpolate(src, size=(nh, nw), mode="bilinear", align_corners=False, antialias=False)
-            sel = torch.as_tensor(idx, device=self.device)
-            x[sel, :, top : top + nh, left : left + nw] = (src / 255.0).to(self.dtype)
+            val = (src / 255.0).to(self.dtype)
+            if idx == list(range(idx[0], idx[0] + len(idx))):  # the usual case: one frame size, in order
+                x[idx[0] : idx[0] + len(idx), :, top : top + nh, left : left + nw] = val
+            else:  # the index goes over from page-locked memory: a pageable copy would wait for the GPU
+                sel = torch.tensor(idx, dtype=torch.long, pin_memory=self.is_cuda).to(self.device, non_blocking=True)
+                x[sel, :, top : top + nh, left : left + nw] = val
         return x.contiguous(memory_format=self.memory_format), infos
 
     #: batches up to this size are post-processed on the host, larger ones on the GPU (measured on an H200,
@@ -471,8 +475,8 @@ class TorchDetector:
         # map back to original pixels: per-image pad/ratio/clip as tensors
         meta = torch.tensor(
             [[i.pad[0], i.pad[1], i.ratio, i.orig_shape[1], i.orig_shape[0]] for i in infos],
-            device=p.device, dtype=torch.float32,
-        )[img_k]
+            dtype=torch.float32, pin_memory=self.is_cuda,
+        ).to(p.device, non_blocking=True)[img_k]
         bx = (bx - meta[:, [0, 1, 0, 1]]) / meta[:, 2:3]
         bx = torch.minimum(bx.clamp(min=0), meta[:, [3, 4, 3, 4]])
         # one device-to-host copy for the whole batch (each copy is a sync and a GIL round trip)
