@@ -79,6 +79,9 @@ class DecodeWorker(threading.Thread):
                         progressed = True
                     else:  # a realtime frame not due yet: when it is
                         next_due = r if next_due is None else min(next_due, r)
+                flush = getattr(self.ready, "flush", None)
+                if flush is not None:  # a decode process sends a round's frames as one message
+                    flush()
                 if not progressed and live and next_due is not None:
                     time.sleep(min(max(next_due - time.monotonic(), 0.0), 0.005))
         finally:

@@ -21,6 +21,7 @@ import queue
 import struct
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from .channels import Receiver, Sender
@@ -28,16 +29,17 @@ from .decode import DecodeState, DecodeWorker, EndOfStream, FrameRef
 from .timing import StageMeter, StageTimer
 
 log = logging.getLogger("pockit.pipeline")
-_SLOT = struct.Struct("<i")
+_SLOTS = "<{}i"  # slot numbers going home, packed
 
 
 # -- child side ------------------------------------------------------------------------------------------
 class _ChildSlots:
     """The pool as a decode process sees it: its own slots, refilled from a pipe."""
 
-    def __init__(self, attached, conn, slots: list[int]) -> None:
+    def __init__(self, attached, conn, slots: list[int], ready=None) -> None:
         self.attached, self.conn, self.free = attached, conn, list(slots)
         self.slot_bytes = attached.slot_bytes
+        self.ready = ready  # frames held back for one message are sent before waiting for a slot
 
     def fits(self, h: int, w: int) -> bool:
         return h * w * 3 <= self.slot_bytes
@@ -48,10 +50,13 @@ class _ChildSlots:
     def acquire(self, timeout: float | None = None) -> int | None:
         if not self.free:
             try:
+                if self.ready is not None and not self.conn.poll(0):
+                    self.ready.flush()
                 if not self.conn.poll(timeout if timeout and timeout > 0 else 0):
                     return None
                 while True:
-                    self.free.append(_SLOT.unpack(self.conn.recv_bytes())[0])
+                    data = self.conn.recv_bytes()
+                    self.free.extend(struct.unpack(_SLOTS.format(len(data) // 4), data))
                     if not self.conn.poll(0):
                         break
             except (EOFError, OSError):
@@ -60,15 +65,24 @@ class _ChildSlots:
 
 
 class _ChildReady:
-    """Frames and ends as small tuples on the shared queue."""
+    """Frames (small tuples, sent as one list per round over this process's streams) and stream ends."""
 
     def __init__(self, q, states: dict[int, DecodeState]) -> None:
         self.q, self.states = q, states
+        self.held: list[tuple] = []
+
+    def flush(self) -> None:
+        if self.held:
+            self.q.put(self.held)
+            self.held = []
 
     def put(self, item) -> None:
         if isinstance(item, FrameRef):
-            self.q.put((item.stream, item.slot, item.h, item.w, item.index, item.timestamp, item.t_capture))
+            self.held.append((item.stream, item.slot, item.h, item.w, item.index, item.timestamp, item.t_capture))
+            if len(self.held) >= 16:
+                self.flush()
         else:
+            self.flush()
             st = self.states[item.stream]
             stats = {}
             try:
@@ -133,10 +147,11 @@ def decode_main(pid: int, specs: list[tuple[int, dict, bool]], shm_name: str, sl
             st.stop_me = _Flag(flags, index)
             states[index] = st
         if states:
-            worker = DecodeWorker(list(states.values()), _ChildSlots(attached, conn, slots),
-                                  _ChildReady(out, states), stop=_StopAll(stop_ev, parent), timer=timer, meter=meter,
-                                  name=f"decode-proc-{pid}")
+            ready = _ChildReady(out, states)
+            worker = DecodeWorker(list(states.values()), _ChildSlots(attached, conn, slots, ready), ready,
+                                  stop=_StopAll(stop_ev, parent), timer=timer, meter=meter, name=f"decode-proc-{pid}")
             worker.run()  # in this process's main thread
+            ready.flush()
     finally:
         out.put(("bye", pid, timer.export(), (meter.busy, meter.wait, meter.items)))
         attached.close()
@@ -214,13 +229,13 @@ class DecodeProcesses:
             p._recv.close()  # the child has its own copies
             p._out_w.close()
 
-    def give_back(self, p: _Proc, slot: int) -> None:
-        """Called by the pool's release(): the slot goes home to its decode process."""
+    def give_back(self, p: _Proc, slots: list[int]) -> None:
+        """Called by the pool's release(): the slots go home to their decode process, in one message."""
         if p.dead:
             return
         try:
             with p.lock:
-                p.send.send_bytes(_SLOT.pack(slot))
+                p.send.send_bytes(struct.pack(_SLOTS.format(len(slots)), *slots))
         except (OSError, ValueError):  # the process is gone: its slots with it
             pass
 
@@ -282,9 +297,10 @@ class DecodeProcesses:
             except (queue.Empty, EOFError, OSError):
                 self.check()
                 continue
-            if isinstance(msg[0], int):
-                self.pool.count_acquired()
-                self.pool.release(msg[1])
+            if isinstance(msg, list):  # frames nobody will analyse now
+                for _ in msg:
+                    self.pool.count_acquired()
+                self.pool.release_many(f[1] for f in msg)
             else:
                 self.handle(msg)
         for p in self.procs:
@@ -306,8 +322,11 @@ class _MergedReady:
     def __init__(self, local, procs: DecodeProcesses, poll_slice: float | None) -> None:
         self.local, self.procs, self.slice = local, procs, poll_slice
         self.pending_ends: list[int] = []
+        self.frames: deque = deque()  # frames of a list message not yet handed out
 
     def _from_procs(self, timeout: float | None):
+        if self.frames:
+            return self.frames.popleft()
         q = self.procs.out
         while True:
             try:
@@ -324,9 +343,11 @@ class _MergedReady:
                         return EndOfStream(s)
                     continue
                 raise
-            if isinstance(msg[0], int):
-                self.procs.pool.count_acquired()
-                return FrameRef(*msg)
+            if isinstance(msg, list):
+                for f in msg:
+                    self.procs.pool.count_acquired()
+                    self.frames.append(FrameRef(*f))
+                return self.frames.popleft()
             item = self.procs.handle(msg)
             if item is not None:
                 return item

@@ -88,16 +88,33 @@ class FramePool:
             self.in_use -= 1
         home = self._home.get(slot)
         if home is not None:
-            self._give_back(home, slot)
+            self._give_back(home, [slot])
         else:
             self._free.put(slot)
+
+    def release_many(self, slots) -> None:
+        """Release several slots; those owned by decode processes go home in one message per process."""
+        slots = list(slots)
+        if not slots:
+            return
+        with self._lock:
+            self.in_use -= len(slots)
+        homes: dict = {}
+        for slot in slots:
+            home = self._home.get(slot)
+            if home is None:
+                self._free.put(slot)
+            else:
+                homes.setdefault(id(home), (home, []))[1].append(slot)
+        for home, mine in homes.values():
+            self._give_back(home, mine)
 
     def free_count(self) -> int:
         return self._free.qsize()
 
     def take_slots(self, k: int, home, give_back) -> list[int]:
         """Hand ``k`` free slots for good to another process (a decode process, ``home``): it acquires them
-        itself; :meth:`release` sends them back with ``give_back(home, slot)``."""
+        itself; :meth:`release` sends them back with ``give_back(home, [slot, ...])``."""
         slots = []
         for _ in range(k):
             try:

@@ -311,8 +311,7 @@ class Pipeline:
                         flow["first"], flow["first_n"] = time.monotonic(), n_done
                     flow["last"] = time.monotonic()
                     flow["n"] += n_done
-                for slot in slots:
-                    pool.release(slot)
+                pool.release_many(slots)
                 meters["tracking_rules"].add(busy=busy, items=len(slots))
                 lat_tracked.extend(lats)
                 for s, n in counts.items():
@@ -352,8 +351,7 @@ class Pipeline:
                         st.decoder.stop_me.set()
             elif kind == "dead":
                 _, wid, dead_streams, code, slots = msg
-                for slot in slots:
-                    pool.release(slot)
+                pool.release_many(slots)
                 ids = [by_index[s].cfg.id for s in dead_streams]
                 text = (f"tracking/rules worker process {wid} died (exit code {code}); its streams "
                         f"{ids} stopped; events raised before are kept")
@@ -389,8 +387,7 @@ class Pipeline:
                 self.failure = self.failure or e
                 log.error("inference failed: %s: %s", type(e).__name__, e)
             self._stop.set()  # the decoders stop too: nothing more can be analysed
-            for r in refs:
-                pool.release(r.slot)
+            pool.release_many(r.slot for r in refs)
 
         def launcher() -> None:
             live = len(streams)
@@ -405,8 +402,7 @@ class Pipeline:
                         frames.append(it)  # end markers keep their place in the stream's order
                 refs = [f for f in frames if hasattr(f, "slot")]
                 if refs and (self._stop.is_set() or self.failure is not None):
-                    for r in refs:  # stopping: frames not yet inferred are let go
-                        pool.release(r.slot)
+                    pool.release_many(r.slot for r in refs)  # stopping: frames not yet inferred are let go
                     frames = [f for f in frames if not hasattr(f, "slot")]
                     refs = []
                 if not frames:
@@ -471,13 +467,11 @@ class Pipeline:
                              d.class_ids, d.data or None))
                     else:
                         if per_shard:
-                            for slot in workers.send_frames(per_shard):
-                                pool.release(slot)
+                            pool.release_many(workers.send_frames(per_shard))
                             per_shard = {}
                         workers.end_stream(f.stream)
                 if per_shard:
-                    for slot in workers.send_frames(per_shard):
-                        pool.release(slot)
+                    pool.release_many(workers.send_frames(per_shard))
                 meters["finish"].add(busy=time.perf_counter() - t1, items=len(refs))
 
         decoders: list = []
