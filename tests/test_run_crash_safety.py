@@ -76,3 +76,56 @@ rules:
     assert res.exit_code == 0, res.output
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "anywhere" in html
+
+
+def test_ctrl_c_with_decode_processes_flushes_and_stops_every_process(shared_data, tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) during a run whose files are
+    decoded in child processes: the run stops within seconds, run.json says interrupted, the events raised so
+    far are on disk, and no child process prints a traceback or lingers."""
+    cfg = tmp_path / "poc.yaml"
+    seq = shared_data / "mot" / "TUD-Stadtmitte"
+    srcs = "\n".join(f'  - {{id: cam{i}, uri: "{seq}", realtime: true}}' for i in range(4))
+    cfg.write_text(f"""name: ctrlc
+sources:
+{srcs}
+model: {{path: person-yolov8s}}
+pipeline: {{decode_processes: true, decode_threads: 2, workers: 1}}
+rules:
+  - {{name: anywhere, type: zone_enter, zone: [[0, 0], [1, 0], [1, 1], [0, 1]]}}
+""")
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "pockit.cli", "run", str(cfg), "-o", str(run_dir), "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        ev = run_dir / "events.jsonl"
+        while time.monotonic() < deadline and proc.poll() is None:
+            if ev.exists() and ev.stat().st_size > 0:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    rec = json.loads((run_dir / "run.json").read_text())
+    assert rec["status"] == "interrupted" and rec["pipeline"]["decoders"]["processes"] == 2, err[-2000:]
+    assert len(read_events(run_dir / "events.jsonl")) >= 1
+    assert "Traceback" not in err, err[-3000:]
+    left = []
+    for _ in range(50):  # multiprocessing's resource tracker leaves a moment after the main process
+        import psutil
+
+        left = [p.cmdline() for p in psutil.process_iter() if _pgid(p.pid) == proc.pid and p.status() != "zombie"]
+        if not left:
+            break
+        time.sleep(0.1)
+    assert not left, f"processes outlived the run: {left}"
+
+
+def _pgid(pid):
+    try:
+        return os.getpgid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None

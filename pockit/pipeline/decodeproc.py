@@ -127,9 +127,12 @@ class _StopAll:
 def decode_main(pid: int, specs: list[tuple[int, dict, bool]], shm_name: str, slot_bytes: int, slots: list[int],
                 conn, out, stop_ev, flags, parent: int) -> None:
     """Entry point of a decode process. specs: (stream index, open_source kwargs, realtime) per stream."""
+    import signal
+
     from ..sources import open_source
     from .framepool import AttachedPool
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's: it stops us through stop_ev
     attached = AttachedPool(shm_name, slot_bytes)
     timer, meter = StageTimer(), StageMeter("decode")
     states: dict[int, DecodeState] = {}
