@@ -162,7 +162,9 @@ def extend_head(weights: str | Path, new_classes: list[str], out: str | Path) ->
     if clash or not new_classes or len(set(new_classes)) != len(new_classes):
         raise ValueError(f"new classes {list(new_classes)} must be distinct and new to the model's classes {names}")
     nc_old, nc = len(names), len(names) + len(new_classes)
-    new = DetectionModel(dict(old.yaml), nc=nc, verbose=False)
+    with torch.random.fork_rng():  # the new rows' initialisation is seeded: the same file every time
+        torch.manual_seed(0)
+        new = DetectionModel(dict(old.yaml), nc=nc, verbose=False)
     sd_old, sd_new = old.state_dict(), new.state_dict()
     extended = 0
     with torch.no_grad():
