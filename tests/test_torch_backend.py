@@ -144,3 +144,18 @@ def test_host_and_gpu_postprocess_agree(classes, max_det):
         np.testing.assert_allclose(h.xyxy[order_h], d.xyxy[order_d], atol=1e-3)
         np.testing.assert_allclose(h.scores[order_h], d.scores[order_d], atol=1e-6)
         np.testing.assert_array_equal(h.class_ids[order_h], d.class_ids[order_d])
+
+
+def test_graph_sizes_cover_every_batch(monkeypatch):
+    from pockit.inference.torch_backend import TorchDetector
+
+    det = TorchDetector.__new__(TorchDetector)
+    det.batch = 64
+    assert det.graph_sizes() == [1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64]
+    det.batch = 12
+    assert det.graph_sizes() == [1, 2, 4, 8, 12]
+    det.batch = 1
+    assert det.graph_sizes() == [1]
+    monkeypatch.setenv("POCKIT_GRAPH_SIZES", "0")
+    det.batch = 64
+    assert det.graph_sizes() == [64]

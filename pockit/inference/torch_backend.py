@@ -199,7 +199,8 @@ class TorchDetector:
         self.class_filter = resolve_classes(classes, self.class_names, field="model.classes",
                                             owner=path.name if path else "the model")
         self.use_graph = bool(cuda_graph and self.is_cuda)
-        self._graph = None
+        self._graph = None  # the full-batch graph; self._graphs: batch size -> (graph, its output buffer)
+        self._graphs: dict[int, tuple] = {}
         self._static_in = None
         self._static_out = None
         self._copy_stream = torch.cuda.Stream(self.device) if self.is_cuda else None
@@ -237,27 +238,49 @@ class TorchDetector:
             if self.use_graph and b <= self.batch and tuple(x.shape[2:]) == self.imgsz:
                 if self._graph is None:
                     self._capture()
+                size = next(k for k in sorted(self._graphs) if k >= b)  # the smallest captured batch that fits
                 self._static_in[:b].copy_(x)
-                self._graph.replay()
-                return self._static_out[:b]
+                g, out = self._graphs[size]
+                g.replay()
+                return out[:b]
             return self._forward(x.to(self.dtype).contiguous(memory_format=self.memory_format))
 
+    def graph_sizes(self) -> list[int]:
+        """Batch sizes with a CUDA graph of their own: a graph always computes its full batch, so a batch of 6
+        frames (a few live cameras) replayed on the batch-64 graph would cost 64 frames of GPU time. Sizes 1, 2,
+        4, 8, then every multiple of 8, up to ``batch`` (``POCKIT_GRAPH_SIZES=0``: the full batch only)."""
+        import os
+
+        b = self.batch
+        if os.environ.get("POCKIT_GRAPH_SIZES") == "0":
+            return [b]
+        return sorted({k for k in (1, 2, 4, *range(8, b + 1, 8)) if k <= b} | {b})
+
     def _capture(self) -> None:
+        """Capture one CUDA graph per :meth:`graph_sizes` (largest first, sharing one memory pool and one input
+        buffer). Done once, before any other GPU work of this detector runs on another thread."""
         torch = self.torch
         h, w = self.imgsz
         self._static_in = torch.full((self.batch, 3, h, w), PAD_VALUE / 255.0, device=self.device, dtype=self.dtype)
         self._static_in = self._static_in.contiguous(memory_format=self.memory_format)
+        sizes = sorted(self.graph_sizes(), reverse=True)
         s = torch.cuda.Stream(self.device)
         s.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(s), torch.inference_mode():
-            for _ in range(3):  # warm-up on a side stream (cuDNN autotune, lazy init) before capture
-                self._forward(self._static_in)
+            for k in sizes:  # warm-up on a side stream (cuDNN autotune, lazy init) before capture
+                for _ in range(2 if k == sizes[0] else 1):
+                    self._forward(self._static_in[:k])
         torch.cuda.current_stream(self.device).wait_stream(s)
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g), torch.inference_mode():
-            self._static_out = self._forward(self._static_in)
-        self._graph = g
-        log.info("captured CUDA graph at batch %d, %dx%d", self.batch, h, w)
+        self._graphs = {}
+        pool = None
+        for k in sizes:
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g, pool=pool), torch.inference_mode():
+                out = self._forward(self._static_in[:k])
+            pool = g.pool() if pool is None else pool
+            self._graphs[k] = (g, out)
+        self._graph, self._static_out = self._graphs[self.batch]
+        log.info("captured CUDA graphs at batch sizes %s, %dx%d", sorted(self._graphs), h, w)
 
     def warmup(self, n: int = 1) -> None:
         """Run ``n`` small batches (cuDNN autotuning), then capture the CUDA graph."""
