@@ -182,3 +182,17 @@ def test_yaml_shape_problems_are_named(tmp_path, text, message):
 def test_unreadable_config_is_named(tmp_path):
     with pytest.raises(ConfigError, match="is a directory, not a config file"):
         load_config(tmp_path)
+
+
+def test_benchmark_configs_quoted_in_the_readmes_validate():
+    """The configs behind the benchmark commands (benchmarks/gpu, benchmarks/memory) load without error."""
+    from pathlib import Path
+
+    from pockit.config import load_config
+
+    root = Path(__file__).resolve().parent.parent / "benchmarks"
+    files = sorted((root / "gpu").glob("*.yaml")) + sorted((root / "memory").glob("*.yaml"))
+    assert len(files) >= 6
+    for f in files:
+        cfg = load_config(f)
+        assert cfg.sources and cfg.rules, f
