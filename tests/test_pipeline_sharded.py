@@ -333,3 +333,24 @@ def test_limiting_stage_names_decode_when_realtime_streams_fall_behind():
     assert limiting_stage(meters, 0.0, realtime_lag=0.2).startswith("finish")
     got = limiting_stage(meters, 0.0, realtime_lag=19.5)
     assert got.startswith("decode") and "19.5 s behind" in got
+
+
+def test_live_camera_in_a_thread_beside_files_in_decode_processes(shared_data, gt_detector, reference, tmp_path):
+    """A live camera (here a video file read by the live reader) keeps its decode thread while the files go to
+    decode processes; the batcher takes frames from both, and the files' results are those of the reference."""
+    ref, ref_dir = reference
+    cfg = _cfg(shared_data, tmp_path, decode_processes=True, decode_threads=2)
+    video = shared_data / "video" / "one-by-one-person-detection.mp4"
+    cfg["sources"].append({"id": "cam", "uri": str(video), "max_frames": 40, "options": {"live": True}})
+    det = GtDetector([])
+    det.table = gt_detector.table
+    det.detect = lambda images: [Detections(xyxy=det.table.get(_key(im), np.zeros((0, 4), np.float32)),
+                                            scores=np.full(len(det.table.get(_key(im), ())), 0.9, np.float32),
+                                            class_names=GtDetector.class_names) for im in images]
+    s = pockit.run(cfg, run_dir=tmp_path / "run", detector=det, progress=False, workers=0)
+    assert s.pipeline["decoders"] == {"processes": 2, "threads": 1}, s.pipeline["decoders"]
+    assert {k: s.sources[k].frames for k in ("campus", "pets", "stadt")} == {"campus": 71, "pets": 80, "stadt": 90}
+    assert s.sources["cam"].frames > 0 and not [e for e in s.errors if not e.startswith("cam")]
+    got = _events(tmp_path / "run")
+    got.pop("cam", None)
+    assert got == _events(ref_dir)
