@@ -4,13 +4,14 @@ Decoding in threads of the inference process makes every decoded frame take the 
 threads need between CUDA calls; with dozens of streams the inference process then spends its time handing
 the GIL over (measured: the limiting stage at 32-64 streams). Here each decode process opens its share of
 the file sources itself, runs the same :class:`~.decode.DecodeWorker` (pacing, waiting or dropping, counting),
-writes pixels into pool slots it owns, and sends only a small tuple per frame (stream, slot, size, index,
-timestamps) on one queue, as Frigate does. Slots come back to the process that owns them over a pipe when
-tracking/rules are done with them, so the pool keeps its bound: the slots are split between the decode
-processes (in proportion to their streams) once, at the start.
+writes pixels into pool slots it owns, and sends only small tuples (stream, slot, size, index, timestamps),
+one message per round over its streams, on a pipe of its own (:mod:`.channels`), as Frigate queues only frame
+names. Slots come back to the process that owns them over another pipe when tracking/rules are done with them,
+so the pool keeps its bound: the slots are split between the decode processes (in proportion to their
+streams) once, at the start.
 
-A decode process that dies is noticed by :meth:`DecodeProcesses.check`: its streams end with an error
-naming them, what it sent before is analysed, and the other streams go on.
+A decode process that dies is noticed by :meth:`DecodeProcesses.check`: what it sent before is analysed,
+then its streams end with an error naming them, and the other streams go on.
 """
 from __future__ import annotations
 
@@ -202,7 +203,6 @@ class DecodeProcesses:
         self._checked = 0.0
         self.states: dict[int, _ProcState] = {}
         self.procs = [_Proc(k, [s.index for s in states[k::n]]) for k in range(n)]
-        self.owner: dict[int, _Proc] = {}
         # the slots still free in the pool are split in proportion to each process's streams (at least one
         # each); the rest stay with the threads (live cameras)
         total_streams = len(states) + thread_streams
@@ -263,7 +263,7 @@ class DecodeProcesses:
                 if not st.done:
                     st.error = st.error or (f"decode process {p.pid} died (exit code {code}) after {st.frames} "
                                             "frames were handed over")
-                    log.error("stream %d: %s", s, st.error)
+                    log.error("source %s: %s", getattr(st.source, "source_id", s), st.error)
                     self.ready.pending_ends.append(s)
 
     def handle(self, msg) -> object | None:
@@ -301,8 +301,7 @@ class DecodeProcesses:
                 self.check()
                 continue
             if isinstance(msg, list):  # frames nobody will analyse now
-                for _ in msg:
-                    self.pool.count_acquired()
+                self.pool.count_acquired(len(msg))
                 self.pool.release_many(f[1] for f in msg)
             else:
                 self.handle(msg)
@@ -347,9 +346,8 @@ class _MergedReady:
                     continue
                 raise
             if isinstance(msg, list):
-                for f in msg:
-                    self.procs.pool.count_acquired()
-                    self.frames.append(FrameRef(*f))
+                self.procs.pool.count_acquired(len(msg))
+                self.frames.extend(FrameRef(*f) for f in msg)
                 return self.frames.popleft()
             item = self.procs.handle(msg)
             if item is not None:

@@ -84,13 +84,7 @@ class FramePool:
         return slot
 
     def release(self, slot: int) -> None:
-        with self._lock:
-            self.in_use -= 1
-        home = self._home.get(slot)
-        if home is not None:
-            self._give_back(home, [slot])
-        else:
-            self._free.put(slot)
+        self.release_many((slot,))
 
     def release_many(self, slots) -> None:
         """Release several slots; those owned by decode processes go home in one message per process."""
@@ -126,10 +120,10 @@ class FramePool:
         self._give_back = give_back
         return slots
 
-    def count_acquired(self) -> None:
-        """A slot acquired by another process has arrived here (for in_use / high_water)."""
+    def count_acquired(self, n: int = 1) -> None:
+        """``n`` slots acquired by another process have arrived here (for in_use / high_water)."""
         with self._lock:
-            self.in_use += 1
+            self.in_use += n
             self.high_water = max(self.high_water, self.in_use)
 
     def view(self, slot: int, h: int, w: int) -> np.ndarray:

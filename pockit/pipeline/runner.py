@@ -158,11 +158,11 @@ class Pipeline:
                 max_frames = sc.max_frames
                 if self.max_frames is not None:
                     max_frames = min(max_frames or self.max_frames, self.max_frames)
-                src = open_source(uri, source_id=sc.id, fps=sc.fps, max_frames=max_frames, start=sc.start,
-                                  loop=sc.loop, resize=sc.resize, **sc.options)
+                kw = dict(uri=uri, source_id=sc.id, fps=sc.fps, max_frames=max_frames, start=sc.start,
+                          loop=sc.loop, resize=sc.resize, **sc.options)
+                src = open_source(**kw)
                 st = _Stream(i, sc, src)
-                st.open_kwargs = dict(uri=uri, source_id=sc.id, fps=sc.fps, max_frames=max_frames, start=sc.start,
-                                      loop=sc.loop, resize=sc.resize, **sc.options)
+                st.open_kwargs = kw  # a decode process reopens the source from these
                 st.summary.uri = str(uri)
                 st.summary.fps = float(sc.fps or src.fps or 25.0)
                 st.summary.native_fps = float(src.fps) if src.fps else None
