@@ -269,19 +269,26 @@ class TorchDetector:
         sizes = sorted(self.graph_sizes(), reverse=True)
         s = torch.cuda.Stream(self.device)
         s.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(s), torch.inference_mode():
-            for k in sizes:  # warm-up on a side stream (cuDNN autotune, lazy init) before capture
-                for _ in range(2 if k == sizes[0] else 1):
-                    self._forward(self._static_in[:k])
-        torch.cuda.current_stream(self.device).wait_stream(s)
         self._graphs = {}
+        self._graph_keep = []
         pool = None
         for k in sizes:
+            # warm-up at this very size on a side stream (cuDNN autotune, lazy init), then capture at once:
+            # Ultralytics' Detect head rebuilds its anchors from a CPU stride tensor whenever the input shape
+            # changes (batch included), a host-to-device copy that must not happen inside a capture
+            with torch.cuda.stream(s), torch.inference_mode():
+                for _ in range(2 if k == sizes[0] else 1):
+                    self._forward(self._static_in[:k])
+            torch.cuda.current_stream(self.device).wait_stream(s)
             g = torch.cuda.CUDAGraph()
             with torch.cuda.graph(g, pool=pool), torch.inference_mode():
                 out = self._forward(self._static_in[:k])
             pool = g.pool() if pool is None else pool
             self._graphs[k] = (g, out)
+            # the graph reads the head's anchors at their captured addresses: keep those tensors alive after
+            # the next size's warm-up replaces them on the module
+            self._graph_keep.append([t for m in self.model.modules() for t in (getattr(m, "anchors", None),
+                                     getattr(m, "strides", None)) if isinstance(t, torch.Tensor)])
         self._graph, self._static_out = self._graphs[self.batch]
         log.info("captured CUDA graphs at batch sizes %s, %dx%d", sorted(self._graphs), h, w)
 
