@@ -63,6 +63,8 @@ def model_config(args) -> dict:
         cfg["half"] = True
     if args.no_rect:
         cfg["rect"] = False
+    if args.min_short_side is not None:
+        cfg["min_short_side"] = args.min_short_side
     return cfg
 
 
@@ -163,6 +165,8 @@ def main() -> int:
     ap.add_argument("--half", action="store_true", help="pockit model.half (OpenVINO: bf16 where native)")
     ap.add_argument("--no-rect", action="store_true", help="pockit model.rect: false (square 640x640 input)")
     ap.add_argument("--imgsz", type=int, default=640)
+    ap.add_argument("--min-short-side", type=int, default=None,
+                    help="pockit model.min_short_side (default: the ModelConfig default; 0: plain letterbox)")
     ap.add_argument("--conf", type=float, default=0.25)
     ap.add_argument("--max-frames", type=int)
     ap.add_argument("--torch-threads", type=int, default=os.cpu_count(),

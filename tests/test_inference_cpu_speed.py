@@ -338,3 +338,17 @@ def test_models_quantize_cli_says_what_it_needs(onnx_model, tmp_path):
     r = CliRunner().invoke(models_cmd, ["quantize", str(onnx_model), "--calib", str(tmp_path), "-o", str(tmp_path / "q.onnx")])
     assert r.exit_code == 1 and f"calibration source {tmp_path}: no images" in r.output
     assert not (tmp_path / "q.onnx").exists()
+
+
+def test_min_short_side_is_a_model_setting(onnx_model, tud_frame, tmp_path, monkeypatch):
+    """model.min_short_side: the wide-frame rule's size is configurable; 0 letterboxes to imgsz like Ultralytics."""
+    monkeypatch.setenv("POCKIT_CACHE_DIR", str(tmp_path))
+    wide = cv2.resize(tud_frame, (1224, 370))
+    sizes = {}
+    for mss in (320, 256, 0):
+        det = load_detector(ModelConfig(path=str(onnx_model), backend="onnx", min_short_side=mss))
+        det.detect([wide])
+        sizes[mss] = det.input_shapes_used[-1]
+    assert sizes == {320: (352, 1088), 256: (288, 864), 0: (224, 640)}
+    with pytest.raises(ValueError, match="min_short_side"):
+        ModelConfig(min_short_side=-1)

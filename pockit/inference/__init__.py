@@ -165,6 +165,7 @@ def load_detector(model: Any = "person-yolov8s", **overrides) -> Detector:
         raise ValueError(f"model.precision bf16 needs backend openvino (or auto), not {name!r}")
     if name == "torch":  # TorchDetector letterboxes to the square imgsz on the GPU: no rect option
         opts.pop("rect", None)
+        opts.pop("min_short_side", None)
     module, cls_name = _BACKENDS[name]
     try:
         cls = getattr(importlib.import_module(module), cls_name)

@@ -98,9 +98,11 @@ class Detector:
         agnostic: bool = False,
         layout: str = "auto",
         rect: bool = False,
+        min_short_side: int = MIN_SHORT_SIDE,
     ) -> None:
         self.path = Path(path)
         self.rect = bool(rect)
+        self.min_short_side = max(0, int(min_short_side))
         self.imgsz = int(imgsz)
         self.conf = float(conf)
         self.iou = float(iou)
@@ -259,14 +261,15 @@ class Detector:
 
     def rect_size_for(self, shapes: Sequence[tuple[int, int]], imgsz: int) -> int:
         """The longest side of the network input for these frames: ``imgsz``, raised for very wide frames so
-        that their short side keeps at least ``MIN_SHORT_SIDE`` pixels (or its native size, if smaller):
-        a 1224x370 street view letterboxed to 640 wide would leave people 25-40 px tall. Derived from the
-        footage, the same rule for every camera; 4:3 and 16:9 frames are not affected."""
+        that their short side keeps at least ``min_short_side`` pixels (``model.min_short_side``, default
+        ``MIN_SHORT_SIDE``; or its native size, if smaller): a 1224x370 street view letterboxed to 640 wide
+        would leave people 25-40 px tall. Derived from the footage, the same rule for every camera; 4:3 and
+        16:9 frames are not affected. 0 turns it off."""
         if len(set(map(tuple, shapes))) != 1:
             return imgsz
         h, w = shapes[0]
         short = min(h, w) * imgsz / max(h, w)
-        want = min(MIN_SHORT_SIDE, min(h, w))
+        want = min(self.min_short_side, min(h, w))
         if short >= want:
             return imgsz
         size = imgsz * want / short
