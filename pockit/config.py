@@ -145,7 +145,7 @@ class ModelConfig(_M):
                        "(640x480 -> 480x640), like Ultralytics; false: square imgsz x imgsz")
     min_short_side: int = Field(320, ge=0, description="with rect: very wide frames get a longer network input "
                                 "so that its short side keeps this many pixels (a 1224x370 street view runs at "
-                                "352x1088, not 224x640: KITTI-17 MOTA 0.73 vs 0.56, at 0.55x the frames/s); "
+                                "352x1088, not 224x640: KITTI-17 MOTA 0.74 vs 0.56 at 0.44x the frames/s, benchmarks/README.md); "
                                 "0: plain imgsz letterbox, as Ultralytics does")
     precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
         "auto", description="CPU numerics. auto: bf16 on OpenVINO where the CPU computes bf16 natively and "
