@@ -81,7 +81,7 @@ def test_cuda_fp32_matches_cpu(weights, frames):
 def test_cuda_fp16_graph_and_launch_finish(weights, frames, monkeypatch):
     from pockit.inference.torch_backend import TorchDetector
 
-    monkeypatch.setenv("POCKIT_GRAPH_SIZES", "1")  # a graph per batch size bucket (opt-in)
+    monkeypatch.delenv("POCKIT_GRAPH_SIZES", raising=False)  # the default: a graph per batch size bucket
 
     fp32 = TorchDetector(weights, device="cuda:0", half=False, batch=8, cuda_graph=False, conf=0.3)
     fp16 = TorchDetector(weights, device="cuda:0", half=True, batch=8, cuda_graph=True, conf=0.3)
