@@ -1,5 +1,6 @@
 """The class-based demos (issue 14) end to end on the shared footage: demos/parking.yaml, ppe.yaml, phone_use.yaml,
-left_luggage.yaml, each with the models they name (converted once per cache, see tests/test_models_convert.py)."""
+left_luggage.yaml, climbing.yaml, each with the models they name (converted once per cache, see
+tests/test_models_convert.py)."""
 from __future__ import annotations
 
 import itertools
@@ -140,3 +141,53 @@ def test_left_luggage_by_class(coco_ssd, tmp_path):
     # measured limit: the SSD never sees the bag once it stands alone, so no class confirms the blob
     assert e.extra.get("detector_class") is None
     assert run["model"]["extra_models"]["bags"]["classes"] == [27, 31, 33]
+
+
+def _climb_clip(shared_data: Path, out: Path, feet) -> str:
+    """one-by-one-person-detection.mp4's empty frame 0 with the man of frame 300 (his detected box, scaled 0.45)
+    pasted so that his feet stand at each (x, y) of ``feet``, one frame each, 10 fps."""
+    cap = cv2.VideoCapture(str(shared_data / "video" / "one-by-one-person-detection.mp4"))
+    frames = []
+    while len(frames) < 301:
+        ok, f = cap.read()
+        assert ok
+        frames.append(f)
+    bg, man = frames[0], cv2.resize(frames[300][0:395, 378:558], None, fx=0.45, fy=0.45, interpolation=cv2.INTER_AREA)
+    ph, pw = man.shape[:2]
+    w = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (768, 432))
+    for x, y in feet:
+        f = bg.copy()
+        x0, y0 = int(x - pw / 2), int(y - ph)
+        f[y0:y0 + ph, x0:x0 + pw] = man
+        w.write(f)
+    w.release()
+    return str(out)
+
+
+@pytest.mark.slow
+def test_climbing_nobody_climbs_on_the_real_clip(tmp_path):
+    """People walk through the office (every frame at 5 fps): tracked, and nobody's feet rise onto the wall."""
+    cfg = _demo("climbing.yaml")
+    cfg["sources"][0]["fps"] = 5
+    events, run = _run(cfg, tmp_path / "run")
+    assert events == [] and run["events_per_rule"] == {"wall": 0}
+    assert run["frames"] == 697 and run["tracks_per_source"]["office"] >= 3
+
+
+@pytest.mark.slow
+def test_climbing_a_person_rising_onto_the_wall_raises_once(shared_data, tmp_path):
+    """The man stands on the floor 2 s (feet y 400), rises onto the wall in 1.5 s (feet y 190, above the line at
+    y 238) and stays there 3.5 s: one alarm, when he has been above the line for the rule's 1 s; the same man
+    walking along the floor for 7 s: none."""
+    up = [(250, 400)] * 20 + [(250, 400 - 210 * k / 15) for k in range(1, 16)] + [(250, 190)] * 35
+    walk = [(150 + 300 * k / 69, 400) for k in range(70)]
+    cfg = _demo("climbing.yaml")
+    cfg["sources"] = [{"id": "climb", "uri": _climb_clip(shared_data, tmp_path / "climb.mp4", up)},
+                      {"id": "walk", "uri": _climb_clip(shared_data, tmp_path / "walk.mp4", walk)}]
+    events, run = _run(cfg, tmp_path / "run")
+    assert [(e.source, e.rule, e.extra["reason"]) for e in events] == [("climb", "wall", "held")], \
+        [e.to_dict() for e in events]
+    e = events[0]
+    # above the band (feet < 238 - 0.1 x 178 px) from frame ~32 (3.2 s): the alarm 1 s later
+    assert 3.8 <= e.time <= 4.5 and (e.bbox[3]) < 238
+    assert run["tracks_per_source"] == {"climb": 1, "walk": 1}
