@@ -201,6 +201,7 @@ class TorchDetector:
         self.use_graph = bool(cuda_graph and self.is_cuda)
         self._graph = None  # the full-batch graph; self._graphs: batch size -> (graph, its output buffer)
         self._graphs: dict[int, tuple] = {}
+        self._graph_keep: list = []  # tensors the captured graphs read (the head's anchors at each size)
         self._static_in = None
         self._static_out = None
         self._copy_stream = torch.cuda.Stream(self.device) if self.is_cuda else None
