@@ -335,6 +335,22 @@ def test_limiting_stage_names_decode_when_realtime_streams_fall_behind():
     assert got.startswith("decode") and "19.5 s behind" in got
 
 
+def test_limiting_stage_names_decode_for_unpaced_files_and_sources_otherwise():
+    """A starved batcher: with every stream an unpaced file, decode sets the pace (quoted with its numbers, as
+    measured on the H200: decoders 65 % busy, 9 % waiting for a slot); with cameras it may be their rate."""
+    from pockit.pipeline.timing import limiting_stage
+
+    meters = {"decode": {"busy_frac": 0.6506, "wait_frac": 0.0888, "units": 10},
+              "inference": {"busy_frac": 0.2745, "wait_frac": 0.6884, "units": 1},
+              "finish": {"busy_frac": 0.7054, "wait_frac": 0.259, "units": 1}}
+    assert limiting_stage(meters, 0.6884).startswith("sources (")
+    got = limiting_stage(meters, 0.6884, unpaced=True, decode_ms=3.78)
+    assert got == ("decode (files read as fast as they decode: the batcher waited 69% of the time for frames; "
+                   "decoders 65% busy, 3.8 ms per frame and 9% waiting for a free frame slot, over 10 unit(s))")
+    # not starved: the busiest stage, whatever the sources
+    assert limiting_stage(meters, 0.2, unpaced=True, decode_ms=3.78).startswith("finish (71% busy")
+
+
 def test_live_camera_in_a_thread_beside_files_in_decode_processes(shared_data, gt_detector, reference, tmp_path):
     """A live camera (here a video file read by the live reader) keeps its decode thread while the files go to
     decode processes; the batcher takes frames from both, and the files' results are those of the reference."""

@@ -595,7 +595,10 @@ class Pipeline:
             "frame_pool": pool_info, "stages": stage_meters,
             "dropped": sum(st.decoder.dropped for st in streams if st.decoder is not None),
             "latency_capture_to_tracked": lat_tracked.summary(), "latency_capture_to_event": lat_event.summary(),
-            "limiting_stage": limiting_stage(stage_meters, starve, realtime_lag=lag),
+            "limiting_stage": limiting_stage(
+                stage_meters, starve, realtime_lag=lag,
+                unpaced=bool(streams) and all(not st.realtime and not st.source.live for st in streams),
+                decode_ms=self.timer.summary().get("decode", {}).get("mean_ms")),
         }
         if lag is not None:  # realtime files: how far behind their own clock the slowest stream ended
             pipe["realtime_lag_s"] = round(lag, 3)

@@ -132,12 +132,16 @@ class Reservoir:
 
 
 def limiting_stage(meters: dict[str, dict[str, float]], decode_starved: float,
-                   realtime_lag: float | None = None) -> str:
+                   realtime_lag: float | None = None, unpaced: bool = False,
+                   decode_ms: float | None = None) -> str:
     """The stage that bounds throughput: the busiest stage relative to its capacity (busy time divided by
     wall time x the threads/processes running it). ``decode_starved``: the fraction of time the batcher
     waited for frames (a starved batcher means the sources, not the model, set the pace). ``realtime_lag``:
     seconds behind their own clock that files played in real time ended; over a second means decoding (not
-    the model, which would make frames drop for want of free slots) could not keep the cameras' rate."""
+    the model, which would make frames drop for want of free slots) could not keep the cameras' rate.
+    ``unpaced``: every stream is a file read as fast as it decodes (no camera rate to wait for), so a starved
+    batcher means decode; ``decode_ms``: its mean time per frame, quoted with the decoders' busy and
+    slot-waiting shares (a decoder waiting for a free frame slot points at ``pipeline.frame_slots``)."""
     if not meters:
         return "unknown"
     if realtime_lag is not None and realtime_lag > 1.0 and "decode" in meters:
@@ -146,5 +150,11 @@ def limiting_stage(meters: dict[str, dict[str, float]], decode_starved: float,
                 f"{d['busy_frac'] * 100:.0f}% busy over {d['units']} unit(s))")
     name, m = max(meters.items(), key=lambda kv: kv[1]["busy_frac"])
     if decode_starved > 0.5 and m["busy_frac"] < 0.8:
+        if unpaced and "decode" in meters:
+            d = meters["decode"]
+            per = f", {decode_ms:.1f} ms per frame" if decode_ms else ""
+            return (f"decode (files read as fast as they decode: the batcher waited {decode_starved * 100:.0f}% "
+                    f"of the time for frames; decoders {d['busy_frac'] * 100:.0f}% busy{per} and "
+                    f"{d['wait_frac'] * 100:.0f}% waiting for a free frame slot, over {d['units']} unit(s))")
         return "sources (frames arrive slower than the pipeline takes them: camera rate or decode)"
     return f"{name} ({m['busy_frac'] * 100:.0f}% busy over {m['units']} unit(s))"
