@@ -3,7 +3,7 @@
 # Usage: bash benchmarks/gpu/run.sh OUT_DIR [DEVICE] [FRAMES]   (DEVICE default cuda:0; FRAMES per stream)
 # Needs .devdata/ (see benchmarks/gpu/README.md). Writes one bench JSON per case into OUT_DIR.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 out=${1:?out dir}; dev=${2:-cuda:0}; n=${3:-400}
 mkdir -p "$out"
 half=--half; [[ $dev == cpu ]] && half=--no-half
@@ -35,6 +35,11 @@ for s in 32 64; do
 done
 # 64 x 1080p at the cameras' own 25 fps: frames dropped when behind, and the limiting stage
 for d in "" $([[ ${NVDEC:-1} == 1 ]] && echo _nvdec); do
-  pk bench $g/pets1080$d.yaml --device "$dev" $half --batch 64 --streams 64 --realtime \
+  pk bench "$g/pets1080$d.yaml" --device "$dev" $half --batch 64 --streams 64 --realtime \
      -o "$out/paced_1080p${d:-_cpudecode}.json" --no-progress --no-model-only
 done
+# 64 cameras paced at 25 fps for 10 minutes: memory over time (`memory_timeline` in the JSON). LONG=1 runs it
+if [[ ${LONG:-0} == 1 ]]; then
+  pk bench $g/pets576_loop.yaml --device "$dev" $half --batch 64 --streams 64 --realtime --max-frames 15000 \
+     --no-model-only -o "$out/long64_10min.json" --no-progress
+fi
