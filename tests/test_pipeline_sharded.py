@@ -370,3 +370,62 @@ def test_live_camera_in_a_thread_beside_files_in_decode_processes(shared_data, g
     got = _events(tmp_path / "run")
     got.pop("cam", None)
     assert got == _events(ref_dir)
+
+
+class HashDetector:
+    """Finds nothing; remembers a hash of every frame it is shown (the whole image)."""
+
+    class_names = {0: "person"}
+    info = {"backend": "hash"}
+
+    def __init__(self):
+        self.seen = []
+        self.last_timings = {}
+
+    def detect(self, images):
+        self.seen += [hashlib.md5(np.ascontiguousarray(im).tobytes()).hexdigest() for im in images]
+        return [Detections.empty() for _ in images]
+
+
+def test_video_frames_decoded_into_the_pool_slots_are_the_frames_of_the_copy_path(shared_data, tmp_path,
+                                                                                 monkeypatch):
+    """Unpaced video files decode straight into a free frame slot (no allocation, no copy per frame). The
+    detector sees exactly the frames of the old path (decode into a new array, then copy into the slot), in
+    decode threads and in decode processes, and every frame was decoded in place."""
+    from collections import Counter
+
+    from pockit.pipeline.decode import DecodeWorker
+    from pockit.sources.files import VideoFileSource
+
+    video = shared_data / "video"
+    cfg = {"name": "into", "model": {"path": "unused.onnx", "batch": 4},
+           "sources": [{"id": "a", "uri": str(video / "one-by-one-person-detection.mp4"), "max_frames": 40},
+                       {"id": "b", "uri": str(video / "car-detection.mp4"), "max_frames": 30},
+                       {"id": "c", "uri": str(video / "one-by-one-person-detection.mp4"), "start": 5,
+                        "max_frames": 25}],
+           "outputs": {"dir": str(tmp_path)}, "pipeline": {"decode_processes": False, "decode_threads": 2}}
+
+    def run(name, **pipe):
+        det = HashDetector()
+        c = json.loads(json.dumps(cfg))
+        c["pipeline"].update(pipe)
+        s = pockit.run(c, run_dir=tmp_path / name, detector=det, progress=False, workers=0)
+        assert not s.errors and {k: v.frames for k, v in s.sources.items()} == {"a": 40, "b": 30, "c": 25}
+        return Counter(det.seen)
+
+    reads = Counter()
+    real_read = VideoFileSource._read
+
+    def counting(self, cap):
+        reads["into" if self.into is not None else "new"] += 1
+        return real_read(self, cap)
+
+    monkeypatch.setattr(VideoFileSource, "_read", counting)
+    into = run("into")
+    assert reads["into"] == 95 and reads["new"] == 0, reads
+    monkeypatch.setattr(DecodeWorker, "_into_ok", lambda self, st: False)
+    copied = run("copy")
+    assert reads["new"] == 95
+    assert into == copied and sum(into.values()) == 95
+    monkeypatch.undo()
+    assert run("procs", decode_processes=True) == copied  # the same in decode processes (spawned: unpatched)

@@ -129,3 +129,23 @@ def _pgid(pid):
         return os.getpgid(pid)
     except (ProcessLookupError, PermissionError):
         return None
+
+
+def test_a_worker_process_that_cannot_start_fails_the_run_with_its_reason(shared_data, tmp_path, monkeypatch):
+    """The OS refuses a process (no memory, a process limit): the run raises the real reason (not a clean-up
+    error that hid it), stops its threads and writes run.json with status failed and that reason."""
+    import multiprocessing.context as mpc
+
+    import pytest
+
+    def refuse(self):
+        raise OSError("cannot start a process: test")
+
+    monkeypatch.setattr(mpc.SpawnProcess, "start", refuse)
+    cfg = {"name": "nostart", "model": {"path": "unused.onnx"},
+           "sources": [{"id": "a", "uri": str(shared_data / "video" / "car-detection.mp4"), "max_frames": 5}],
+           "outputs": {"dir": str(tmp_path)}}
+    with pytest.raises(RuntimeError, match="OSError: cannot start a process: test"):
+        pockit.run(cfg, run_dir=tmp_path / "r", detector=_OnePerson(), progress=False, workers=1)
+    rec = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert rec["status"] == "failed" and rec["errors"] == ["pipeline: OSError: cannot start a process: test"]

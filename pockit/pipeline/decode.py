@@ -14,6 +14,8 @@ import logging
 import threading
 import time
 
+import numpy as np
+
 from .framepool import FramePool
 from .timing import StageMeter, StageTimer
 
@@ -98,6 +100,8 @@ class DecodeWorker(threading.Thread):
     def _step(self, st: DecodeState):
         """Read and hand over one frame of ``st``: True; None at its end; a float (monotonic time) when
         the next frame of a realtime file is not due yet."""
+        if not st.realtime and self._into_ok(st):
+            return self._step_into(st)
         try:
             if st._it is None:
                 st._it = iter(st.source)
@@ -143,6 +147,67 @@ class DecodeWorker(threading.Thread):
             self.meter.add(busy=(t1 - t0) + (time.perf_counter() - t2), wait=t2 - t1, items=1)
             return True
         except Exception as e:  # a broken source ends that stream, not the run
+            st.error = f"{type(e).__name__}: {e}"
+            log.error("source %s failed: %s", st.source.source_id, st.error)
+            return None
+
+    def _into_ok(self, st: DecodeState) -> bool:
+        """Can ``st``'s frames be decoded straight into a pool slot? A video file source (it has ``into``),
+        not resized, whose frame size is known and fits the slots."""
+        src = st.source
+        size = getattr(src, "native_size", None)
+        return (hasattr(src, "into") and not getattr(src, "live", False) and size is not None
+                and getattr(src, "resize", None) in (None, size)
+                and self.pool.fits(size[1], size[0]))
+
+    def _step_into(self, st: DecodeState):
+        """One frame of an unpaced file decoded straight into a free slot (no per-frame allocation, no copy):
+        the slot is taken first (waiting for one, as offline analysis does), the source's ``into`` points at
+        it while it decodes. A frame that came out elsewhere (its size changed) is copied, or dropped as
+        oversize; a slot not used goes back."""
+        slot = None
+        try:
+            if st._it is None:
+                st._it = iter(st.source)
+            t0 = time.perf_counter()
+            slot = self._slot(st)
+            t1 = time.perf_counter()
+            if slot is None:  # stopped while waiting
+                return None
+            w, h = st.source.native_size
+            view = self.pool.view(slot, h, w)
+            st.source.into = view
+            try:
+                frame = next(st._it)
+            except StopIteration:
+                self.pool.release(slot)
+                slot = None
+                return None
+            finally:
+                st.source.into = None
+            self.timer.add("decode", time.perf_counter() - t1)
+            img = frame.image
+            h, w = img.shape[:2]
+            if not np.may_share_memory(img, view):  # decoded elsewhere (its size changed)
+                if not self.pool.fits(h, w):
+                    st.oversize += 1
+                    st.dropped += 1
+                    if st.oversize == 1:
+                        log.error("source %s: a %dx%d frame does not fit the frame pool's %d-byte slots; such "
+                                  "frames are dropped (set the source's resize)", st.source.source_id, w, h,
+                                  self.pool.slot_bytes)
+                    self.pool.release(slot)
+                    slot = None
+                    return True
+                self.pool.view(slot, h, w)[...] = img
+            self.ready.put(FrameRef(st.index, slot, h, w, frame.index, frame.timestamp, time.monotonic()))
+            slot = None
+            st.frames += 1
+            self.meter.add(busy=time.perf_counter() - t1, wait=t1 - t0, items=1)
+            return True
+        except Exception as e:  # a broken source ends that stream, not the run
+            if slot is not None:
+                self.pool.release(slot)
             st.error = f"{type(e).__name__}: {e}"
             log.error("source %s failed: %s", st.source.source_id, st.error)
             return None

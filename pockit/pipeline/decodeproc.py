@@ -64,6 +64,10 @@ class _ChildSlots:
                 return None
         return self.free.pop()
 
+    def release(self, slot: int) -> None:
+        """A slot taken but not used (the stream ended, the frame was dropped): back to this process's free list."""
+        self.free.append(slot)
+
 
 class _ChildReady:
     """Frames (small tuples, sent as one list per round over this process's streams) and stream ends."""

@@ -515,6 +515,9 @@ class Pipeline:
         except KeyboardInterrupt:
             interrupted = True
             self._stop.set()
+        except Exception as e:  # e.g. a worker or decode process that cannot start: flushed and recorded below
+            log.error("pipeline failed to start or run: %s: %s", type(e).__name__, e)
+            self.failure = self.failure or e
         finally:
             self._stop.set()
             if dprocs is not None:

@@ -100,6 +100,8 @@ class WorkerPool:
         while self.collector.is_alive() and time.monotonic() < deadline:
             self.collector.join(0.2)
         for sh in self.shards:
+            if not _started(sh.handle):  # start() failed before this one: nothing to wait for
+                continue
             if self.processes:
                 sh.handle.join(5)
                 if sh.handle.is_alive():  # pragma: no cover - a wedged worker
@@ -149,3 +151,10 @@ class WorkerPool:
                 slots = list(sh.outstanding)
                 sh.outstanding.clear()
             self.on_result(("dead", sh.wid, sh.streams, sh.handle.exitcode, slots))
+
+
+def _started(handle) -> bool:
+    """Was this worker (a Process or a Thread) started?"""
+    if isinstance(handle, threading.Thread):
+        return handle.ident is not None
+    return getattr(handle, "_popen", None) is not None

@@ -52,6 +52,9 @@ class VideoFileSource(Source):
     """
 
     kind = "video"
+    #: an HxWx3 uint8 array the next frame is decoded into when it has the frame's shape (the pipeline points it
+    #: at a free frame-pool slot: no allocation and no copy per frame); None: a new array per frame
+    into = None
     OPTIONS = {"native_fps": None, "timestamps": "auto", "corrupt_retries": 10, "capture_factory": None,
                "decoder": "auto", "threads": 0}
 
@@ -197,6 +200,15 @@ class VideoFileSource(Source):
                     "(%d frames decoded); the file is truncated or damaged (check it with `ffprobe %s`)", self.uri,
                     first_failed / self.fps, n / self.fps, n, decoded, self.uri)
 
+    def _read(self, cap):
+        """One frame, into ``self.into`` when set (a capture whose read() takes no buffer reads as usual)."""
+        if self.into is not None:
+            try:
+                return cap.read(self.into)
+            except TypeError:  # a capture_factory's reader without cv2's image argument
+                pass
+        return cap.read()
+
     def _frames(self) -> Iterator[tuple[np.ndarray, int, float, dict]]:
         idx_off, t_off, passes = 0, 0.0, 0
         retries = int(self.options["corrupt_retries"])
@@ -209,7 +221,7 @@ class VideoFileSource(Source):
                 prev_ts: float | None = None
                 failed: list[int] = []
                 while not self._closed:
-                    ok, img = cap.read()
+                    ok, img = self._read(cap)
                     if not ok or img is None:
                         failed.append(index)
                         index += 1
