@@ -239,7 +239,7 @@ class TorchDetector:
             if self.use_graph and b <= self.batch and tuple(x.shape[2:]) == self.imgsz:
                 if self._graph is None:
                     self._capture()
-                size = next(k for k in sorted(self._graphs) if k >= b)  # the smallest captured batch that fits
+                size = next(k for k in self._graphs if k >= b)  # the smallest captured batch that fits
                 self._static_in[:b].copy_(x)
                 g, out = self._graphs[size]
                 g.replay()
@@ -291,8 +291,9 @@ class TorchDetector:
             # the next size's warm-up replaces them on the module
             self._graph_keep.append([t for m in self.model.modules() for t in (getattr(m, "anchors", None),
                                      getattr(m, "strides", None)) if isinstance(t, torch.Tensor)])
+        self._graphs = dict(sorted(self._graphs.items()))  # smallest first: forward_raw takes the first that fits
         self._graph, self._static_out = self._graphs[self.batch]
-        log.info("captured CUDA graphs at batch sizes %s, %dx%d", sorted(self._graphs), h, w)
+        log.info("captured CUDA graphs at batch sizes %s, %dx%d", list(self._graphs), h, w)
 
     def warmup(self, n: int = 1) -> None:
         """Run ``n`` small batches (cuDNN autotuning), then capture the CUDA graph."""

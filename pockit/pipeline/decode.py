@@ -127,11 +127,7 @@ class DecodeWorker(threading.Thread):
             st._pending = None
             h, w = frame.image.shape[:2]
             if not self.pool.fits(h, w):
-                st.oversize += 1
-                st.dropped += 1
-                if st.oversize == 1:
-                    log.error("source %s: a %dx%d frame does not fit the frame pool's %d-byte slots; such frames "
-                              "are dropped (set the source's resize)", st.source.source_id, w, h, self.pool.slot_bytes)
+                self._oversize(st, h, w)
                 return True
             slot = self._slot(st)
             t2 = time.perf_counter()
@@ -147,9 +143,20 @@ class DecodeWorker(threading.Thread):
             self.meter.add(busy=(t1 - t0) + (time.perf_counter() - t2), wait=t2 - t1, items=1)
             return True
         except Exception as e:  # a broken source ends that stream, not the run
-            st.error = f"{type(e).__name__}: {e}"
-            log.error("source %s failed: %s", st.source.source_id, st.error)
-            return None
+            return self._failed(st, e)
+
+    def _oversize(self, st: DecodeState, h: int, w: int) -> None:
+        """A frame larger than the pool's slots: dropped and counted, said once per stream."""
+        st.oversize += 1
+        st.dropped += 1
+        if st.oversize == 1:
+            log.error("source %s: a %dx%d frame does not fit the frame pool's %d-byte slots; such frames "
+                      "are dropped (set the source's resize)", st.source.source_id, w, h, self.pool.slot_bytes)
+
+    @staticmethod
+    def _failed(st: DecodeState, e: Exception) -> None:
+        st.error = f"{type(e).__name__}: {e}"
+        log.error("source %s failed: %s", st.source.source_id, st.error)
 
     def _into_ok(self, st: DecodeState) -> bool:
         """Can ``st``'s frames be decoded straight into a pool slot? A video file source (it has ``into``),
@@ -190,12 +197,7 @@ class DecodeWorker(threading.Thread):
             h, w = img.shape[:2]
             if not np.may_share_memory(img, view):  # decoded elsewhere (its size changed)
                 if not self.pool.fits(h, w):
-                    st.oversize += 1
-                    st.dropped += 1
-                    if st.oversize == 1:
-                        log.error("source %s: a %dx%d frame does not fit the frame pool's %d-byte slots; such "
-                                  "frames are dropped (set the source's resize)", st.source.source_id, w, h,
-                                  self.pool.slot_bytes)
+                    self._oversize(st, h, w)
                     self.pool.release(slot)
                     slot = None
                     return True
@@ -208,9 +210,7 @@ class DecodeWorker(threading.Thread):
         except Exception as e:  # a broken source ends that stream, not the run
             if slot is not None:
                 self.pool.release(slot)
-            st.error = f"{type(e).__name__}: {e}"
-            log.error("source %s failed: %s", st.source.source_id, st.error)
-            return None
+            return self._failed(st, e)
 
     def _slot(self, st: DecodeState) -> int | None:
         if st.realtime:

@@ -584,6 +584,7 @@ class Pipeline:
                 st.summary.error = "no frames decoded"
         total = sum(st.summary.frames for st in streams)
         stage_meters = {k: m.summary(wall) for k, m in meters.items()}
+        timings = self.timer.summary()
         starve = stage_meters["inference"]["wait_frac"] if stage_meters["inference"]["busy_frac"] < 0.5 else 0.0
         lags = [st.decoder.lag for st in streams if st.decoder is not None and st.realtime and not st.source.live]
         lag = max(lags) if lags else None
@@ -601,7 +602,7 @@ class Pipeline:
             "limiting_stage": limiting_stage(
                 stage_meters, starve, realtime_lag=lag,
                 unpaced=bool(streams) and all(not st.realtime and not st.source.live for st in streams),
-                decode_ms=self.timer.summary().get("decode", {}).get("mean_ms")),
+                decode_ms=timings.get("decode", {}).get("mean_ms")),
         }
         if lag is not None:  # realtime files: how far behind their own clock the slowest stream ended
             pipe["realtime_lag_s"] = round(lag, 3)
@@ -614,7 +615,7 @@ class Pipeline:
             fps=total / wall if wall > 0 else 0.0,
             sources={st.cfg.id: st.summary for st in streams},
             events_per_rule={r.name: self.events_per_rule.get(r.name, 0) for r in cfg.rules},
-            timings=self.timer.summary(), model=dict(getattr(detector, "info", {}) or {}),
+            timings=timings, model=dict(getattr(detector, "info", {}) or {}),
             interrupted=interrupted,
             errors=[f"{st.cfg.id}: {st.summary.error}" for st in streams if st.summary.error]
             + [f"pipeline: {t}" for t in dead_workers if not t.startswith("tracking/rules worker process")]

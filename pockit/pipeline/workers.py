@@ -155,6 +155,4 @@ class WorkerPool:
 
 def _started(handle) -> bool:
     """Was this worker (a Process or a Thread) started?"""
-    if isinstance(handle, threading.Thread):
-        return handle.ident is not None
-    return getattr(handle, "_popen", None) is not None
+    return (handle.ident if isinstance(handle, threading.Thread) else handle.pid) is not None
