@@ -149,3 +149,31 @@ def test_a_worker_process_that_cannot_start_fails_the_run_with_its_reason(shared
         pockit.run(cfg, run_dir=tmp_path / "r", detector=_OnePerson(), progress=False, workers=1)
     rec = json.loads((tmp_path / "r" / "run.json").read_text())
     assert rec["status"] == "failed" and rec["errors"] == ["pipeline: OSError: cannot start a process: test"]
+
+
+def test_alarms_reach_the_delivery_queue_before_events_jsonl(shared_data, tmp_path, monkeypatch):
+    """Each alarm is put in the network sink's durable queue before it is appended to events.jsonl (the jsonl
+    sink listed first): a box SIGKILLed between the two writes has the alarm resent by its next run, instead of
+    written locally and never sent (seen once in 13 runs of the kill test in tests/test_collect.py)."""
+    from pockit.sinks.delivery import QueuedSink
+
+    seen = []  # events.jsonl's line count each time the queue takes an alarm
+    real = QueuedSink.write
+
+    def write(self, event):
+        p = tmp_path / "r" / "events.jsonl"
+        seen.append(len(p.read_text().splitlines()) if p.exists() else 0)
+        return real(self, event)
+
+    monkeypatch.setattr(QueuedSink, "write", write)
+    cfg = {"name": "order", "model": {"path": "unused.onnx"},
+           "sources": [{"id": "a", "uri": str(shared_data / "video" / "car-detection.mp4"), "max_frames": 6}],
+           "rules": [{"name": "z", "type": "zone_enter", "zone": [[0, 0], [1, 0], [1, 1], [0, 1]]},
+                     {"name": "y", "type": "zone_enter", "zone": [[0, 0], [1, 0], [1, 1], [0, 1]]}],
+           "outputs": {"dir": str(tmp_path), "sinks": [{"type": "jsonl"},
+                                                       {"type": "webhook", "url": "http://127.0.0.1:9/x", "retries": 1,
+                                                        "timeout": 0.2, "drain_timeout": 0}]}}
+    s = pockit.run(cfg, run_dir=tmp_path / "r", detector=_OnePerson(), progress=False, workers=0)
+    assert s.events_per_rule == {"z": 1, "y": 1}
+    assert seen == [0, 1]  # the queue had each alarm while events.jsonl did not yet
+    assert len(read_events(tmp_path / "r" / "events.jsonl")) == 2

@@ -241,6 +241,7 @@ class Pipeline:
     # -- main ----------------------------------------------------------------------------------
     def run(self) -> RunSummary:
         from ..sinks import delivery_summary, make_sinks
+        from ..sinks.delivery import QueuedSink
         from .batcher import Batcher
         from .decode import DecodeState, make_decode_workers
         from .streamwork import StreamSpec
@@ -264,6 +265,9 @@ class Pipeline:
                             "sources": {st.cfg.id: asdict(st.summary) for st in streams}})
         self.events_per_rule: Counter = Counter()
         sinks = make_sinks(cfg.outputs, self.run_dir)
+        # an alarm goes into the network sinks' durable queues before the local files: a box killed between
+        # the two writes then has it delivered (the next run resends its queue), not written here and never sent
+        dispatch = sorted(sinks, key=lambda s: not isinstance(s, QueuedSink))
         names = dict(getattr(detector, "class_names", {}) or {})
         batch = max(1, int(cfg.model.batch))
         on_cuda = bool(getattr(detector, "is_cuda", False)) or str(cfg.model.device).startswith("cuda")
@@ -324,7 +328,7 @@ class Pipeline:
                 now = time.monotonic()
                 for s, d, tcap in events:
                     ev = Event.from_dict(d)
-                    for sink in sinks:
+                    for sink in dispatch:
                         try:
                             sink.write(ev)
                         except Exception as e:
