@@ -135,3 +135,54 @@ def test_pipeline_on_cuda(weights, tud_campus, tmp_path):
     assert hit / total >= 0.70, hit / total
     assert 6 <= summary.sources["campus"].tracks <= 20  # 8 identities in the ground truth
     assert summary.events_per_rule["centre_line"] >= 1
+
+
+def _h264(tud_campus, path) -> Path:
+    """TUD-Campus as an H.264 mp4 (PyAV), the codec NVDEC decodes on every NVIDIA GPU."""
+    import av
+    import cv2
+
+    files = sorted((tud_campus / "img1").glob("*.jpg"))
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=25)
+        first = cv2.imread(str(files[0]))
+        s.height, s.width, s.pix_fmt = first.shape[0], first.shape[1], "yuv420p"
+        for f in files:
+            fr = av.VideoFrame.from_ndarray(cv2.imread(str(f)), format="bgr24")
+            for p in s.encode(fr):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    return Path(path)
+
+
+def test_nvdec_frames_match_cpu_and_run_in_decode_processes(weights, tud_campus, tmp_path):
+    """NVDEC (PyNvVideoCodec): frames match OpenCV's, a frame-pool-like buffer is filled in place, and the pipeline
+    decodes NVDEC streams in its decode processes (4 streams) with every frame analysed."""
+    pytest.importorskip("PyNvVideoCodec", reason="PyNvVideoCodec is not installed (pip install PyNvVideoCodec)")
+    from pockit.sources import open_source
+
+    video = _h264(tud_campus, tmp_path / "campus.mp4")
+    gpu = [f.image for f in open_source(str(video), decoder="nvdec")]
+    cpu = [f.image for f in open_source(str(video), decoder="cpu")]
+    assert len(gpu) == len(cpu) == 71
+    diff = float(np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(gpu, cpu)]))
+    assert diff < 3.0, diff  # colour conversion differs a little between NVDEC and FFmpeg
+    src = open_source(str(video), decoder="nvdec")
+    buf = np.zeros((src.native_size[1], src.native_size[0], 3), np.uint8)
+    src.into = buf
+    first = next(iter(src))
+    assert np.shares_memory(first.image, buf) and np.abs(buf.astype(int) - cpu[0].astype(int)).mean() < 3.0
+    src.close()
+    cfg = {
+        "name": "nvdec",
+        "sources": [{"id": f"cam{i}", "uri": str(video), "options": {"decoder": "nvdec"}} for i in range(4)],
+        "model": {"path": str(weights), "backend": "torch", "device": "cuda:0", "half": True, "batch": 8, "conf": 0.3},
+        "pipeline": {"decode_processes": True},
+        "rules": [{"name": "centre_line", "type": "line_crossing", "line": [[320, 470], [320, 320]], "direction": "both"}],
+    }
+    summary = pockit.run(cfg, run_dir=tmp_path / "run", progress=False)
+    assert not summary.errors and summary.frames == 4 * 71
+    rec = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert rec["pipeline"]["decoders"]["processes"] >= 1
+    assert summary.events_per_rule["centre_line"] >= 4  # the CPU test's >= 1 crossing, on each of the 4 streams

@@ -154,6 +154,8 @@ def decode_main(pid: int, specs: list[tuple[int, dict, bool]], shm_name: str, sl
             st = DecodeState(index, src, realtime)
             st.stop_me = _Flag(flags, index)
             states[index] = st
+            if getattr(src, "decoder", None) == "nvdec" and not attached.pinned:
+                attached.pin()  # NVDEC frames are copied from the GPU straight into the slots: page-locked
         if states:
             ready = _ChildReady(out, states)
             worker = DecodeWorker(list(states.values()), _ChildSlots(attached, conn, slots, ready), ready,

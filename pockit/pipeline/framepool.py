@@ -59,19 +59,7 @@ class FramePool:
         return self.shm.name if self.shm is not None else None
 
     def _pin(self) -> bool:
-        try:
-            import torch
-
-            if not torch.cuda.is_available():
-                return False
-            rc = torch.cuda.cudart().cudaHostRegister(self.buf.ctypes.data, self.buf.nbytes, 0)
-            ok = int(rc if isinstance(rc, int) else getattr(rc, "value", rc)) == 0
-            if not ok:
-                log.warning("could not pin the frame pool (cudaHostRegister returned %s): copies are staged", rc)
-            return ok
-        except Exception as e:  # pragma: no cover - needs CUDA
-            log.warning("could not pin the frame pool (%s): host-to-device copies are staged", e)
-            return False
+        return pin_host(self.buf)
 
     def acquire(self, timeout: float | None = None) -> int | None:
         try:
@@ -143,15 +131,37 @@ class FramePool:
 
     def close(self) -> None:
         if getattr(self, "pinned", False):
-            try:  # pragma: no cover - needs CUDA
-                import torch
-
-                torch.cuda.cudart().cudaHostUnregister(self.buf.ctypes.data)
-            except Exception:
-                pass
+            unpin_host(self.buf)
             self.pinned = False
         self.buf = np.empty(0, np.uint8)
         self._free_shm()
+
+
+def pin_host(buf: np.ndarray) -> bool:
+    """Register ``buf`` as page-locked memory with CUDA (``cudaHostRegister``), so copies between it and the GPU
+    are DMAs with no staging copy; False (and a warning) where CUDA or the registration is unavailable."""
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return False
+        rc = torch.cuda.cudart().cudaHostRegister(buf.ctypes.data, buf.nbytes, 0)
+        ok = int(rc if isinstance(rc, int) else getattr(rc, "value", rc)) == 0
+        if not ok:
+            log.warning("could not pin the frame pool (cudaHostRegister returned %s): copies are staged", rc)
+        return ok
+    except Exception as e:  # pragma: no cover - needs CUDA
+        log.warning("could not pin the frame pool (%s): copies between host and GPU are staged", e)
+        return False
+
+
+def unpin_host(buf: np.ndarray) -> None:
+    try:  # pragma: no cover - needs CUDA
+        import torch
+
+        torch.cuda.cudart().cudaHostUnregister(buf.ctypes.data)
+    except Exception:
+        pass
 
 
 def slot_view(buf: np.ndarray, slot_bytes: int, slot: int, h: int, w: int) -> np.ndarray:
@@ -168,11 +178,22 @@ class AttachedPool:
         self.shm = shared_memory.SharedMemory(name=name)
         self.buf = np.ndarray((self.shm.size,), np.uint8, buffer=self.shm.buf)
         self.slot_bytes = slot_bytes
+        self.pinned = False
+
+    def pin(self) -> bool:
+        """Register this process's mapping of the pool as page-locked (a decode process copying NVDEC frames
+        from the GPU into its slots): see :func:`pin_host`."""
+        if not self.pinned:
+            self.pinned = pin_host(self.buf)
+        return self.pinned
 
     def view(self, slot: int, h: int, w: int) -> np.ndarray:
         return slot_view(self.buf, self.slot_bytes, slot, h, w)
 
     def close(self) -> None:
+        if self.pinned:
+            unpin_host(self.buf)
+            self.pinned = False
         self.buf = np.empty(0, np.uint8)
         try:
             self.shm.close()

@@ -204,12 +204,12 @@ class Pipeline:
         return max(1, min(int(d), n_streams))
 
     def _process_decoded(self, streams: list[_Stream]) -> list[_Stream]:
-        """The streams decoded in child processes (``pipeline.decode_processes``): file sources, not NVDEC
-        (its frames come from the GPU context of this process)."""
+        """The streams decoded in child processes (``pipeline.decode_processes``): file sources, NVDEC ones
+        included (each decode process drives its streams' NVDEC sessions in one CUDA context and copies the
+        frames from the GPU into its pool slots, so this process's GIL never sees a decoded frame)."""
         import os
 
-        files = [st for st in streams if not st.source.live
-                 and str(st.cfg.options.get("decoder", "")).lower() != "nvdec"]
+        files = [st for st in streams if not st.source.live]
         dp = self.cfg.pipeline.decode_processes
         if dp == "auto":
             dp = len(files) >= 4 and (os.cpu_count() or 1) >= 4

@@ -41,18 +41,30 @@ def nvdec_available() -> tuple[bool, str]:
 
 def _current_context() -> int:
     """The CUDA context torch uses (its primary context), so every decoder shares it instead of creating
-    one context per camera (64 contexts time-slice the GPU); 0 (the decoder makes its own) if unknown."""
+    one context per camera (64 contexts time-slice the GPU); 0 (the decoder makes its own) if unknown.
+    Asked through the driver library itself (``cuCtxGetCurrent``), after torch has made its context current
+    on this thread, so no cuda-python package is needed."""
+    try:
+        import ctypes
+
+        import torch
+
+        torch.zeros(1, device="cuda")  # torch's primary context, current on this thread from here on
+        lib = ctypes.CDLL("libcuda.so.1")
+        ctx = ctypes.c_void_p()
+        if lib.cuCtxGetCurrent(ctypes.byref(ctx)) == 0 and ctx.value:
+            return int(ctx.value)
+    except Exception:
+        pass
     try:
         from cuda.bindings import driver
 
         err, ctx = driver.cuCtxGetCurrent()
         if int(err) == 0 and ctx is not None and int(ctx) != 0:
             return int(ctx)
-        err, dev = driver.cuDeviceGet(0)
-        err2, ctx = driver.cuDevicePrimaryCtxRetain(dev)
-        return int(ctx) if int(err2) == 0 else 0
     except Exception:
-        return 0
+        pass
+    return 0
 
 
 class NvdecCapture:
@@ -75,7 +87,8 @@ class NvdecCapture:
         self.width = int(getattr(meta, "width", 0) or 0)
         self.height = int(getattr(meta, "height", 0) or 0)
         self.codec = str(getattr(meta, "codec_name", "") or "nvdec")
-        self._buf: list[np.ndarray] = []
+        self._gpu = None  # the current batch of BGR frames on the GPU (N x H x W x 3 uint8)
+        self._next = 0
         self._stream = None
         self._pos = 0  # index of the next frame read()/grab() returns
         self._open = True
@@ -86,6 +99,7 @@ class NvdecCapture:
         return self._open
 
     def _fill(self) -> None:
+        """The next batch of decoded frames, converted to BGR on the GPU; they stay there until read."""
         if self._eof:
             return
         frames = self._dec.get_batch_frames(BATCH)
@@ -94,24 +108,34 @@ class NvdecCapture:
             return
         torch = self._torch
         dev = torch.device("cuda", self.gpu_id)
-        if self._stream is None:  # its own stream: the copy never queues behind the model's kernels
+        if self._stream is None:  # its own stream: the copies never queue behind the model's kernels
             self._stream = torch.cuda.Stream(dev)
         with torch.cuda.stream(self._stream):
             batch = torch.stack([torch.from_dlpack(f).to(dev) for f in frames])  # N x H x W x 3 RGB
-            host = batch.flip(-1).contiguous().cpu().numpy()  # BGR, one device-to-host copy per batch
-        self._buf.extend(host[i] for i in range(host.shape[0]))
+            self._gpu = batch.flip(-1).contiguous()  # BGR, still on the GPU
+        self._next = 0
 
     def read(self, image: np.ndarray | None = None):
-        if not self._buf:
+        """The next frame in host memory: copied from the GPU straight into ``image`` when it has the frame's
+        shape (a frame-pool slot: page-locked, so the copy is a DMA), else into a new array."""
+        if self._gpu is None or self._next >= len(self._gpu):
+            self._gpu = None
             self._fill()
-        if not self._buf:
+        if self._gpu is None:
             return False, None
-        img = self._buf.pop(0)
+        src = self._gpu[self._next]
+        self._next += 1
         self._pos += 1
-        if image is not None and image.shape == img.shape:
-            np.copyto(image, img)
+        torch = self._torch
+        if (image is not None and tuple(image.shape) == tuple(src.shape) and image.dtype == np.uint8
+                and image.flags.c_contiguous and image.flags.writeable):
+            with torch.cuda.stream(self._stream):
+                torch.from_numpy(image).copy_(src, non_blocking=True)
+            self._stream.synchronize()
             return True, image
-        return True, img
+        with torch.cuda.stream(self._stream):
+            out = src.cpu().numpy()
+        return True, out
 
     def grab(self) -> bool:
         ok, _ = self.read()
@@ -143,7 +167,7 @@ class NvdecCapture:
     def release(self) -> None:
         if self._open:
             self._open = False
-            self._buf = []
+            self._gpu = None
             try:
                 self._dec.end()
             except Exception:
