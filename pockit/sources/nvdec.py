@@ -70,17 +70,27 @@ def _current_context() -> int:
 class NvdecCapture:
     """A ``cv2.VideoCapture`` stand-in that decodes with NVDEC (see module docstring)."""
 
-    def __init__(self, path: str, gpu_id: int = 0, prefetch: int = 16) -> None:
+    def __init__(self, path: str, gpu_id: int = 0, prefetch: int = 16, convert: str | None = None) -> None:
+        import os
+
         import PyNvVideoCodec as nvc
         import torch
 
         self._torch = torch
         self.path = path
         self.gpu_id = gpu_id
+        # where NV12 becomes BGR: "gpu" (PyNvVideoCodec's kernel + a flip, in this process's CUDA context) or
+        # "cpu" (the NV12 frame, 1.5 bytes a pixel, comes over and OpenCV converts it into the slot: no kernel
+        # of this process competes with the model's for the GPU)
+        self.convert = (convert or os.environ.get("POCKIT_NVDEC_CONVERT", "gpu")).lower()
+        if self.convert not in ("gpu", "cpu"):
+            raise ValueError(f"NVDEC colour conversion must be 'gpu' or 'cpu', got {self.convert!r}")
         torch.cuda.init()
+        color = nvc.OutputColorType.RGB if self.convert == "gpu" else nvc.OutputColorType.NATIVE
         self._dec = nvc.ThreadedDecoder(path, buffer_size=prefetch, gpu_id=gpu_id, use_device_memory=True,
-                                        cuda_context=_current_context(),
-                                        output_color_type=nvc.OutputColorType.RGB)
+                                        cuda_context=_current_context(), output_color_type=color)
+        self._raw: list = []  # convert == "cpu": the current batch of NV12 frames (on the GPU)
+        self._staging = None
         meta = self._dec.get_stream_metadata()
         self.fps = float(getattr(meta, "average_fps", 0) or getattr(meta, "avg_frame_rate", 0) or 0) or 25.0
         self.count = int(getattr(meta, "num_frames", 0) or 0)
@@ -115,9 +125,42 @@ class NvdecCapture:
             self._gpu = batch.flip(-1).contiguous()  # BGR, still on the GPU
         self._next = 0
 
+    def _read_nv12(self, image: np.ndarray | None):
+        """convert == "cpu": the next NV12 frame copied to page-locked host memory, converted to BGR by OpenCV
+        into ``image`` (or a new array)."""
+        if self._next >= len(self._raw):
+            self._raw, self._next = ([] if self._eof else self._dec.get_batch_frames(BATCH)), 0
+            if not self._raw:
+                self._eof = True
+                return False, None
+        f = self._raw[self._next]
+        self._next += 1
+        h, w = self.height, self.width
+        n = int(f.framesize())
+        if n != h * w * 3 // 2:
+            raise RuntimeError(f"NVDEC output of {self.path} is not 8-bit NV12 ({n} bytes for {w}x{h}); "
+                               f"use POCKIT_NVDEC_CONVERT=gpu")
+        if self._staging is None or self._staging.nbytes != n:
+            self._staging = self._torch.empty(n, dtype=self._torch.uint8, pin_memory=True).numpy()
+        from ..inference.torch_backend import _cudart
+
+        lib = _cudart()
+        if lib is None:
+            raise RuntimeError("the CUDA runtime is not reachable through ctypes (POCKIT_FAST_UPLOAD=0?)")
+        rc = lib.cudaMemcpyAsync(self._staging.ctypes.data, int(f.GetPtrToPlane(0)), n, 2, None)
+        if rc != 0 or lib.cudaStreamSynchronize(None) != 0:
+            raise RuntimeError(f"copying an NVDEC frame to the host failed (CUDA error {rc})")
+        out = image if (image is not None and tuple(image.shape) == (h, w, 3) and image.dtype == np.uint8
+                        and image.flags.c_contiguous) else np.empty((h, w, 3), np.uint8)
+        cv2.cvtColor(self._staging.reshape(h * 3 // 2, w), cv2.COLOR_YUV2BGR_NV12, dst=out)
+        self._pos += 1
+        return True, out
+
     def read(self, image: np.ndarray | None = None):
         """The next frame in host memory: copied from the GPU straight into ``image`` when it has the frame's
         shape (a frame-pool slot: page-locked, so the copy is a DMA), else into a new array."""
+        if self.convert == "cpu":
+            return self._read_nv12(image)
         if self._gpu is None or self._next >= len(self._gpu):
             self._gpu = None
             self._fill()
