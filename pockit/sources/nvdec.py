@@ -87,8 +87,13 @@ class NvdecCapture:
             raise ValueError(f"NVDEC colour conversion must be 'gpu' or 'cpu', got {self.convert!r}")
         torch.cuda.init()
         color = nvc.OutputColorType.RGB if self.convert == "gpu" else nvc.OutputColorType.NATIVE
+        ctx = _current_context()
+        # a stream of its own, created non-blocking by torch: the decoder's copies and ours never wait for the
+        # model's kernels, which run on the legacy default stream (PyNvVideoCodec's default, stream 0, would)
+        self._stream = torch.cuda.Stream(torch.device("cuda", gpu_id))
         self._dec = nvc.ThreadedDecoder(path, buffer_size=prefetch, gpu_id=gpu_id, use_device_memory=True,
-                                        cuda_context=_current_context(), output_color_type=color)
+                                        cuda_context=ctx, cuda_stream=self._stream.cuda_stream,
+                                        output_color_type=color)
         self._raw: list = []  # convert == "cpu": the current batch of NV12 frames (on the GPU)
         self._staging = None
         meta = self._dec.get_stream_metadata()
@@ -99,7 +104,6 @@ class NvdecCapture:
         self.codec = str(getattr(meta, "codec_name", "") or "nvdec")
         self._gpu = None  # the current batch of BGR frames on the GPU (N x H x W x 3 uint8)
         self._next = 0
-        self._stream = None
         self._pos = 0  # index of the next frame read()/grab() returns
         self._open = True
         self._eof = False
@@ -118,8 +122,6 @@ class NvdecCapture:
             return
         torch = self._torch
         dev = torch.device("cuda", self.gpu_id)
-        if self._stream is None:  # its own stream: the copies never queue behind the model's kernels
-            self._stream = torch.cuda.Stream(dev)
         with torch.cuda.stream(self._stream):
             batch = torch.stack([torch.from_dlpack(f).to(dev) for f in frames])  # N x H x W x 3 RGB
             self._gpu = batch.flip(-1).contiguous()  # BGR, still on the GPU
@@ -147,9 +149,11 @@ class NvdecCapture:
         lib = _cudart()
         if lib is None:
             raise RuntimeError("the CUDA runtime is not reachable through ctypes (POCKIT_FAST_UPLOAD=0?)")
-        rc = lib.cudaMemcpyAsync(self._staging.ctypes.data, int(f.GetPtrToPlane(0)), n, 2, None)
-        if rc != 0 or lib.cudaStreamSynchronize(None) != 0:
+        rc = lib.cudaMemcpyAsync(self._staging.ctypes.data, int(f.GetPtrToPlane(0)), n, 2,
+                                 self._stream.cuda_stream)
+        if rc != 0:
             raise RuntimeError(f"copying an NVDEC frame to the host failed (CUDA error {rc})")
+        self._stream.synchronize()  # torch lets the GIL go while it waits
         out = image if (image is not None and tuple(image.shape) == (h, w, 3) and image.dtype == np.uint8
                         and image.flags.c_contiguous) else np.empty((h, w, 3), np.uint8)
         cv2.cvtColor(self._staging.reshape(h * 3 // 2, w), cv2.COLOR_YUV2BGR_NV12, dst=out)
