@@ -431,3 +431,62 @@ def test_a_few_missing_last_frames_are_not_ended_early(tmp_path, mp4):
         src.frame_count += 2
         assert sum(1 for _ in src) == src.frame_count - 2
         assert "ended_early" not in src.stats
+
+
+def test_nvdec_auto_policy_large_frames_only_and_cpu_fallback(tmp_path, monkeypatch, caplog):
+    """decoder auto: NVDEC is tried only when nvdec_min_pixels is set (the pipeline sets it for a CUDA model) and
+    the frames are that large; NVDEC that is unavailable or cannot open the file leaves the CPU decoding it."""
+    import cv2
+
+    from pockit.sources import nvdec as nv
+    from pockit.sources.files import VideoFileSource
+
+    path = tmp_path / "big.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for i in range(5):
+        w.write(np.full((48, 64, 3), i * 40, np.uint8))
+    w.release()
+    # no threshold (a CPU model) or frames smaller than it: the CPU, NVDEC never asked
+    monkeypatch.setattr(nv, "nvdec_available", lambda: (_ for _ in ()).throw(AssertionError("asked")))
+    assert VideoFileSource(str(path)).decoder == "cpu"
+    assert VideoFileSource(str(path), nvdec_min_pixels=64 * 48 + 1).decoder == "cpu"
+    # large enough but NVDEC unavailable: the CPU, silently (auto)
+    monkeypatch.setattr(nv, "nvdec_available", lambda: (False, "no CUDA device"))
+    assert VideoFileSource(str(path), nvdec_min_pixels=64 * 48).decoder == "cpu"
+    with pytest.raises(SourceError, match="decoder nvdec requested but unavailable: no CUDA device"):
+        VideoFileSource(str(path), decoder="nvdec")
+    # available but it cannot open this file: a warning, and OpenCV decodes every frame
+
+    class Broken:
+        def __init__(self, *a, **k):
+            raise RuntimeError("codec not supported by NVDEC")
+
+    monkeypatch.setattr(nv, "nvdec_available", lambda: (True, ""))
+    monkeypatch.setattr(nv, "NvdecCapture", Broken)
+    with caplog.at_level("WARNING", logger="pockit.sources"):
+        src = VideoFileSource(str(path), nvdec_min_pixels=64 * 48)
+        frames = list(src)
+    assert src.decoder == "cpu" and len(frames) == 5 and "NVDEC cannot decode it" in caplog.text
+    with pytest.raises(SourceError, match="nvdec_convert must be 'cpu' or 'gpu'"):
+        VideoFileSource(str(path), nvdec_convert="cuda")
+
+
+def test_pipeline_asks_for_nvdec_only_with_a_cuda_model(tmp_path, monkeypatch):
+    """The runner sets nvdec_min_pixels on video files only when the model is on CUDA."""
+    from pockit.pipeline import runner as rn
+
+    import cv2
+
+    path = tmp_path / "v.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for i in range(3):
+        w.write(np.full((48, 64, 3), 50, np.uint8))
+    w.release()
+    cfg = {"name": "t", "sources": [{"id": "a", "uri": str(path)}], "model": {"path": "person-yolov8s"}}
+    r = rn.Pipeline(cfg, run_dir=tmp_path / "r")
+    cpu = r._open_sources(on_cuda=False)
+    assert "nvdec_min_pixels" not in cpu[0].open_kwargs and cpu[0].source.decoder == "cpu"
+    gpu = r._open_sources(on_cuda=True)
+    assert gpu[0].open_kwargs["nvdec_min_pixels"] == rn.NVDEC_AUTO_MIN_PIXELS and gpu[0].source.decoder == "cpu"
+    for st in cpu + gpu:
+        st.source.close()

@@ -101,6 +101,10 @@ class RunSummary:
         return "<pre>" + html.escape(self.table()) + "</pre>"
 
 
+#: frames of at least this many pixels decode on NVDEC when the model is on CUDA and the source's decoder is auto:
+#: 64 cameras on the lent H200, 1920x1080 (2.1 MP) 1,222 frames/s with NVDEC vs 739 on the CPU; 768x576 (0.44 MP)
+#: 1,658 vs 2,241 (benchmarks/README.md). In between it is not measured; 1.5 MP puts 1080p and above on NVDEC.
+NVDEC_AUTO_MIN_PIXELS = 1_500_000
 INFLIGHT = 2  # batches launched and not yet finished (launch/finish overlap)
 POOL_BYTES_MAX = 1.5 * 2**30  # default cap of the frame pool's memory
 
@@ -148,7 +152,9 @@ class Pipeline:
         self.batch_sizes: list[int] = []
 
     # -- setup ---------------------------------------------------------------------------------
-    def _open_sources(self) -> list[_Stream]:
+    def _open_sources(self, on_cuda: bool = False) -> list[_Stream]:
+        """Open every source. With the model on CUDA, video files of >= NVDEC_AUTO_MIN_PIXELS whose ``decoder``
+        is auto decode on the GPU's NVDEC where PyNvVideoCodec is installed (see VideoFileSource)."""
         from ..sources import open_source
 
         streams = []
@@ -160,6 +166,8 @@ class Pipeline:
                     max_frames = min(max_frames or self.max_frames, self.max_frames)
                 kw = dict(uri=uri, source_id=sc.id, fps=sc.fps, max_frames=max_frames, start=sc.start,
                           loop=sc.loop, resize=sc.resize, **sc.options)
+                if on_cuda and _is_video_file(uri) and "nvdec_min_pixels" not in kw:
+                    kw["nvdec_min_pixels"] = NVDEC_AUTO_MIN_PIXELS
                 src = open_source(**kw)
                 st = _Stream(i, sc, src)
                 st.open_kwargs = kw  # a decode process reopens the source from these
@@ -210,9 +218,9 @@ class Pipeline:
         0.12-0.29 ms alone, since the GPU time-slices between contexts while the model runs."""
         import os
 
-        files = [st for st in streams if not st.source.live
-                 and getattr(st.source, "decoder", None) != "nvdec"]
         dp = self.cfg.pipeline.decode_processes
+        files = [st for st in streams if not st.source.live
+                 and (dp is True or getattr(st.source, "decoder", None) != "nvdec")]
         if dp == "auto":
             dp = len(files) >= 4 and (os.cpu_count() or 1) >= 4
         return files if dp else []
@@ -252,7 +260,8 @@ class Pipeline:
 
         cfg = self.cfg
         detector = self._load_detector()
-        streams = self._open_sources()
+        streams = self._open_sources(on_cuda=bool(getattr(detector, "is_cuda", False))
+                                     or str(cfg.model.device).startswith("cuda"))
         self.run_dir = make_run_dir(cfg, self.run_dir_arg, self.overwrite)
         cfg.to_yaml(self.run_dir / "config.yaml")
         started = datetime.now().isoformat(timespec="seconds")
@@ -639,6 +648,16 @@ class Pipeline:
             raise RuntimeError(f"run failed after {total} frames: {type(failure).__name__}: {failure} "
                                f"(events, tracks and run.json so far are in {self.run_dir})") from failure
         return summary
+
+def _is_video_file(uri) -> bool:
+    """A local video file (where NVDEC could apply), not images, a camera or a network stream."""
+    from ..sources import detect_kind
+
+    try:
+        return detect_kind(uri) == "video" and "://" not in str(uri)
+    except Exception:
+        return False
+
 
 def _one_thread(st: _Stream) -> dict:
     """open_source arguments of a stream decoded in a decode process: one FFmpeg thread per video (each

@@ -56,7 +56,7 @@ class VideoFileSource(Source):
     #: at a free frame-pool slot: no allocation and no copy per frame); None: a new array per frame
     into = None
     OPTIONS = {"native_fps": None, "timestamps": "auto", "corrupt_retries": 10, "capture_factory": None,
-               "decoder": "auto", "threads": 0}
+               "decoder": "auto", "threads": 0, "nvdec_convert": "cpu", "nvdec_min_pixels": None}
 
     def __init__(self, uri: Any, **kw: Any):
         super().__init__(uri, **kw)
@@ -108,13 +108,24 @@ class VideoFileSource(Source):
 
     def _choose_decoder(self) -> str:
         """'nvdec' (GPU hardware decode, pockit.sources.nvdec) or 'cpu' (OpenCV/FFmpeg). Option ``decoder``:
-        auto (= cpu: on the lent H200, 64 NVDEC sessions feeding host frames were slower end to end than CPU
-        decode, see benchmarks/README.md), cpu, or nvdec (an error if PyNvVideoCodec or CUDA is missing)."""
+        cpu; nvdec (an error if PyNvVideoCodec or CUDA is missing); auto (default): NVDEC when option
+        ``nvdec_min_pixels`` is set (the pipeline sets it when the model runs on CUDA) and the file's frames have
+        at least that many pixels, PyNvVideoCodec is installed and a CUDA device is visible; else the CPU.
+        Measured on the lent H200 with 64 cameras (benchmarks/README.md): at 1920x1080 NVDEC carried 1,222
+        frames/s against 739 for CPU decode; at 768x576 it carried less (1,658 against 2,241), so small frames
+        stay on the CPU. ``nvdec_convert`` (cpu | gpu) is where NV12 becomes BGR (cpu measured faster)."""
         want = self.options["decoder"]
         if want not in ("auto", "cpu", "nvdec"):
             raise SourceError(f"{self.uri}: option decoder must be 'auto', 'cpu' or 'nvdec', got {want!r}")
-        if want in ("auto", "cpu") or self.remote or self.options["capture_factory"]:
+        if self.options["nvdec_convert"] not in ("cpu", "gpu"):
+            raise SourceError(f"{self.uri}: option nvdec_convert must be 'cpu' or 'gpu', "
+                              f"got {self.options['nvdec_convert']!r}")
+        if want == "cpu" or self.remote or self.options["capture_factory"]:
             return "cpu"
+        if want == "auto":
+            min_px = self.options["nvdec_min_pixels"]
+            if not min_px or self._probe_pixels() < float(min_px):
+                return "cpu"
         from .nvdec import nvdec_available
 
         ok, why = nvdec_available()
@@ -124,13 +135,21 @@ class VideoFileSource(Source):
             return "cpu"
         return "nvdec"
 
+    def _probe_pixels(self) -> int:
+        """Width x height the container announces (no frame decoded); 0 when unknown."""
+        cap = cv2.VideoCapture(self.uri, cv2.CAP_FFMPEG)
+        try:
+            return int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0) * int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        finally:
+            cap.release()
+
     def _open(self):
         factory = self.options["capture_factory"]
         if self.decoder == "nvdec":
             from .nvdec import NvdecCapture
 
             try:
-                return NvdecCapture(self.uri)
+                return NvdecCapture(self.uri, convert=self.options["nvdec_convert"])
             except Exception as e:  # a codec NVDEC does not take: OpenCV decodes this file
                 if self.options["decoder"] == "nvdec":
                     raise SourceError(f"{self.uri}: NVDEC cannot decode this file: {type(e).__name__}: {e}") from e

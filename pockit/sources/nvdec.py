@@ -79,10 +79,11 @@ class NvdecCapture:
         self._torch = torch
         self.path = path
         self.gpu_id = gpu_id
-        # where NV12 becomes BGR: "gpu" (PyNvVideoCodec's kernel + a flip, in this process's CUDA context) or
-        # "cpu" (the NV12 frame, 1.5 bytes a pixel, comes over and OpenCV converts it into the slot: no kernel
-        # of this process competes with the model's for the GPU)
-        self.convert = (convert or os.environ.get("POCKIT_NVDEC_CONVERT", "gpu")).lower()
+        # where NV12 becomes BGR: "cpu" (default: the NV12 frame, 1.5 bytes a pixel, comes over and OpenCV
+        # converts it into the slot with the GIL released; measured faster in the pipeline) or "gpu"
+        # (PyNvVideoCodec's kernel + a flip, then the BGR frame comes over). POCKIT_NVDEC_CONVERT overrides
+        # (benchmarks)
+        self.convert = (os.environ.get("POCKIT_NVDEC_CONVERT") or convert or "cpu").lower()
         if self.convert not in ("gpu", "cpu"):
             raise ValueError(f"NVDEC colour conversion must be 'gpu' or 'cpu', got {self.convert!r}")
         torch.cuda.init()
