@@ -48,7 +48,9 @@ class VideoFileSource(Source):
     ``corrupt_retries`` (failed reads in a row before concluding end of file), ``capture_factory``,
     ``threads`` (FFmpeg decoder threads; 0 = FFmpeg's choice, about one per core. The pipeline's decode
     processes use 1: with many streams, parallelism comes from the streams and per-stream threads only add
-    switching - measured 1.34 vs 1.5-1.85 ms of CPU per 768x576 H.264 frame).
+    switching - measured 1.34 vs 1.5-1.85 ms of CPU per 768x576 H.264 frame), ``decoder`` (auto | cpu | nvdec,
+    see :meth:`_choose_decoder`), ``nvdec_convert`` (cpu | gpu: where NVDEC's NV12 becomes BGR),
+    ``nvdec_min_pixels`` (set by the pipeline when the model is on CUDA: auto picks NVDEC from that frame size).
     """
 
     kind = "video"

@@ -1,14 +1,18 @@
-"""Hardware video decode (NVDEC) for file sources, through NVIDIA's PyNvVideoCodec (PyPI: ``PyNvVideoCodec``).
+"""Hardware video decode (NVDEC) for file sources, through NVIDIA's PyNvVideoCodec (``pip install "pockit[nvdec]"``).
 
 :class:`NvdecCapture` looks like a ``cv2.VideoCapture`` to :class:`pockit.sources.files.VideoFileSource`
 (``read``, ``grab``, ``get``, ``set``, ``release``), so timestamps, corrupt-frame handling, truncation
-checks and looping stay the file source's own. Frames are decoded on the GPU by NVDEC (H.264, HEVC, AV1,
-VP9, MPEG-4 ... as the GPU supports), converted to BGR on the GPU in batches and copied to host memory:
-the CPU no longer decodes, which is what limits many-camera hosts.
+checks and looping stay the file source's own. NVDEC decodes on the GPU (H.264, HEVC, AV1, VP9 ... as the GPU
+supports); the NV12 frame comes to page-locked host memory on a CUDA stream of its own and OpenCV converts it into
+the frame-pool slot (``nvdec_convert: cpu``, the default), or PyNvVideoCodec converts to RGB on the GPU and the BGR
+frame comes over (``gpu``). The CPU no longer decodes, which is what limits many-camera hosts at 1080p.
 
-Selected with the source option ``decoder: nvdec`` (``auto`` = OpenCV on the CPU: measured on the lent H200,
-64 NVDEC sessions copying frames back to host memory were slower end to end than CPU decode). On a Jetson, use a GStreamer source with ``nvv4l2decoder`` instead
-(``pockit.sources.gstreamer``): PyNvVideoCodec is for discrete GPUs.
+Selected with the source option ``decoder: nvdec``, or by ``auto`` for video files of 1080p-class frames when the
+run's model is on CUDA (``VideoFileSource._choose_decoder``; measured on the lent H200, 64 cameras paced at 25 fps:
+1080p 1,222 frames/s vs 739 with CPU decode; 768x576 slower than CPU decode, so smaller files stay on the CPU).
+The pipeline reads NVDEC streams in threads of the inference process, in its CUDA context: in separate decode
+processes each has a context of its own, which the GPU time-slices against the model's. On a Jetson, use a
+GStreamer source with ``nvv4l2decoder`` instead (``pockit.sources.gstreamer``): PyNvVideoCodec is for discrete GPUs.
 """
 from __future__ import annotations
 
