@@ -190,3 +190,11 @@ def test_nvdec_frames_match_cpu_and_feed_the_pipeline(weights, tud_campus, tmp_p
     summary = pockit.run(cfg, run_dir=tmp_path / "run", progress=False)
     assert not summary.errors and summary.frames == 4 * n
     assert all(summary.sources[f"cam{i}"].tracks >= 1 for i in range(4))
+    rec = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert rec["pipeline"]["decoders"]["threads"] >= 1 and rec["pipeline"]["decoders"]["processes"] == 0
+    if convert == "cpu":  # pipeline.decode_processes: true puts the NVDEC sessions in the decode processes
+        cfg["pipeline"] = {"decode_processes": True}
+        summary = pockit.run(cfg, run_dir=tmp_path / "run_proc", progress=False)
+        assert not summary.errors and summary.frames == 4 * n
+        rec = json.loads((tmp_path / "run_proc" / "run.json").read_text())
+        assert rec["pipeline"]["decoders"]["processes"] >= 1

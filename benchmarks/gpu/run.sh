@@ -32,11 +32,15 @@ for s in 32 64; do
      -o "$out/s${s}_cpudecode.json" --no-progress
   [[ ${NVDEC:-1} == 1 ]] && pk bench $g/pets576_nvdec.yaml --device "$dev" $half --batch "$s" --streams "$s" \
      --max-frames "$n" -o "$out/s${s}_nvdec.json" --no-progress
+  # NVDEC sessions in the decode processes instead of threads of the inference process (not measured yet with
+  # the own-stream code: see benchmarks/README.md, fifth session)
+  [[ ${NVDEC:-1} == 1 ]] && pk bench $g/pets576_nvdec_proc.yaml --device "$dev" $half --batch "$s" --streams "$s" \
+     --max-frames "$n" -o "$out/s${s}_nvdec_proc.json" --no-progress
 done
 # 64 x 1080p at the cameras' own 25 fps: frames dropped when behind, and the limiting stage. pets1080.yaml leaves
 # the decoder to `auto` (NVDEC at 1080p with a CUDA model when PyNvVideoCodec is installed), pets1080_cpu.yaml
 # decodes on the CPU
-for d in "" _cpu; do
+for d in "" _cpu $([[ ${NVDEC:-1} == 1 ]] && echo _nvdec_proc); do
   pk bench "$g/pets1080$d.yaml" --device "$dev" $half --batch 64 --streams 64 --realtime \
      -o "$out/paced_1080p${d:-_auto}.json" --no-progress --no-model-only
 done
