@@ -340,7 +340,8 @@ class PipelineConfig(_M):
     decode_processes: bool | Literal["auto"] = Field("auto", description="decode file sources in child processes "
                                                      "(decode_threads of them) that write into the shared frame pool, "
                                                      "instead of threads of the inference process (auto = yes for "
-                                                     ">= 4 file sources on >= 4 cores)")
+                                                     ">= 4 file sources on >= 4 cores, NVDEC-decoded files excepted; "
+                                                     "true = every file source, NVDEC ones included)")
     max_wait_ms: float = Field(4.0, ge=0, description="longest wait for a batch to fill before inference")
     frame_slots: int | None = Field(None, ge=2, description="frame pool size (default: batch x 4 + streams, "
                                     "capped at 1.5 GB)")

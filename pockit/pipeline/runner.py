@@ -212,10 +212,11 @@ class Pipeline:
         return max(1, min(int(d), n_streams))
 
     def _process_decoded(self, streams: list[_Stream]) -> list[_Stream]:
-        """The streams decoded in child processes (``pipeline.decode_processes``): file sources, not NVDEC.
-        NVDEC streams are decoded in threads of this process, in its CUDA context: measured on the H200, NVDEC
-        sessions in decode processes (a CUDA context each) took 3.8-6.1 ms a frame in the pipeline against
-        0.12-0.29 ms alone, since the GPU time-slices between contexts while the model runs."""
+        """The streams decoded in child processes (``pipeline.decode_processes``): file sources; NVDEC ones only
+        with ``decode_processes: true``. By default (auto) NVDEC streams are decoded in threads of this process,
+        in its CUDA context: measured on the H200, NVDEC sessions in decode processes (a CUDA context each) took
+        3.8-6.1 ms a frame in the pipeline against 0.12-0.29 ms alone, the GPU time-slicing between contexts
+        while the model runs (benchmarks/README.md, fifth session)."""
         import os
 
         dp = self.cfg.pipeline.decode_processes
@@ -648,6 +649,7 @@ class Pipeline:
             raise RuntimeError(f"run failed after {total} frames: {type(failure).__name__}: {failure} "
                                f"(events, tracks and run.json so far are in {self.run_dir})") from failure
         return summary
+
 
 def _is_video_file(uri) -> bool:
     """A local video file (where NVDEC could apply), not images, a camera or a network stream."""
