@@ -219,7 +219,7 @@ class NvdecCapture:
     def release(self) -> None:
         if self._open:
             self._open = False
-            self._gpu = None
+            self._gpu, self._raw = None, []  # frames of the decoder's buffers: let go before it ends
             try:
                 self._dec.end()
             except Exception:
