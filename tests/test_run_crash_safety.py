@@ -113,15 +113,28 @@ rules:
     assert rec["status"] == "interrupted" and rec["pipeline"]["decoders"]["processes"] == 2, err[-2000:]
     assert len(read_events(run_dir / "events.jsonl")) >= 1
     assert "Traceback" not in err, err[-3000:]
+    import psutil
+
     left = []
     for _ in range(50):  # multiprocessing's resource tracker leaves a moment after the main process
-        import psutil
-
-        left = [p.cmdline() for p in psutil.process_iter() if _pgid(p.pid) == proc.pid and p.status() != "zombie"]
+        left = [c for c in (_alive_cmdline(p, proc.pid) for p in psutil.process_iter()) if c is not None]
         if not left:
             break
         time.sleep(0.1)
     assert not left, f"processes outlived the run: {left}"
+
+
+def _alive_cmdline(p, pgid):
+    """The command line of a live (not zombie) process of process group ``pgid``; None for any other, or for one
+    that exits or turns zombie while it is looked at."""
+    import psutil
+
+    try:
+        if _pgid(p.pid) != pgid or p.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return p.cmdline()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return None
 
 
 def _pgid(pid):
