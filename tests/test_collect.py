@@ -431,3 +431,56 @@ def test_collect_cli_needs_exactly_one_broker(tmp_path):
     (tmp_path / "c" / "journal.jsonl").write_text("{bad\n")
     r = CliRunner().invoke(cli, ["collect", "--mqtt", "127.0.0.1:1", "-o", str(tmp_path / "c")])
     assert r.exit_code == 1 and "journal.jsonl:1: not a JSON line" in r.output
+
+
+def test_kafka_sink_replaces_a_fenced_producer(tmp_path, monkeypatch):
+    """A producer whose sends come back "fenced" (PRODUCER_FENCED: seen in CI when the broker came up after the
+    first sends had timed out, and every retry then failed the same way) is replaced by a new one on the next
+    attempt, and the event is delivered."""
+    import confluent_kafka as ck
+
+    from pockit.sinks.kafka import KafkaSink
+
+    made = []
+
+    class FakeErr:
+        def __init__(self, code):
+            self._code = code
+
+        def code(self):
+            return self._code
+
+        def fatal(self):
+            return False
+
+        def str(self):
+            return "There is a newer producer with the same transactionalId which fences the current one"
+
+    class FakeProducer:
+        def __init__(self, conf):
+            self.n, self.pending = len(made), []
+            made.append(self)
+
+        def produce(self, topic, value, key, on_delivery):
+            self.pending.append(on_delivery)
+
+        def flush(self, timeout=None):
+            for cb in self.pending:
+                cb(FakeErr(ck.KafkaError.PRODUCER_FENCED) if self.n == 0 else None, None)
+            self.pending = []
+            return 0
+
+        def poll(self, timeout=None):
+            return 0
+
+    monkeypatch.setattr(ck, "Producer", FakeProducer)
+    sink = KafkaSink("127.0.0.1", 9092, "t", queue_dir=tmp_path / "q", timeout=1.0, retries=3, backoff=0.01,
+                     drain_timeout=5)
+    try:
+        sink.write(Event(rule="r", type="zone_enter", source="c", time=1.0, frame=1, id="e1"))
+        assert sink.flush(10)
+    finally:
+        sink.close()
+    assert len(made) == 2  # the fenced producer was replaced once
+    d = sink.delivery()
+    assert (d["delivered"], d["pending"], d["dead_letter"]) == (1, 0, 0)

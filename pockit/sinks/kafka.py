@@ -112,6 +112,13 @@ class KafkaSink(QueuedSink):
         err = result[0]
         if err is None:
             return
+        if err.fatal() or err.code() in (ck.KafkaError.PRODUCER_FENCED, ck.KafkaError.INVALID_PRODUCER_EPOCH,
+                                         ck.KafkaError.UNKNOWN_PRODUCER_ID,
+                                         ck.KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER):
+            # this producer's id/epoch is no longer accepted (seen with a broker that came up after the first
+            # sends timed out: every later send was "fenced"); the next attempt starts a new producer
+            with self._lock:
+                self._fatal = self._fatal or err.str()
         permanent = {ck.KafkaError.MSG_SIZE_TOO_LARGE, ck.KafkaError.INVALID_MSG_SIZE, ck.KafkaError.INVALID_MSG,
                      ck.KafkaError.TOPIC_AUTHORIZATION_FAILED, ck.KafkaError.TOPIC_EXCEPTION,
                      ck.KafkaError.RECORD_LIST_TOO_LARGE}
