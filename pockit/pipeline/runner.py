@@ -261,8 +261,8 @@ class Pipeline:
 
         cfg = self.cfg
         detector = self._load_detector()
-        streams = self._open_sources(on_cuda=bool(getattr(detector, "is_cuda", False))
-                                     or str(cfg.model.device).startswith("cuda"))
+        on_cuda = bool(getattr(detector, "is_cuda", False)) or str(cfg.model.device).startswith("cuda")
+        streams = self._open_sources(on_cuda=on_cuda)
         self.run_dir = make_run_dir(cfg, self.run_dir_arg, self.overwrite)
         cfg.to_yaml(self.run_dir / "config.yaml")
         started = datetime.now().isoformat(timespec="seconds")
@@ -282,7 +282,6 @@ class Pipeline:
         dispatch = sorted(sinks, key=lambda s: not isinstance(s, QueuedSink))
         names = dict(getattr(detector, "class_names", {}) or {})
         batch = max(1, int(cfg.model.batch))
-        on_cuda = bool(getattr(detector, "is_cuda", False)) or str(cfg.model.device).startswith("cuda")
         n_workers = self._n_workers(len(streams))
         proc_decoded = self._process_decoded(streams)
         pool = self._make_pool(streams, batch, on_cuda, processes=n_workers > 0 or bool(proc_decoded))

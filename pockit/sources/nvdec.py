@@ -101,6 +101,15 @@ class NvdecCapture:
                                         output_color_type=color)
         self._raw: list = []  # convert == "cpu": the current batch of NV12 frames (on the GPU)
         self._staging = None
+        self._cudart = None
+        if self.convert == "cpu":  # checked here, so a file source falls back to the CPU at open, not mid-run
+            from ..inference.torch_backend import _cudart
+
+            self._cudart = _cudart()
+            if self._cudart is None:
+                self._dec.end()
+                raise RuntimeError("NVDEC with nvdec_convert cpu needs the CUDA runtime through ctypes "
+                                   "(unset POCKIT_FAST_UPLOAD=0, or use nvdec_convert: gpu)")
         meta = self._dec.get_stream_metadata()
         self.fps = float(getattr(meta, "average_fps", 0) or getattr(meta, "avg_frame_rate", 0) or 0) or 25.0
         self.count = int(getattr(meta, "num_frames", 0) or 0)
@@ -146,15 +155,10 @@ class NvdecCapture:
         n = int(f.framesize())
         if n != h * w * 3 // 2:
             raise RuntimeError(f"NVDEC output of {self.path} is not 8-bit NV12 ({n} bytes for {w}x{h}); "
-                               f"use POCKIT_NVDEC_CONVERT=gpu")
+                               f"set the source option nvdec_convert: gpu")
         if self._staging is None or self._staging.nbytes != n:
             self._staging = self._torch.empty(n, dtype=self._torch.uint8, pin_memory=True).numpy()
-        from ..inference.torch_backend import _cudart
-
-        lib = _cudart()
-        if lib is None:
-            raise RuntimeError("the CUDA runtime is not reachable through ctypes (POCKIT_FAST_UPLOAD=0?)")
-        rc = lib.cudaMemcpyAsync(self._staging.ctypes.data, int(f.GetPtrToPlane(0)), n, 2,
+        rc = self._cudart.cudaMemcpyAsync(self._staging.ctypes.data, int(f.GetPtrToPlane(0)), n, 2,
                                  self._stream.cuda_stream)
         if rc != 0:
             raise RuntimeError(f"copying an NVDEC frame to the host failed (CUDA error {rc})")
