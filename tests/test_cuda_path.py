@@ -99,6 +99,10 @@ def test_cuda_fp16_graph_and_launch_finish(weights, frames, monkeypatch):
         np.testing.assert_array_equal(a.class_ids, b.class_ids)
     with pytest.raises(ValueError, match="at most batch=8"):
         fp16.launch(frames[:9])
+    # NMS runs on a stream of the device's highest priority (ahead of the next batch's model kernels)
+    import torch
+
+    assert fp16._post_stream.priority == min(torch.cuda.Stream.priority_range()) < 0
     # every batch size runs on a graph of its own size (1, 2, 4, 8) and gives the frames' own detections
     assert sorted(fp16._graphs) == fp16.graph_sizes() == [1, 2, 4, 8]
     for n in (1, 3, 5):
