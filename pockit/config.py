@@ -335,8 +335,8 @@ class PipelineConfig(_M):
                                            "or < 4 cores, else one per 8 streams)")
     decode_threads: int | Literal["auto"] = Field("auto", description="decoders (threads or processes, see "
                                                   "decode_processes) of file sources, each serving several in turn "
-                                                  "(auto = all cores but 6, at least 2; decode processes feeding a "
-                                                  "CUDA model: all cores but 3); live cameras get a thread each")
+                                                  "(auto = all cores but 6, at least 2); live cameras get a thread "
+                                                  "each")
     decode_processes: bool | Literal["auto"] = Field("auto", description="decode file sources in child processes "
                                                      "(decode_threads of them) that write into the shared frame pool, "
                                                      "instead of threads of the inference process (auto = yes for "

@@ -431,21 +431,14 @@ def test_video_frames_decoded_into_the_pool_slots_are_the_frames_of_the_copy_pat
     assert run("procs", decode_processes=True) == copied  # the same in decode processes (spawned: unpatched)
 
 
-def test_auto_decoders_leave_cores_for_the_inference_process(monkeypatch, tmp_path):
-    """auto decoders: all cores but 6 (threads, or processes on the CPU), all but 3 for decode processes feeding a
-    CUDA model; never more than the streams, at least 2; an explicit count is kept."""
-    import os as _os
+def test_switch_interval_scoped_to_cuda_runs(monkeypatch):
+    """A CUDA launch/finish run shortens the GIL switch interval (env can override); CPU runs keep theirs."""
+    from pockit.pipeline import runner
 
-    from pockit.pipeline.runner import Pipeline
-
-    monkeypatch.setattr(_os, "cpu_count", lambda: 16)
-    cfg = {"name": "t", "sources": [{"id": "a", "uri": str(tmp_path / "a.mp4")}],
-           "model": {"path": "m.onnx"}, "outputs": {"dir": str(tmp_path)}}
-    p = Pipeline(cfg)
-    assert p._decode_threads(64) == 10
-    assert p._decode_threads(64, processes_on_cuda=True) == 13
-    assert p._decode_threads(5, processes_on_cuda=True) == 5
-    monkeypatch.setattr(_os, "cpu_count", lambda: 2)
-    assert p._decode_threads(64) == p._decode_threads(64, processes_on_cuda=True) == 2
-    p.cfg.pipeline.decode_threads = 4
-    assert p._decode_threads(64, processes_on_cuda=True) == 4
+    monkeypatch.delenv("POCKIT_SWITCH_INTERVAL", raising=False)
+    assert runner._switch_interval(True, 0.005) == runner.CUDA_SWITCH_INTERVAL < 0.005
+    assert runner._switch_interval(False, 0.005) == 0.005
+    monkeypatch.setenv("POCKIT_SWITCH_INTERVAL", "0.002")
+    assert runner._switch_interval(True, 0.005) == 0.002
+    monkeypatch.setenv("POCKIT_SWITCH_INTERVAL", "fast")
+    assert runner._switch_interval(True, 0.005) == runner.CUDA_SWITCH_INTERVAL

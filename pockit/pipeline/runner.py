@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import sys
 import threading
 import time
 from collections import Counter
@@ -120,6 +121,31 @@ class _Stream:
         self.realtime = bool(source.live) if cfg.realtime is None else bool(cfg.realtime)
 
 
+
+#: the interpreter's thread switch interval while a CUDA pipeline runs (``POCKIT_SWITCH_INTERVAL`` in seconds
+#: overrides; the interpreter's own default is 5 ms)
+CUDA_SWITCH_INTERVAL = 0.0005
+
+
+def _switch_interval(cuda_overlap: bool, current: float) -> float:
+    """The GIL switch interval for this run. With the model on CUDA, the launch and finish threads give up the
+    GIL at every CUDA sync and copy and must take it back from the threads that route results, receive decoded
+    frames and feed the workers; at the interpreter's 5 ms each take-back can wait up to 5 ms, a batch making
+    several. A shorter interval bounds that wait (benchmarks/README.md, sixth session). CPU runs keep theirs."""
+    import os
+
+    env = os.environ.get("POCKIT_SWITCH_INTERVAL")
+    if env:
+        try:
+            v = float(env)
+            if v > 0:
+                return v
+        except ValueError:
+            pass
+        log.warning("POCKIT_SWITCH_INTERVAL=%r is not a positive number of seconds; ignored", env)
+    return CUDA_SWITCH_INTERVAL if cuda_overlap else current
+
+
 class Pipeline:
     """Run a PoC config. ``Pipeline(cfg).run()`` returns a :class:`RunSummary`.
 
@@ -201,17 +227,14 @@ class Pipeline:
             w = 0 if n_streams <= 2 or cores < 4 else min(-(-n_streams // 8), max(1, (cores - 2) // 2), 8)
         return max(0, min(int(w), n_streams))
 
-    def _decode_threads(self, n_streams: int, processes_on_cuda: bool = False) -> int:
-        """Threads (or processes) decoding files: ``pipeline.decode_threads``, or auto = all but 6 cores (at
-        least 2): the inference, finish and results threads and the worker processes need the rest. Decode
-        processes feeding a CUDA model: all but 3 cores (the inference process is about one core busy; 13
-        decode processes beat 10 on a 16-core H200 host in 3 of 3 same-call pairs, +3 to +7 %,
-        benchmarks/README.md, sixth session)."""
+    def _decode_threads(self, n_streams: int) -> int:
+        """Threads decoding files: ``pipeline.decode_threads``, or auto = all but 6 cores (at least 2): the
+        inference, finish and results threads and the worker processes need the rest."""
         d = self.cfg.pipeline.decode_threads
         if d == "auto":
             import os
 
-            d = max(2, (os.cpu_count() or 2) - (3 if processes_on_cuda else 6))
+            d = max(2, (os.cpu_count() or 2) - 6)
         return max(1, min(int(d), n_streams))
 
     def _process_decoded(self, streams: list[_Stream]) -> list[_Stream]:
@@ -496,7 +519,10 @@ class Pipeline:
         dprocs = None
         t_launch = threading.Thread(target=launcher, name="batch-infer", daemon=True)
         t_finish = threading.Thread(target=finisher, name="infer-finish", daemon=True)
+        old_switch = sys.getswitchinterval()
+        switch = _switch_interval(overlap and on_cuda, old_switch)
         try:
+            sys.setswitchinterval(switch)
             workers.start()
             in_proc = {st.index for st in proc_decoded}
             for st in streams:
@@ -507,9 +533,8 @@ class Pipeline:
             if proc_decoded:
                 from .decodeproc import DecodeProcesses
 
-                n_dec = self._decode_threads(len(proc_decoded), processes_on_cuda=on_cuda)
-                dprocs = DecodeProcesses([st.decoder for st in proc_decoded], n_dec, pool,
-                                         ready if in_threads else None,
+                dprocs = DecodeProcesses([st.decoder for st in proc_decoded], self._decode_threads(len(proc_decoded)),
+                                         pool, ready if in_threads else None,
                                          open_kwargs={st.index: _one_thread(st) for st in proc_decoded},
                                          timer=self.timer, meter=meters["decode"], thread_streams=len(in_threads))
                 for st in proc_decoded:
@@ -539,6 +564,7 @@ class Pipeline:
             self.failure = self.failure or e
         finally:
             self._stop.set()
+            sys.setswitchinterval(old_switch)
             if dprocs is not None:
                 dprocs.stop()
             while t_launch.is_alive():  # a second Ctrl-C does not skip the flush
@@ -611,6 +637,7 @@ class Pipeline:
             "workers": n_workers, "worker_kind": "process" if workers.processes else "thread",
             "decoders": {"processes": len(dprocs.procs) if dprocs else 0, "threads": len(decoders)},
             "max_batch": batch, "max_wait_ms": cfg.pipeline.max_wait_ms, "launch_finish_overlap": overlap,
+            "switch_interval_ms": round(switch * 1000, 3),
             "steady_fps": (round((flow["n"] - flow["first_n"]) / (flow["last"] - flow["first"]), 2)
                            if flow["first"] is not None and flow["last"] > flow["first"] else None),
             "inference_calls": len(self.batch_sizes),
