@@ -246,3 +246,32 @@ def test_estimate_refuses_cpu_measurement_and_unknown_devices():
         estimate_for_device(_gpu_costs(), "x9", target_fps=10)
     assert math.isfinite(estimate_for_device(_gpu_costs(gpu_name="Mystery GPU"), "l4", target_fps=10,
                                              reference="t4")["streams_exact"])
+
+
+def _burn(seconds):
+    import time as _t
+
+    end = _t.perf_counter() + seconds
+    x = 0
+    while _t.perf_counter() < end:
+        x += 1
+
+
+def test_resource_monitor_counts_child_processes():
+    """The bench's monitor adds its children's CPU to the tree (the child list is refreshed at most once a
+    second, so the measured process's interpreter lock is not taken for a walk of /proc every sample)."""
+    import multiprocessing as mp
+    import time as _t
+
+    from pockit.bench.monitors import ResourceMonitor
+
+    ctx = mp.get_context("spawn")
+    child = ctx.Process(target=_burn, args=(3.0,), daemon=True)
+    child.start()
+    with ResourceMonitor(interval=0.1, gpu=False, tegrastats=False) as mon:
+        _t.sleep(2.5)
+    child.join(5)
+    summ = mon.summary()
+    cpu = summ["cpu"]
+    assert summ["memory"]["tree_processes_max"] >= 2 and summ["memory"]["tree_pss_mb_max"] is not None
+    assert cpu["tree_cores_busy_mean"] > cpu["process_cores_busy_mean"] + 0.3, cpu
