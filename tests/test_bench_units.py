@@ -275,3 +275,32 @@ def test_resource_monitor_counts_child_processes():
     cpu = summ["cpu"]
     assert summ["memory"]["tree_processes_max"] >= 2 and summ["memory"]["tree_pss_mb_max"] is not None
     assert cpu["tree_cores_busy_mean"] > cpu["process_cores_busy_mean"] + 0.3, cpu
+
+
+def _case(batch, streams, overlap, model_only=None, inference_ms=0.3):
+    st = {s: {"n": 100, "mean_ms": v} for s, v in
+          {"decode": 3.0, "preprocess": 0.1, "inference": inference_ms, "postprocess": 0.05, "tracking": 0.7,
+           "rules": 0.3}.items()}
+    return {"frames": 100, "resolution": [768, 576], "streams": streams, "batch": batch, "stages": st,
+            "frames_per_call_mean": batch * 0.6, "model_chunk": None, "model_only_ips": model_only,
+            "pipeline": {"launch_finish_overlap": overlap}}
+
+
+def test_gpu_sizing_takes_the_models_rate_from_model_only_when_launch_and_finish_overlap():
+    """With launch/finish overlap the 'inference' stage is the finish's wait for the GPU; the GPU cost per frame
+    for sizing comes from the same case's model-only images/s. The torch backend on CUDA counts as a GPU."""
+    from pockit.bench.runner import _inference_device, costs_from_cases
+
+    info = {"path": "m.pt", "backend": "torch", "providers": ["torch-2.11.0+cu130", "cuda:0", "fp16", "cuda-graph"]}
+    assert _inference_device(info) == "gpu"
+    assert _inference_device({"providers": ["torch-2.11.0+cpu", "cpu"]}) == "cpu"
+    assert _inference_device({"providers": ["CUDAExecutionProvider", "CPUExecutionProvider"]}) == "gpu"
+    assert _inference_device({"providers": ["CPUExecutionProvider"]}) == "cpu"
+    host = {"logical_cores": 16, "gpus": ["NVIDIA H200"], "cpu": "Xeon"}
+    costs = costs_from_cases([_case(64, 64, True, model_only=4000.0, inference_ms=0.01)], host, info)
+    assert costs.inference_device == "gpu" and costs.inference_ms == {64: pytest.approx(0.25)}
+    # without model-only (or without overlap) the stage time is the cost, at the batch reached
+    costs = costs_from_cases([_case(64, 64, True, model_only=None)], host, info)
+    assert costs.inference_ms == {38: pytest.approx(0.3)}
+    costs = costs_from_cases([_case(8, 8, False, model_only=4000.0)], host, {"providers": ["CPUExecutionProvider"]})
+    assert costs.inference_device == "cpu" and costs.inference_ms == {5: pytest.approx(0.3)}

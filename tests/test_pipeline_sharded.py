@@ -209,6 +209,25 @@ def test_launch_finish_overlap_gives_the_same_events(shared_data, gt_detector, r
     assert _events(tmp_path / "run") == _events(ref_dir) and not s.errors
 
 
+class TimedOverlapGtDetector(OverlapGtDetector):
+    """A two-phase backend that reports how its finish splits into GPU wait and NMS (as the torch backend)."""
+
+    def finish(self, pending):
+        self.last_finish_timings = {"inference": 0.002, "postprocess": 0.001}
+        return super().finish(pending)
+
+
+def test_overlap_run_reports_gpu_wait_and_postprocess_as_separate_stages(shared_data, gt_detector, tmp_path):
+    cfg = _cfg(shared_data, tmp_path)
+    cfg["sources"] = cfg["sources"][:1]
+    s = pockit.run(cfg, run_dir=tmp_path / "run", detector=TimedOverlapGtDetector(gt_detector.table),
+                   progress=False, workers=0)
+    t = s.timings
+    assert t["postprocess"]["n"] == t["inference"]["n"] == 71
+    assert abs(t["postprocess"]["total_s"] - 0.001 * s.pipeline["inference_calls"]) < 1e-6
+    assert "NMS" in s.pipeline["note"]
+
+
 def test_decode_threads_shared_by_streams_keep_each_streams_order(shared_data, gt_detector, reference, tmp_path):
     """One decode thread serving all three files in turn gives exactly the per-stream results of three."""
     ref, ref_dir = reference

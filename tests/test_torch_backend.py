@@ -97,6 +97,8 @@ def test_launch_finish_equals_detect():
     b = det.finish(det.launch(imgs))
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x.xyxy, y.xyxy)
+    ft = det.last_finish_timings  # the pipeline's 'inference' (GPU wait) and 'postprocess' (NMS) per batch
+    assert set(ft) == {"inference", "postprocess"} and ft["postprocess"] > 0 and ft["inference"] >= 0
     with pytest.raises(ValueError, match="at most batch=4"):
         det.launch(imgs * 2)
 

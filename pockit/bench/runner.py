@@ -90,8 +90,9 @@ def _versions() -> dict[str, str]:
 def _inference_device(info: dict[str, Any]) -> str:
     """'gpu' when the first execution provider / the device is CUDA or TensorRT, else 'cpu'."""
     provs = [str(p).lower() for p in info.get("providers") or []]
-    if provs:
-        return "gpu" if ("cuda" in provs[0] or "tensorrt" in provs[0]) else "cpu"
+    if provs:  # ONNX Runtime: the first provider runs it; the torch backend lists [torch-x.y, cuda:0, fp16, ...]
+        gpu = "cuda" in provs[0] or "tensorrt" in provs[0] or any(p == "cuda" or p.startswith("cuda:") for p in provs)
+        return "gpu" if gpu else "cpu"
     dev = str(info.get("device", "cpu")).lower()
     return "gpu" if dev.startswith(("cuda", "gpu")) or dev.isdigit() else "cpu"
 
@@ -279,7 +280,15 @@ def costs_from_cases(cases: list[dict[str, Any]], host: dict[str, Any], info: di
     if missing:
         raise SizingError(f"stages without timings in the base case: {missing}")
     inf: dict[int, float] = {}
+    dev = _inference_device(info)
     for c in ok:  # per-frame inference depends on the batch reached, not on the stream count: best of all cases
+        overlap = bool((c.get("pipeline") or {}).get("launch_finish_overlap"))
+        if overlap and dev != "cpu" and c.get("model_only_ips"):
+            # with launch/finish overlap the 'inference' stage is the finish's wait for the GPU, not the GPU's
+            # time per frame: the model-only measurement of the same case (upload + letterbox + model) is
+            b = c["batch"] if not c.get("model_chunk") else min(c["batch"], c["model_chunk"])
+            inf[b] = min(inf.get(b, float("inf")), 1000.0 / c["model_only_ips"])
+            continue
         if c["stages"]["inference"]["mean_ms"] is None:
             continue
         eff = c["frames_per_call_mean"] or c["batch"]
@@ -287,7 +296,6 @@ def costs_from_cases(cases: list[dict[str, Any]], host: dict[str, Any], info: di
             eff = min(eff, c["model_chunk"])  # a fixed-batch model runs larger calls in chunks
         b = max(1, int(round(eff)))
         inf[b] = min(inf.get(b, float("inf")), c["stages"]["inference"]["mean_ms"])
-    dev = _inference_device(info)
     cores = int(host.get("logical_cores") or 1)
     gpus = host.get("gpus") or []
     return StageCosts(

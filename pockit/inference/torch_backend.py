@@ -551,17 +551,27 @@ class TorchDetector:
         return Pending(pred, infos, event)
 
     def finish(self, pending: Pending) -> list[Detections]:
-        """Wait for a launched batch and post-process it -> list of Detections (launch order)."""
+        """Wait for a launched batch and post-process it -> list of Detections (launch order).
+
+        ``last_finish_timings``: seconds spent waiting for the GPU to finish the batch's model ('inference')
+        and in NMS + the copy to the host ('postprocess'), for the pipeline's per-stage times."""
         torch = self.torch
+        t0 = time.perf_counter()
         if not self.is_cuda:
             with torch.inference_mode():
-                return self.postprocess(pending.pred, pending.infos)
+                out = self.postprocess(pending.pred, pending.infos)
+            self.last_finish_timings = {"inference": 0.0, "postprocess": time.perf_counter() - t0}
+            return out
         if self._post_stream is None:
             self._post_stream = self._make_post_stream()
+        pending.event.synchronize()  # the model has run (the GIL is released while waiting); NMS syncs anyway
+        t1 = time.perf_counter()
         with torch.cuda.stream(self._post_stream), torch.inference_mode():
             self._post_stream.wait_event(pending.event)
             pending.pred.record_stream(self._post_stream)
-            return self.postprocess(pending.pred, pending.infos)
+            out = self.postprocess(pending.pred, pending.infos)
+        self.last_finish_timings = {"inference": t1 - t0, "postprocess": time.perf_counter() - t1}
+        return out
 
     def _make_post_stream(self):
         """The stream NMS runs on: the highest priority the device has (``POCKIT_POST_PRIORITY=0``: normal).
