@@ -449,15 +449,3 @@ def test_video_frames_decoded_into_the_pool_slots_are_the_frames_of_the_copy_pat
     monkeypatch.undo()
     assert run("procs", decode_processes=True) == copied  # the same in decode processes (spawned: unpatched)
 
-
-def test_switch_interval_scoped_to_cuda_runs(monkeypatch):
-    """A CUDA launch/finish run shortens the GIL switch interval (env can override); CPU runs keep theirs."""
-    from pockit.pipeline import runner
-
-    monkeypatch.delenv("POCKIT_SWITCH_INTERVAL", raising=False)
-    assert runner._switch_interval(True, 0.005) == runner.CUDA_SWITCH_INTERVAL < 0.005
-    assert runner._switch_interval(False, 0.005) == 0.005
-    monkeypatch.setenv("POCKIT_SWITCH_INTERVAL", "0.002")
-    assert runner._switch_interval(True, 0.005) == 0.002
-    monkeypatch.setenv("POCKIT_SWITCH_INTERVAL", "fast")
-    assert runner._switch_interval(True, 0.005) == runner.CUDA_SWITCH_INTERVAL

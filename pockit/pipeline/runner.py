@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import sys
 import threading
 import time
 from collections import Counter
@@ -119,31 +118,6 @@ class _Stream:
         self.decoder = None
         self.pbar = None
         self.realtime = bool(source.live) if cfg.realtime is None else bool(cfg.realtime)
-
-
-
-#: the interpreter's thread switch interval while a CUDA pipeline runs (``POCKIT_SWITCH_INTERVAL`` in seconds
-#: overrides; the interpreter's own default is 5 ms)
-CUDA_SWITCH_INTERVAL = 0.0005
-
-
-def _switch_interval(cuda_overlap: bool, current: float) -> float:
-    """The GIL switch interval for this run. With the model on CUDA, the launch and finish threads give up the
-    GIL at every CUDA sync and copy and must take it back from the threads that route results, receive decoded
-    frames and feed the workers; at the interpreter's 5 ms each take-back can wait up to 5 ms, a batch making
-    several. A shorter interval bounds that wait (benchmarks/README.md, sixth session). CPU runs keep theirs."""
-    import os
-
-    env = os.environ.get("POCKIT_SWITCH_INTERVAL")
-    if env:
-        try:
-            v = float(env)
-            if v > 0:
-                return v
-        except ValueError:
-            pass
-        log.warning("POCKIT_SWITCH_INTERVAL=%r is not a positive number of seconds; ignored", env)
-    return CUDA_SWITCH_INTERVAL if cuda_overlap else current
 
 
 class Pipeline:
@@ -524,10 +498,7 @@ class Pipeline:
         dprocs = None
         t_launch = threading.Thread(target=launcher, name="batch-infer", daemon=True)
         t_finish = threading.Thread(target=finisher, name="infer-finish", daemon=True)
-        old_switch = sys.getswitchinterval()
-        switch = _switch_interval(overlap and on_cuda, old_switch)
         try:
-            sys.setswitchinterval(switch)
             workers.start()
             in_proc = {st.index for st in proc_decoded}
             for st in streams:
@@ -569,7 +540,6 @@ class Pipeline:
             self.failure = self.failure or e
         finally:
             self._stop.set()
-            sys.setswitchinterval(old_switch)
             if dprocs is not None:
                 dprocs.stop()
             while t_launch.is_alive():  # a second Ctrl-C does not skip the flush
@@ -642,7 +612,6 @@ class Pipeline:
             "workers": n_workers, "worker_kind": "process" if workers.processes else "thread",
             "decoders": {"processes": len(dprocs.procs) if dprocs else 0, "threads": len(decoders)},
             "max_batch": batch, "max_wait_ms": cfg.pipeline.max_wait_ms, "launch_finish_overlap": overlap,
-            "switch_interval_ms": round(switch * 1000, 3),
             "steady_fps": (round((flow["n"] - flow["first_n"]) / (flow["last"] - flow["first"]), 2)
                            if flow["first"] is not None and flow["last"] > flow["first"] else None),
             "inference_calls": len(self.batch_sizes),
