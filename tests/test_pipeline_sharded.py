@@ -226,6 +226,8 @@ def test_overlap_run_reports_gpu_wait_and_postprocess_as_separate_stages(shared_
     assert t["postprocess"]["n"] == t["inference"]["n"] == 71
     assert abs(t["postprocess"]["total_s"] - 0.001 * s.pipeline["inference_calls"]) < 1e-6
     assert "NMS" in s.pipeline["note"]
+    waits = s.pipeline["launch_waits_s"]  # the launch thread waited for frames and/or for the finish
+    assert set(waits) == {"for_frames_s", "for_finish_s"} and waits["for_frames_s"] > 0
 
 
 def test_decode_threads_shared_by_streams_keep_each_streams_order(shared_data, gt_detector, reference, tmp_path):

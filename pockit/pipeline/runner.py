@@ -404,6 +404,9 @@ class Pipeline:
             self._stop.set()  # the decoders stop too: nothing more can be analysed
             pool.release_many(r.slot for r in refs)
 
+        # the launch thread's waits: for frames (the batcher) and for the finish (both batches in flight)
+        launch_waits = {"for_frames_s": 0.0, "for_finish_s": 0.0}
+
         def launcher() -> None:
             live = len(streams)
             while live:
@@ -447,7 +450,10 @@ class Pipeline:
                             self.timer.add("preprocess", dt, len(refs))  # upload + letterbox + enqueue
                 t1 = time.perf_counter()
                 inflight.put((frames, result))
-                meters["inference"].add(wait=time.perf_counter() - t1)
+                dt = time.perf_counter() - t1
+                launch_waits["for_finish_s"] += dt
+                meters["inference"].add(wait=dt)
+            launch_waits["for_frames_s"] = batcher.wait_s
             meters["inference"].add(wait=batcher.wait_s)
 
         def finisher() -> None:
@@ -615,6 +621,7 @@ class Pipeline:
             "steady_fps": (round((flow["n"] - flow["first_n"]) / (flow["last"] - flow["first"]), 2)
                            if flow["first"] is not None and flow["last"] > flow["first"] else None),
             "inference_calls": len(self.batch_sizes),
+            "launch_waits_s": {k: round(v, 4) for k, v in launch_waits.items()},
             "mean_batch": round(sum(self.batch_sizes) / len(self.batch_sizes), 3) if self.batch_sizes else None,
             "frame_pool": pool_info, "stages": stage_meters,
             "dropped": sum(st.decoder.dropped for st in streams if st.decoder is not None),
