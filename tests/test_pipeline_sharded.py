@@ -226,8 +226,12 @@ def test_overlap_run_reports_gpu_wait_and_postprocess_as_separate_stages(shared_
     assert t["postprocess"]["n"] == t["inference"]["n"] == 71
     assert abs(t["postprocess"]["total_s"] - 0.001 * s.pipeline["inference_calls"]) < 1e-6
     assert "NMS" in s.pipeline["note"]
-    waits = s.pipeline["launch_waits_s"]  # the launch thread waited for frames and/or for the finish
-    assert set(waits) == {"for_frames_s", "for_finish_s"} and waits["for_frames_s"] > 0
+    waits = s.pipeline["thread_waits_s"]  # the launch thread waited for frames and/or for the finish
+    assert set(waits) == {"launch_for_frames_s", "launch_for_finish_s", "finish_for_gpu_s"}
+    assert waits["launch_for_frames_s"] > 0
+    assert waits["finish_for_gpu_s"] == pytest.approx(0.002 * s.pipeline["inference_calls"])
+    fin = s.pipeline["stages"]["finish"]  # the GPU wait is the finish's wait, not its work
+    assert fin["wait_s"] >= waits["finish_for_gpu_s"] - 1e-9
 
 
 def test_decode_threads_shared_by_streams_keep_each_streams_order(shared_data, gt_detector, reference, tmp_path):
@@ -370,6 +374,21 @@ def test_limiting_stage_names_decode_for_unpaced_files_and_sources_otherwise():
                    "decoders 65% busy, 3.8 ms per frame and 9% waiting for a free frame slot, over 10 unit(s))")
     # not starved: the busiest stage, whatever the sources
     assert limiting_stage(meters, 0.2, unpaced=True, decode_ms=3.78).startswith("finish (71% busy")
+
+
+def test_limiting_stage_names_the_gpu_when_the_finish_waits_for_it_and_the_launch_for_the_finish():
+    """With launch/finish overlap: the finish waiting for the GPU most of the time while the launch thread waits
+    for the finish is the model's pace ('gpu'); the same GPU wait with a starved batcher is not."""
+    from pockit.pipeline.timing import limiting_stage
+
+    meters = {"decode": {"busy_frac": 0.45, "wait_frac": 0.5, "units": 10},
+              "inference": {"busy_frac": 0.2, "wait_frac": 0.75, "units": 1},
+              "finish": {"busy_frac": 0.15, "wait_frac": 0.8, "units": 1}}
+    got = limiting_stage(meters, 0.05, unpaced=True, decode_ms=3.0, gpu_wait=0.78, launch_blocked=0.7)
+    assert got == ("gpu (the model: the finish waited 78% of the time for the GPU to compute a batch and the "
+                   "launch thread 70% for the finish)")
+    got = limiting_stage(meters, 0.7, unpaced=True, decode_ms=3.0, gpu_wait=0.6, launch_blocked=0.05)
+    assert got.startswith("decode (files read as fast as they decode: the batcher waited 70%")
 
 
 def test_live_camera_in_a_thread_beside_files_in_decode_processes(shared_data, gt_detector, reference, tmp_path):

@@ -404,8 +404,9 @@ class Pipeline:
             self._stop.set()  # the decoders stop too: nothing more can be analysed
             pool.release_many(r.slot for r in refs)
 
-        # the launch thread's waits: for frames (the batcher) and for the finish (both batches in flight)
-        launch_waits = {"for_frames_s": 0.0, "for_finish_s": 0.0}
+        # the launch thread's waits for frames (the batcher) and for the finish (both batches in flight); the
+        # finish's for the GPU to compute a batch
+        waits = {"launch_for_frames_s": 0.0, "launch_for_finish_s": 0.0, "finish_for_gpu_s": 0.0}
 
         def launcher() -> None:
             live = len(streams)
@@ -451,9 +452,9 @@ class Pipeline:
                 t1 = time.perf_counter()
                 inflight.put((frames, result))
                 dt = time.perf_counter() - t1
-                launch_waits["for_finish_s"] += dt
+                waits["launch_for_finish_s"] += dt
                 meters["inference"].add(wait=dt)
-            launch_waits["for_frames_s"] = batcher.wait_s
+            waits["launch_for_frames_s"] = batcher.wait_s
             meters["inference"].add(wait=batcher.wait_s)
 
         def finisher() -> None:
@@ -467,14 +468,17 @@ class Pipeline:
                 frames, result = got
                 refs = [f for f in frames if hasattr(f, "slot")]
                 dets = []
+                gw = 0.0  # of this call: waiting for the GPU to compute the batch (a wait, not the finish's work)
                 if refs:
                     try:
                         dets = detector.finish(result) if overlap else result
                         if overlap:
                             ft = getattr(detector, "last_finish_timings", None)
                             if ft:  # the GPU's model time as the finish saw it, and NMS + copy to the host
-                                self.timer.add("inference", ft.get("inference", 0.0), len(refs))
+                                gw = ft.get("inference", 0.0)
+                                self.timer.add("inference", gw, len(refs))
                                 self.timer.add("postprocess", ft.get("postprocess", 0.0), len(refs))
+                                waits["finish_for_gpu_s"] += gw
                             else:
                                 self.timer.add("inference", time.perf_counter() - t1, len(refs))  # GPU wait + NMS
                     except BaseException as e:
@@ -498,7 +502,7 @@ class Pipeline:
                         workers.end_stream(f.stream)
                 if per_shard:
                     pool.release_many(workers.send_frames(per_shard))
-                meters["finish"].add(busy=time.perf_counter() - t1, items=len(refs))
+                meters["finish"].add(busy=time.perf_counter() - t1 - gw, wait=gw, items=len(refs))
 
         decoders: list = []
         dprocs = None
@@ -611,7 +615,9 @@ class Pipeline:
         total = sum(st.summary.frames for st in streams)
         stage_meters = {k: m.summary(wall) for k, m in meters.items()}
         timings = self.timer.summary()
-        starve = stage_meters["inference"]["wait_frac"] if stage_meters["inference"]["busy_frac"] < 0.5 else 0.0
+        # the batcher starved: the launch thread waited for frames (not for the finish) most of the time
+        starve = (waits["launch_for_frames_s"] / max(wall, 1e-9)
+                  if stage_meters["inference"]["busy_frac"] < 0.5 else 0.0)
         lags = [st.decoder.lag for st in streams if st.decoder is not None and st.realtime and not st.source.live]
         lag = max(lags) if lags else None
         pipe = {
@@ -621,7 +627,7 @@ class Pipeline:
             "steady_fps": (round((flow["n"] - flow["first_n"]) / (flow["last"] - flow["first"]), 2)
                            if flow["first"] is not None and flow["last"] > flow["first"] else None),
             "inference_calls": len(self.batch_sizes),
-            "launch_waits_s": {k: round(v, 4) for k, v in launch_waits.items()},
+            "thread_waits_s": {k: round(v, 4) for k, v in waits.items()},
             "mean_batch": round(sum(self.batch_sizes) / len(self.batch_sizes), 3) if self.batch_sizes else None,
             "frame_pool": pool_info, "stages": stage_meters,
             "dropped": sum(st.decoder.dropped for st in streams if st.decoder is not None),
@@ -629,7 +635,9 @@ class Pipeline:
             "limiting_stage": limiting_stage(
                 stage_meters, starve, realtime_lag=lag,
                 unpaced=bool(streams) and all(not st.realtime and not st.source.live for st in streams),
-                decode_ms=timings.get("decode", {}).get("mean_ms")),
+                decode_ms=timings.get("decode", {}).get("mean_ms"),
+                gpu_wait=waits["finish_for_gpu_s"] / max(wall, 1e-9) if overlap else None,
+                launch_blocked=waits["launch_for_finish_s"] / max(wall, 1e-9) if overlap else None),
         }
         if lag is not None:  # realtime files: how far behind their own clock the slowest stream ended
             pipe["realtime_lag_s"] = round(lag, 3)

@@ -133,7 +133,8 @@ class Reservoir:
 
 def limiting_stage(meters: dict[str, dict[str, float]], decode_starved: float,
                    realtime_lag: float | None = None, unpaced: bool = False,
-                   decode_ms: float | None = None) -> str:
+                   decode_ms: float | None = None, gpu_wait: float | None = None,
+                   launch_blocked: float | None = None) -> str:
     """The stage that bounds throughput: the busiest stage relative to its capacity (busy time divided by
     wall time x the threads/processes running it). ``decode_starved``: the fraction of time the batcher
     waited for frames (a starved batcher means the sources, not the model, set the pace). ``realtime_lag``:
@@ -141,13 +142,19 @@ def limiting_stage(meters: dict[str, dict[str, float]], decode_starved: float,
     the model, which would make frames drop for want of free slots) could not keep the cameras' rate.
     ``unpaced``: every stream is a file read as fast as it decodes (no camera rate to wait for), so a starved
     batcher means decode; ``decode_ms``: its mean time per frame, quoted with the decoders' busy and
-    slot-waiting shares (a decoder waiting for a free frame slot points at ``pipeline.frame_slots``)."""
+    slot-waiting shares (a decoder waiting for a free frame slot points at ``pipeline.frame_slots``).
+    ``gpu_wait`` / ``launch_blocked`` (launch/finish overlap): the fractions of the time the finish waited for
+    the GPU to compute a batch and the launch thread waited for the finish (both batches in flight): both
+    high means the model on the GPU sets the pace. The finish's GPU wait is not counted as its work."""
     if not meters:
         return "unknown"
     if realtime_lag is not None and realtime_lag > 1.0 and "decode" in meters:
         d = meters["decode"]
         return (f"decode (real-time streams fell {realtime_lag:.1f} s behind their cameras' rate; decoders "
                 f"{d['busy_frac'] * 100:.0f}% busy over {d['units']} unit(s))")
+    if gpu_wait is not None and launch_blocked is not None and gpu_wait > 0.5 and launch_blocked > 0.3:
+        return (f"gpu (the model: the finish waited {gpu_wait * 100:.0f}% of the time for the GPU to compute a "
+                f"batch and the launch thread {launch_blocked * 100:.0f}% for the finish)")
     name, m = max(meters.items(), key=lambda kv: kv[1]["busy_frac"])
     if decode_starved > 0.5 and m["busy_frac"] < 0.8:
         if unpaced and "decode" in meters:
