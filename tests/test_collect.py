@@ -303,7 +303,14 @@ def test_three_boxes_one_collection_through_mosquitto_with_box_broker_and_collec
     rows = [json.loads(x) for x in (col_dir / "events.jsonl").read_text().splitlines()]
     keys = [(r["extra"]["box"], r["id"]) for r in rows]
     assert len(keys) == len(set(keys)), "an event was collected twice"
-    assert set(keys) == set(raised), (set(raised) - set(keys), set(keys) - set(raised))
+    assert set(raised) <= set(keys), set(raised) - set(keys)
+    # an alarm goes into the durable delivery queue before events.jsonl (runner: `dispatch`): box-a, SIGKILLed
+    # between the two writes, may have queued an alarm it never wrote locally, which its next run delivered.
+    # Only that may be extra: from box-a's killed run, whose snapshot (written before the alarm) is there
+    unwritten = set(keys) - set(raised)
+    assert all(b == "box-a" and (tmp_path / "box-a/run1/snapshots" / f"{i}.jpg").is_file() for b, i in unwritten), \
+        unwritten
+    assert len(unwritten) <= 2, unwritten
     assert rows == sorted(rows, key=order_key)
     assert {r["extra"]["box"] for r in rows} == set(BOXES)
     assert len({(r["extra"]["box"], r["source"]) for r in rows}) >= 4  # (a camera may see nobody in 8 frames)
@@ -311,13 +318,17 @@ def test_three_boxes_one_collection_through_mosquitto_with_box_broker_and_collec
     assert killed_run >= 1 and sum(1 for k in keys if k in {(b, e.id) for (b, _), (e, d) in raised.items()
                                                              if d.name == "run1" and b == "box-a"}) == killed_run
     for r in rows:  # every snapshot the boxes took came along, byte for byte (they are below 256 KB)
+        if (r["extra"]["box"], r["id"]) in unwritten:
+            assert (col_dir / r["snapshot"]).read_bytes() == \
+                (tmp_path / "box-a/run1/snapshots" / f"{r['id']}.jpg").read_bytes()
+            continue
         ev, run_dir = raised[(r["extra"]["box"], r["id"])]
         assert r["snapshot"] == f"snapshots/{r['extra']['box']}/{r['id']}.jpg"
         assert (col_dir / r["snapshot"]).read_bytes() == (run_dir / ev.snapshot).read_bytes()
         assert {k: v for k, v in r.items() if k not in ("snapshot", "extra")} == \
             {k: v for k, v in ev.to_dict().items() if k not in ("snapshot", "extra")}
     stats = json.loads((col_dir / "collect.json").read_text())
-    assert stats["events"] == len(raised) and stats["latency_s"]["n"] == len(raised)
+    assert stats["events"] == len(keys) and stats["latency_s"]["n"] == len(keys)
     print(f"\nCOLLECT-MQTT boxes={len(BOXES)} cameras={sum(len(c) for c in BOXES.values())} raised={len(raised)} "
           f"collected={len(rows)} duplicates_dropped={stats['duplicates']} resumed_with={stats['resumed_with']} "
           f"latency_p50={stats['latency_s']['p50']}s p95={stats['latency_s']['p95']}s")
