@@ -304,3 +304,27 @@ def test_gpu_sizing_takes_the_models_rate_from_model_only_when_launch_and_finish
     assert costs.inference_ms == {38: pytest.approx(0.3)}
     costs = costs_from_cases([_case(8, 8, False, model_only=4000.0)], host, {"providers": ["CPUExecutionProvider"]})
     assert costs.inference_device == "cpu" and costs.inference_ms == {5: pytest.approx(0.3)}
+
+
+def test_gpu_summary_table_reads_old_and_new_bench_records(tmp_path, capsys):
+    """benchmarks/gpu/summarize.py prints one row per case from recorded JSONs (older ones without the thread
+    waits too) and the waits as % of the run when present."""
+    import importlib.util
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("gpu_summarize", root / "benchmarks/gpu/summarize.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    old = root / "benchmarks/results/gpu_h200_2026-12-03d/c_nms_priority/s64_prio.json"
+    shutil.copy(old, tmp_path / "a_old.json")
+    rec = json.loads(old.read_text())
+    rec["cases"][0]["wall_s"] = 10.0
+    rec["cases"][0]["pipeline"]["thread_waits_s"] = {"launch_for_frames_s": 6.0, "launch_for_finish_s": 1.0,
+                                                     "finish_for_gpu_s": 5.5}
+    (tmp_path / "b_new.json").write_text(json.dumps(rec))
+    mod.main(tmp_path)
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("| a_old") or x.startswith("| b_new")]
+    assert len(lines) == 2 and lines[0].endswith("| n/a |") and lines[1].endswith("| 60 / 10 / 55 % |")
+    assert "| 67 % |" in lines[0]  # e2e / model-only of the recorded 64-stream run

@@ -28,15 +28,26 @@ def row(name, rec):
                     + (f"{mem['tree_pss_mb_first']:.0f} → {mem['tree_pss_mb_last']:.0f} (PSS, all processes) | "
                        if mem.get('tree_pss_mb_first') is not None and mem.get('tree_pss_mb_last') is not None else
                        f"{mem.get('process_rss_mb_first') or 0:.0f} → {mem.get('process_rss_mb_last') or 0:.0f} | ")
-                    + f"{p.get('limiting_stage', '')} |")
+                    + f"{p.get('limiting_stage', '')} | {_waits(p, c.get('wall_s'))} |")
     return out
+
+
+def _waits(p, wall):
+    """The launch thread's waits (for frames / for the finish) and the finish's wait for the GPU, % of the run
+    (run.json's thread_waits_s; records older than the sixth GPU session have none)."""
+    w = p.get("thread_waits_s")
+    if not w or not wall:
+        return "n/a"
+    return (f"{w['launch_for_frames_s'] / wall * 100:.0f} / {w['launch_for_finish_s'] / wall * 100:.0f} / "
+            f"{w['finish_for_gpu_s'] / wall * 100:.0f} %")
 
 
 def main(d):
     d = Path(d)
     print("| case | streams | batch | frames | FPS (wall) | FPS (steady) | model-only img/s | e2e / model | "
-          "dropped | capture→tracked p50 / p95 ms | GPU util | RSS MB start → end | limiting stage |")
-    print("|" + "---|" * 13)
+          "dropped | capture→tracked p50 / p95 ms | GPU util | RSS MB start → end | limiting stage | "
+          "waits: launch for frames / for finish, finish for GPU |")
+    print("|" + "---|" * 14)
     peer = None
     for f in sorted(d.glob("*.json")):
         rec = json.loads(f.read_text())
