@@ -451,11 +451,9 @@ class Pipeline:
                             self.timer.add("preprocess", dt, len(refs))  # upload + letterbox + enqueue
                 t1 = time.perf_counter()
                 inflight.put((frames, result))
-                dt = time.perf_counter() - t1
-                waits["launch_for_finish_s"] += dt
-                meters["inference"].add(wait=dt)
+                waits["launch_for_finish_s"] += time.perf_counter() - t1
             waits["launch_for_frames_s"] = batcher.wait_s
-            meters["inference"].add(wait=batcher.wait_s)
+            meters["inference"].add(wait=waits["launch_for_frames_s"] + waits["launch_for_finish_s"])
 
         def finisher() -> None:
             while True:
