@@ -335,7 +335,7 @@ class PipelineConfig(_M):
                                            "or < 4 cores, else one per 8 streams)")
     decode_threads: int | Literal["auto"] = Field("auto", description="decoders (threads or processes, see "
                                                   "decode_processes) of file sources, each serving several in turn "
-                                                  "(auto = all cores but 6, at least 2); live cameras get a thread "
+                                                  "(auto = all cores but 4, at least 2); live cameras get a thread "
                                                   "each")
     decode_processes: bool | Literal["auto"] = Field("auto", description="decode file sources in child processes "
                                                      "(decode_threads of them) that write into the shared frame pool, "
@@ -344,7 +344,7 @@ class PipelineConfig(_M):
                                                      "true = every file source, NVDEC ones included)")
     max_wait_ms: float = Field(4.0, ge=0, description="longest wait for a batch to fill before inference")
     frame_slots: int | None = Field(None, ge=2, description="frame pool size (default: batch x 4 + streams, "
-                                    "capped at 1.5 GB)")
+                                    "at least 54 per decode process, capped at 1.5 GB)")
 
     @field_validator("workers", "decode_threads")
     @classmethod

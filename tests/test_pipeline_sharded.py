@@ -12,6 +12,7 @@ import pytest
 import pockit
 from pockit.core import Detections, read_events, read_mot
 from pockit.pipeline.framepool import FramePool
+from pockit.pipeline.runner import DECODE_PROC_SLOTS
 
 RULES = [
     {"name": "right_half", "type": "zone_enter", "zone": [[0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]]},
@@ -261,7 +262,20 @@ def test_decode_processes_give_exactly_the_events_of_decode_threads(shared_data,
             assert (run_dir / "tracks" / f"{sid}.txt").read_text() == (ref_dir / "tracks" / f"{sid}.txt").read_text()
         fp = s.pipeline["frame_pool"]
         assert fp["shared"] and 1 <= fp["high_water"] <= fp["slots"]
+        # the default pool gives each decode process DECODE_PROC_SLOTS of its own (batch x 4 + 3 is far less here)
+        assert fp["slots"] == 2 * DECODE_PROC_SLOTS
         assert s.timings["decode"]["n"] >= 241  # the children's decode timings reach run.json
+
+
+def test_auto_decoders_leave_four_cores_and_never_exceed_the_streams(monkeypatch, tmp_path):
+    from pockit.config import parse_config
+    from pockit.pipeline.runner import DECODE_SPARE_CORES, Pipeline
+
+    r = Pipeline.__new__(Pipeline)
+    r.cfg = parse_config({"sources": [{"id": "a", "uri": str(tmp_path)}], "model": {"path": "unused.onnx"}}, "<test>")
+    for cores, streams, want in ((16, 64, 16 - DECODE_SPARE_CORES), (16, 5, 5), (2, 8, 2), (8, 8, 4)):
+        monkeypatch.setattr(os, "cpu_count", lambda c=cores: c)
+        assert r._decode_threads(streams) == want
 
 
 def test_killed_decode_process_is_reported_and_other_streams_finish(shared_data, gt_detector, reference, tmp_path):

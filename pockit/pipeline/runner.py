@@ -107,6 +107,12 @@ class RunSummary:
 NVDEC_AUTO_MIN_PIXELS = 1_500_000
 INFLIGHT = 2  # batches launched and not yet finished (launch/finish overlap)
 POOL_BYTES_MAX = 1.5 * 2**30  # default cap of the frame pool's memory
+# default frame slots per decode process: each owns its share of the pool, and a slot stays taken from decode until
+# its stream's worker is done with it (~60-150 ms at 32-64 unpaced streams); at 300 frames/s a process, fewer
+# than ~45 leave it waiting for a free slot. Measured on the lent H200 (benchmarks/README.md, seventh session):
+# 32 streams, 12 processes, 384 slots: 2,813 frames/s; 640 slots: 3,069
+DECODE_PROC_SLOTS = 54
+DECODE_SPARE_CORES = 4  # auto decode_threads = all cores but these (inference process + tracking workers)
 
 
 class _Stream:
@@ -202,13 +208,16 @@ class Pipeline:
         return max(0, min(int(w), n_streams))
 
     def _decode_threads(self, n_streams: int) -> int:
-        """Threads decoding files: ``pipeline.decode_threads``, or auto = all but 6 cores (at least 2): the
-        inference, finish and results threads and the worker processes need the rest."""
+        """Threads (or processes) decoding files: ``pipeline.decode_threads``, or auto = all cores but
+        DECODE_SPARE_CORES (at least 2): the inference process and the worker processes need the rest. Measured on
+        the lent H200's 16 cores (benchmarks/README.md, seventh session), 32 unpaced 576p streams: 12 decode
+        processes 2,931 / 3,069 frames/s against 2,346 / 2,276 with 10 (cores - 6, the earlier default); 14 no
+        better than 12 at 64 streams."""
         d = self.cfg.pipeline.decode_threads
         if d == "auto":
             import os
 
-            d = max(2, (os.cpu_count() or 2) - 6)
+            d = max(2, (os.cpu_count() or 2) - DECODE_SPARE_CORES)
         return max(1, min(int(d), n_streams))
 
     def _process_decoded(self, streams: list[_Stream]) -> list[_Stream]:
@@ -226,7 +235,10 @@ class Pipeline:
             dp = len(files) >= 4 and (os.cpu_count() or 1) >= 4
         return files if dp else []
 
-    def _make_pool(self, streams: list[_Stream], batch: int, on_cuda: bool, processes: bool):
+    def _make_pool(self, streams: list[_Stream], batch: int, on_cuda: bool, processes: bool, decode_procs: int = 0):
+        """The bounded frame pool: ``pipeline.frame_slots``, or by default enough for the batches in flight and
+        a frame per stream (batch x (INFLIGHT + 2) + streams) and, with ``decode_procs`` decode processes,
+        DECODE_PROC_SLOTS for each; capped at POOL_BYTES_MAX."""
         from .framepool import FramePool
 
         sizes = []
@@ -239,7 +251,7 @@ class Pipeline:
             sizes.append(size)
         slot_bytes = max(w * h * 3 for w, h in sizes)
         pc = self.cfg.pipeline
-        n = pc.frame_slots or batch * (INFLIGHT + 2) + len(streams)
+        n = pc.frame_slots or max(batch * (INFLIGHT + 2) + len(streams), DECODE_PROC_SLOTS * decode_procs)
         if not pc.frame_slots and n * slot_bytes > POOL_BYTES_MAX:
             n = max(batch * (INFLIGHT + 1) + 1, int(POOL_BYTES_MAX // slot_bytes))
         return FramePool(n, slot_bytes, shared=processes, pin=on_cuda)
@@ -284,7 +296,8 @@ class Pipeline:
         batch = max(1, int(cfg.model.batch))
         n_workers = self._n_workers(len(streams))
         proc_decoded = self._process_decoded(streams)
-        pool = self._make_pool(streams, batch, on_cuda, processes=n_workers > 0 or bool(proc_decoded))
+        pool = self._make_pool(streams, batch, on_cuda, processes=n_workers > 0 or bool(proc_decoded),
+                               decode_procs=self._decode_threads(len(proc_decoded)) if proc_decoded else 0)
         if proc_decoded and pool.name is None:
             log.warning("decoding in threads: shared frame memory is unavailable")
             proc_decoded = []
