@@ -49,7 +49,7 @@ from ..config import PocConfig, load_config
 from ..resolve import is_stream
 
 DECODER_FRAMES = 16      # reference frames an H.264/H.265 decoder may hold (assumption when memory is not measured)
-FRAME_SLOTS = 5          # frame-pool slots per stream (pipeline default: batch x 4 + streams)
+FRAME_SLOTS = 5          # frame-pool slots per camera (pipeline default for live cameras: batch x 4 + streams)
 NVDEC_REF = 1920 * 1080 * 30.0
 
 
