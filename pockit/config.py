@@ -344,7 +344,7 @@ class PipelineConfig(_M):
                                                      "true = every file source, NVDEC ones included)")
     max_wait_ms: float = Field(4.0, ge=0, description="longest wait for a batch to fill before inference")
     frame_slots: int | None = Field(None, ge=2, description="frame pool size (default: batch x 4 + streams, "
-                                    "at least 54 per decode process, capped at 1.5 GB)")
+                                    "at least 72 MB (54 frames of 768x576) per decode process, capped at 1.5 GB)")
 
     @field_validator("workers", "decode_threads")
     @classmethod

@@ -12,7 +12,7 @@ import pytest
 import pockit
 from pockit.core import Detections, read_events, read_mot
 from pockit.pipeline.framepool import FramePool
-from pockit.pipeline.runner import DECODE_PROC_SLOTS
+from pockit.pipeline.runner import DECODE_PROC_REF_BYTES, DECODE_PROC_SLOTS
 
 RULES = [
     {"name": "right_half", "type": "zone_enter", "zone": [[0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]]},
@@ -262,8 +262,9 @@ def test_decode_processes_give_exactly_the_events_of_decode_threads(shared_data,
             assert (run_dir / "tracks" / f"{sid}.txt").read_text() == (ref_dir / "tracks" / f"{sid}.txt").read_text()
         fp = s.pipeline["frame_pool"]
         assert fp["shared"] and 1 <= fp["high_water"] <= fp["slots"]
-        # the default pool gives each decode process DECODE_PROC_SLOTS of its own (batch x 4 + 3 is far less here)
-        assert fp["slots"] == 2 * DECODE_PROC_SLOTS
+        # the default pool gives each decode process the memory of DECODE_PROC_SLOTS 768x576 frames (batch x 4 + 3
+        # is far less here); PETS09's 768x576 frames are the largest
+        assert fp["slots"] == 2 * (DECODE_PROC_SLOTS * DECODE_PROC_REF_BYTES // (768 * 576 * 3)) == 108
         assert s.timings["decode"]["n"] >= 241  # the children's decode timings reach run.json
 
 
@@ -484,3 +485,31 @@ def test_video_frames_decoded_into_the_pool_slots_are_the_frames_of_the_copy_pat
     monkeypatch.undo()
     assert run("procs", decode_processes=True) == copied  # the same in decode processes (spawned: unpatched)
 
+
+
+def test_default_pool_gives_decode_processes_frame_memory_by_bytes(tmp_path):
+    """Default pool: batch x 4 + streams, or per decode process the memory of DECODE_PROC_SLOTS 768x576 frames
+    (the H200 measurement), whichever is larger; larger frames get proportionally fewer slots; 1.5 GB cap."""
+    from types import SimpleNamespace
+
+    from pockit.config import parse_config
+    from pockit.pipeline.runner import Pipeline
+
+    r = Pipeline.__new__(Pipeline)
+    r.cfg = parse_config({"sources": [{"id": "a", "uri": str(tmp_path)}], "model": {"path": "unused.onnx"}}, "<t>")
+
+    def slots(n_streams, size, batch, procs):
+        streams = [SimpleNamespace(source=SimpleNamespace(size=size, native_size=size), cfg=SimpleNamespace(id="s"))
+                   for _ in range(n_streams)]
+        pool = r._make_pool(streams, batch, on_cuda=False, processes=False, decode_procs=procs)
+        return pool.n, pool.n * pool.slot_bytes
+
+    assert slots(32, (768, 576), 32, 12)[0] == 12 * DECODE_PROC_SLOTS == 648  # was 160
+    assert slots(32, (768, 576), 32, 0)[0] == 32 * 4 + 32  # no decode processes: as before
+    # 12 x 11 slots of 1080p is less than 64 x 4 + 64 = 320, which the 1.5 GB cap brings down to 258
+    assert slots(64, (1920, 1080), 64, 12)[0] == int(1.5 * 2**30 // (1920 * 1080 * 3)) == 258
+    n, nbytes = slots(4, (3840, 2160), 2, 12)  # 4K: 12 x 2 slots, above batch x 4 + streams = 12
+    assert n == 12 * 2 and nbytes <= 1.5 * 2**30
+    r.cfg = parse_config({"sources": [{"id": "a", "uri": str(tmp_path)}], "model": {"path": "unused.onnx"},
+                          "pipeline": {"frame_slots": 7}}, "<t>")
+    assert slots(32, (768, 576), 32, 12)[0] == 7  # an explicit size is kept

@@ -107,11 +107,14 @@ class RunSummary:
 NVDEC_AUTO_MIN_PIXELS = 1_500_000
 INFLIGHT = 2  # batches launched and not yet finished (launch/finish overlap)
 POOL_BYTES_MAX = 1.5 * 2**30  # default cap of the frame pool's memory
-# default frame slots per decode process: each owns its share of the pool, and a slot stays taken from decode until
-# its stream's worker is done with it (~60-150 ms at 32-64 unpaced streams); at 300 frames/s a process, fewer
-# than ~45 leave it waiting for a free slot. Measured on the lent H200 (benchmarks/README.md, seventh session):
-# 32 streams, 12 processes, 384 slots: 2,813 frames/s; 640 slots: 3,069
+# default frame memory per decode process, in 768x576 frames: each process owns its share of the pool, and a slot
+# stays taken from decode until its stream's worker is done with it (~60-150 ms at 32-64 unpaced streams); at
+# ~300 frames/s a process, fewer than ~45 slots leave it waiting for a free one. Measured on the lent H200
+# (benchmarks/README.md, seventh session): 32 streams, 12 processes, 384 slots: 2,813 frames/s; 640: 3,069.
+# Larger frames decode proportionally slower and need proportionally fewer slots: the budget is in bytes
+# (54 x 768 x 576 x 3 = 72 MB a process; 11 slots of 1080p)
 DECODE_PROC_SLOTS = 54
+DECODE_PROC_REF_BYTES = 768 * 576 * 3
 DECODE_SPARE_CORES = 4  # auto decode_threads = all cores but these (inference process + tracking workers)
 
 
@@ -238,7 +241,8 @@ class Pipeline:
     def _make_pool(self, streams: list[_Stream], batch: int, on_cuda: bool, processes: bool, decode_procs: int = 0):
         """The bounded frame pool: ``pipeline.frame_slots``, or by default enough for the batches in flight and
         a frame per stream (batch x (INFLIGHT + 2) + streams) and, with ``decode_procs`` decode processes,
-        DECODE_PROC_SLOTS for each; capped at POOL_BYTES_MAX."""
+        the memory of DECODE_PROC_SLOTS 768x576 frames for each (54 slots at 576p, 11 at 1080p); capped at
+        POOL_BYTES_MAX."""
         from .framepool import FramePool
 
         sizes = []
@@ -251,7 +255,8 @@ class Pipeline:
             sizes.append(size)
         slot_bytes = max(w * h * 3 for w, h in sizes)
         pc = self.cfg.pipeline
-        n = pc.frame_slots or max(batch * (INFLIGHT + 2) + len(streams), DECODE_PROC_SLOTS * decode_procs)
+        per_proc = max(1, DECODE_PROC_SLOTS * DECODE_PROC_REF_BYTES // slot_bytes)
+        n = pc.frame_slots or max(batch * (INFLIGHT + 2) + len(streams), per_proc * decode_procs)
         if not pc.frame_slots and n * slot_bytes > POOL_BYTES_MAX:
             n = max(batch * (INFLIGHT + 1) + 1, int(POOL_BYTES_MAX // slot_bytes))
         return FramePool(n, slot_bytes, shared=processes, pin=on_cuda)
