@@ -34,6 +34,8 @@ def test_bench_tud_campus_schema(tud_campus, tmp_path):
             assert st["n"] == c["frames"], s  # every stage timed once per frame
         r = c["resources"]
         assert r["n_samples"] >= 1 and r["cpu"]["logical_cores"] >= 1
+        steady = r["cpu"]["steady"]  # the samples inside the pipeline's steady window (0 in a run this short)
+        assert 0 <= steady["n_samples"] <= r["n_samples"]
         assert r["memory"]["process_rss_mb_max"] is not None
         assert r["gpu"]["available"] is False and r["gpu"]["reason"]
         assert r["jetson"] == {"available": False, "reason": "tegrastats not found (not a Jetson)"}

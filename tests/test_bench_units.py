@@ -277,6 +277,22 @@ def test_resource_monitor_counts_child_processes():
     assert cpu["tree_cores_busy_mean"] > cpu["process_cores_busy_mean"] + 0.3, cpu
 
 
+def test_resource_monitor_steady_cpu_is_the_mean_inside_the_window():
+    """cpu.steady averages only the samples inside the pipeline's steady window (time.monotonic())."""
+    from pockit.bench.monitors import ResourceMonitor
+
+    mon = ResourceMonitor(interval=1.0, gpu=False, tegrastats=False)
+    base = {"process_cpu_pct": 10.0, "process_rss_mb": 1.0, "system_mem_used_mb": 1.0}
+    for t, tree, sys_pct in ((0.0, 50.0, 5.0), (1.0, 900.0, 60.0), (2.0, 1100.0, 80.0), (3.0, 100.0, 10.0)):
+        mon.samples.append({**base, "t": t, "tm": 100.0 + t, "tree_cpu_pct": tree, "system_cpu_pct": sys_pct})
+    whole = mon.summary()
+    assert "steady" not in whole["cpu"] and whole["cpu"]["tree_cores_busy_mean"] == pytest.approx(5.375)
+    steady = mon.summary(window=(100.5, 102.5))["cpu"]["steady"]
+    assert steady == {"n_samples": 2, "tree_cores_busy_mean": pytest.approx(10.0), "system_pct_mean": 70.0}
+    assert mon.summary(window=(None, None))["cpu"].get("steady") is None
+    assert mon.summary(window=(200.0, 300.0))["cpu"]["steady"]["tree_cores_busy_mean"] is None
+
+
 def _case(batch, streams, overlap, model_only=None, inference_ms=0.3):
     st = {s: {"n": 100, "mean_ms": v} for s, v in
           {"decode": 3.0, "preprocess": 0.1, "inference": inference_ms, "postprocess": 0.05, "tracking": 0.7,
@@ -323,8 +339,11 @@ def test_gpu_summary_table_reads_old_and_new_bench_records(tmp_path, capsys):
     rec["cases"][0]["wall_s"] = 10.0
     rec["cases"][0]["pipeline"]["thread_waits_s"] = {"launch_for_frames_s": 6.0, "launch_for_finish_s": 1.0,
                                                      "finish_for_gpu_s": 5.5}
+    rec["cases"][0]["resources"]["cpu"]["steady"] = {"n_samples": 30, "tree_cores_busy_mean": 13.46,
+                                                     "system_pct_mean": 88.0}
     (tmp_path / "b_new.json").write_text(json.dumps(rec))
     mod.main(tmp_path)
     lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("| a_old") or x.startswith("| b_new")]
-    assert len(lines) == 2 and lines[0].endswith("| n/a |") and lines[1].endswith("| 60 / 10 / 55 % |")
+    assert len(lines) == 2 and lines[0].endswith("| n/a | n/a / 9.5 |")
+    assert lines[1].endswith("| 60 / 10 / 55 % | 13.5 / 9.5 |")
     assert "| 67 % |" in lines[0]  # e2e / model-only of the recorded 64-stream run

@@ -28,7 +28,7 @@ def row(name, rec):
                     + (f"{mem['tree_pss_mb_first']:.0f} → {mem['tree_pss_mb_last']:.0f} (PSS, all processes) | "
                        if mem.get('tree_pss_mb_first') is not None and mem.get('tree_pss_mb_last') is not None else
                        f"{mem.get('process_rss_mb_first') or 0:.0f} → {mem.get('process_rss_mb_last') or 0:.0f} | ")
-                    + f"{p.get('limiting_stage', '')} | {_waits(p, c.get('wall_s'))} |")
+                    + f"{p.get('limiting_stage', '')} | {_waits(p, c.get('wall_s'))} | {_cores(c)} |")
     return out
 
 
@@ -42,12 +42,22 @@ def _waits(p, wall):
             f"{w['finish_for_gpu_s'] / wall * 100:.0f} %")
 
 
+def _cores(c):
+    """Host cores busy (pockit's processes) over the steady part of the run / the whole run (records older than
+    the seventh GPU session have only the whole-run mean)."""
+    cpu = (c.get("resources") or {}).get("cpu") or {}
+    whole = cpu.get("tree_cores_busy_mean")
+    steady = (cpu.get("steady") or {}).get("tree_cores_busy_mean")
+    w = f"{whole:.1f}" if whole is not None else "n/a"
+    return f"{steady:.1f} / {w}" if steady is not None else f"n/a / {w}"
+
+
 def main(d):
     d = Path(d)
     print("| case | streams | batch | frames | FPS (wall) | FPS (steady) | model-only img/s | e2e / model | "
           "dropped | capture→tracked p50 / p95 ms | GPU util | RSS MB start → end | limiting stage | "
-          "waits: launch for frames / for finish, finish for GPU |")
-    print("|" + "---|" * 14)
+          "waits: launch for frames / for finish, finish for GPU | host cores busy, steady / whole run |")
+    print("|" + "---|" * 15)
     peer = None
     for f in sorted(d.glob("*.json")):
         rec = json.loads(f.read_text())

@@ -297,6 +297,7 @@ class ResourceMonitor:
             tcpu, trss, tpss, nproc = self._tree()
             s: dict[str, Any] = {
                 "t": time.perf_counter() - self._t0,
+                "tm": time.monotonic(),  # the pipeline's clock: which samples fall in its steady window
                 "process_cpu_pct": pcpu,
                 "system_cpu_pct": psutil.cpu_percent(None),
                 "process_rss_mb": rss,
@@ -387,8 +388,10 @@ class ResourceMonitor:
             self.tegra_samples.append(rec)
 
     # -- results --------------------------------------------------------------------------------
-    def summary(self) -> dict[str, Any]:
-        """Means and maxima over the samples, JSON-ready."""
+    def summary(self, window: tuple[float, float] | None = None) -> dict[str, Any]:
+        """Means and maxima over the samples, JSON-ready. ``window``: the (first, last) time.monotonic() of the
+        run's steady part (the pipeline's ``steady_window``): CPU means over the samples inside it are added as
+        ``cpu.steady`` (start-up and model loading, a few idle cores, otherwise dilute the whole-run means)."""
         S = self.samples
         vm = psutil.virtual_memory()
         out: dict[str, Any] = {
@@ -419,6 +422,14 @@ class ResourceMonitor:
                 "system_total_mb": vm.total / 2**20,
             },
         }
+        if window and window[0] is not None and window[1] is not None:
+            W = [x for x in S if window[0] <= x.get("tm", -1.0) <= window[1]]
+            out["cpu"]["steady"] = {
+                "n_samples": len(W),
+                "tree_cores_busy_mean": ((mean_or_none(x.get("tree_cpu_pct") for x in W) or 0.0) / 100.0
+                                         if W else None),
+                "system_pct_mean": mean_or_none(x["system_cpu_pct"] for x in W),
+            }
         nv = self._nvml
         if nv is None:
             out["gpu"] = {"available": False, "reason": "disabled"}

@@ -225,7 +225,7 @@ def run_bench(config: str | Path | dict | PocConfig | None = None, *, model: str
                 "model_chunk": chunk,
                 "resolution": [srcs[0].width, srcs[0].height] if srcs and srcs[0].width else None,
                 "source_fps": srcs[0].fps if srcs else None,
-                "resources": mon.summary(),
+                "resources": mon.summary(window=getattr(pipe, "steady_window", None)),
                 "memory_timeline": memory_timeline(mon.samples),
                 "run_dir": summ.run_dir,
                 "errors": summ.errors,

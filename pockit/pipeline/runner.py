@@ -636,6 +636,9 @@ class Pipeline:
                   if stage_meters["inference"]["busy_frac"] < 0.5 else 0.0)
         lags = [st.decoder.lag for st in streams if st.decoder is not None and st.realtime and not st.source.live]
         lag = max(lags) if lags else None
+        # time.monotonic() of the first and last tracked frames: the window steady_fps is measured over (the
+        # bench's resource monitor takes its steady CPU figures from the same window)
+        self.steady_window = (flow["first"], flow["last"])
         pipe = {
             "workers": n_workers, "worker_kind": "process" if workers.processes else "thread",
             "decoders": {"processes": len(dprocs.procs) if dprocs else 0, "threads": len(decoders)},
