@@ -12,8 +12,12 @@ import pytest
 
 HERE = Path(__file__).resolve().parent.parent / "benchmarks" / "scenarios"
 
-# measured with the defaults of this commit (benchmarks/README.md, "Scenario benchmark")
-MEASURED = {"f1": 0.917, "MOTA": 53.2, "IDF1": 67.1, "events_ref": 11}
+# measured with the defaults of this commit (benchmarks/README.md, "Scenario benchmark"), per detector backend: the
+# CPU default is OpenVINO bf16 where the CPU computes bf16 natively (AVX512-BF16/AMX) and ONNX Runtime FP32 where it
+# does not (an AMD EPYC VM without bf16, 2026-12-03: 71 frames, 7 identity switches against fewer with bf16; one
+# short sequence, so one detection more or less moves IDF1 by points)
+MEASURED = {"openvino": {"f1": 0.917, "MOTA": 53.2, "IDF1": 67.1, "events_ref": 11},
+            "onnx": {"f1": 0.917, "MOTA": 53.8, "IDF1": 61.2, "events_ref": 11}}
 MARGIN = {"f1": 0.10, "MOTA": 3.0, "IDF1": 3.0}
 
 
@@ -45,14 +49,19 @@ def test_reference_events_are_the_rules_on_ground_truth(campus_result):
         by_rule[e.rule] = by_rule.get(e.rule, 0) + 1
     # the scene was written once; these counts are what its rules give on gt/gt.txt
     assert by_rule == {"walkway_line": 4, "east_entrance": 5, "walkway_loitering": 2}
-    assert len(ref) == MEASURED["events_ref"]
+    assert len(ref) == MEASURED["onnx"]["events_ref"] == MEASURED["openvino"]["events_ref"]
 
 
 def test_end_to_end_floors(campus_result):
+    import json
+
     res, _, _ = campus_result
-    assert res["events_ref"] == MEASURED["events_ref"]
-    assert res["f1"] >= MEASURED["f1"] - MARGIN["f1"], res
-    assert res["MOTA"] >= MEASURED["MOTA"] - MARGIN["MOTA"], res
-    assert res["IDF1"] >= MEASURED["IDF1"] - MARGIN["IDF1"], res
+    backend = json.loads((Path(res["run_dir"]) / "run.json").read_text())["model"]["backend"]
+    assert backend in MEASURED, f"no floors measured for the default backend {backend!r} on this machine"
+    m = MEASURED[backend]
+    assert res["events_ref"] == m["events_ref"]
+    assert res["f1"] >= m["f1"] - MARGIN["f1"], (backend, res)
+    assert res["MOTA"] >= m["MOTA"] - MARGIN["MOTA"], (backend, res)
+    assert res["IDF1"] >= m["IDF1"] - MARGIN["IDF1"], (backend, res)
     assert 0 <= res["box_recall"] <= 100 and res["IDSW"] >= 0
     assert set(res["per_rule"]) == {"walkway_line", "east_entrance", "walkway_loitering"}
