@@ -369,7 +369,7 @@ def test_limiting_stage_names_decode_when_realtime_streams_fall_behind():
 
     meters = {"decode": {"busy_frac": 0.84, "wait_frac": 0.0, "units": 10},
               "finish": {"busy_frac": 0.95, "wait_frac": 0.04, "units": 1}}
-    assert limiting_stage(meters, 0.0).startswith("finish")
+    assert limiting_stage(meters, 0.0) == "finish (95% busy over 1 unit(s))"  # saturated: no remark
     assert limiting_stage(meters, 0.0, realtime_lag=0.2).startswith("finish")
     got = limiting_stage(meters, 0.0, realtime_lag=19.5)
     assert got.startswith("decode") and "19.5 s behind" in got
@@ -388,7 +388,8 @@ def test_limiting_stage_names_decode_for_unpaced_files_and_sources_otherwise():
     assert got == ("decode (files read as fast as they decode: the batcher waited 69% of the time for frames; "
                    "decoders 65% busy, 3.8 ms per frame and 9% waiting for a free frame slot, over 10 unit(s))")
     # not starved: the busiest stage, whatever the sources
-    assert limiting_stage(meters, 0.2, unpaced=True, decode_ms=3.78).startswith("finish (71% busy")
+    got = limiting_stage(meters, 0.2, unpaced=True, decode_ms=3.78)
+    assert got.startswith("finish (71% busy") and "no stage is saturated" in got  # 71 % < SATURATED
 
 
 def test_limiting_stage_names_the_gpu_when_the_finish_waits_for_it_and_the_launch_for_the_finish():

@@ -131,6 +131,9 @@ class Reservoir:
                 "p95_ms": round(float(np.percentile(a, 95)), 3), "max_ms": round(float(a.max()), 3)}
 
 
+SATURATED = 0.85  # a stage busier than this (over its units) alone sets the pace
+
+
 def limiting_stage(meters: dict[str, dict[str, float]], decode_starved: float,
                    realtime_lag: float | None = None, unpaced: bool = False,
                    decode_ms: float | None = None, gpu_wait: float | None = None,
@@ -164,4 +167,8 @@ def limiting_stage(meters: dict[str, dict[str, float]], decode_starved: float,
                     f"of the time for frames; decoders {d['busy_frac'] * 100:.0f}% busy{per} and "
                     f"{d['wait_frac'] * 100:.0f}% waiting for a free frame slot, over {d['units']} unit(s))")
         return "sources (frames arrive slower than the pipeline takes them: camera rate or decode)"
-    return f"{name} ({m['busy_frac'] * 100:.0f}% busy over {m['units']} unit(s))"
+    out = f"{name} ({m['busy_frac'] * 100:.0f}% busy over {m['units']} unit(s))"
+    if m["busy_frac"] < SATURATED:  # the busiest stage still had room: none of them alone sets the pace
+        out += ("; no stage is saturated: the stages share the host's CPU cores and the inference process's "
+                "interpreter lock (compare the host's CPU load)")
+    return out
