@@ -301,8 +301,9 @@ class Pipeline:
         batch = max(1, int(cfg.model.batch))
         n_workers = self._n_workers(len(streams))
         proc_decoded = self._process_decoded(streams)
+        n_decode_procs = self._decode_threads(len(proc_decoded)) if proc_decoded else 0
         pool = self._make_pool(streams, batch, on_cuda, processes=n_workers > 0 or bool(proc_decoded),
-                               decode_procs=self._decode_threads(len(proc_decoded)) if proc_decoded else 0)
+                               decode_procs=n_decode_procs)
         if proc_decoded and pool.name is None:
             log.warning("decoding in threads: shared frame memory is unavailable")
             proc_decoded = []
@@ -535,7 +536,7 @@ class Pipeline:
             if proc_decoded:
                 from .decodeproc import DecodeProcesses
 
-                dprocs = DecodeProcesses([st.decoder for st in proc_decoded], self._decode_threads(len(proc_decoded)),
+                dprocs = DecodeProcesses([st.decoder for st in proc_decoded], n_decode_procs,
                                          pool, ready if in_threads else None,
                                          open_kwargs={st.index: _one_thread(st) for st in proc_decoded},
                                          timer=self.timer, meter=meters["decode"], thread_streams=len(in_threads))
