@@ -146,7 +146,11 @@ class OnnxDetector(Detector):
 
     @property
     def info(self) -> dict[str, Any]:
-        return {**super().info, "threads": self.threads or physical_cores()}
+        if not hasattr(self, "_precision"):
+            from . import is_quantized
+
+            self._precision = "int8" if is_quantized(self.path) else ("fp16" if self.input_dtype == np.float16 else "fp32")
+        return {**super().info, "threads": self.threads or physical_cores(), "precision": self._precision}
 
     def close(self) -> None:
         super().close()

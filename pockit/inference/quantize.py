@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -117,6 +118,7 @@ def quantize_int8(
     per_channel: bool = True,
     method: str = "minmax",
     keep_head_float: bool = True,
+    keep_float: Sequence[str] = (),
 ) -> Path:
     """Static INT8 (QDQ) copy of the fixed-shape ONNX ``src`` at ``dst``, calibrated on ``frames`` (BGR)."""
     import onnx
@@ -142,6 +144,9 @@ def quantize_int8(
         raise ValueError(f"{src}: INT8 calibration needs a fixed input size, the input is {dims}")
     hw = (dims[2], dims[3])
     exclude = head_tail_nodes(model) if keep_head_float else []
+    if keep_float:
+        pats = [re.compile(k) for k in keep_float]
+        exclude += [n.name for n in model.graph.node if n.name not in exclude and any(p.search(n.name) for p in pats)]
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
@@ -281,6 +286,8 @@ def int8_path(name: str, src: Path) -> Path:
     extra = asset.extra
     sha = asset.sha256 or sha256_file(src)  # fetch() verified the file against the registry's sha256
     recipe = f"{sha}|{extra['int8_calibration']}|{extra['int8_frames_per_source']}|{onnxruntime.__version__}"
+    if extra.get("int8_keep_float"):  # older builds (no layers kept in float) keep their cache name
+        recipe += f"|keep_float={extra['int8_keep_float']}"
     return derived_dir() / f"{Path(src).stem}-int8-{hashlib.sha256(recipe.encode()).hexdigest()[:16]}.onnx"
 
 
@@ -307,4 +314,5 @@ def int8_model(name: str) -> Path:
     media = [fetch_media(m) for m in extra["int8_calibration"]]
     log.warning("building the INT8 version of %s once (calibration on %d frames of %s; about a minute on 2 cores) "
                 "into %s", name, extra["int8_frames_per_source"] * len(media), ", ".join(extra["int8_calibration"]), dst)
-    return quantize_int8(src, dst, sample_frames(media, extra["int8_frames_per_source"]))
+    return quantize_int8(src, dst, sample_frames(media, extra["int8_frames_per_source"]),
+                         keep_float=extra.get("int8_keep_float", ()))
