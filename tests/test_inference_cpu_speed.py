@@ -234,8 +234,8 @@ def test_int8_registry_build_is_cached_and_reused(onnx_model, tmp_path, monkeypa
     monkeypatch.setenv("POCKIT_CACHE_DIR", str(tmp_path))
     built = []
 
-    def fake_quantize(src, dst, frames, **kw):  # the real quantizer is exercised in the test below
-        built.append((str(src), len(frames)))
+    def fake_quantize(src, dst, frames=None, *, ranges=None, keep_float=(), **kw):  # the real one: tests below
+        built.append((str(src), None if frames is None else len(frames), len(ranges or {}), tuple(keep_float)))
         dst.parent.mkdir(parents=True, exist_ok=True)
         dst.write_bytes(onnx_model.read_bytes())
         return dst
@@ -244,12 +244,49 @@ def test_int8_registry_build_is_cached_and_reused(onnx_model, tmp_path, monkeypa
     from pockit import registry
 
     monkeypatch.setattr(registry, "fetch", lambda name, **kw: onnx_model)
-    monkeypatch.setattr(quantize, "sample_frames", lambda media, n: [np.zeros((8, 8, 3), np.uint8)] * (n * len(media)))
+    media = []
+    monkeypatch.setattr(quantize, "sample_frames", lambda m, n: media.append(n) or [np.zeros((8, 8, 3), np.uint8)] * (n * len(m)))
     p1 = resolve_weights("person-yolov8s", "int8", "auto", "cpu")
     p2 = resolve_weights("person-yolov8s", "int8", "onnx", "cpu")
-    assert p1 == p2 and built == [(str(onnx_model), 32)]
+    keep = tuple(registry.get_asset("person-yolov8s").extra["int8_keep_float"])
+    # built once, from the shipped range table (no calibration media fetched), the recipe's layers kept in float
+    assert p1 == p2 and built == [(str(onnx_model), None, 242, keep)] and media == []
     assert p1.parent == tmp_path / "models" / "derived" and "-int8-" in p1.name
-    assert resolve_weights("person-yolov8s", "auto", "auto", "cpu") == onnx_model  # auto never picks INT8
+    assert resolve_weights("person-yolov8s", "auto", "auto", "cpu") == onnx_model  # resolve_weights: auto is float
+    # without the table: calibrated on the registry's sample videos, into another cache name
+    monkeypatch.setattr(quantize, "ranges_file", lambda name: None)
+    monkeypatch.setattr(registry, "fetch_media", lambda name, **kw: tmp_path / f"{name}.mp4")
+    p3 = resolve_weights("person-yolov8s", "int8", "auto", "cpu")
+    assert p3 != p1 and built[1] == (str(onnx_model), 32, 0, keep) and media == [16]
+
+
+@pytest.mark.slow
+def test_shipped_int8_range_table_is_the_calibration_of_the_recipe(shared_data):
+    """The table pockit ships (pockit/inference/int8_ranges/) equals a fresh calibration on the recipe's sample
+    videos, so the INT8 build made from it is the one whose accuracy benchmarks/README.md quotes."""
+    import json
+
+    from pockit.inference.quantize import calibration_media_frames, calibration_ranges, ranges_file
+    from pockit.registry import fetch
+
+    table = json.loads(ranges_file("person-yolov8s").read_text())
+    fresh = calibration_ranges(fetch("person-yolov8s"), calibration_media_frames("person-yolov8s"))
+    assert table["sha256"] == "eee43d6844141b8f3b9cea25dbb4faa9f6bfde117d49329a3be43cbfd42c2ac7"
+    assert set(fresh) == set(table["ranges"]) and len(fresh) == 242
+    worst = max(abs(a - b) / max(1e-6, abs(b)) for t in fresh for a, b in zip(fresh[t], table["ranges"][t]))
+    assert worst < 1e-4, worst
+
+
+@pytest.mark.slow
+def test_int8_build_stays_accurate(tud_campus, tud_frame):
+    """The registry INT8 build (the CPU default where the CPU has no native bf16) against FP32 on held-out
+    frames (TUD-Campus is not calibration footage)."""
+    fp32 = load_detector(ModelConfig(precision="fp32", backend="onnx", conf=0.001))
+    int8 = load_detector(ModelConfig(precision="int8", backend="onnx", conf=0.001))
+    assert int8.info["precision"] == "int8" and fp32.info["precision"] == "fp32"
+    check = accuracy_check(fp32, int8, [tud_campus], step=5)
+    assert check.frames == 15 and check.acceptable(2.0), check.to_dict()
+    assert check.box_agreement > 0.95 and check.mean_matched_iou > 0.95, check.to_dict()
 
 
 def test_int8_precision_errors(onnx_model, tmp_path, monkeypatch):
@@ -265,11 +302,33 @@ def test_int8_precision_errors(onnx_model, tmp_path, monkeypatch):
     def offline(name, **kw):
         raise FetchError(f"cannot download {name}: offline")
 
+    from pockit.inference import quantize
+
     monkeypatch.setattr(registry, "fetch_media", offline)
     monkeypatch.setattr(registry, "fetch", lambda name, **kw: onnx_model)
+    monkeypatch.setattr(quantize, "ranges_file", lambda name: None)  # no shipped table: media needed, offline
     with pytest.raises(FetchError, match="precision int8: cannot build the INT8 version of person-yolov8s.*offline"):
         resolve_weights("person-yolov8s", "int8", "auto", "cpu")
     assert not list(tmp_path.rglob("*.onnx"))
+
+
+def test_auto_precision_without_bf16_falls_back_to_fp32_when_int8_cannot_be_built(onnx_model, monkeypatch, caplog):
+    import pockit.inference as inf
+    from pockit.inference import FetchError, quantize
+
+    monkeypatch.setattr(inf, "cpu_bf16", lambda: False)
+
+    def broken(name):
+        raise FetchError(f"cannot fetch {name}: offline")
+
+    monkeypatch.setattr(quantize, "int8_model", broken)
+    with caplog.at_level("WARNING"):
+        det = load_detector(ModelConfig())
+    assert det.backend == "onnx" and det.info["precision"] == "fp32" and det.path == onnx_model
+    assert "no INT8 build (cannot fetch person-yolov8s: offline); running FP32" in caplog.text
+    # explicit choices are kept: fp32 never becomes INT8, a CUDA device never does
+    monkeypatch.setattr(quantize, "int8_model", lambda name: pytest.fail("INT8 asked for"))
+    assert load_detector(ModelConfig(precision="fp32")).info["precision"] == "fp32"
 
 
 def test_onnx_runtime_session_options():

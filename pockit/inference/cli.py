@@ -82,7 +82,10 @@ def fetch_cmd(names: tuple[str, ...], quiet: bool, accept_unlicensed: bool) -> N
               help="MOT sequence(s) with gt/gt.txt, not used for calibration: compare INT8 with FP32 on them")
 @click.option("--step", default=1, show_default=True, help="--check every N-th annotated frame")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the accuracy check as JSON")
-def quantize_cmd(model, calib, output, frames_per_source, check, step, json_out) -> None:
+@click.option("--keep-float", "keep_float", multiple=True,
+              help="regex of node names kept in float with --calib (repeatable); default: a YOLOv8 export's "
+                   "first conv and the head's six output convs, as in pockit's own INT8 build")
+def quantize_cmd(model, calib, output, frames_per_source, check, step, json_out, keep_float) -> None:
     """INT8 (static, QDQ, per-channel) copy of an ONNX MODEL calibrated on real frames, with an optional
     accuracy check against FP32 (class-agnostic mAP50 and recall on held-out MOT ground truth)."""
     from . import load_detector
@@ -99,7 +102,8 @@ def quantize_cmd(model, calib, output, frames_per_source, check, step, json_out)
         if calib:
             if not output:
                 raise click.UsageError("--calib needs -o/--output (where to write the INT8 model)")
-            out = quantize_int8(src, output, sample_frames(calib, frames_per_source))
+            keep = keep_float or registry.get_asset("person-yolov8s").extra["int8_keep_float"]
+            out = quantize_int8(src, output, sample_frames(calib, frames_per_source), keep_float=keep)
         elif has_int8_recipe(model):
             out = int8_model(model)
         else:

@@ -110,17 +110,67 @@ def head_tail_nodes(model) -> list[str]:
     return sorted(tail)
 
 
+def _input_hw(model, src) -> tuple[str, tuple[int, int]]:
+    inits = {t.name for t in model.graph.initializer}
+    inp = next(i for i in model.graph.input if i.name not in inits)
+    dims = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+    if len(dims) != 4 or not all(d > 0 for d in dims[2:]):
+        raise ValueError(f"{src}: INT8 calibration needs a fixed input size, the input is {dims}")
+    return inp.name, (dims[2], dims[3])
+
+
+def _op_types() -> list[str]:
+    """The op types ONNX Runtime's quantize_static calibrates and quantizes by default."""
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    return sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
+
+
+def calibration_ranges(src: str | Path, frames: Sequence[np.ndarray]) -> dict[str, list[float]]:
+    """{activation tensor: [min, max]} of the fixed-shape ONNX ``src`` over ``frames`` (BGR, letterboxed as
+    pockit feeds them): ONNX Runtime's MinMax calibrator on the model quantize_static sees, so
+    :func:`quantize_int8` with ``ranges=`` gives the same scales as calibrating on the frames (Softmax outputs
+    left out: ONNX Runtime fixes their range itself). Small (20 KB for YOLOv8s): a registry model ships its
+    table, and its INT8 build needs no calibration media."""
+    import onnx
+    from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if len(frames) < 4:
+        raise ValueError(f"INT8 calibration needs at least 4 real frames, got {len(frames)}")
+    model = onnx.load(str(src))
+    name, hw = _input_hw(model, src)
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        softmax_out = {o for n in onnx.load(str(pre)).graph.node if n.op_type == "Softmax" for o in n.output}
+        cal = create_calibrator(pre, _op_types(), augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+                                calibrate_method=CalibrationMethod.MinMax, extra_options={"symmetric": False})
+        cal.collect_data(_Reader(name, frames, hw))
+        data = cal.compute_data()
+        del cal
+    out = {}
+    for tensor, td in data.items():
+        lo, hi = td.range_value if hasattr(td, "range_value") else td
+        if tensor not in softmax_out:
+            out[tensor] = [float(np.asarray(lo).ravel()[0]), float(np.asarray(hi).ravel()[0])]
+    return dict(sorted(out.items()))
+
+
 def quantize_int8(
     src: str | Path,
     dst: str | Path,
-    frames: Sequence[np.ndarray],
+    frames: Sequence[np.ndarray] | None = None,
     *,
+    ranges: dict[str, Sequence[float]] | None = None,
     per_channel: bool = True,
     method: str = "minmax",
     keep_head_float: bool = True,
     keep_float: Sequence[str] = (),
 ) -> Path:
-    """Static INT8 (QDQ) copy of the fixed-shape ONNX ``src`` at ``dst``, calibrated on ``frames`` (BGR)."""
+    """Static INT8 (QDQ) copy of the fixed-shape ONNX ``src`` at ``dst``, calibrated on ``frames`` (BGR), or
+    built from a table of activation ranges (:func:`calibration_ranges`, MinMax) without any frames.
+    ``keep_float``: regular expressions of node names left in float (besides the box-decoding tail)."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -130,34 +180,40 @@ def quantize_int8(
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    if len(frames) < 4:
-        raise ValueError(f"INT8 calibration needs at least 4 real frames, got {len(frames)}")
+    if ranges is None and (frames is None or len(frames) < 4):
+        raise ValueError(f"INT8 calibration needs at least 4 real frames, got {len(frames or [])}")
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                "percentile": CalibrationMethod.Percentile}
     if method not in methods:
         raise ValueError(f"calibration method {method!r}: expected one of {', '.join(methods)}")
     model = onnx.load(str(src))
-    inits = {t.name for t in model.graph.initializer}
-    inp = next(i for i in model.graph.input if i.name not in inits)
-    dims = [d.dim_value for d in inp.type.tensor_type.shape.dim]
-    if len(dims) != 4 or not all(d > 0 for d in dims[2:]):
-        raise ValueError(f"{src}: INT8 calibration needs a fixed input size, the input is {dims}")
-    hw = (dims[2], dims[3])
+    name, hw = _input_hw(model, src)
     exclude = head_tail_nodes(model) if keep_head_float else []
     if keep_float:
         pats = [re.compile(k) for k in keep_float]
         exclude += [n.name for n in model.graph.node if n.name not in exclude and any(p.search(n.name) for p in pats)]
+    extra: dict[str, Any] = {"CalibTensorRangeSymmetric": False}
+    if ranges is not None:  # the calibrator still runs (on one grey frame); every range it found is overridden
+        extra["TensorQuantOverrides"] = {t: [{"rmin": np.float32(lo), "rmax": np.float32(hi)}]
+                                         for t, (lo, hi) in ranges.items()}
+        frames, method = [np.full((hw[0], hw[1], 3), 114, np.uint8)], "minmax"
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        if ranges is not None:
+            g = onnx.load(str(pre)).graph
+            have = {o for n in g.node for o in n.output} | {i.name for i in g.input}
+            missing = [t for t in ranges if t not in have]
+            if missing:
+                raise ValueError(f"the range table does not fit {src}: {len(missing)} of its {len(ranges)} tensors "
+                                 f"are not in the model (e.g. {missing[0]!r}); calibrate on frames instead")
         out = Path(tmp) / dst.name
         quantize_static(
-            str(pre), str(out), _Reader(inp.name, frames, hw), quant_format=QuantFormat.QDQ,
+            str(pre), str(out), _Reader(name, frames, hw), quant_format=QuantFormat.QDQ,
             per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            nodes_to_exclude=exclude, calibrate_method=methods[method],
-            extra_options={"CalibTensorRangeSymmetric": False},
+            nodes_to_exclude=exclude, calibrate_method=methods[method], extra_options=extra,
         )
         # carry the model metadata (class names, stride) over: detectors read it
         q = onnx.load(str(out))
@@ -167,7 +223,8 @@ def quantize_int8(
                 q.metadata_props.add().CopyFrom(p)
         note = next((p for p in q.metadata_props if p.key == "pockit_quantization"), None) \
             or q.metadata_props.add(key="pockit_quantization")
-        note.value = f"int8 qdq per_channel={per_channel} calib={method} frames={len(frames)}"
+        how = f"range table of {len(ranges)} tensors" if ranges is not None else f"calib={method} frames={len(frames)}"
+        note.value = f"int8 qdq per_channel={per_channel} {how} keep_float={len(exclude)} nodes"
         onnx.save(q, str(out))
         os.replace(out, dst)
     return dst
@@ -272,9 +329,21 @@ def accuracy_check(reference, candidate, sequences: Sequence[str | Path], conf: 
     return compare_predictions(frames, predict_frames(reference, frames), predict_frames(candidate, frames), conf)
 
 
+RANGES_DIR = Path(__file__).parent / "int8_ranges"
+
+
+def ranges_file(name: str) -> Path | None:
+    """The shipped activation-range table of registry model ``name`` (registry extra ``int8_ranges``), if any."""
+    from ..registry import get_asset
+
+    f = get_asset(name).extra.get("int8_ranges")
+    return RANGES_DIR / f if f and (RANGES_DIR / f).is_file() else None
+
+
 def int8_path(name: str, src: Path) -> Path:
     """Cache path of the INT8 build of registry model ``name``: keyed by the source's sha256, the calibration
-    recipe and the onnxruntime version (its quantizer decides the scales)."""
+    recipe (media or shipped range table, layers kept in float) and the onnxruntime version (its quantizer
+    writes the graph)."""
     import hashlib
 
     import onnxruntime
@@ -285,8 +354,11 @@ def int8_path(name: str, src: Path) -> Path:
     asset = get_asset(name)
     extra = asset.extra
     sha = asset.sha256 or sha256_file(src)  # fetch() verified the file against the registry's sha256
-    recipe = f"{sha}|{extra['int8_calibration']}|{extra['int8_frames_per_source']}|{onnxruntime.__version__}"
-    if extra.get("int8_keep_float"):  # older builds (no layers kept in float) keep their cache name
+    table = ranges_file(name)
+    calib = (f"table={hashlib.sha256(table.read_bytes()).hexdigest()[:16]}" if table else
+             f"{extra['int8_calibration']}|{extra['int8_frames_per_source']}")
+    recipe = f"{sha}|{calib}|{onnxruntime.__version__}"
+    if extra.get("int8_keep_float"):
         recipe += f"|keep_float={extra['int8_keep_float']}"
     return derived_dir() / f"{Path(src).stem}-int8-{hashlib.sha256(recipe.encode()).hexdigest()[:16]}.onnx"
 
@@ -294,14 +366,23 @@ def int8_path(name: str, src: Path) -> Path:
 def has_int8_recipe(name: str) -> bool:
     from ..registry import ASSETS
 
-    return name in ASSETS and "int8_calibration" in ASSETS[name].extra
+    return name in ASSETS and ("int8_calibration" in ASSETS[name].extra or "int8_ranges" in ASSETS[name].extra)
+
+
+def calibration_media_frames(name: str) -> list[np.ndarray]:
+    """The registry recipe's calibration frames of model ``name`` (its sample videos, fetched like any media)."""
+    from ..registry import fetch_media, get_asset
+
+    extra = get_asset(name).extra
+    return sample_frames([fetch_media(m) for m in extra["int8_calibration"]], extra["int8_frames_per_source"])
 
 
 def int8_model(name: str) -> Path:
-    """The INT8 (QDQ) build of registry model ``name``, made once into the pockit cache from its calibration
-    media (registry names, fetched like any sample media). Raises :class:`~pockit.registry.FetchError` when
-    the calibration media cannot be had."""
-    from ..registry import fetch, fetch_media, get_asset
+    """The INT8 (QDQ) build of registry model ``name``, made once into the pockit cache: from the activation-range
+    table pockit ships for it (no media, a few seconds; :data:`RANGES_DIR`), else from its calibration media
+    (registry names, fetched like any sample media). Raises :class:`~pockit.registry.FetchError` when neither
+    can be had."""
+    from ..registry import fetch, get_asset
 
     if not has_int8_recipe(name):
         raise ValueError(f"{name!r} has no INT8 recipe in the registry; quantize your own model with "
@@ -311,8 +392,35 @@ def int8_model(name: str) -> Path:
     if dst.is_file():
         return dst
     extra = get_asset(name).extra
-    media = [fetch_media(m) for m in extra["int8_calibration"]]
+    keep = extra.get("int8_keep_float", ())
+    table = ranges_file(name)
+    if table is not None:
+        import json
+
+        log.warning("building the INT8 version of %s once (from the activation ranges in %s; a few seconds) into %s",
+                    name, table.name, dst)
+        return quantize_int8(src, dst, ranges=json.loads(table.read_text())["ranges"], keep_float=keep)
     log.warning("building the INT8 version of %s once (calibration on %d frames of %s; about a minute on 2 cores) "
-                "into %s", name, extra["int8_frames_per_source"] * len(media), ", ".join(extra["int8_calibration"]), dst)
-    return quantize_int8(src, dst, sample_frames(media, extra["int8_frames_per_source"]),
-                         keep_float=extra.get("int8_keep_float", ()))
+                "into %s", name, extra["int8_frames_per_source"] * len(extra["int8_calibration"]),
+                ", ".join(extra["int8_calibration"]), dst)
+    return quantize_int8(src, dst, calibration_media_frames(name), keep_float=keep)
+
+
+def write_ranges_table(name: str) -> Path:
+    """(Re)make the shipped range table of registry model ``name`` from its calibration media (maintainers:
+    ``python -c "from pockit.inference.quantize import write_ranges_table; write_ranges_table('person-yolov8s')"``)."""
+    import json
+
+    import onnxruntime
+
+    from ..registry import fetch, get_asset
+
+    extra = get_asset(name).extra
+    ranges = calibration_ranges(fetch(name), calibration_media_frames(name))
+    out = RANGES_DIR / extra["int8_ranges"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "model": name, "sha256": get_asset(name).sha256, "calibration": extra["int8_calibration"],
+        "frames_per_source": extra["int8_frames_per_source"], "method": "minmax (onnxruntime calibrator)",
+        "onnxruntime": onnxruntime.__version__, "ranges": ranges}, indent=0) + "\n")
+    return out
