@@ -25,8 +25,8 @@ CONFIGS = {
     "ONNX Runtime FP32, 640x640": {"backend": "onnx", "precision": "fp32", "rect": False},
     "ONNX Runtime FP32, rect 480x640": {"backend": "onnx", "precision": "fp32"},
     "OpenVINO FP32, rect": {"backend": "openvino", "precision": "fp32"},
-    "OpenVINO bf16, rect (CPU default)": {"backend": "openvino", "precision": "bf16"},
-    "ONNX Runtime INT8, rect": {"backend": "onnx", "precision": "int8"},
+    "OpenVINO bf16, rect (CPU default with native bf16)": {"backend": "openvino", "precision": "bf16"},
+    "ONNX Runtime INT8, rect (CPU default without bf16)": {"backend": "onnx", "precision": "int8"},
     "OpenVINO INT8, rect": {"backend": "openvino", "precision": "int8"},
 }
 
