@@ -23,7 +23,12 @@ dl() { python3 -m pip download -q --no-deps --only-binary=:all: --python-version
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform manylinux_2_34_x86_64 -d .whl "$@"; }
 v() { python3 -c "import importlib.metadata as m; print(m.version('$1'))"; }
-for p in pydantic pydantic-core supervision trackers ultralytics-opencv-headless click; do dl "$p==$(v "$p")"; done
+# a wheel of another version of the same package (left by an earlier run) makes pip's install on the device fail
+for p in pydantic pydantic-core supervision trackers ultralytics-opencv-headless click; do
+  ver=$(v "$p"); stem=${p//-/_}
+  for f in .whl/"$stem"-*.whl; do [[ -e $f && $f != .whl/"$stem-$ver"-* ]] && rm -f "$f"; done
+  dl "$p==$ver"
+done
 dl annotated-types typing-inspection ultralytics-thop ultralytics-platform pydeprecate defusedxml plotly imagehash \
    PyWavelets faster-coco-eval lap py-spy
 [[ ${NVDEC:-0} == 1 ]] && dl PyNvVideoCodec
