@@ -134,6 +134,23 @@ def test_cache_builds_the_rectangular_model_once_and_reuses_it(onnx_model, tud_f
     assert sorted(p.name.rsplit("-", 1)[1] for p in p1.parent.glob("*.onnx")) == ["352x1088.onnx", "480x640.onnx"]
 
 
+def test_variant_dfl_runs_as_last_axis_softmax_and_matmul_with_the_same_output(onnx_model, tmp_path, monkeypatch):
+    import onnxruntime as ort
+
+    fast = reshape_yolov8_onnx(onnx_model, tmp_path / "fast.onnx", (480, 640))
+    monkeypatch.setattr(rect_mod, "_fast_dfl", lambda g: False)
+    plain = reshape_yolov8_onnx(onnx_model, tmp_path / "plain.onnx", (480, 640))
+    ops = {n.name: n.op_type for n in onnx.load(str(fast)).graph.node if "/dfl/" in n.name}
+    assert "Conv" not in ops.values() and list(ops.values()).count("MatMul") == 1
+    sm = next(n for n in onnx.load(str(fast)).graph.node if n.op_type == "Softmax")
+    assert [a.i for a in sm.attribute if a.name == "axis"] == [-1]
+    assert "Conv" in {n.op_type for n in onnx.load(str(plain)).graph.node if "/dfl/" in n.name}
+    x = np.random.default_rng(0).random((1, 3, 480, 640), np.float32)
+    a, b = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
+            for p in (fast, plain))
+    assert a.shape == b.shape == (1, 6, 6300) and np.abs(a - b).max() < 1e-4
+
+
 def test_rectangular_fallback_is_said_and_uses_the_fixed_size(onnx_model, tud_frame, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("POCKIT_CACHE_DIR", str(tmp_path))
 

@@ -122,6 +122,7 @@ def reshape_yolov8_onnx(src: str | Path, dst: str | Path, hw: Sequence[int]) -> 
     if not found["anchors"] or not found["strides"] or not found["shapes"]:
         raise ReshapeError(f"{src}: no YOLOv8 anchor grid/strides/DFL shapes for a {h0}x{w0} input found "
                            f"(found {found}); not an Ultralytics YOLOv8-style detect export")
+    _fast_dfl(g)
     _set_dims(inputs[0], (b, c, h, w))
     _set_dims(g.output[0], (*out_dims[:2], a1))
     del g.value_info[:]  # intermediate shapes of the old size; ONNX Runtime infers the new ones
@@ -145,6 +146,51 @@ def reshape_yolov8_onnx(src: str | Path, dst: str | Path, hw: Sequence[int]) -> 
     return dst
 
 
+def _fast_dfl(g) -> bool:
+    """Rewrite the head's DFL (Reshape (1,4,16,A) -> Transpose 0,2,1,3 -> Softmax over axis 1 -> 1x1 Conv with the
+    bin values) as Transpose 0,1,3,2 -> Softmax over the last axis -> MatMul with the same values: the same numbers
+    (the softmax of each side's 16 bins and their expectation), but ONNX Runtime's CPU Softmax on a middle axis
+    transposes internally and cost ~6 % of the INT8 network at 480x640 (7 ms); the rewrite runs that block ~4x
+    faster. False (graph unchanged) when the pattern is not there."""
+    from onnx import helper, numpy_helper
+
+    producers = {o: n for n in g.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in g.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    inits = {t.name: t for t in g.initializer}
+    for sm in [n for n in g.node if n.op_type == "Softmax"]:
+        tr = producers.get(sm.input[0])
+        users = consumers.get(sm.output[0], [])
+        if tr is None or tr.op_type != "Transpose" or len(users) != 1 or users[0].op_type != "Conv":
+            continue
+        perm = next((list(a.ints) for a in tr.attribute if a.name == "perm"), None)
+        axis = next((a.i for a in sm.attribute if a.name == "axis"), None)
+        conv = users[0]
+        w = inits.get(conv.input[1]) if len(conv.input) > 1 else None
+        if perm != [0, 2, 1, 3] or axis != 1 or w is None or len(conv.input) > 2 \
+                or len(consumers.get(tr.output[0], [])) != 1:
+            continue
+        wt = numpy_helper.to_array(w)
+        if wt.ndim != 4 or wt.shape[0] != 1 or wt.shape[2:] != (1, 1):
+            continue
+        del tr.attribute[:]
+        tr.attribute.append(helper.make_attribute("perm", [0, 1, 3, 2]))
+        del sm.attribute[:]
+        sm.attribute.append(helper.make_attribute("axis", -1))
+        vec = f"{conv.name or 'dfl'}_bins"
+        g.initializer.append(numpy_helper.from_array(wt.reshape(wt.shape[1], 1).astype(wt.dtype), vec))
+        mm = helper.make_node("MatMul", [sm.output[0], vec], list(conv.output), name=(conv.name or "dfl") + "_matmul")
+        idx = list(g.node).index(conv)
+        g.node.remove(conv)
+        g.node.insert(idx, mm)
+        if not any(w.name in n.input for n in g.node):
+            g.initializer.remove(w)
+        return True
+    return False
+
+
 def derived_dir() -> Path:
     return cache_dir() / "models" / "derived"
 
@@ -154,7 +200,8 @@ def rectangular_path(src: str | Path, hw: Sequence[int], sha256: str | None = No
     reuses a stale variant."""
     h, w = (int(v) for v in hw)
     sha = sha256 or sha256_file(src)
-    return derived_dir() / f"{Path(src).stem}-{sha[:16]}-{h}x{w}.onnx"
+    # "d2": variants written with the DFL rewrite (_fast_dfl); older cached variants are not reused
+    return derived_dir() / f"{Path(src).stem}-{sha[:16]}-d2-{h}x{w}.onnx"
 
 
 def rectangular_model(src: str | Path, hw: Sequence[int], sha256: str | None = None) -> Path:
