@@ -149,7 +149,8 @@ class ModelConfig(_M):
                                 "0: plain imgsz letterbox, as Ultralytics does")
     precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
         "auto", description="CPU numerics. auto: bf16 on OpenVINO where the CPU computes bf16 natively and "
-        "openvino is installed, else fp32; bf16: that, required; int8: a registry model's INT8 build (made once, "
+        "openvino is installed; elsewhere a registry model checked in INT8 (person-yolov8s) runs its INT8 build on "
+        "ONNX Runtime (fp32 with a warning if it cannot be built), any other model fp32; bf16: that, required; int8: a registry model's INT8 build (made once, "
         "cached) or a quantized .onnx; fp32: float32")
     conf: float = Field(0.2, ge=0, le=1, description="detector score threshold (0.2: measured on the scenario "
                         "benchmark, benchmarks/README.md)")

@@ -3,7 +3,8 @@
 ``load_detector(model)`` picks the backend from ``ModelConfig.backend`` or the file extension
 (.onnx -> onnx, .xml -> openvino, .pt/.yaml -> ultralytics, .engine/.plan -> tensorrt) and the CPU
 numerics from ``ModelConfig.precision`` (auto: an ONNX model on a CPU with native bf16 runs on OpenVINO in
-bf16 when openvino is installed; int8: a registry model's cached INT8 build). Pre- and post-processing
+bf16 when openvino is installed; on other CPUs a registry model checked in INT8 runs its INT8 build on ONNX
+Runtime; int8: a registry model's cached INT8 build). Pre- and post-processing
 (letterbox, decode, NMS) are shared, so identical raw outputs give identical boxes.
 """
 from __future__ import annotations
