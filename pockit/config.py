@@ -150,8 +150,8 @@ class ModelConfig(_M):
     precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
         "auto", description="CPU numerics. auto: bf16 on OpenVINO where the CPU computes bf16 natively and "
         "openvino is installed; elsewhere a registry model checked in INT8 (person-yolov8s) runs its INT8 build on "
-        "ONNX Runtime (fp32 with a warning if it cannot be built), any other model fp32; bf16: that, required; int8: a registry model's INT8 build (made once, "
-        "cached) or a quantized .onnx; fp32: float32")
+        "ONNX Runtime (fp32 with a warning if it cannot be built), any other model fp32; bf16: that, required; "
+        "int8: a registry model's INT8 build (made once, cached) or a quantized .onnx; fp32: float32")
     conf: float = Field(0.2, ge=0, le=1, description="detector score threshold (0.2: measured on the scenario "
                         "benchmark, benchmarks/README.md)")
     iou: float = Field(0.45, ge=0, le=1)

@@ -277,6 +277,33 @@ def test_int8_registry_build_is_cached_and_reused(onnx_model, tmp_path, monkeypa
     assert p3 != p1 and built[1] == (str(onnx_model), 32, 0, keep) and media == [16]
 
 
+def test_int8_build_falls_back_to_the_media_when_the_table_does_not_fit(onnx_model, tmp_path, monkeypatch, caplog):
+    from pockit import registry
+    from pockit.inference import quantize
+
+    monkeypatch.setenv("POCKIT_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def fake_quantize(src, dst, frames=None, *, ranges=None, keep_float=(), **kw):
+        calls.append("table" if ranges is not None else f"{len(frames)} frames")
+        if ranges is not None:
+            raise ValueError("the range table does not fit x: 3 of its 242 tensors are not in the model")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_bytes(b"int8")
+        return dst
+
+    monkeypatch.setattr(quantize, "quantize_int8", fake_quantize)
+    monkeypatch.setattr(registry, "fetch", lambda name, **kw: onnx_model)
+    monkeypatch.setattr(registry, "fetch_media", lambda name, **kw: tmp_path / f"{name}.mp4")
+    monkeypatch.setattr(quantize, "sample_frames", lambda m, n: [np.zeros((8, 8, 3), np.uint8)] * (n * len(m)))
+    with caplog.at_level("WARNING"):
+        out = quantize.int8_model("person-yolov8s")
+    assert calls == ["table", "32 frames"] and out.read_bytes() == b"int8"
+    assert "the shipped range table did not apply (the range table does not fit x" in caplog.text
+    with pytest.raises(ValueError, match=r"keep_float: '\(' is not a regular expression"):  # the real quantizer
+        quantize_int8(onnx_model, tmp_path / "q.onnx", [np.zeros((8, 8, 3), np.uint8)] * 4, keep_float=["("])
+
+
 @pytest.mark.slow
 def test_shipped_int8_range_table_is_the_calibration_of_the_recipe(shared_data):
     """The table pockit ships (pockit/inference/int8_ranges/) equals a fresh calibration on the recipe's sample
@@ -342,7 +369,8 @@ def test_auto_precision_without_bf16_falls_back_to_fp32_when_int8_cannot_be_buil
     with caplog.at_level("WARNING"):
         det = load_detector(ModelConfig())
     assert det.backend == "onnx" and det.info["precision"] == "fp32" and det.path == onnx_model
-    assert "no INT8 build (cannot fetch person-yolov8s: offline); running FP32" in caplog.text
+    assert "no INT8 build (model.precision int8: cannot build the INT8 version of person-yolov8s: cannot fetch " \
+           "person-yolov8s: offline); running FP32" in caplog.text
     # explicit choices are kept: fp32 never becomes INT8, a CUDA device never does
     monkeypatch.setattr(quantize, "int8_model", lambda name: pytest.fail("INT8 asked for"))
     assert load_detector(ModelConfig(precision="fp32")).info["precision"] == "fp32"

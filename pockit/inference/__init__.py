@@ -130,20 +130,17 @@ def resolve_weights(name: str, precision: str = "auto", backend: str = "auto", d
     return path
 
 
-def _int8_or_fp32(name: str) -> str:
-    """precision auto on a CPU without native bf16, for a registry model checked in INT8: 'int8' when its INT8
-    build is cached or can be made now (once, from the registry's calibration media), else 'fp32' with a
-    warning that says why (e.g. offline, calibration media not fetchable)."""
-    from .quantize import int8_model
-
+def _int8_or_fp32(name: str, backend: str, device: str) -> tuple[str, Path]:
+    """precision auto on a CPU without native bf16, for a registry model checked in INT8: ('int8', its INT8
+    build, made once from the shipped range table or the calibration media), or ('fp32', the float model) with a
+    warning that says why the build could not be had."""
     try:
-        int8_model(name)
-        return "int8"
+        return "int8", resolve_weights(name, "int8", backend, device)
     except (FetchError, OSError, ValueError, ImportError) as e:
         logging.getLogger(__name__).warning(
             "model %s: no INT8 build (%s); running FP32 on ONNX Runtime instead (about 1.6x slower on this CPU, "
             "which has no native bf16). Set model.precision: fp32 to silence this.", name, e)
-        return "fp32"
+        return "fp32", resolve_weights(name, "fp32", backend, device)
 
 
 def load_detector(model: Any = "person-yolov8s", **overrides) -> Detector:
@@ -169,6 +166,7 @@ def load_detector(model: Any = "person-yolov8s", **overrides) -> Detector:
         backend = ASSETS[str(path_arg)].extra.get("backend", "auto") if str(path_arg) in ASSETS else "auto"
     precision = opts.pop("precision", "auto") or "auto"
     device = str(opts.get("device", "cpu"))
+    path = None  # set here only by the INT8 branch below
     if precision == "auto":  # bf16 only for models whose bf16 accuracy pockit checked (registry), else fp32
         from ..registry import ASSETS
 
@@ -176,8 +174,9 @@ def load_detector(model: Any = "person-yolov8s", **overrides) -> Detector:
         precision = "auto" if extra.get("cpu_precision") == "bf16" else "fp32"
         if (precision == "auto" and extra.get("cpu_precision_no_bf16") == "int8" and _is_cpu(device)
                 and backend in ("auto", "onnx", "openvino") and not cpu_bf16()):
-            precision = _int8_or_fp32(str(path_arg))
-    path = resolve_weights(str(path_arg), precision, backend, device)
+            precision, path = _int8_or_fp32(str(path_arg), backend, device)
+    if path is None:
+        path = resolve_weights(str(path_arg), precision, backend, device)
     name = backend_for(path, backend, device, "fp32" if is_quantized(path) else precision)
     if name == "openvino":
         opts["precision"] = precision

@@ -116,6 +116,9 @@ class OnnxDetector(Detector):
         if self.input_hw:
             self._sessions[self.input_hw] = self.session
         self.input_dtype = _ORT_TYPES.get(inp.type, np.float32)
+        from . import is_quantized
+
+        self.precision = "int8" if is_quantized(self.path) else ("fp16" if self.input_dtype == np.float16 else "fp32")
         self.output_names = [o.name for o in self.session.get_outputs()]
         if all(n in self.output_names for n in NMS4_NAMES):
             self._fetch = list(NMS4_NAMES)
@@ -146,11 +149,7 @@ class OnnxDetector(Detector):
 
     @property
     def info(self) -> dict[str, Any]:
-        if not hasattr(self, "_precision"):
-            from . import is_quantized
-
-            self._precision = "int8" if is_quantized(self.path) else ("fp16" if self.input_dtype == np.float16 else "fp32")
-        return {**super().info, "threads": self.threads or physical_cores(), "precision": self._precision}
+        return {**super().info, "threads": self.threads or physical_cores(), "precision": self.precision}
 
     def close(self) -> None:
         super().close()

@@ -190,7 +190,10 @@ def quantize_int8(
     name, hw = _input_hw(model, src)
     exclude = head_tail_nodes(model) if keep_head_float else []
     if keep_float:
-        pats = [re.compile(k) for k in keep_float]
+        try:
+            pats = [re.compile(k) for k in keep_float]
+        except re.error as e:
+            raise ValueError(f"keep_float: {e.pattern!r} is not a regular expression ({e})") from e
         exclude += [n.name for n in model.graph.node if n.name not in exclude and any(p.search(n.name) for p in pats)]
     extra: dict[str, Any] = {"CalibTensorRangeSymmetric": False}
     if ranges is not None:  # the calibrator still runs (on one grey frame); every range it found is overridden
@@ -399,7 +402,10 @@ def int8_model(name: str) -> Path:
 
         log.warning("building the INT8 version of %s once (from the activation ranges in %s; a few seconds) into %s",
                     name, table.name, dst)
-        return quantize_int8(src, dst, ranges=json.loads(table.read_text())["ranges"], keep_float=keep)
+        try:
+            return quantize_int8(src, dst, ranges=json.loads(table.read_text())["ranges"], keep_float=keep)
+        except (ValueError, TypeError, KeyError) as e:  # e.g. another onnxruntime names or overrides differently
+            log.warning("the shipped range table did not apply (%s); calibrating on the recipe's media instead", e)
     log.warning("building the INT8 version of %s once (calibration on %d frames of %s; about a minute on 2 cores) "
                 "into %s", name, extra["int8_frames_per_source"] * len(extra["int8_calibration"]),
                 ", ".join(extra["int8_calibration"]), dst)
