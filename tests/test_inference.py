@@ -242,6 +242,32 @@ def test_onnx_fp16_dynamic_batch_per_image_results(tmp_path):
     assert [d.class_ids.tolist() for d in only_bags.detect([red, green])] == [[], [1]]
 
 
+def test_onnx_requests_run_concurrent_calls_with_detects_results(tmp_path):
+    """model.requests: launch hands frames to the request threads, finish returns them in launch order with
+    the call's own stage times; detect() is unchanged; 1 request = no launch/finish (one call at a time)."""
+    path = _tiny_onnx(tmp_path / "tiny.onnx", dtype="float32")
+    det = load_detector(str(path), batch=2, requests=2)
+    red, green, black = _solid((0, 0, 255)), _solid((0, 255, 0)), _solid((0, 0, 0))
+    want = det.detect([red, green, black, red])
+    handles = [det.launch([red, green]), det.launch([black]), det.launch([red])]
+    got = []
+    for h in handles:
+        got.extend(det.finish(h))
+        assert set(det.last_finish_timings) == {"preprocess", "inference", "postprocess", "wait"}
+        assert det.last_finish_timings["inference"] > 0
+    assert [d.class_ids.tolist() for d in got] == [d.class_ids.tolist() for d in want] == [[0], [1], [], [0]]
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a.xyxy, b.xyxy)
+    assert det.requests == 2 and det.info["requests"] == 2
+    det.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        det.launch([red])
+    one = load_detector(str(path), requests=1)
+    assert one.requests == 1 and not hasattr(one, "launch")
+    with pytest.raises(Exception, match="requests"):
+        ModelConfig(path=str(path), requests=0)
+
+
 def test_onnx_fixed_batch_model_runs_frame_by_frame(tmp_path):
     # rect=False, conf=0.25: the square letterbox and threshold the expected boxes below are computed for
     det = load_detector(str(_tiny_onnx(tmp_path / "b1.onnx", batch=1, dtype="float32")), batch=8, rect=False,

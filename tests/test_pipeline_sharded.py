@@ -4,6 +4,7 @@ import json
 import multiprocessing as mp
 import os
 import signal
+import threading
 import time
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 
 import pockit
 from pockit.core import Detections, read_events, read_mot
+from pockit.inference.base import Detector
 from pockit.pipeline.framepool import FramePool
 from pockit.pipeline.runner import DECODE_PROC_REF_BYTES, DECODE_PROC_SLOTS
 
@@ -233,6 +235,58 @@ def test_overlap_run_reports_gpu_wait_and_postprocess_as_separate_stages(shared_
     assert waits["finish_for_gpu_s"] == pytest.approx(0.002 * s.pipeline["inference_calls"])
     fin = s.pipeline["stages"]["finish"]  # the GPU wait is the finish's wait, not its work
     assert fin["wait_s"] >= waits["finish_for_gpu_s"] - 1e-9
+
+
+class RequestsGtDetector(Detector):
+    """A CPU backend with two requests in flight (``model.requests: 2``): the base Detector's own launch/finish,
+    its calls run on two threads at once. Odd calls take longer than even ones, so a later batch often
+    completes before an earlier one: the results must still reach tracking in launch order."""
+
+    backend = "gt-requests"
+
+    def __init__(self, table):
+        super().__init__("gt.onnx", batch=4, requests=2)
+        self.table, self.model_names = table, {0: "person"}
+        self.requests = self._resolve_requests(True)
+        self.calls = self.active = self.peak = 0
+        self._count = threading.Lock()
+        self._finish_init()
+
+    def _detect_timed(self, images):
+        with self._count:
+            self.calls += 1
+            slow = self.calls % 2
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+        time.sleep(0.012 if slow else 0.002)
+        out = [Detections(xyxy=self.table[_key(im)], scores=np.full(len(self.table[_key(im)]), 0.9, np.float32),
+                          class_names=self.class_names) for im in images]
+        with self._count:
+            self.active -= 1
+        return out, {"preprocess": 0.001, "inference": 0.002, "postprocess": 0.0005}
+
+
+def test_cpu_requests_in_flight_give_exactly_the_events_of_one_call_at_a_time(shared_data, gt_detector, reference,
+                                                                               tmp_path):
+    ref, ref_dir = reference
+    det = RequestsGtDetector(gt_detector.table)
+    assert det.requests == 2 and callable(det.launch) and callable(det.finish)
+    s = pockit.run(_cfg(shared_data, tmp_path), run_dir=tmp_path / "run", detector=det, progress=False, workers=0)
+    assert not s.errors and s.pipeline["launch_finish_overlap"] is True and s.pipeline["inference_requests"] == 2
+    assert det.peak == 2  # two calls ran at the same time
+    assert _events(tmp_path / "run") == _events(ref_dir)
+    for sid in ("campus", "pets", "stadt"):  # per-stream frame order kept through out-of-order completion
+        assert (tmp_path / "run" / "tracks" / f"{sid}.txt").read_text() == \
+            (ref_dir / "tracks" / f"{sid}.txt").read_text()
+    t, n = s.timings, s.pipeline["inference_calls"]  # each call's own stage times, booked per frame
+    assert t["inference"]["n"] == t["preprocess"]["n"] == 241
+    assert t["inference"]["total_s"] == pytest.approx(0.002 * n) and t["preprocess"]["total_s"] == pytest.approx(0.001 * n)
+    waits = s.pipeline["thread_waits_s"]
+    assert set(waits) == {"launch_for_frames_s", "launch_for_finish_s", "finish_for_requests_s"}
+    inf = s.pipeline["stages"]["inference"]
+    assert inf["units"] == 2 and inf["busy_s"] == pytest.approx(0.0035 * n, rel=0.01)
+    assert not s.pipeline["limiting_stage"].startswith("gpu")
+    det.close()
 
 
 def test_decode_threads_shared_by_streams_keep_each_streams_order(shared_data, gt_detector, reference, tmp_path):

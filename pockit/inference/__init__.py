@@ -185,6 +185,7 @@ def load_detector(model: Any = "person-yolov8s", **overrides) -> Detector:
     if name == "torch":  # TorchDetector letterboxes to the square imgsz on the GPU: no rect option
         opts.pop("rect", None)
         opts.pop("min_short_side", None)
+        opts.pop("requests", None)  # its launch/finish overlap is the GPU's own
     module, cls_name = _BACKENDS[name]
     try:
         cls = getattr(importlib.import_module(module), cls_name)

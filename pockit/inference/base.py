@@ -13,6 +13,7 @@ their models' own input and output formats. Class filters resolve through :mod:`
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -99,6 +100,7 @@ class Detector:
         layout: str = "auto",
         rect: bool = False,
         min_short_side: int = MIN_SHORT_SIDE,
+        requests: int | str = 1,
     ) -> None:
         self.path = Path(path)
         self.rect = bool(rect)
@@ -127,15 +129,66 @@ class Detector:
         self.input_shapes_used: list[tuple[int, int]] = []  # network input (h, w) sizes run so far
         self._sha256: str | None = None
         self._closed = False
+        # frames in flight on a CPU backend (see _resolve_requests): 1 until a backend that can run concurrent
+        # calls on one model says otherwise
+        self._requests_arg = requests
+        self.requests = 1
+        self._executor = None
+        self._lock = threading.Lock()  # model variants and input_shapes_used, under concurrent requests
 
     # -- set-up helpers for subclasses ------------------------------------------------------
     def _finish_init(self) -> None:
-        """Call at the end of a backend's __init__: resolves the class filter against the names."""
+        """Call at the end of a backend's __init__: resolves the class filter against the names; with
+        ``requests`` > 1, gives the detector the two-phase ``launch``/``finish`` API the pipeline overlaps."""
         self.classes = self._resolve_classes(self._classes_arg)
+        if self.requests > 1:  # instance attributes: the pipeline looks for launch/finish to overlap batches
+            self.launch = self._launch_request
+            self.finish = self._finish_request
         if self.model_batch is not None and self.batch > self.model_batch:
             log.warning("%s has a fixed batch of %d: batch=%d runs %d frame(s) per inference call; export it with "
                         "a dynamic batch (pockit deploy export MODEL.pt --dynamic) to batch several frames",
                         self.path.name, self.model_batch, self.batch, self.model_batch)
+
+    def _resolve_requests(self, concurrent: bool) -> int:
+        """Frames the pipeline keeps in flight on this detector (``model.requests``): ``auto`` = 2 on a CPU
+        backend that can run concurrent calls on one loaded model (``concurrent``: ONNX Runtime on its CPU
+        provider) when the host has at least 2 physical cores, else 1. Two frames in flight share the
+        session's intra-op threads: one model call does not keep every core busy (its parallel sections
+        stop at each of its ~200 operators, a 1-thread run on this project's 2-core VM was only 1.4-1.5x
+        slower than a 2-thread one), the second fills the gaps. Measured on the 2-core VM, INT8 person
+        model at 480x640: 115-119 ms a frame one at a time, 83-97 ms a frame with two in flight
+        (benchmarks/README.md, CPU section). ``detect()`` still runs its frames one call after another, at
+        the same latency; only the pipeline's launch/finish overlap uses the extra requests."""
+        r = self._requests_arg
+        if r in (None, "auto"):
+            from .onnx_backend import physical_cores
+
+            return 2 if concurrent and physical_cores() >= 2 else 1
+        r = int(r)
+        if r > 1 and not concurrent:
+            log.info("%s: backend %s runs one frame at a time; model.requests=%d ignored", self.path.name,
+                     self.backend, r)
+            return 1
+        return max(1, r)
+
+    def _launch_request(self, images, pinned: bool = False):
+        """Start ``detect(images)`` on one of ``requests`` threads; returns a handle for :meth:`finish`.
+        ``pinned`` (page-locked frames) is for the CUDA backends' signature; not used here."""
+        if self._closed:
+            raise RuntimeError(f"{type(self).__name__} for {self.path} is closed")
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(self.requests, thread_name_prefix=f"{self.backend}-request")
+        return self._executor.submit(self._detect_timed, self._as_list(images))
+
+    def _finish_request(self, handle) -> list[Detections]:
+        """Wait for a launched call -> its Detections. ``last_finish_timings``: the call's own preprocess /
+        inference / postprocess seconds, and 'wait': how long this finish waited for it."""
+        t0 = time.perf_counter()
+        results, timings = handle.result()
+        self.last_finish_timings = {**timings, "wait": time.perf_counter() - t0}
+        return results
 
     def _resolve_classes(self, classes: Iterable[int | str] | None) -> list[int] | None:
         from ..resolve import resolve_classes
@@ -191,20 +244,24 @@ class Detector:
         """Detect objects in BGR uint8 frames; one :class:`Detections` per frame, in order."""
         if self._closed:
             raise RuntimeError(f"{type(self).__name__} for {self.path} is closed")
-        images = self._as_list(images)
+        results, self.last_timings = self._detect_timed(self._as_list(images))
+        return results
+
+    def _detect_timed(self, images: list[np.ndarray]) -> tuple[list[Detections], dict[str, float]]:
+        """``detect`` with its per-stage seconds returned, not stored (concurrent requests each have theirs)."""
         timings = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
         results: list[Detections] = []
         n = self.chunk_size
         for start in range(0, len(images), n):
             results.extend(self._detect_chunk(images[start:start + n], timings))
-        self.last_timings = timings
-        return results
+        return results, timings
 
     def _detect_chunk(self, chunk: list[np.ndarray], timings: dict[str, float]) -> list[Detections]:
         t0 = time.perf_counter()
-        hw = self.input_size_for([im.shape[:2] for im in chunk])
-        if hw not in self.input_shapes_used:
-            self.input_shapes_used.append(hw)
+        with self._lock:  # a new size may build and load a model variant: once, not by two requests at once
+            hw = self.input_size_for([im.shape[:2] for im in chunk])
+            if hw not in self.input_shapes_used:
+                self.input_shapes_used.append(hw)
         x, infos = preprocess_batch(chunk, hw, self.stride, auto=False, dtype=self.input_dtype)
         if self.model_batch is not None and len(chunk) < self.model_batch:  # fixed-batch model: pad
             pad = np.zeros((self.model_batch - len(chunk), *x.shape[1:]), x.dtype)
@@ -304,6 +361,9 @@ class Detector:
 
     def close(self) -> None:
         self._closed = True
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
     def __enter__(self) -> Detector:
         return self

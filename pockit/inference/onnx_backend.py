@@ -119,6 +119,8 @@ class OnnxDetector(Detector):
         from . import is_quantized
 
         self.precision = "int8" if is_quantized(self.path) else ("fp16" if self.input_dtype == np.float16 else "fp32")
+        # concurrent session.run calls are safe; on the CPU provider they overlap one another's operators
+        self.requests = self._resolve_requests(self._provider_list == ["CPUExecutionProvider"])
         self.output_names = [o.name for o in self.session.get_outputs()]
         if all(n in self.output_names for n in NMS4_NAMES):
             self._fetch = list(NMS4_NAMES)
@@ -149,7 +151,8 @@ class OnnxDetector(Detector):
 
     @property
     def info(self) -> dict[str, Any]:
-        return {**super().info, "threads": self.threads or physical_cores(), "precision": self.precision}
+        return {**super().info, "threads": self.threads or physical_cores(), "precision": self.precision,
+                "requests": self.requests}
 
     def close(self) -> None:
         super().close()

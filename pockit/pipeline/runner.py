@@ -308,6 +308,9 @@ class Pipeline:
             log.warning("decoding in threads: shared frame memory is unavailable")
             proc_decoded = []
         overlap = callable(getattr(detector, "launch", None)) and callable(getattr(detector, "finish", None))
+        # a CPU detector with several requests in flight (model.requests): launch hands the frames to one of its
+        # threads, finish waits for that call; the call's own stage times come back with the finish
+        cpu_requests = overlap and int(getattr(detector, "requests", 1) or 1) > 1
         from ..inference.multi import MultiDetector
 
         by_source = isinstance(detector, MultiDetector)  # extra models may run on some sources only
@@ -426,6 +429,9 @@ class Pipeline:
         # the launch thread's waits for frames (the batcher) and for the finish (both batches in flight); the
         # finish's for the GPU to compute a batch
         waits = {"launch_for_frames_s": 0.0, "launch_for_finish_s": 0.0, "finish_for_gpu_s": 0.0}
+        if cpu_requests:  # the finish's waits for the CPU requests (not for a GPU)
+            waits = {"launch_for_frames_s": 0.0, "launch_for_finish_s": 0.0, "finish_for_requests_s": 0.0}
+            meters["inference"].units = detector.requests
 
         def launcher() -> None:
             live = len(streams)
@@ -458,7 +464,8 @@ class Pipeline:
                         frames = [f for f in frames if not hasattr(f, "slot")]
                         refs = []
                     dt = time.perf_counter() - t0
-                    meters["inference"].add(busy=dt, items=len(refs))
+                    if not cpu_requests:  # else the requests' own time is booked by the finish
+                        meters["inference"].add(busy=dt, items=len(refs))
                     if refs:
                         self.batch_sizes.append(len(refs))
                         lt = getattr(detector, "last_timings", None) if not overlap else None
@@ -466,7 +473,7 @@ class Pipeline:
                             for stage in ("preprocess", "inference", "postprocess"):
                                 if stage in lt:
                                     self.timer.add(stage, lt[stage], len(refs))
-                        elif overlap:
+                        elif overlap and not cpu_requests:
                             self.timer.add("preprocess", dt, len(refs))  # upload + letterbox + enqueue
                 t1 = time.perf_counter()
                 inflight.put((frames, result))
@@ -489,7 +496,15 @@ class Pipeline:
                 if refs:
                     try:
                         dets = detector.finish(result) if overlap else result
-                        if overlap:
+                        if cpu_requests:  # the call's own stage times; the finish only waited for it
+                            ft = detector.last_finish_timings
+                            for stage in ("preprocess", "inference", "postprocess"):
+                                self.timer.add(stage, ft[stage], len(refs))
+                            meters["inference"].add(busy=ft["preprocess"] + ft["inference"] + ft["postprocess"],
+                                                    items=len(refs))
+                            gw = ft["wait"]
+                            waits["finish_for_requests_s"] += gw
+                        elif overlap:
                             ft = getattr(detector, "last_finish_timings", None)
                             if ft:  # the GPU's model time as the finish saw it, and NMS + copy to the host
                                 gw = ft.get("inference", 0.0)
@@ -656,13 +671,19 @@ class Pipeline:
                 stage_meters, starve, realtime_lag=lag,
                 unpaced=bool(streams) and all(not st.realtime and not st.source.live for st in streams),
                 decode_ms=timings.get("decode", {}).get("mean_ms"),
-                gpu_wait=waits["finish_for_gpu_s"] / max(wall, 1e-9) if overlap else None,
-                launch_blocked=waits["launch_for_finish_s"] / max(wall, 1e-9) if overlap else None),
+                gpu_wait=waits["finish_for_gpu_s"] / max(wall, 1e-9) if overlap and not cpu_requests else None,
+                launch_blocked=(waits["launch_for_finish_s"] / max(wall, 1e-9) if overlap and not cpu_requests
+                                else None)),
         }
         if lag is not None:  # realtime files: how far behind their own clock the slowest stream ended
             pipe["realtime_lag_s"] = round(lag, 3)
             pipe["realtime_max_lag_s"] = round(max(st.decoder.max_lag for st in streams if st.decoder is not None), 3)
-        if overlap:
+        if cpu_requests:
+            pipe["inference_requests"] = detector.requests
+            pipe["note"] = (f"{detector.requests} CPU inference calls in flight (model.requests): 'preprocess', "
+                            "'inference', 'postprocess' are each call's own times; calls overlap, so their sum "
+                            "exceeds the wall time per frame")
+        elif overlap:
             pipe["note"] = ("launch/finish overlap: 'preprocess' = upload + letterbox + model launch, 'inference' = "
                             "waiting for the GPU to finish the model, 'postprocess' = NMS + copy to the host (a "
                             "backend that does not split them: 'inference' = both)")
