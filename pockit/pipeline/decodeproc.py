@@ -129,6 +129,20 @@ class _StopAll:
         return self.ev.is_set()
 
 
+def single_threaded_opencv() -> None:
+    """OpenCV's own thread pool off in a pipeline child process (a decode or tracking/rules process is itself
+    the unit of parallelism). With it on, every cvtColor/resize fans out over all cores and its threads
+    spin-wait between calls: measured on the lent H200's 16 cores, 8 NVDEC streams whose NV12 frames OpenCV
+    converts to BGR took 1.6 ms of CPU a frame (8.7 cores busy for 5,300 frames/s) against 0.12 ms for the
+    NVDEC decode itself (benchmarks/README.md, ninth GPU session)."""
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except Exception:  # noqa: BLE001 - OpenCV missing or without the call: nothing to turn off
+        pass
+
+
 def decode_main(pid: int, specs: list[tuple[int, dict, bool]], shm_name: str, slot_bytes: int, slots: list[int],
                 conn, out, stop_ev, flags, parent: int) -> None:
     """Entry point of a decode process. specs: (stream index, open_source kwargs, realtime) per stream."""
@@ -138,6 +152,7 @@ def decode_main(pid: int, specs: list[tuple[int, dict, bool]], shm_name: str, sl
     from .framepool import AttachedPool
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's: it stops us through stop_ev
+    single_threaded_opencv()
     attached = AttachedPool(shm_name, slot_bytes)
     timer, meter = StageTimer(), StageMeter("decode")
     states: dict[int, DecodeState] = {}

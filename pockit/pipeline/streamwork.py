@@ -176,6 +176,9 @@ def worker_loop(wid: int, cfg_data: dict, base_dir: str | None, specs: list[Stre
     if not in_process:  # Ctrl-C goes to the main process, which shuts workers down in order
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        from .decodeproc import single_threaded_opencv
+
+        single_threaded_opencv()
     from ..config import parse_config
 
     timer = StageTimer()

@@ -72,7 +72,11 @@ class VideoFileSource(Source):
         if self.options["timestamps"] not in ("auto", "pts", "index"):
             raise SourceError(f"{self.uri}: option timestamps must be 'auto', 'pts' or 'index', "
                               f"got {self.options['timestamps']!r}")
-        cap = self._open()
+        # the container is read (fps, frame count, first frame) with OpenCV even for an NVDEC stream: an NVDEC
+        # decoder created and ended at once, its prefetch thread still starting, crashed PyNvVideoCodec 2.2.4
+        # (SIGABRT/SIGSEGV in ThreadedDecoder.end, 12 decode processes opening 64 streams on the lent H200);
+        # the NVDEC decoder is made once, when decoding starts (a file it cannot take falls back to the CPU there)
+        cap = self._open(probe=True)
         try:
             self.codec = fourcc_str(cap)
             fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
@@ -91,7 +95,8 @@ class VideoFileSource(Source):
                     f"{self.frame_count} frames announced). The codec may be unsupported by this OpenCV build "
                     f"or the file damaged; check with `ffprobe {self.uri}` or re-encode: "
                     f"ffmpeg -i {self.uri} -c:v libx264 -pix_fmt yuv420p out.mp4")
-            self._msec0 = float(cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
+            # NVDEC's timestamps are the frame index over the fps, from 0
+            self._msec0 = 0.0 if self.decoder == "nvdec" else float(cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
             self._set_native_size((img.shape[1], img.shape[0]))
         finally:
             cap.release()
@@ -145,9 +150,11 @@ class VideoFileSource(Source):
         finally:
             cap.release()
 
-    def _open(self):
+    def _open(self, probe: bool = False):
+        """The capture frames are read from; ``probe``: for reading the container's properties and first frame
+        in ``__init__`` (OpenCV, also for an NVDEC stream)."""
         factory = self.options["capture_factory"]
-        if self.decoder == "nvdec":
+        if self.decoder == "nvdec" and not probe:
             from .nvdec import NvdecCapture
 
             try:
