@@ -1,5 +1,6 @@
 """End-to-end pipeline: real detector on real footage, multi-stream batching, interruption."""
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ from click.testing import CliRunner
 import pockit
 from pockit.cli import cli
 from pockit.core import Detections, box_iou, load_mot_array, read_events, read_mot
+from pockit.inference.base import Detector
 
 LINE = [[320, 470], [320, 320]]
 
@@ -173,6 +175,40 @@ def test_detector_failure_keeps_outputs_and_names_the_cause(tud_campus, tmp_path
     rec = json.loads((tmp_path / "run" / "run.json").read_text())
     assert rec["frames"] == 5 and "device lost" in rec["errors"][-1]
     assert len(read_events(tmp_path / "run" / "events.jsonl")) == 1  # raised before the failure, kept
+
+
+class _RequestsBroken(Detector):
+    """A CPU backend with two calls in flight (the base Detector's launch/finish) whose 6th call fails."""
+
+    backend = "fake-requests"
+
+    def __init__(self):
+        super().__init__("fake.onnx", requests=2)
+        self.model_names = {0: "person"}
+        self.requests = self._resolve_requests(True)
+        self.n, self._count = 0, threading.Lock()
+        self._finish_init()
+
+    def _detect_timed(self, images):
+        with self._count:
+            self.n += 1
+            n = self.n
+        if n > 5:
+            raise RuntimeError("onnxruntime: bad allocation")
+        return ([Detections(xyxy=[[100, 100, 200, 400]], scores=[0.9], class_names=self.class_names)
+                 for _ in images], {"preprocess": 0.0, "inference": 0.001, "postprocess": 0.0})
+
+
+def test_failure_in_a_cpu_request_keeps_outputs_and_names_the_cause(tud_campus, tmp_path):
+    cfg = _cfg(tud_campus, [{"name": "everywhere", "type": "zone_enter", "zone": [[0, 0], [1, 0], [1, 1], [0, 1]]}])
+    det = _RequestsBroken()
+    assert det.requests == 2
+    with pytest.raises(RuntimeError, match=r"run failed after 5 frames: RuntimeError: onnxruntime: bad allocation"):
+        pockit.run(cfg, run_dir=tmp_path / "run", detector=det, progress=False)
+    rec = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert rec["frames"] == 5 and "bad allocation" in rec["errors"][-1] and rec["pipeline"]["inference_requests"] == 2
+    assert len(read_events(tmp_path / "run" / "events.jsonl")) == 1  # raised before the failure, kept
+    det.close()
 
 
 def test_existing_run_is_not_overwritten_by_accident(tud_campus, tmp_path):
