@@ -322,6 +322,22 @@ def test_gpu_sizing_takes_the_models_rate_from_model_only_when_launch_and_finish
     assert costs.inference_device == "cpu" and costs.inference_ms == {5: pytest.approx(0.3)}
 
 
+def test_cpu_sizing_charges_a_call_over_the_requests_in_flight():
+    """Two CPU calls in flight (model.requests 2) each take their own wall time while the other runs: sizing
+    charges preprocess / inference / postprocess per frame as the call's time over 2."""
+    from pockit.bench.runner import costs_from_cases
+
+    host = {"logical_cores": 2, "physical_cores": 2, "gpus": [], "cpu": "EPYC"}
+    info = {"providers": ["CPUExecutionProvider"]}
+    one = costs_from_cases([_case(1, 1, False, inference_ms=120.0)], host, info)
+    case = _case(1, 1, True, inference_ms=180.0)
+    case["pipeline"]["inference_requests"] = 2
+    two = costs_from_cases([case], host, info)
+    assert one.inference_ms == {1: pytest.approx(120.0)} and two.inference_ms == {1: pytest.approx(90.0)}
+    assert two.preprocess == pytest.approx(0.05) and two.postprocess == pytest.approx(0.025)
+    assert two.decode == one.decode == 3.0
+
+
 def test_gpu_summary_table_reads_old_and_new_bench_records(tmp_path, capsys):
     """benchmarks/gpu/summarize.py prints one row per case from recorded JSONs (older ones without the thread
     waits too) and the waits as % of the run when present."""

@@ -267,6 +267,13 @@ def run_bench(config: str | Path | dict | PocConfig | None = None, *, model: str
     return record
 
 
+def _requests(case: dict[str, Any]) -> int:
+    """CPU inference calls the case kept in flight (``model.requests``). Each call's preprocess / inference /
+    postprocess time is its own wall time while the others run: r calls in flight complete r frames in that
+    time on the same cores, so the per-frame cost sizing charges is the call's time over r."""
+    return max(1, int((case.get("pipeline") or {}).get("inference_requests") or 1))
+
+
 def costs_from_cases(cases: list[dict[str, Any]], host: dict[str, Any], info: dict[str, Any]) -> StageCosts:
     """Per-frame stage costs for sizing: CPU stages from the fewest-streams, smallest-batch case; inference
     per frame for each batch actually reached (mean frames per call, capped by the model's fixed batch),
@@ -295,12 +302,13 @@ def costs_from_cases(cases: list[dict[str, Any]], host: dict[str, Any], info: di
         if c.get("model_chunk"):
             eff = min(eff, c["model_chunk"])  # a fixed-batch model runs larger calls in chunks
         b = max(1, int(round(eff)))
-        inf[b] = min(inf.get(b, float("inf")), c["stages"]["inference"]["mean_ms"])
+        inf[b] = min(inf.get(b, float("inf")), c["stages"]["inference"]["mean_ms"] / _requests(c))
     cores = int(host.get("logical_cores") or 1)
     gpus = host.get("gpus") or []
+    breq = _requests(base)
     return StageCosts(
-        decode=base["stages"]["decode"]["mean_ms"], preprocess=base["stages"]["preprocess"]["mean_ms"],
-        postprocess=base["stages"]["postprocess"]["mean_ms"], tracking=base["stages"]["tracking"]["mean_ms"],
+        decode=base["stages"]["decode"]["mean_ms"], preprocess=base["stages"]["preprocess"]["mean_ms"] / breq,
+        postprocess=base["stages"]["postprocess"]["mean_ms"] / breq, tracking=base["stages"]["tracking"]["mean_ms"],
         rules=base["stages"]["rules"]["mean_ms"] or 0.0, inference_ms=inf, resolution=tuple(base["resolution"]),
         inference_device=dev, inference_threads=int(host.get("physical_cores") or cores) if dev == "cpu" else 1,
         cpu_cores=cores,
