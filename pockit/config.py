@@ -161,8 +161,8 @@ class ModelConfig(_M):
     batch: int = Field(1, ge=1, description="max frames per inference call (across streams)")
     requests: int | Literal["auto"] = Field(
         "auto", description="CPU inference calls in flight in the pipeline (ONNX Runtime on the CPU): auto = 2 "
-        "where the host has 2+ physical cores (frames overlap on the session's threads: 83-97 vs 115-119 ms a "
-        "frame on a 2-core VM), else 1; 1 = one call at a time. detect() is not affected")
+        "where the host has 2+ physical cores (each on cores/2 threads: ~90 vs 115-119 ms a frame on a 2-core "
+        "VM), else 1; 1 = one call at a time on every core. detect() is not affected")
     half: bool = False
     class_names: dict[int, str] | None = Field(None, description="override the model's class names")
 

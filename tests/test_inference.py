@@ -245,10 +245,23 @@ def test_onnx_fp16_dynamic_batch_per_image_results(tmp_path):
 def test_onnx_requests_run_concurrent_calls_with_detects_results(tmp_path):
     """model.requests: launch hands frames to the request threads, finish returns them in launch order with
     the call's own stage times; detect() is unchanged; 1 request = no launch/finish (one call at a time)."""
+    from pockit.inference.onnx_backend import physical_cores
+
     path = _tiny_onnx(tmp_path / "tiny.onnx", dtype="float32")
     det = load_detector(str(path), batch=2, requests=2)
     red, green, black = _solid((0, 0, 255)), _solid((0, 255, 0)), _solid((0, 0, 0))
     want = det.detect([red, green, black, red])
+    calls = {"main": 0, "request": 0}
+    if physical_cores() >= 2:  # launched calls run on a session of their own with cores // 2 threads
+        assert det._request_threads == physical_cores() // 2 and det.info["request_threads"] == det._request_threads
+        twin, main = det._twins[det.session], det.session
+        for name, sess in (("main", main), ("request", twin)):
+            def spy(*a, _run=sess.run, _name=name, **k):
+                calls[_name] += 1
+                return _run(*a, **k)
+            sess.run = spy
+        det.detect([red])
+        assert calls == {"main": 1, "request": 0}
     handles = [det.launch([red, green]), det.launch([black]), det.launch([red])]
     got = []
     for h in handles:
@@ -259,6 +272,9 @@ def test_onnx_requests_run_concurrent_calls_with_detects_results(tmp_path):
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a.xyxy, b.xyxy)
     assert det.requests == 2 and det.info["requests"] == 2
+    if physical_cores() >= 2:
+        assert calls == {"main": 1, "request": 3}
+    assert not load_detector(str(path), requests=2, threads=2)._twins  # threads given: every call on them
     det.close()
     with pytest.raises(RuntimeError, match="closed"):
         det.launch([red])

@@ -135,6 +135,7 @@ class Detector:
         self.requests = 1
         self._executor = None
         self._lock = threading.Lock()  # model variants and input_shapes_used, under concurrent requests
+        self._tls = threading.local()  # .request: this thread runs a launched call (see in_request)
 
     # -- set-up helpers for subclasses ------------------------------------------------------
     def _finish_init(self) -> None:
@@ -152,13 +153,14 @@ class Detector:
     def _resolve_requests(self, concurrent: bool) -> int:
         """Frames the pipeline keeps in flight on this detector (``model.requests``): ``auto`` = 2 on a CPU
         backend that can run concurrent calls on one loaded model (``concurrent``: ONNX Runtime on its CPU
-        provider) when the host has at least 2 physical cores, else 1. Two frames in flight share the
-        session's intra-op threads: one model call does not keep every core busy (its parallel sections
-        stop at each of its ~200 operators, a 1-thread run on this project's 2-core VM was only 1.4-1.5x
-        slower than a 2-thread one), the second fills the gaps. Measured on the 2-core VM, INT8 person
-        model at 480x640: 115-119 ms a frame one at a time, 83-97 ms a frame with two in flight
-        (benchmarks/README.md, CPU section). ``detect()`` still runs its frames one call after another, at
-        the same latency; only the pipeline's launch/finish overlap uses the extra requests."""
+        provider) when the host has at least 2 physical cores, else 1. One model call does not keep every
+        core busy (its parallel sections stop at each of its ~200 operators: a 1-thread run on this project's
+        2-core VM was only 1.4-1.5x slower than a 2-thread one); with two frames in flight the cores stay
+        busy. The ONNX backend runs the launched calls on sessions of their own with the cores shared out
+        (cores // requests threads each). Measured on the 2-core VM, INT8 person model at 480x640: 115-119 ms
+        a frame one at a time, ~90 ms with two in flight (benchmarks/README.md, CPU section). ``detect()``
+        still runs its frames one call after another on every core, at the same latency; only the
+        pipeline's launch/finish overlap uses the extra requests."""
         r = self._requests_arg
         if r in (None, "auto"):
             from .onnx_backend import physical_cores
@@ -180,7 +182,15 @@ class Detector:
             from concurrent.futures import ThreadPoolExecutor
 
             self._executor = ThreadPoolExecutor(self.requests, thread_name_prefix=f"{self.backend}-request")
-        return self._executor.submit(self._detect_timed, self._as_list(images))
+        return self._executor.submit(self._detect_request, self._as_list(images))
+
+    def _detect_request(self, images: list[np.ndarray]):
+        self._tls.request = True  # a request thread: backends may run it on a session of its own
+        return self._detect_timed(images)
+
+    def in_request(self) -> bool:
+        """Whether the calling thread runs a launched call (one of ``requests`` in flight)."""
+        return bool(getattr(self._tls, "request", False))
 
     def _finish_request(self, handle) -> list[Detections]:
         """Wait for a launched call -> its Detections. ``last_finish_timings``: the call's own preprocess /
