@@ -166,7 +166,6 @@ class ModelConfig(_M):
     half: bool = False
     class_names: dict[int, str] | None = Field(None, description="override the model's class names")
 
-
     @field_validator("requests")
     @classmethod
     def _requests_positive(cls, v):
