@@ -28,7 +28,7 @@ def row(name, rec):
                     + (f"{mem['tree_pss_mb_first']:.0f} → {mem['tree_pss_mb_last']:.0f} (PSS, all processes) | "
                        if mem.get('tree_pss_mb_first') is not None and mem.get('tree_pss_mb_last') is not None else
                        f"{mem.get('process_rss_mb_first') or 0:.0f} → {mem.get('process_rss_mb_last') or 0:.0f} | ")
-                    + f"{p.get('limiting_stage', '')} | {_waits(p, c.get('wall_s'))} | {_cores(c)} |")
+                    + f"{p.get('limiting_stage', '')} | {_waits(p, c.get('wall_s'))} | {_cores(c)} | {_census(p)} |")
     return out
 
 
@@ -40,6 +40,14 @@ def _waits(p, wall):
         return "n/a"
     return (f"{w['launch_for_frames_s'] / wall * 100:.0f} / {w['launch_for_finish_s'] / wall * 100:.0f} / "
             f"{w['finish_for_gpu_s'] / wall * 100:.0f} %")
+
+
+def _census(p):
+    """Mean frame slots by place (run.json's frame_pool.census; records before the tenth GPU session have none)."""
+    cen = (p.get("frame_pool") or {}).get("census")
+    if not cen:
+        return "n/a"
+    return " / ".join(f"{cen.get(k, 0):.0f}" for k in ("free", "decode", "batching", "gpu", "tracking"))
 
 
 def _cores(c):
@@ -56,8 +64,9 @@ def main(d):
     d = Path(d)
     print("| case | streams | batch | frames | FPS (wall) | FPS (steady) | model-only img/s | e2e / model | "
           "dropped | capture→tracked p50 / p95 ms | GPU util | RSS MB start → end | limiting stage | "
-          "waits: launch for frames / for finish, finish for GPU | host cores busy, steady / whole run |")
-    print("|" + "---|" * 15)
+          "waits: launch for frames / for finish, finish for GPU | host cores busy, steady / whole run | "
+          "slots free / decode / batching / GPU / tracking (mean) |")
+    print("|" + "---|" * 16)
     peer = None
     for f in sorted(d.glob("*.json")):
         rec = json.loads(f.read_text())

@@ -118,6 +118,35 @@ DECODE_PROC_REF_BYTES = 768 * 576 * 3
 DECODE_SPARE_CORES = 4  # auto decode_threads = all cores but these (inference process + tracking workers)
 
 
+class Census:
+    """Where the frame pool's slots are, sampled now and then: ``free`` (in the pool), ``decode`` (owned by decode
+    processes: free there, being decoded, or on their way), ``batching`` (received, waiting for a batch), ``gpu``
+    (launched, not yet handed to tracking), ``tracking`` (sent to the tracking/rules workers, not yet back). A
+    pipeline that has most slots in one place waits there: the pool's size is what ``decode`` starves of."""
+
+    PLACES = ("free", "decode", "batching", "gpu", "tracking")
+
+    def __init__(self) -> None:
+        self.sums = dict.fromkeys(self.PLACES, 0.0)
+        self.n = 0
+
+    def sample(self, pool, gpu: int, tracking: int) -> None:
+        free = pool.free_count()
+        in_use = pool.in_use
+        gpu = max(0, min(gpu, in_use))
+        tracking = max(0, min(tracking, in_use - gpu))
+        got = {"free": free, "decode": max(0, pool.n - in_use - free), "batching": max(0, in_use - gpu - tracking),
+               "gpu": gpu, "tracking": tracking}
+        for k, v in got.items():
+            self.sums[k] += v
+        self.n += 1
+
+    def mean(self) -> dict[str, float] | None:
+        if not self.n:
+            return None
+        return {**{k: round(v / self.n, 1) for k, v in self.sums.items()}, "samples": self.n}
+
+
 class _Stream:
     """Per-source state kept by the main process."""
 
@@ -433,6 +462,11 @@ class Pipeline:
             waits = {"launch_for_frames_s": 0.0, "launch_for_finish_s": 0.0, "finish_for_requests_s": 0.0}
             meters["inference"].units = detector.requests
 
+        # where the frame slots are (sampled by the main thread, mean in run.json's frame_pool.census): frames
+        # launched and not yet handed to the workers are counted here, each counter written by one thread only
+        on_gpu = {"launched": 0, "finished": 0}
+        census = Census()
+
         def launcher() -> None:
             live = len(streams)
             while live:
@@ -467,6 +501,7 @@ class Pipeline:
                     if not cpu_requests:  # else the requests' own time is booked by the finish
                         meters["inference"].add(busy=dt, items=len(refs))
                     if refs:
+                        on_gpu["launched"] += len(refs)
                         self.batch_sizes.append(len(refs))
                         lt = getattr(detector, "last_timings", None) if not overlap else None
                         if lt:
@@ -534,6 +569,7 @@ class Pipeline:
                         workers.end_stream(f.stream)
                 if per_shard:
                     pool.release_many(workers.send_frames(per_shard))
+                on_gpu["finished"] += len(refs)
                 meters["finish"].add(busy=time.perf_counter() - t1 - gw, wait=gw, items=len(refs))
 
         decoders: list = []
@@ -567,6 +603,7 @@ class Pipeline:
             while t_launch.is_alive():
                 try:
                     t_launch.join(0.2)
+                    census.sample(pool, on_gpu["launched"] - on_gpu["finished"], workers.outstanding())
                     if dprocs is not None and self._stop.is_set():
                         dprocs.stop()
                 except KeyboardInterrupt:
@@ -624,7 +661,7 @@ class Pipeline:
                 delivery = {"all_delivered": False, "problems": [f"delivery summary failed: {e}"]}
             pool_info = {"slots": pool.n, "slot_bytes": pool.slot_bytes, "shared": pool.name is not None,
                          "pinned": pool.pinned, "high_water": pool.high_water,
-                         "bytes": pool.n * pool.slot_bytes}
+                         "bytes": pool.n * pool.slot_bytes, "census": census.mean()}
             pool.close()
         failure = self.failure
         interrupted = interrupted or self._interrupted

@@ -84,6 +84,10 @@ class WorkerPool:
                 sh.inq.put(("frames", items))
         return orphans
 
+    def outstanding(self) -> int:
+        """Frames (slots) sent to the workers and not yet back."""
+        return sum(len(sh.outstanding) for sh in self.shards)
+
     def end_stream(self, stream: int) -> None:
         sh = self.shards[self.shard_of[stream]]
         with self.lock:
