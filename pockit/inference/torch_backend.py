@@ -19,6 +19,7 @@ torch/torchvision are imported lazily (``[ml]`` extra); importing this module ne
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,6 +48,7 @@ def letterbox_geometry(h: int, w: int, th: int, tw: int) -> LetterboxInfo:
 from ..registry import sha256_file as _sha256  # noqa: E402
 
 _CUDART: Any = False  # not looked up yet; None = not available
+_CUDART_LOCK = threading.Lock()
 
 
 def _cudart() -> Any:
@@ -55,11 +57,20 @@ def _cudart() -> Any:
     Used to enqueue the host-to-device copies of a batch of frames from page-locked pool slots in one
     Python loop: each torch call releases and re-takes the GIL, and with decode threads busy in the same
     process every re-take can wait, which made a 64-frame upload ~10x slower than in isolation.
-    ``POCKIT_FAST_UPLOAD=0`` turns it off."""
+    ``POCKIT_FAST_UPLOAD=0`` turns it off. Thread-safe: NVDEC sources opening in several decode threads at once
+    all ask for it (before the lock, all but the first got None while the first was still opening it, and their
+    streams failed: tenth GPU session)."""
     global _CUDART
     if _CUDART is not False:
         return _CUDART
-    _CUDART = None
+    with _CUDART_LOCK:
+        if _CUDART is False:
+            _CUDART = _open_cudart()
+    return _CUDART
+
+
+def _open_cudart() -> Any:
+    lib = None
     import os
 
     if os.environ.get("POCKIT_FAST_UPLOAD", "1") == "0":
@@ -71,17 +82,17 @@ def _cudart() -> Any:
             paths = sorted({line.split()[-1] for line in f if "libcudart.so" in line.split()[-1]})
         if not paths:
             return None
-        lib = ctypes.PyDLL(paths[0])
-        lib.cudaMemcpyAsync.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
-                                        ctypes.c_void_p]
-        lib.cudaMemcpyAsync.restype = ctypes.c_int
-        lib.cudaSetDevice.argtypes = [ctypes.c_int]
-        lib.cudaSetDevice.restype = ctypes.c_int
-        _CUDART = lib
+        cudart = ctypes.PyDLL(paths[0])
+        cudart.cudaMemcpyAsync.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                                           ctypes.c_void_p]
+        cudart.cudaMemcpyAsync.restype = ctypes.c_int
+        cudart.cudaSetDevice.argtypes = [ctypes.c_int]
+        cudart.cudaSetDevice.restype = ctypes.c_int
+        lib = cudart
         log.info("host-to-device frame copies through %s", paths[0])
     except Exception as e:  # noqa: BLE001 - the torch path still works
         log.info("fast frame upload unavailable (%s); using torch copies", e)
-    return _CUDART
+    return lib
 
 
 def _import_torch():
