@@ -647,3 +647,32 @@ def test_warmup_context_manager_and_info(tmp_path):
         assert d.names == ["pedestrian"]
     with pytest.raises(RuntimeError, match="is closed"):
         det.detect([_solid((0, 0, 255))])
+
+
+def test_cuda_runtime_lookup_is_thread_safe(monkeypatch):
+    """NVDEC sources open in several decode threads at once and each asks for the CUDA runtime: every caller
+    gets what the one lookup found (before the lock, callers during the lookup got None and their streams
+    failed on the H200)."""
+    import threading
+    import time as _time
+
+    from pockit.inference import torch_backend as tb
+
+    sentinel = object()
+    calls = []
+
+    def slow_open():
+        calls.append(1)
+        _time.sleep(0.2)
+        return sentinel
+
+    monkeypatch.setattr(tb, "_CUDART", False)
+    monkeypatch.setattr(tb, "_open_cudart", slow_open)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(tb._cudart())) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == [sentinel] * 8
+    assert len(calls) == 1
