@@ -202,3 +202,64 @@ def test_nvdec_frames_match_cpu_and_feed_the_pipeline(weights, tud_campus, tmp_p
         assert not summary.errors and summary.frames == 4 * n
         rec = json.loads((tmp_path / "run_proc" / "run.json").read_text())
         assert rec["pipeline"]["decoders"]["processes"] >= 1
+
+
+def _nv12(bgr):
+    import cv2
+
+    h, w = bgr.shape[:2]
+    i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+    uv = np.stack([i420[h:h + h // 4].reshape(h // 2, w // 2), i420[h + h // 4:].reshape(h // 2, w // 2)], -1)
+    return np.ascontiguousarray(np.concatenate([i420[:h], uv.reshape(h // 2, w)], 0))
+
+
+def test_cuda_nv12_planes_give_the_detections_of_bgr_frames(weights, frames):
+    """NVDEC's NV12 planes handed to the model as they are (converted on the GPU while letterboxing) give the
+    detections of the BGR frames OpenCV makes of the same planes, through launch/finish as the pipeline calls it."""
+    import cv2
+
+    from pockit.inference.torch_backend import TorchDetector
+
+    det = TorchDetector(weights, device="cuda:0", half=True, batch=8, cuda_graph=True, conf=0.3)
+    assert det.accepts_nv12
+    planes = [_nv12(f[: f.shape[0] // 2 * 2, : f.shape[1] // 2 * 2]) for f in frames]
+    bgr = [cv2.cvtColor(p, cv2.COLOR_YUV2BGR_NV12) for p in planes]
+    ref, got = [], []
+    for s in range(0, FRAMES, 8):
+        ref += det.finish(det.launch(bgr[s:s + 8]))
+        got += det.finish(det.launch(planes[s:s + 8]))
+    m, n_ref, n_got, miou, dscore = _agreement(ref, got)
+    assert n_ref >= 3 * FRAMES
+    assert m >= 0.97 * max(n_ref, n_got) and miou >= 0.97 and dscore <= 0.05, (m, n_ref, n_got, miou, dscore)
+
+
+@pytest.mark.parametrize("procs", [False, True])
+def test_nvdec_nv12_pipeline_matches_the_bgr_pipeline(weights, tud_campus, tmp_path, monkeypatch, procs):
+    """NVDEC streams and the torch model on CUDA: frames stay NV12 in the pool slots (``nv12_streams``), in decode
+    threads and in decode processes; the tracks are those of the BGR path (POCKIT_NVDEC_NV12=0) up to the
+    conversion's rounding."""
+    pytest.importorskip("PyNvVideoCodec", reason="PyNvVideoCodec is not installed (pip install PyNvVideoCodec)")
+    monkeypatch.delenv("POCKIT_NVDEC_CONVERT", raising=False)
+    video, n = _h264(tud_campus, tmp_path / "campus.mp4"), 60
+    cfg = {
+        "name": "nv12",
+        "sources": [{"id": f"cam{i}", "uri": str(video), "max_frames": n, "options": {"decoder": "nvdec"}}
+                    for i in range(4)],
+        "model": {"path": str(weights), "backend": "torch", "device": "cuda:0", "half": True, "batch": 8, "conf": 0.3},
+        "pipeline": {"decode_processes": procs},
+    }
+    runs = {}
+    for name, flag in (("nv12", "1"), ("bgr", "0")):
+        monkeypatch.setenv("POCKIT_NVDEC_NV12", flag)
+        s = pockit.run(cfg, run_dir=tmp_path / name, progress=False)
+        assert not s.errors and s.frames == 4 * n
+        rec = json.loads((tmp_path / name / "run.json").read_text())
+        assert rec["pipeline"]["nv12_streams"] == (4 if flag == "1" else 0)
+        assert (rec["pipeline"]["decoders"]["processes"] >= 1) == procs
+        runs[name] = read_mot(tmp_path / name / "tracks" / "cam0.txt")
+    a, b = runs["nv12"], runs["bgr"]
+    boxes_a = sum(len(d) for d in a.values())
+    boxes_b = sum(len(d) for d in b.values())
+    assert boxes_b >= 3 * n and abs(boxes_a - boxes_b) <= 0.05 * boxes_b, (boxes_a, boxes_b)
+    ious = [box_iou(a[k].xyxy, b[k].xyxy).max(1).mean() for k in a if k in b and len(a[k]) and len(b[k])]
+    assert float(np.mean(ious)) >= 0.95

@@ -568,3 +568,114 @@ def test_default_pool_gives_decode_processes_frame_memory_by_bytes(tmp_path):
     r.cfg = parse_config({"sources": [{"id": "a", "uri": str(tmp_path)}], "model": {"path": "unused.onnx"},
                           "pipeline": {"frame_slots": 7}}, "<t>")
     assert slots(32, (768, 576), 32, 12)[0] == 7  # an explicit size is kept
+
+
+class Nv12Detector:
+    """The GPU backend's NV12 contract on the CPU: takes NVDEC's (H*3/2, W) planes as they are (``accepts_nv12``),
+    converts them itself; finds nothing; remembers every frame it was shown (as BGR) and its layout."""
+
+    class_names = {0: "person"}
+    info = {"backend": "nv12"}
+    accepts_nv12 = True
+
+    def __init__(self):
+        self.layouts, self.frames = [], []
+        self.last_timings = {}
+
+    def launch(self, images, pinned=False):
+        import cv2
+
+        for im in images:
+            self.layouts.append(im.ndim)
+            self.frames.append(cv2.cvtColor(im, cv2.COLOR_YUV2BGR_NV12) if im.ndim == 2 else im.copy())
+        return len(images)
+
+    def finish(self, n):
+        return [Detections.empty() for _ in range(n)]
+
+    def detect(self, images):
+        return self.finish(self.launch(images))
+
+
+def _fake_nvdec(monkeypatch):
+    """NVDEC replaced by OpenCV + an NV12 conversion: with nvdec_convert model, a read into a slot leaves NV12."""
+    import cv2
+
+    from pockit.sources import nvdec as nv
+
+    def to_nv12(bgr):
+        h, w = bgr.shape[:2]
+        i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+        uv = np.stack([i420[h:h + h // 4].reshape(h // 2, w // 2), i420[h + h // 4:].reshape(h // 2, w // 2)], -1)
+        return np.concatenate([i420[:h], uv.reshape(h // 2, w)], 0)
+
+    class FakeNvdec:
+        def __init__(self, uri, convert="cpu", **kw):
+            self._cap, self._pos, self.convert, self.last_nv12 = cv2.VideoCapture(uri), 0, convert, False
+
+        def read(self, image=None):
+            ok, img = self._cap.read()
+            self._pos += ok
+            self.last_nv12 = False
+            if not ok:
+                return ok, None
+            nv12 = to_nv12(img)
+            if self.convert == "model" and image is not None and image.shape == img.shape:
+                image.reshape(-1)[: nv12.size] = nv12.reshape(-1)
+                self.last_nv12 = True
+                return True, image
+            return True, cv2.cvtColor(nv12, cv2.COLOR_YUV2BGR_NV12)  # what NVDEC + OpenCV give
+
+        def grab(self):
+            return self.read()[0]
+
+        def get(self, prop):
+            if prop == cv2.CAP_PROP_POS_MSEC:
+                return max(self._pos - 1, 0) * 1000.0 / 25.0
+            return self._cap.get(prop)
+
+        def isOpened(self):  # noqa: N802 - OpenCV's name
+            return True
+
+        def set(self, *a):
+            return False
+
+        def release(self):
+            self._cap.release()
+
+    monkeypatch.setattr(nv, "nvdec_available", lambda: (True, ""))
+    monkeypatch.setattr(nv, "NvdecCapture", FakeNvdec)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_nvdec_frames_stay_nv12_for_a_detector_that_takes_them(shared_data, tmp_path, monkeypatch, workers):
+    """NVDEC streams and a detector that takes NV12: the slots keep NVDEC's NV12 (no conversion in the decoder),
+    the detector gets the planes, the tracking workers (thread or process) convert for the outputs; the frames
+    are those of the BGR path, frame for frame. POCKIT_NVDEC_NV12=0 turns it off."""
+    import cv2
+
+    _fake_nvdec(monkeypatch)
+    video = shared_data / "video" / "one-by-one-person-detection.mp4"
+    cfg = {"name": "nv12", "model": {"path": "unused.onnx", "batch": 4},
+           "sources": [{"id": "a", "uri": str(video), "max_frames": 12, "options": {"decoder": "nvdec"}},
+                       {"id": "b", "uri": str(video), "start": 3, "max_frames": 10, "options": {"decoder": "nvdec"}}],
+           "outputs": {"dir": str(tmp_path)}, "pipeline": {"decode_processes": False, "decode_threads": 2}}
+
+    def run(name):
+        det = Nv12Detector()
+        s = pockit.run(cfg, run_dir=tmp_path / name, detector=det, progress=False, workers=workers)
+        assert not s.errors and {k: v.frames for k, v in s.sources.items()} == {"a": 12, "b": 10}
+        return s, det
+
+    s, det = run("nv12")
+    assert s.pipeline["nv12_streams"] == 2 and det.layouts == [2] * 22
+    monkeypatch.setenv("POCKIT_NVDEC_NV12", "0")
+    s0, det0 = run("bgr")
+    assert s0.pipeline["nv12_streams"] == 0 and det0.layouts == [3] * 22
+    key = lambda frames: sorted(hashlib.md5(f.tobytes()).hexdigest() for f in frames)  # noqa: E731
+    assert key(det.frames) == key(det0.frames)  # the detector saw the same frames either way
+    # the outputs got BGR frames: each stream's reference still is the first frame, as the BGR path wrote it
+    for sid in ("a", "b"):
+        ref = cv2.imread(str(tmp_path / "nv12" / "reference" / f"{sid}.jpg")).astype(np.int16)
+        ref0 = cv2.imread(str(tmp_path / "bgr" / "reference" / f"{sid}.jpg")).astype(np.int16)
+        assert np.abs(ref - ref0).max() == 0

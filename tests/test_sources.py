@@ -467,7 +467,7 @@ def test_nvdec_auto_policy_large_frames_only_and_cpu_fallback(tmp_path, monkeypa
         src = VideoFileSource(str(path), nvdec_min_pixels=64 * 48)
         frames = list(src)
     assert src.decoder == "cpu" and len(frames) == 5 and "NVDEC cannot decode it" in caplog.text
-    with pytest.raises(SourceError, match="nvdec_convert must be 'cpu' or 'gpu'"):
+    with pytest.raises(SourceError, match="nvdec_convert must be 'cpu', 'gpu' or 'model'"):
         VideoFileSource(str(path), nvdec_convert="cuda")
 
 

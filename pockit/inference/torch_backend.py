@@ -152,9 +152,31 @@ def _is_torchscript(path: Path) -> bool:
 
 
 def stream_ok(images: Sequence[Any]) -> bool:
-    """All frames are C-contiguous HxWx3 uint8 numpy arrays (what the fast upload copies byte for byte)."""
-    return all(isinstance(im, np.ndarray) and im.ndim == 3 and im.shape[2] == 3 and im.dtype == np.uint8
-               and im.flags.c_contiguous for im in images)
+    """All frames are C-contiguous HxWx3 (BGR) or (H*3/2)xW (NV12) uint8 numpy arrays (what the fast upload
+    copies byte for byte)."""
+    return all(isinstance(im, np.ndarray) and im.dtype == np.uint8 and im.flags.c_contiguous
+               and ((im.ndim == 3 and im.shape[2] == 3) or _is_nv12(im)) for im in images)
+
+
+def _is_nv12(im) -> bool:
+    """An NV12 frame: a 2-D (H*3/2, W) uint8 array (or GPU tensor) with H and W even (NVDEC's output, see
+    pockit.sources.nvdec: the pipeline hands such frames over as they are when the detector ``accepts_nv12``)."""
+    shape = tuple(im.shape)
+    return len(shape) == 2 and shape[0] % 3 == 0 and shape[1] % 2 == 0  # H = rows * 2 / 3, even
+
+
+def nv12_to_rgb(src, dtype):
+    """(N, H*3/2, W) uint8 NV12 tensor -> (N, 3, H, W) RGB of ``dtype`` in 0..255: ITU-R BT.601, limited range,
+    each 2x2 block sharing its chroma: the conversion OpenCV's ``COLOR_YUV2BGR_NV12`` makes (within rounding)."""
+    import torch
+
+    n, h3, w = src.shape
+    h = h3 * 2 // 3
+    y = (src[:, :h].to(dtype) - 16.0) * 1.164
+    uv = src[:, h:].reshape(n, h // 2, w // 2, 2).to(dtype) - 128.0
+    uv = uv.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)  # N, H, W, 2
+    u, v = uv[..., 0], uv[..., 1]
+    return torch.stack((y + 1.596 * v, y - 0.813 * v - 0.391 * u, y + 2.018 * u), 1).clamp_(0.0, 255.0)
 
 
 class TorchDetector:
@@ -188,6 +210,8 @@ class TorchDetector:
             raise RuntimeError("device 'cuda' asked for but torch sees no CUDA GPU; use backend 'onnx' or device 'cpu'")
         self.device = torch.device(device)
         self.is_cuda = self.device.type == "cuda"
+        #: NV12 frames (NVDEC's output, (H*3/2, W) uint8) are taken as they are and converted on the GPU
+        self.accepts_nv12 = self.is_cuda
         self.half = bool(half and self.is_cuda)
         self.dtype = torch.float16 if self.half else torch.float32
         self.imgsz = (imgsz, imgsz) if isinstance(imgsz, int) else tuple(imgsz)
@@ -344,7 +368,8 @@ class TorchDetector:
                 if isinstance(im, torch.Tensor):
                     out.append(im.to(self.device, non_blocking=True))
                     continue
-                if not isinstance(im, np.ndarray) or im.ndim != 3 or im.shape[2] != 3 or im.dtype != np.uint8:
+                if not isinstance(im, np.ndarray) or im.dtype != np.uint8 or not (
+                        (im.ndim == 3 and im.shape[2] == 3) or (self.accepts_nv12 and _is_nv12(im))):
                     raise ValueError(
                         f"image {i}: expected an HxWx3 uint8 BGR numpy array, got {type(im).__name__} "
                         f"{getattr(im, 'dtype', '')} {getattr(im, 'shape', None)}"
@@ -397,7 +422,8 @@ class TorchDetector:
         return out
 
     def preprocess_gpu(self, frames):
-        """GPU uint8 HWC BGR frames -> (B, 3, H, W) normalized RGB letterboxed batch + per-frame info."""
+        """GPU uint8 HWC BGR frames (or NV12 (H*3/2, W) planes, ``accepts_nv12``) -> (B, 3, H, W) normalized
+        RGB letterboxed batch + per-frame info."""
         torch = self.torch
         import torch.nn.functional as F
 
@@ -407,16 +433,20 @@ class TorchDetector:
         infos: list[LetterboxInfo] = []
         groups: dict[tuple[int, int], list[int]] = {}
         for i, f in enumerate(frames):
-            h, w = int(f.shape[0]), int(f.shape[1])
+            nv12 = f.ndim == 2
+            h, w = (int(f.shape[0]) * 2 // 3 if nv12 else int(f.shape[0])), int(f.shape[1])
             infos.append(letterbox_geometry(h, w, th, tw))
-            groups.setdefault((h, w), []).append(i)
-        for (h, w), idx in groups.items():
+            groups.setdefault((h, w, nv12), []).append(i)
+        for (h, w, nv12), idx in groups.items():
             info = infos[idx[0]]
             nh, nw = round(h * info.ratio), round(w * info.ratio)
             left, top = info.pad
             src = torch.stack([frames[i] for i in idx]) if len(idx) > 1 else frames[idx[0]][None]
-            src = src.permute(0, 3, 1, 2).flip(1)  # BGR -> RGB, NHWC -> NCHW (views)
-            src = src.to(self.dtype if self.half else torch.float32)
+            if nv12:  # NVDEC's planes as they came: colour conversion here, on the GPU
+                src = nv12_to_rgb(src, self.dtype if self.half else torch.float32)
+            else:
+                src = src.permute(0, 3, 1, 2).flip(1)  # BGR -> RGB, NHWC -> NCHW (views)
+                src = src.to(self.dtype if self.half else torch.float32)
             if (nh, nw) != (h, w):
                 src = F.interpolate(src, size=(nh, nw), mode="bilinear", align_corners=False, antialias=False)
             val = (src / 255.0).to(self.dtype)

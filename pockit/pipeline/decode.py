@@ -23,11 +23,13 @@ log = logging.getLogger("pockit.pipeline")
 
 
 class FrameRef:
-    __slots__ = ("h", "index", "slot", "stream", "t_capture", "timestamp", "w")
+    __slots__ = ("h", "index", "nv12", "slot", "stream", "t_capture", "timestamp", "w")
 
-    def __init__(self, stream: int, slot: int, h: int, w: int, index: int, timestamp: float, t_capture: float):
+    def __init__(self, stream: int, slot: int, h: int, w: int, index: int, timestamp: float, t_capture: float,
+                 nv12: bool = False):
         self.stream, self.slot, self.h, self.w = stream, slot, h, w
         self.index, self.timestamp, self.t_capture = index, timestamp, t_capture
+        self.nv12 = nv12  # the slot holds the HxW frame as NV12 (H*3/2 x W bytes), not BGR
 
 
 class EndOfStream:
@@ -195,6 +197,7 @@ class DecodeWorker(threading.Thread):
             self.timer.add("decode", time.perf_counter() - t1)
             img = frame.image
             h, w = img.shape[:2]
+            nv12 = frame.meta.get("pixel_format") == "nv12"  # left unconverted in the slot (NVDEC, model)
             if not np.may_share_memory(img, view):  # decoded elsewhere (its size changed)
                 if not self.pool.fits(h, w):
                     self._oversize(st, h, w)
@@ -202,7 +205,8 @@ class DecodeWorker(threading.Thread):
                     slot = None
                     return True
                 self.pool.view(slot, h, w)[...] = img
-            self.ready.put(FrameRef(st.index, slot, h, w, frame.index, frame.timestamp, time.monotonic()))
+            self.ready.put(FrameRef(st.index, slot, h, w, frame.index, frame.timestamp, time.monotonic(),
+                                    nv12 and np.may_share_memory(img, view)))
             slot = None
             st.frames += 1
             self.meter.add(busy=time.perf_counter() - t1, wait=t1 - t0, items=1)

@@ -83,7 +83,8 @@ class _ChildReady:
 
     def put(self, item) -> None:
         if isinstance(item, FrameRef):
-            self.held.append((item.stream, item.slot, item.h, item.w, item.index, item.timestamp, item.t_capture))
+            self.held.append((item.stream, item.slot, item.h, item.w, item.index, item.timestamp, item.t_capture,
+                              item.nv12))
             if len(self.held) >= 16:
                 self.flush()
         else:

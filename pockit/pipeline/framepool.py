@@ -117,6 +117,9 @@ class FramePool:
     def view(self, slot: int, h: int, w: int) -> np.ndarray:
         return slot_view(self.buf, self.slot_bytes, slot, h, w)
 
+    def nv12_view(self, slot: int, h: int, w: int) -> np.ndarray:
+        return nv12_view(self.buf, self.slot_bytes, slot, h, w)
+
     def fits(self, h: int, w: int) -> bool:
         return h * w * 3 <= self.slot_bytes
 
@@ -167,6 +170,12 @@ def unpin_host(buf: np.ndarray) -> None:
 def slot_view(buf: np.ndarray, slot_bytes: int, slot: int, h: int, w: int) -> np.ndarray:
     start = slot * slot_bytes
     return buf[start:start + h * w * 3].reshape(h, w, 3)
+
+
+def nv12_view(buf: np.ndarray, slot_bytes: int, slot: int, h: int, w: int) -> np.ndarray:
+    """A slot holding an HxW frame as NV12 (NVDEC's output left unconverted): the (H*3/2, W) plane array."""
+    start = slot * slot_bytes
+    return buf[start:start + h * w * 3 // 2].reshape(h * 3 // 2, w)
 
 
 class AttachedPool:

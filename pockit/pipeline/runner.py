@@ -267,6 +267,30 @@ class Pipeline:
             dp = len(files) >= 4 and (os.cpu_count() or 1) >= 4
         return files if dp else []
 
+    @staticmethod
+    def _nv12_streams(streams: list[_Stream], detector, launchable: bool) -> int:
+        """NVDEC streams whose frames stay NV12 in their pool slots: the detector converts them on the GPU as
+        it letterboxes (``accepts_nv12``: the torch backend on CUDA), the tracking workers convert for the
+        outputs. The decoder then neither converts nor copies BGR (half the bytes to the host and back to the
+        GPU). ``POCKIT_NVDEC_NV12=0`` turns it off (benchmarks). Returns how many streams."""
+        import os
+
+        if not (launchable and getattr(detector, "accepts_nv12", False)) or os.environ.get("POCKIT_NVDEC_NV12") == "0":
+            return 0
+        n = 0
+        for st in streams:
+            src = st.source
+            opts = getattr(src, "options", None)
+            if (getattr(src, "decoder", None) != "nvdec" or not isinstance(opts, dict)
+                    or opts.get("nvdec_convert") != "cpu"):
+                continue
+            opts["nvdec_convert"] = "model"
+            kw = getattr(st, "open_kwargs", None)
+            if isinstance(kw, dict):
+                kw["nvdec_convert"] = "model"
+            n += 1
+        return n
+
     def _make_pool(self, streams: list[_Stream], batch: int, on_cuda: bool, processes: bool, decode_procs: int = 0):
         """The bounded frame pool: ``pipeline.frame_slots``, or by default enough for the batches in flight and
         a frame per stream (batch x (INFLIGHT + 2) + streams) and, with ``decode_procs`` decode processes,
@@ -343,6 +367,7 @@ class Pipeline:
         from ..inference.multi import MultiDetector
 
         by_source = isinstance(detector, MultiDetector)  # extra models may run on some sources only
+        nv12_streams = self._nv12_streams(streams, detector, overlap and not cpu_requests and not by_source)
         stream_ids = [st.cfg.id for st in streams]
         meters = {"decode": StageMeter("decode", len(streams)), "inference": StageMeter("inference"),
                   "finish": StageMeter("finish"), "tracking_rules": StageMeter("tracking_rules", max(1, n_workers))}
@@ -489,7 +514,8 @@ class Pipeline:
                 if refs:
                     t0 = time.perf_counter()
                     try:
-                        images = [pool.view(r.slot, r.h, r.w) for r in refs]
+                        images = [pool.nv12_view(r.slot, r.h, r.w) if r.nv12 else pool.view(r.slot, r.h, r.w)
+                                  for r in refs]
                         result = (detector.launch(images, pinned=pool.pinned) if overlap
                                   else detector.detect(images, sources=[stream_ids[r.stream] for r in refs])
                                   if by_source else detector.detect(images))
@@ -561,7 +587,7 @@ class Pipeline:
                         k += 1
                         per_shard.setdefault(workers.shard_of[f.stream], []).append(
                             (f.stream, f.slot, f.h, f.w, f.index, f.timestamp, f.t_capture, d.xyxy, d.scores,
-                             d.class_ids, d.data or None))
+                             d.class_ids, d.data or None, f.nv12))
                     else:
                         if per_shard:
                             pool.release_many(workers.send_frames(per_shard))
@@ -696,6 +722,7 @@ class Pipeline:
             "workers": n_workers, "worker_kind": "process" if workers.processes else "thread",
             "decoders": {"processes": len(dprocs.procs) if dprocs else 0, "threads": len(decoders)},
             "max_batch": batch, "max_wait_ms": cfg.pipeline.max_wait_ms, "launch_finish_overlap": overlap,
+            "nv12_streams": nv12_streams,
             "steady_fps": (round((flow["n"] - flow["first_n"]) / (flow["last"] - flow["first"]), 2)
                            if flow["first"] is not None and flow["last"] > flow["first"] else None),
             "inference_calls": len(self.batch_sizes),

@@ -168,7 +168,8 @@ def worker_loop(wid: int, cfg_data: dict, base_dir: str | None, specs: list[Stre
                 pool_buf: np.ndarray | None = None, in_process: bool = False) -> None:
     """Run the streams ``specs`` from ``inq`` until ``None``; results go to ``outq``.
 
-    Messages in: ``("frames", [(stream, slot, h, w, index, ts, t_capture, xyxy, scores, class_ids, data|None), ...])``,
+    Messages in: ``("frames", [(stream, slot, h, w, index, ts, t_capture, xyxy, scores, class_ids, data|None,
+    nv12), ...])`` (``nv12``: the slot holds the frame as NV12, converted to BGR here into a buffer of the stream's),
     ``("end", stream)``, ``None`` (shut down). Messages out: ``("done", wid, slots, frames_per_stream,
     events, latencies, busy_s)`` with events as ``(stream, event_dict, t_capture)``, ``("final", wid, stream,
     summary)``, ``("error", wid, stream, message)``, ``("bye", wid, timer_export, busy_s)``.
@@ -195,7 +196,9 @@ def worker_loop(wid: int, cfg_data: dict, base_dir: str | None, specs: list[Stre
 
             attached = AttachedPool(pool_name, slot_bytes)
             pool_buf = attached.buf
-        from .framepool import slot_view
+        from .framepool import nv12_view, slot_view
+
+        bgr: dict[int, np.ndarray] = {}  # per stream: the BGR frame converted from an NV12 slot
 
         for sp in specs:
             try:
@@ -216,13 +219,20 @@ def worker_loop(wid: int, cfg_data: dict, base_dir: str | None, specs: list[Stre
                 continue
             t0 = time.perf_counter()
             slots, counts, events, lats = [], {}, [], []
-            for s, slot, h, w, index, ts, tcap, xyxy, scores, cls, data in msg[1]:
+            for s, slot, h, w, index, ts, tcap, xyxy, scores, cls, data, nv12 in msg[1]:
                 slots.append(slot)
                 p = procs.get(s)
                 if p is None or s in failed:
                     continue
                 try:
-                    frame = Frame(slot_view(pool_buf, slot_bytes, slot, h, w), index, ts, p.spec.id)
+                    if nv12:  # NVDEC's frame, left for the model to convert on the GPU: BGR for the outputs here
+                        img = bgr.get(s)
+                        if img is None or img.shape != (h, w, 3):
+                            img = bgr[s] = np.empty((h, w, 3), np.uint8)
+                        cv2.cvtColor(nv12_view(pool_buf, slot_bytes, slot, h, w), cv2.COLOR_YUV2BGR_NV12, dst=img)
+                    else:
+                        img = slot_view(pool_buf, slot_bytes, slot, h, w)
+                    frame = Frame(img, index, ts, p.spec.id)
                     dets = Detections(xyxy, scores, cls, class_names=class_names, data=data or {})
                     for ev in p.process(frame, dets):
                         events.append((s, ev.to_dict(), tcap))

@@ -49,7 +49,9 @@ class VideoFileSource(Source):
     ``threads`` (FFmpeg decoder threads; 0 = FFmpeg's choice, about one per core. The pipeline's decode
     processes use 1: with many streams, parallelism comes from the streams and per-stream threads only add
     switching - measured 1.34 vs 1.5-1.85 ms of CPU per 768x576 H.264 frame), ``decoder`` (auto | cpu | nvdec,
-    see :meth:`_choose_decoder`), ``nvdec_convert`` (cpu | gpu: where NVDEC's NV12 becomes BGR),
+    see :meth:`_choose_decoder`), ``nvdec_convert`` (cpu | gpu: where NVDEC's NV12
+    becomes BGR; model: set by the pipeline when its detector takes NV12, frames decoded into a pool slot stay
+    NV12 there),
     ``nvdec_min_pixels`` (set by the pipeline when the model is on CUDA: auto picks NVDEC from that frame size).
     """
 
@@ -124,8 +126,8 @@ class VideoFileSource(Source):
         want = self.options["decoder"]
         if want not in ("auto", "cpu", "nvdec"):
             raise SourceError(f"{self.uri}: option decoder must be 'auto', 'cpu' or 'nvdec', got {want!r}")
-        if self.options["nvdec_convert"] not in ("cpu", "gpu"):
-            raise SourceError(f"{self.uri}: option nvdec_convert must be 'cpu' or 'gpu', "
+        if self.options["nvdec_convert"] not in ("cpu", "gpu", "model"):
+            raise SourceError(f"{self.uri}: option nvdec_convert must be 'cpu', 'gpu' or 'model', "
                               f"got {self.options['nvdec_convert']!r}")
         if want == "cpu" or self.remote or self.options["capture_factory"]:
             return "cpu"
@@ -267,6 +269,8 @@ class VideoFileSource(Source):
                     ts = self._timestamp(cap, index, prev_ts)
                     prev_ts = ts
                     meta = {"loop": passes, "file_index": index} if self.loop else {}
+                    if getattr(cap, "last_nv12", False):  # NV12 left in self.into for the pipeline (NVDEC)
+                        meta["pixel_format"] = "nv12"
                     if (img.shape[1], img.shape[0]) != self.native_size:
                         log.warning("%s: frame %d is %dx%d, earlier frames %s", self.uri, index, img.shape[1],
                                     img.shape[0], self.native_size)

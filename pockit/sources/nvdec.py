@@ -87,9 +87,13 @@ class NvdecCapture:
         # converts it into the slot with the GIL released; measured faster in the pipeline) or "gpu"
         # (PyNvVideoCodec's kernel + a flip, then the BGR frame comes over). POCKIT_NVDEC_CONVERT overrides
         # (benchmarks)
+        # "model" (set by the pipeline when its detector takes NV12): a read into a frame-pool slot leaves the
+        # NV12 bytes there as they are (no conversion here); the model converts on the GPU, the tracking worker
+        # for the outputs. Reads without a slot still get BGR.
         self.convert = (os.environ.get("POCKIT_NVDEC_CONVERT") or convert or "cpu").lower()
-        if self.convert not in ("gpu", "cpu"):
-            raise ValueError(f"NVDEC colour conversion must be 'gpu' or 'cpu', got {self.convert!r}")
+        if self.convert not in ("gpu", "cpu", "model"):
+            raise ValueError(f"NVDEC colour conversion must be 'gpu', 'cpu' or 'model', got {self.convert!r}")
+        self.last_nv12 = False  # the last read() left NV12 in the caller's buffer (convert == "model")
         torch.cuda.init()
         color = nvc.OutputColorType.RGB if self.convert == "gpu" else nvc.OutputColorType.NATIVE
         ctx = _current_context()
@@ -102,7 +106,7 @@ class NvdecCapture:
         self._raw: list = []  # convert == "cpu": the current batch of NV12 frames (on the GPU)
         self._staging = None
         self._cudart = None
-        if self.convert == "cpu":  # checked here, so a file source falls back to the CPU at open, not mid-run
+        if self.convert != "gpu":  # checked here, so a file source falls back to the CPU at open, not mid-run
             from ..inference.torch_backend import _cudart
 
             self._cudart = _cudart()
@@ -176,23 +180,30 @@ class NvdecCapture:
         return True
 
     def _read_nv12(self, image: np.ndarray | None):
-        """convert == "cpu": the next NV12 frame (copied to page-locked host memory a batch at a time),
-        converted to BGR by OpenCV into ``image`` (or a new array)."""
+        """convert == "cpu" / "model": the next NV12 frame (copied to page-locked host memory a batch at a time),
+        converted to BGR by OpenCV into ``image`` (or a new array); "model" and an ``image`` of the frame's
+        shape: the NV12 bytes go into its first H*W*3/2 bytes, unconverted (``last_nv12``)."""
         if self._next >= len(self._raw) and not self._copy_batch():
             return False, None
         i = self._next
         self._next += 1
         h, w = self.height, self.width
-        out = image if (image is not None and tuple(image.shape) == (h, w, 3) and image.dtype == np.uint8
-                        and image.flags.c_contiguous) else np.empty((h, w, 3), np.uint8)
-        cv2.cvtColor(self._staging[i].reshape(h * 3 // 2, w), cv2.COLOR_YUV2BGR_NV12, dst=out)
+        fits = (image is not None and tuple(image.shape) == (h, w, 3) and image.dtype == np.uint8
+                and image.flags.c_contiguous)
         self._pos += 1
+        if fits and self.convert == "model" and h % 2 == 0 and w % 2 == 0:
+            image.reshape(-1)[: self._staging.shape[1]] = self._staging[i]
+            self.last_nv12 = True
+            return True, image
+        self.last_nv12 = False
+        out = image if fits else np.empty((h, w, 3), np.uint8)
+        cv2.cvtColor(self._staging[i].reshape(h * 3 // 2, w), cv2.COLOR_YUV2BGR_NV12, dst=out)
         return True, out
 
     def read(self, image: np.ndarray | None = None):
         """The next frame in host memory: copied from the GPU straight into ``image`` when it has the frame's
         shape (a frame-pool slot: page-locked, so the copy is a DMA), else into a new array."""
-        if self.convert == "cpu":
+        if self.convert != "gpu":
             return self._read_nv12(image)
         if self._gpu is None or self._next >= len(self._gpu):
             self._gpu = None
