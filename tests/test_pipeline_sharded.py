@@ -649,28 +649,31 @@ def _fake_nvdec(monkeypatch):
 
 @pytest.mark.parametrize("workers", [0, 1])
 def test_nvdec_frames_stay_nv12_for_a_detector_that_takes_them(shared_data, tmp_path, monkeypatch, workers):
-    """NVDEC streams and a detector that takes NV12: the slots keep NVDEC's NV12 (no conversion in the decoder),
-    the detector gets the planes, the tracking workers (thread or process) convert for the outputs; the frames
-    are those of the BGR path, frame for frame. POCKIT_NVDEC_NV12=0 turns it off."""
+    """NVDEC streams with nvdec_convert: model and a detector that takes NV12: the slots keep NVDEC's NV12 (no
+    conversion in the decoder), the detector gets the planes, the tracking workers (thread or process) convert
+    only the frames an output asks for; the frames are those of the BGR path, frame for frame. A detector that
+    does not take NV12 gets BGR from the same config. POCKIT_NVDEC_NV12=1 asks it for every NVDEC stream."""
     import cv2
 
     _fake_nvdec(monkeypatch)
     video = shared_data / "video" / "one-by-one-person-detection.mp4"
-    cfg = {"name": "nv12", "model": {"path": "unused.onnx", "batch": 4},
-           "sources": [{"id": "a", "uri": str(video), "max_frames": 12, "options": {"decoder": "nvdec"}},
-                       {"id": "b", "uri": str(video), "start": 3, "max_frames": 10, "options": {"decoder": "nvdec"}}],
-           "outputs": {"dir": str(tmp_path)}, "pipeline": {"decode_processes": False, "decode_threads": 2}}
 
-    def run(name):
-        det = Nv12Detector()
-        s = pockit.run(cfg, run_dir=tmp_path / name, detector=det, progress=False, workers=workers)
+    def cfg(convert):
+        opts = {"decoder": "nvdec", "nvdec_convert": convert}
+        return {"name": "nv12", "model": {"path": "unused.onnx", "batch": 4},
+                "sources": [{"id": "a", "uri": str(video), "max_frames": 12, "options": opts},
+                            {"id": "b", "uri": str(video), "start": 3, "max_frames": 10, "options": opts}],
+                "outputs": {"dir": str(tmp_path)}, "pipeline": {"decode_processes": False, "decode_threads": 2}}
+
+    def run(name, convert, det=None):
+        det = det or Nv12Detector()
+        s = pockit.run(cfg(convert), run_dir=tmp_path / name, detector=det, progress=False, workers=workers)
         assert not s.errors and {k: v.frames for k, v in s.sources.items()} == {"a": 12, "b": 10}
         return s, det
 
-    s, det = run("nv12")
+    s, det = run("nv12", "model")
     assert s.pipeline["nv12_streams"] == 2 and det.layouts == [2] * 22
-    monkeypatch.setenv("POCKIT_NVDEC_NV12", "0")
-    s0, det0 = run("bgr")
+    s0, det0 = run("bgr", "cpu")
     assert s0.pipeline["nv12_streams"] == 0 and det0.layouts == [3] * 22
     key = lambda frames: sorted(hashlib.md5(f.tobytes()).hexdigest() for f in frames)  # noqa: E731
     assert key(det.frames) == key(det0.frames)  # the detector saw the same frames either way
@@ -679,3 +682,26 @@ def test_nvdec_frames_stay_nv12_for_a_detector_that_takes_them(shared_data, tmp_
         ref = cv2.imread(str(tmp_path / "nv12" / "reference" / f"{sid}.jpg")).astype(np.int16)
         ref0 = cv2.imread(str(tmp_path / "bgr" / "reference" / f"{sid}.jpg")).astype(np.int16)
         assert np.abs(ref - ref0).max() == 0
+    hashes = HashDetector()  # takes BGR only: nvdec_convert model falls back to the decoder's conversion
+    s2, _ = run("plain", "model", det=hashes)
+    assert s2.pipeline["nv12_streams"] == 0 and len(hashes.seen) == 22
+    monkeypatch.setenv("POCKIT_NVDEC_NV12", "1")
+    s3, det3 = run("env", "cpu")
+    assert s3.pipeline["nv12_streams"] == 2 and det3.layouts == [2] * 22
+
+
+def test_nv12_frame_converts_once_and_only_when_asked():
+    """The worker's NV12 frame: size without converting; the BGR image made on first access, then the same array."""
+    import cv2
+
+    from pockit.pipeline.streamwork import Nv12Frame
+
+    bgr = np.zeros((48, 64, 3), np.uint8)
+    bgr[10:30, 20:50] = (30, 160, 220)
+    i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+    uv = np.stack([i420[48:60].reshape(24, 32), i420[60:].reshape(24, 32)], -1).reshape(24, 64)
+    f = Nv12Frame(np.concatenate([i420[:48], uv], 0), 7, 0.28, "cam")
+    assert f.size == (64, 48) and f._bgr is None and f.index == 7 and f.source_id == "cam"
+    img = f.image
+    assert img.shape == (48, 64, 3) and f.image is img
+    assert np.abs(img.astype(int) - bgr.astype(int)).max() <= 3

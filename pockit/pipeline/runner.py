@@ -269,26 +269,37 @@ class Pipeline:
 
     @staticmethod
     def _nv12_streams(streams: list[_Stream], detector, launchable: bool) -> int:
-        """NVDEC streams whose frames stay NV12 in their pool slots: the detector converts them on the GPU as
-        it letterboxes (``accepts_nv12``: the torch backend on CUDA), the tracking workers convert for the
-        outputs. The decoder then neither converts nor copies BGR (half the bytes to the host and back to the
-        GPU). ``POCKIT_NVDEC_NV12=0`` turns it off (benchmarks). Returns how many streams."""
+        """NVDEC streams whose frames stay NV12 in their pool slots (source option ``nvdec_convert: model``, or
+        every NVDEC stream with ``POCKIT_NVDEC_NV12=1``): the detector converts them on the GPU as it letterboxes
+        (``accepts_nv12``: the torch backend on CUDA; with any other detector such streams are converted by the
+        decoder as usual), the tracking workers only for the frames an output or a rule looks at. The decoder
+        then neither converts nor copies BGR. Opt-in: measured on the lent H200 (benchmarks/README.md, tenth
+        session) the decoders took 0.5 instead of 1.1 ms a frame, but the run was slower (44-46 % of model-only
+        against 58 %) while the workers converted every frame; the conversion is now made only on demand,
+        not yet measured on a GPU. Returns how many streams."""
         import os
 
-        if not (launchable and getattr(detector, "accepts_nv12", False)) or os.environ.get("POCKIT_NVDEC_NV12") == "0":
-            return 0
+        ok = (launchable and bool(getattr(detector, "accepts_nv12", False))
+              and os.environ.get("POCKIT_NVDEC_NV12") != "0")
+        every = os.environ.get("POCKIT_NVDEC_NV12") == "1"
         n = 0
         for st in streams:
             src = st.source
             opts = getattr(src, "options", None)
-            if (getattr(src, "decoder", None) != "nvdec" or not isinstance(opts, dict)
-                    or opts.get("nvdec_convert") != "cpu"):
+            if getattr(src, "decoder", None) != "nvdec" or not isinstance(opts, dict):
                 continue
-            opts["nvdec_convert"] = "model"
+            want = opts.get("nvdec_convert") == "model" or (every and opts.get("nvdec_convert") == "cpu")
+            conv = "model" if (want and ok) else ("cpu" if opts.get("nvdec_convert") == "model" else None)
+            if conv is None:
+                continue
+            if want and not ok:
+                log.warning("source %s: nvdec_convert model needs a detector that takes NV12 frames (the torch "
+                            "backend on CUDA, one model); converting on the CPU", st.cfg.id)
+            opts["nvdec_convert"] = conv
             kw = getattr(st, "open_kwargs", None)
             if isinstance(kw, dict):
-                kw["nvdec_convert"] = "model"
-            n += 1
+                kw["nvdec_convert"] = conv
+            n += conv == "model"
         return n
 
     def _make_pool(self, streams: list[_Stream], batch: int, on_cuda: bool, processes: bool, decode_procs: int = 0):

@@ -38,6 +38,27 @@ class StreamSpec:
     size: tuple[int, int] | None
 
 
+class Nv12Frame(Frame):
+    """A frame whose pool slot holds NVDEC's NV12 (``pipeline.nv12_streams``): its BGR ``image`` is made when
+    first asked for, while the frame is being processed (the reference still, a snapshot, a clip, a rule that
+    reads pixels); tracking and geometric rules never ask, so most frames are never converted on the CPU. Like
+    a slot view, the image is valid while the frame is processed: whoever keeps it copies it."""
+
+    def __init__(self, nv12: np.ndarray, index: int, timestamp: float, source_id: str) -> None:  # noqa: D107
+        self._nv12, self._bgr = nv12, None
+        self.index, self.timestamp, self.source_id, self.meta = index, timestamp, source_id, {}
+
+    @property
+    def image(self) -> np.ndarray:
+        if self._bgr is None:
+            self._bgr = cv2.cvtColor(self._nv12, cv2.COLOR_YUV2BGR_NV12)
+        return self._bgr
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._nv12.shape[1], self._nv12.shape[0] * 2 // 3
+
+
 class StreamProcessor:
     """Tracker + rules + outputs of one stream."""
 
@@ -198,8 +219,6 @@ def worker_loop(wid: int, cfg_data: dict, base_dir: str | None, specs: list[Stre
             pool_buf = attached.buf
         from .framepool import nv12_view, slot_view
 
-        bgr: dict[int, np.ndarray] = {}  # per stream: the BGR frame converted from an NV12 slot
-
         for sp in specs:
             try:
                 procs[sp.index] = StreamProcessor(cfg, sp, Path(run_dir), class_names, timer)
@@ -225,14 +244,10 @@ def worker_loop(wid: int, cfg_data: dict, base_dir: str | None, specs: list[Stre
                 if p is None or s in failed:
                     continue
                 try:
-                    if nv12:  # NVDEC's frame, left for the model to convert on the GPU: BGR for the outputs here
-                        img = bgr.get(s)
-                        if img is None or img.shape != (h, w, 3):
-                            img = bgr[s] = np.empty((h, w, 3), np.uint8)
-                        cv2.cvtColor(nv12_view(pool_buf, slot_bytes, slot, h, w), cv2.COLOR_YUV2BGR_NV12, dst=img)
+                    if nv12:  # NVDEC's frame, left for the model to convert on the GPU
+                        frame = Nv12Frame(nv12_view(pool_buf, slot_bytes, slot, h, w), index, ts, p.spec.id)
                     else:
-                        img = slot_view(pool_buf, slot_bytes, slot, h, w)
-                    frame = Frame(img, index, ts, p.spec.id)
+                        frame = Frame(slot_view(pool_buf, slot_bytes, slot, h, w), index, ts, p.spec.id)
                     dets = Detections(xyxy, scores, cls, class_names=class_names, data=data or {})
                     for ev in p.process(frame, dets):
                         events.append((s, ev.to_dict(), tcap))
