@@ -705,3 +705,24 @@ def test_nv12_frame_converts_once_and_only_when_asked():
     img = f.image
     assert img.shape == (48, 64, 3) and f.image is img
     assert np.abs(img.astype(int) - bgr.astype(int)).max() <= 3
+
+
+def test_frame_pool_census_places_every_slot():
+    """The census puts each slot in one place: free in the pool, owned by decode processes, waiting for a batch,
+    on the GPU or in tracking; its means over samples sum to the pool's size."""
+    from pockit.pipeline.runner import Census
+
+    pool = FramePool(20, 64, shared=False)
+    home = object()
+    pool.take_slots(6, home, lambda h, s: None)  # a decode process owns 6 (4 of them later arrive here)
+    pool.count_acquired(4)
+    taken = [pool.acquire(timeout=0) for _ in range(5)]  # a decode thread's frames
+    cen = Census()
+    cen.sample(pool, gpu=3, tracking=4)  # of the 9 in use here: 3 launched, 4 with the workers, 2 waiting
+    pool.release_many(taken)
+    cen.sample(pool, gpu=0, tracking=0)
+    m = cen.mean()
+    assert m["samples"] == 2
+    assert m["free"] == (9 + 14) / 2 and m["decode"] == 2.0 and m["gpu"] == 1.5 and m["tracking"] == 2.0
+    assert m["batching"] == (2 + 4) / 2
+    assert m["free"] + m["decode"] + m["batching"] + m["gpu"] + m["tracking"] == pool.n
