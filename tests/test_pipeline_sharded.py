@@ -726,3 +726,19 @@ def test_frame_pool_census_places_every_slot():
     assert m["free"] == (9 + 14) / 2 and m["decode"] == 2.0 and m["gpu"] == 1.5 and m["tracking"] == 2.0
     assert m["batching"] == (2 + 4) / 2
     assert m["free"] + m["decode"] + m["batching"] + m["gpu"] + m["tracking"] == pool.n
+
+
+def test_limiting_stage_says_where_the_frames_wait_when_no_stage_is_saturated():
+    """No stage saturated: the pool census names where most frame slots were (as on the H200: CPU decode, 4
+    tracking workers 69 % busy holding 269 slots)."""
+    from pockit.pipeline.timing import limiting_stage
+
+    meters = {"decode": {"busy_frac": 0.6, "wait_frac": 0.1, "units": 12},
+              "tracking_rules": {"busy_frac": 0.69, "wait_frac": 0.0, "units": 4}}
+    census = {"free": 8.0, "decode": 150.0, "batching": 14.0, "gpu": 56.0, "tracking": 269.0, "samples": 50}
+    got = limiting_stage(meters, 0.2, census=census)
+    assert got.startswith("tracking_rules (69% busy") and "no stage is saturated" in got
+    assert got.endswith("; frame slots mostly in tracking/rules/outputs (269 of 489 in use, mean)")
+    assert limiting_stage(meters, 0.2) == limiting_stage(meters, 0.2, census={"samples": 0})  # no census: as before
+    sat = {"finish": {"busy_frac": 0.95, "wait_frac": 0.0, "units": 1}}
+    assert limiting_stage(sat, 0.0, census=census) == "finish (95% busy over 1 unit(s))"  # saturated: no remark

@@ -748,7 +748,8 @@ class Pipeline:
                 decode_ms=timings.get("decode", {}).get("mean_ms"),
                 gpu_wait=waits["finish_for_gpu_s"] / max(wall, 1e-9) if overlap and not cpu_requests else None,
                 launch_blocked=(waits["launch_for_finish_s"] / max(wall, 1e-9) if overlap and not cpu_requests
-                                else None)),
+                                else None),
+                census=pool_info.get("census")),
         }
         if lag is not None:  # realtime files: how far behind their own clock the slowest stream ended
             pipe["realtime_lag_s"] = round(lag, 3)

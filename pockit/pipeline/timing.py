@@ -137,7 +137,7 @@ SATURATED = 0.85  # a stage busier than this (over its units) alone sets the pac
 def limiting_stage(meters: dict[str, dict[str, float]], decode_starved: float,
                    realtime_lag: float | None = None, unpaced: bool = False,
                    decode_ms: float | None = None, gpu_wait: float | None = None,
-                   launch_blocked: float | None = None) -> str:
+                   launch_blocked: float | None = None, census: dict[str, float] | None = None) -> str:
     """The stage that bounds throughput: the busiest stage relative to its capacity (busy time divided by
     wall time x the threads/processes running it). ``decode_starved``: the fraction of time the batcher
     waited for frames (a starved batcher means the sources, not the model, set the pace). ``realtime_lag``:
@@ -148,7 +148,9 @@ def limiting_stage(meters: dict[str, dict[str, float]], decode_starved: float,
     slot-waiting shares (a decoder waiting for a free frame slot points at ``pipeline.frame_slots``).
     ``gpu_wait`` / ``launch_blocked`` (launch/finish overlap): the fractions of the time the finish waited for
     the GPU to compute a batch and the launch thread waited for the finish (both batches in flight): both
-    high means the model on the GPU sets the pace. The finish's GPU wait is not counted as its work."""
+    high means the model on the GPU sets the pace. The finish's GPU wait is not counted as its work.
+    ``census``: the frame pool's mean slots by place (run.json ``frame_pool.census``); when no stage is
+    saturated, where most frames waited is named (the queue in front of the stage that sets the pace)."""
     if not meters:
         return "unknown"
     if realtime_lag is not None and realtime_lag > 1.0 and "decode" in meters:
@@ -171,4 +173,22 @@ def limiting_stage(meters: dict[str, dict[str, float]], decode_starved: float,
     if m["busy_frac"] < SATURATED:  # the busiest stage still had room: none of them alone sets the pace
         out += ("; no stage is saturated: the stages share the host's CPU cores and the inference process's "
                 "interpreter lock (compare the host's CPU load)")
+        out += _census_remark(census)
     return out
+
+
+CENSUS_PLACES = {"decode": "not yet decoded or on their way from the decode processes",
+                 "batching": "waiting for a batch", "gpu": "on the GPU or being finished",
+                 "tracking": "in tracking/rules/outputs"}
+
+
+def _census_remark(census: dict[str, float] | None) -> str:
+    """'; frame slots mostly <place> (<n> of <total> in use, mean)' from the pool census, or ''."""
+    if not census:
+        return ""
+    used = {k: float(census.get(k) or 0.0) for k in CENSUS_PLACES}
+    total = sum(used.values())
+    if total <= 0:
+        return ""
+    place, n = max(used.items(), key=lambda kv: kv[1])
+    return f"; frame slots mostly {CENSUS_PLACES[place]} ({n:.0f} of {total:.0f} in use, mean)"
