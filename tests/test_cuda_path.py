@@ -204,16 +204,7 @@ def test_nvdec_frames_match_cpu_and_feed_the_pipeline(weights, tud_campus, tmp_p
         assert rec["pipeline"]["decoders"]["processes"] >= 1
 
 
-def _nv12(bgr):
-    import cv2
-
-    h, w = bgr.shape[:2]
-    i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
-    uv = np.stack([i420[h:h + h // 4].reshape(h // 2, w // 2), i420[h + h // 4:].reshape(h // 2, w // 2)], -1)
-    return np.ascontiguousarray(np.concatenate([i420[:h], uv.reshape(h // 2, w)], 0))
-
-
-def test_cuda_nv12_planes_give_the_detections_of_bgr_frames(weights, frames):
+def test_cuda_nv12_planes_give_the_detections_of_bgr_frames(weights, frames, bgr_to_nv12):
     """NVDEC's NV12 planes handed to the model as they are (converted on the GPU while letterboxing) give the
     detections of the BGR frames OpenCV makes of the same planes, through launch/finish as the pipeline calls it."""
     import cv2
@@ -222,7 +213,7 @@ def test_cuda_nv12_planes_give_the_detections_of_bgr_frames(weights, frames):
 
     det = TorchDetector(weights, device="cuda:0", half=True, batch=8, cuda_graph=True, conf=0.3)
     assert det.accepts_nv12
-    planes = [_nv12(f[: f.shape[0] // 2 * 2, : f.shape[1] // 2 * 2]) for f in frames]
+    planes = [bgr_to_nv12(f[: f.shape[0] // 2 * 2, : f.shape[1] // 2 * 2]) for f in frames]
     bgr = [cv2.cvtColor(p, cv2.COLOR_YUV2BGR_NV12) for p in planes]
     ref, got = [], []
     for s in range(0, FRAMES, 8):

@@ -597,65 +597,15 @@ class Nv12Detector:
         return self.finish(self.launch(images))
 
 
-def _fake_nvdec(monkeypatch):
-    """NVDEC replaced by OpenCV + an NV12 conversion: with nvdec_convert model, a read into a slot leaves NV12."""
-    import cv2
-
-    from pockit.sources import nvdec as nv
-
-    def to_nv12(bgr):
-        h, w = bgr.shape[:2]
-        i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
-        uv = np.stack([i420[h:h + h // 4].reshape(h // 2, w // 2), i420[h + h // 4:].reshape(h // 2, w // 2)], -1)
-        return np.concatenate([i420[:h], uv.reshape(h // 2, w)], 0)
-
-    class FakeNvdec:
-        def __init__(self, uri, convert="cpu", **kw):
-            self._cap, self._pos, self.convert, self.last_nv12 = cv2.VideoCapture(uri), 0, convert, False
-
-        def read(self, image=None):
-            ok, img = self._cap.read()
-            self._pos += ok
-            self.last_nv12 = False
-            if not ok:
-                return ok, None
-            nv12 = to_nv12(img)
-            if self.convert == "model" and image is not None and image.shape == img.shape:
-                image.reshape(-1)[: nv12.size] = nv12.reshape(-1)
-                self.last_nv12 = True
-                return True, image
-            return True, cv2.cvtColor(nv12, cv2.COLOR_YUV2BGR_NV12)  # what NVDEC + OpenCV give
-
-        def grab(self):
-            return self.read()[0]
-
-        def get(self, prop):
-            if prop == cv2.CAP_PROP_POS_MSEC:
-                return max(self._pos - 1, 0) * 1000.0 / 25.0
-            return self._cap.get(prop)
-
-        def isOpened(self):  # noqa: N802 - OpenCV's name
-            return True
-
-        def set(self, *a):
-            return False
-
-        def release(self):
-            self._cap.release()
-
-    monkeypatch.setattr(nv, "nvdec_available", lambda: (True, ""))
-    monkeypatch.setattr(nv, "NvdecCapture", FakeNvdec)
-
-
 @pytest.mark.parametrize("workers", [0, 1])
-def test_nvdec_frames_stay_nv12_for_a_detector_that_takes_them(shared_data, tmp_path, monkeypatch, workers):
+def test_nvdec_frames_stay_nv12_for_a_detector_that_takes_them(shared_data, tmp_path, monkeypatch, workers,
+                                                              fake_nvdec):
     """NVDEC streams with nvdec_convert: model and a detector that takes NV12: the slots keep NVDEC's NV12 (no
     conversion in the decoder), the detector gets the planes, the tracking workers (thread or process) convert
     only the frames an output asks for; the frames are those of the BGR path, frame for frame. A detector that
     does not take NV12 gets BGR from the same config. POCKIT_NVDEC_NV12=1 asks it for every NVDEC stream."""
     import cv2
 
-    _fake_nvdec(monkeypatch)
     video = shared_data / "video" / "one-by-one-person-detection.mp4"
 
     def cfg(convert):

@@ -471,12 +471,10 @@ def test_nvdec_auto_policy_large_frames_only_and_cpu_fallback(tmp_path, monkeypa
         VideoFileSource(str(path), nvdec_convert="cuda")
 
 
-def test_nvdec_stream_makes_one_decoder_when_decoding_starts(tmp_path, monkeypatch):
+def test_nvdec_stream_makes_one_decoder_when_decoding_starts(tmp_path, fake_nvdec):
     """The container is probed with OpenCV; the NVDEC decoder is created once, by the first read, never created
     and ended at once in the constructor (that crashed PyNvVideoCodec's ThreadedDecoder.end on the H200)."""
     import cv2
-
-    from pockit.sources import nvdec as nv
 
     from pockit.sources.files import VideoFileSource
 
@@ -485,34 +483,7 @@ def test_nvdec_stream_makes_one_decoder_when_decoding_starts(tmp_path, monkeypat
     for i in range(5):
         w.write(np.full((48, 64, 3), i * 40, np.uint8))
     w.release()
-    made = []
-
-    class FakeNvdec:  # decodes with OpenCV, timestamps by index like the real one
-        def __init__(self, uri, **kw):
-            made.append(uri)
-            self._cap, self._pos = cv2.VideoCapture(uri), 0
-
-        def read(self, image=None):
-            ok, img = self._cap.read()
-            self._pos += ok
-            return ok, img
-
-        def get(self, prop):
-            if prop == cv2.CAP_PROP_POS_MSEC:
-                return max(self._pos - 1, 0) * 1000.0 / 25.0
-            return self._cap.get(prop)
-
-        def isOpened(self):  # noqa: N802 - OpenCV's name
-            return True
-
-        def set(self, *a):
-            return False
-
-        def release(self):
-            self._cap.release()
-
-    monkeypatch.setattr(nv, "nvdec_available", lambda: (True, ""))
-    monkeypatch.setattr(nv, "NvdecCapture", FakeNvdec)
+    made = fake_nvdec
     src = VideoFileSource(str(path), decoder="nvdec")
     assert src.decoder == "nvdec" and made == [] and src.native_size == (64, 48)
     frames = list(src)

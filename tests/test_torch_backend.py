@@ -164,17 +164,6 @@ def test_graph_sizes_cover_every_batch(monkeypatch):
     assert det.graph_sizes() == [64]
 
 
-def _bgr_to_nv12(bgr: np.ndarray) -> np.ndarray:
-    """(H*3/2, W) NV12 of a BGR image (OpenCV makes I420; NV12 interleaves its U and V planes)."""
-    import cv2
-
-    h, w = bgr.shape[:2]
-    i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
-    u = i420[h:h + h // 4].reshape(h // 2, w // 2)
-    v = i420[h + h // 4:].reshape(h // 2, w // 2)
-    return np.concatenate([i420[:h], np.stack([u, v], -1).reshape(h // 2, w)], 0)
-
-
 def _scene(h=96, w=128, seed=1):
     import cv2
 
@@ -184,14 +173,14 @@ def _scene(h=96, w=128, seed=1):
     return img
 
 
-def test_nv12_to_rgb_matches_opencv():
+def test_nv12_to_rgb_matches_opencv(bgr_to_nv12):
     """NVDEC's NV12 converted on the GPU (here on the CPU, same torch code) = OpenCV's NV12 -> RGB, within
     rounding: the model sees the colours it would see from the CPU conversion."""
     import cv2
 
     from pockit.inference.torch_backend import _is_nv12, nv12_to_rgb
 
-    nv12 = _bgr_to_nv12(_scene())
+    nv12 = bgr_to_nv12(_scene())
     assert _is_nv12(nv12) and not _is_nv12(_scene()) and not _is_nv12(np.zeros((95, 128), np.uint8))
     ref = cv2.cvtColor(nv12, cv2.COLOR_YUV2RGB_NV12).astype(np.float32)  # H, W, 3
     got = nv12_to_rgb(torch.from_numpy(np.stack([nv12, nv12])), torch.float32)
@@ -200,13 +189,13 @@ def test_nv12_to_rgb_matches_opencv():
     assert diff.max() <= 1.5 and diff.mean() < 0.6, (diff.max(), diff.mean())
 
 
-def test_preprocess_takes_nv12_like_bgr():
+def test_preprocess_takes_nv12_like_bgr(bgr_to_nv12):
     """A batch mixing BGR frames and NV12 planes letterboxes each like the BGR frame OpenCV would make of it."""
     import cv2
 
     det = TorchDetector(FixedHead(_raw(b=3)), device="cpu", half=False, batch=8, conf=0.3)
     bgr = _scene(96, 128)
-    nv12 = _bgr_to_nv12(bgr)
+    nv12 = bgr_to_nv12(bgr)
     as_cpu = cv2.cvtColor(nv12, cv2.COLOR_YUV2BGR_NV12)
     frames = [torch.from_numpy(as_cpu), torch.from_numpy(nv12), torch.from_numpy(_scene(64, 96, 2))]
     x, infos = det.preprocess_gpu(frames)

@@ -371,7 +371,8 @@ class TorchDetector:
                 if not isinstance(im, np.ndarray) or im.dtype != np.uint8 or not (
                         (im.ndim == 3 and im.shape[2] == 3) or (self.accepts_nv12 and _is_nv12(im))):
                     raise ValueError(
-                        f"image {i}: expected an HxWx3 uint8 BGR numpy array, got {type(im).__name__} "
+                        f"image {i}: expected an HxWx3 uint8 BGR numpy array"
+                        f"{' (or an NV12 plane)' if self.accepts_nv12 else ''}, got {type(im).__name__} "
                         f"{getattr(im, 'dtype', '')} {getattr(im, 'shape', None)}"
                     )
                 if self.is_cuda:
@@ -443,10 +444,9 @@ class TorchDetector:
             left, top = info.pad
             src = torch.stack([frames[i] for i in idx]) if len(idx) > 1 else frames[idx[0]][None]
             if nv12:  # NVDEC's planes as they came: colour conversion here, on the GPU
-                src = nv12_to_rgb(src, self.dtype if self.half else torch.float32)
+                src = nv12_to_rgb(src, self.dtype)
             else:
-                src = src.permute(0, 3, 1, 2).flip(1)  # BGR -> RGB, NHWC -> NCHW (views)
-                src = src.to(self.dtype if self.half else torch.float32)
+                src = src.permute(0, 3, 1, 2).flip(1).to(self.dtype)  # BGR -> RGB, NHWC -> NCHW
             if (nh, nw) != (h, w):
                 src = F.interpolate(src, size=(nh, nw), mode="bilinear", align_corners=False, antialias=False)
             val = (src / 255.0).to(self.dtype)

@@ -197,16 +197,16 @@ class DecodeWorker(threading.Thread):
             self.timer.add("decode", time.perf_counter() - t1)
             img = frame.image
             h, w = img.shape[:2]
-            nv12 = frame.meta.get("pixel_format") == "nv12"  # left unconverted in the slot (NVDEC, model)
-            if not np.may_share_memory(img, view):  # decoded elsewhere (its size changed)
+            in_slot = np.may_share_memory(img, view)
+            if not in_slot:  # decoded elsewhere (its size changed)
                 if not self.pool.fits(h, w):
                     self._oversize(st, h, w)
                     self.pool.release(slot)
                     slot = None
                     return True
                 self.pool.view(slot, h, w)[...] = img
-            self.ready.put(FrameRef(st.index, slot, h, w, frame.index, frame.timestamp, time.monotonic(),
-                                    nv12 and np.may_share_memory(img, view)))
+            nv12 = in_slot and frame.meta.get("pixel_format") == "nv12"  # left unconverted (NVDEC, model)
+            self.ready.put(FrameRef(st.index, slot, h, w, frame.index, frame.timestamp, time.monotonic(), nv12))
             slot = None
             st.frames += 1
             self.meter.add(busy=time.perf_counter() - t1, wait=t1 - t0, items=1)

@@ -288,11 +288,11 @@ class Pipeline:
             opts = getattr(src, "options", None)
             if getattr(src, "decoder", None) != "nvdec" or not isinstance(opts, dict):
                 continue
-            want = opts.get("nvdec_convert") == "model" or (every and opts.get("nvdec_convert") == "cpu")
-            conv = "model" if (want and ok) else ("cpu" if opts.get("nvdec_convert") == "model" else None)
-            if conv is None:
+            asked = opts.get("nvdec_convert") == "model"
+            if not (asked or (every and opts.get("nvdec_convert") == "cpu")):
                 continue
-            if want and not ok:
+            conv = "model" if ok else "cpu"
+            if asked and not ok:
                 log.warning("source %s: nvdec_convert model needs a detector that takes NV12 frames (the torch "
                             "backend on CUDA, one model); converting on the CPU", st.cfg.id)
             opts["nvdec_convert"] = conv

@@ -44,7 +44,7 @@ class Nv12Frame(Frame):
     reads pixels); tracking and geometric rules never ask, so most frames are never converted on the CPU. Like
     a slot view, the image is valid while the frame is processed: whoever keeps it copies it."""
 
-    def __init__(self, nv12: np.ndarray, index: int, timestamp: float, source_id: str) -> None:  # noqa: D107
+    def __init__(self, nv12: np.ndarray, index: int, timestamp: float, source_id: str) -> None:
         self._nv12, self._bgr = nv12, None
         self.index, self.timestamp, self.source_id, self.meta = index, timestamp, source_id, {}
 
@@ -190,7 +190,7 @@ def worker_loop(wid: int, cfg_data: dict, base_dir: str | None, specs: list[Stre
     """Run the streams ``specs`` from ``inq`` until ``None``; results go to ``outq``.
 
     Messages in: ``("frames", [(stream, slot, h, w, index, ts, t_capture, xyxy, scores, class_ids, data|None,
-    nv12), ...])`` (``nv12``: the slot holds the frame as NV12, converted to BGR here into a buffer of the stream's),
+    nv12), ...])`` (``nv12``: the slot holds the frame as NV12, made BGR only when asked, :class:`Nv12Frame`),
     ``("end", stream)``, ``None`` (shut down). Messages out: ``("done", wid, slots, frames_per_stream,
     events, latencies, busy_s)`` with events as ``(stream, event_dict, t_capture)``, ``("final", wid, stream,
     summary)``, ``("error", wid, stream, message)``, ``("bye", wid, timer_export, busy_s)``.

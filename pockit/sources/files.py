@@ -50,8 +50,8 @@ class VideoFileSource(Source):
     processes use 1: with many streams, parallelism comes from the streams and per-stream threads only add
     switching - measured 1.34 vs 1.5-1.85 ms of CPU per 768x576 H.264 frame), ``decoder`` (auto | cpu | nvdec,
     see :meth:`_choose_decoder`), ``nvdec_convert`` (cpu | gpu: where NVDEC's NV12
-    becomes BGR; model: set by the pipeline when its detector takes NV12, frames decoded into a pool slot stay
-    NV12 there),
+    becomes BGR; model: opt-in, frames the pipeline decodes into a pool slot stay NV12 there for a detector that
+    takes NV12 (the torch backend on CUDA), otherwise the pipeline sets it back to cpu),
     ``nvdec_min_pixels`` (set by the pipeline when the model is on CUDA: auto picks NVDEC from that frame size).
     """
 

@@ -87,7 +87,7 @@ class NvdecCapture:
         # converts it into the slot with the GIL released; measured faster in the pipeline) or "gpu"
         # (PyNvVideoCodec's kernel + a flip, then the BGR frame comes over). POCKIT_NVDEC_CONVERT overrides
         # (benchmarks)
-        # "model" (set by the pipeline when its detector takes NV12): a read into a frame-pool slot leaves the
+        # "model" (opt-in, kept by the pipeline only when its detector takes NV12): a read into a frame-pool slot leaves the
         # NV12 bytes there as they are (no conversion here); the model converts on the GPU, the tracking worker
         # for the outputs. Reads without a slot still get BGR.
         self.convert = (os.environ.get("POCKIT_NVDEC_CONVERT") or convert or "cpu").lower()
