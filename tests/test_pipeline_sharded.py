@@ -678,6 +678,29 @@ def test_frame_pool_census_places_every_slot():
     assert m["free"] + m["decode"] + m["batching"] + m["gpu"] + m["tracking"] == pool.n
 
 
+def test_frame_pool_census_keeps_to_the_steady_window():
+    """With the tracked-frame count, samples before the first tracked frame (start-up: decode processes hold all
+    their slots while they open their sources) and after the last one (the end) are left out of the means."""
+    from pockit.pipeline.runner import Census
+
+    pool = FramePool(10, 64, shared=False)
+    pool.take_slots(10, object(), lambda h, s: None)
+    cen = Census()
+    for _ in range(5):
+        cen.sample(pool, gpu=0, tracking=0, tracked=0)  # start-up: all 10 with the decode processes
+    assert cen.mean() is None
+    pool.count_acquired(6)
+    cen.sample(pool, gpu=2, tracking=4, tracked=32)
+    cen.sample(pool, gpu=2, tracking=2, tracked=64)  # 2 waiting for a batch
+    pool.release_many([])
+    pool.in_use = 0
+    for _ in range(4):
+        cen.sample(pool, gpu=0, tracking=0, tracked=64)  # the end: nothing more tracked
+    m = cen.mean()
+    assert m["samples"] == 2 and m["decode"] == 4.0 and m["gpu"] == 2.0 and m["tracking"] == 3.0
+    assert m["batching"] == 1.0
+
+
 def test_limiting_stage_says_where_the_frames_wait_when_no_stage_is_saturated():
     """No stage saturated: the pool census names where most frame slots were (as on the H200: CPU decode, 4
     tracking workers 69 % busy holding 269 slots)."""

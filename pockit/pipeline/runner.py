@@ -122,15 +122,24 @@ class Census:
     """Where the frame pool's slots are, sampled now and then: ``free`` (in the pool), ``decode`` (owned by decode
     processes: free there, being decoded, or on their way), ``batching`` (received, waiting for a batch), ``gpu``
     (launched, not yet handed to tracking), ``tracking`` (sent to the tracking/rules workers, not yet back). A
-    pipeline that has most slots in one place waits there: the pool's size is what ``decode`` starves of."""
+    pipeline that has most slots in one place waits there: the pool's size is what ``decode`` starves of.
+
+    ``tracked`` (frames tracked so far, given with each sample) keeps the means to the steady part of the run,
+    the window steady_fps is measured over: samples before the first tracked frame (start-up: decode processes
+    still opening their sources hold all their slots) and after the last one (the end: slots back home) are
+    left out. Without it every sample counts."""
 
     PLACES = ("free", "decode", "batching", "gpu", "tracking")
 
     def __init__(self) -> None:
         self.sums = dict.fromkeys(self.PLACES, 0.0)
         self.n = 0
+        self._kept = (dict(self.sums), 0)  # the sums up to the last sample that saw frames tracked
+        self._tracked = 0
 
-    def sample(self, pool, gpu: int, tracking: int) -> None:
+    def sample(self, pool, gpu: int, tracking: int, tracked: int | None = None) -> None:
+        if tracked is not None and tracked <= 0:
+            return  # start-up: nothing tracked yet
         free = pool.free_count()
         in_use = pool.in_use
         gpu = max(0, min(gpu, in_use))
@@ -140,11 +149,15 @@ class Census:
         for k, v in got.items():
             self.sums[k] += v
         self.n += 1
+        if tracked is None or tracked > self._tracked:  # still tracking frames: the window reaches this sample
+            self._kept = (dict(self.sums), self.n)
+            self._tracked = tracked or 0
 
     def mean(self) -> dict[str, float] | None:
-        if not self.n:
+        sums, n = self._kept
+        if not n:
             return None
-        return {**{k: round(v / self.n, 1) for k, v in self.sums.items()}, "samples": self.n}
+        return {**{k: round(v / n, 1) for k, v in sums.items()}, "samples": n}
 
 
 class _Stream:
@@ -498,8 +511,9 @@ class Pipeline:
             waits = {"launch_for_frames_s": 0.0, "launch_for_finish_s": 0.0, "finish_for_requests_s": 0.0}
             meters["inference"].units = detector.requests
 
-        # where the frame slots are (sampled by the main thread, mean in run.json's frame_pool.census): frames
-        # launched and not yet handed to the workers are counted here, each counter written by one thread only
+        # where the frame slots are (sampled by the main thread, mean over the steady window in run.json's
+        # frame_pool.census): frames launched and not yet handed to the workers are counted here, each counter
+        # written by one thread only
         on_gpu = {"launched": 0, "finished": 0}
         census = Census()
 
@@ -640,7 +654,7 @@ class Pipeline:
             while t_launch.is_alive():
                 try:
                     t_launch.join(0.2)
-                    census.sample(pool, on_gpu["launched"] - on_gpu["finished"], workers.outstanding())
+                    census.sample(pool, on_gpu["launched"] - on_gpu["finished"], workers.outstanding(), flow["n"])
                     if dprocs is not None and self._stop.is_set():
                         dprocs.stop()
                 except KeyboardInterrupt:
