@@ -340,8 +340,8 @@ def test_cpu_sizing_charges_a_call_over_the_requests_in_flight():
 
 def test_gpu_summary_table_reads_old_and_new_bench_records(tmp_path, capsys):
     """benchmarks/gpu/summarize.py prints one row per case from recorded JSONs (older ones without the thread
-    waits or the frame-pool census too), the waits as % of the run and the census (mean slots by place) when
-    present."""
+    waits, the frame-pool census or the threads' CPU time too), the waits as % of the run, the census (mean slots
+    by place) and the threads' CPU (% of the run) when present."""
     import importlib.util
     import shutil
     from pathlib import Path
@@ -360,9 +360,10 @@ def test_gpu_summary_table_reads_old_and_new_bench_records(tmp_path, capsys):
                                                      "system_pct_mean": 88.0}
     rec["cases"][0]["pipeline"]["frame_pool"]["census"] = {"free": 8.0, "decode": 486.4, "batching": 6.0,
                                                            "gpu": 47.0, "tracking": 100.6, "samples": 60}
+    rec["cases"][0]["pipeline"]["cpu_s"] = {"launch": 3.0, "finish": 4.44, "results": 1.0, "inference_process": 20.0}
     (tmp_path / "b_new.json").write_text(json.dumps(rec))
     mod.main(tmp_path)
     lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("| a_old") or x.startswith("| b_new")]
-    assert len(lines) == 2 and lines[0].endswith("| n/a | n/a / 9.5 | n/a |")
-    assert lines[1].endswith("| 60 / 10 / 55 % | 13.5 / 9.5 | 8 / 486 / 6 / 47 / 101 |")
+    assert len(lines) == 2 and lines[0].endswith("| n/a | n/a / 9.5 | n/a | n/a |")
+    assert lines[1].endswith("| 60 / 10 / 55 % | 13.5 / 9.5 | 8 / - / 486 / 6 / 47 / 101 | 30 / 44 / 10 % |")
     assert "| 67 % |" in lines[0]  # e2e / model-only of the recorded 64-stream run

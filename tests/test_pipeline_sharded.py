@@ -235,6 +235,10 @@ def test_overlap_run_reports_gpu_wait_and_postprocess_as_separate_stages(shared_
     assert waits["finish_for_gpu_s"] == pytest.approx(0.002 * s.pipeline["inference_calls"])
     fin = s.pipeline["stages"]["finish"]  # the GPU wait is the finish's wait, not its work
     assert fin["wait_s"] >= waits["finish_for_gpu_s"] - 1e-9
+    cpu = s.pipeline["cpu_s"]  # the threads' CPU time, to set against their busy time
+    assert set(cpu) == {"launch", "finish", "results", "inference_process"}
+    assert all(v >= 0 for v in cpu.values()) and cpu["launch"] > 0 and cpu["finish"] > 0
+    assert cpu["inference_process"] >= max(cpu["launch"], cpu["finish"])
 
 
 class RequestsGtDetector(Detector):
@@ -676,6 +680,28 @@ def test_frame_pool_census_places_every_slot():
     assert m["free"] == (9 + 14) / 2 and m["decode"] == 2.0 and m["gpu"] == 1.5 and m["tracking"] == 2.0
     assert m["batching"] == (2 + 4) / 2
     assert m["free"] + m["decode"] + m["batching"] + m["gpu"] + m["tracking"] == pool.n
+
+
+def test_frame_pool_census_tells_slots_free_in_decode_processes_from_frames_on_their_way():
+    """Slots a decode process has free (its messages say how many) are ``decode_free``, the rest of its slots
+    ``decode`` (being decoded, or on their way); the limiting-stage remark says when the decoders were ahead."""
+    from pockit.pipeline.runner import Census
+    from pockit.pipeline.timing import limiting_stage
+
+    pool = FramePool(20, 64, shared=False)
+    pool.take_slots(16, object(), lambda h, s: None)
+    pool.count_acquired(6)  # 6 arrived: 10 still with the decode process, 7 of them free there
+    cen = Census()
+    cen.sample(pool, gpu=2, tracking=3, tracked=10, decode_free=7)
+    cen.sample(pool, gpu=2, tracking=3, tracked=20, decode_free=99)  # a stale count never exceeds what it owns
+    m = cen.mean()
+    assert (m["free"], m["decode_free"], m["decode"]) == (4.0, 8.5, 1.5)
+    assert (m["batching"], m["gpu"], m["tracking"]) == (1.0, 2.0, 3.0)
+    assert sum(m[k] for k in Census.PLACES) == pool.n
+    meters = {"tracking_rules": {"busy_frac": 0.6, "wait_frac": 0.0, "units": 4}}
+    got = limiting_stage(meters, 0.1, census=m)
+    assert got.endswith("; frame slots mostly in tracking/rules/outputs (3 of 8 in use, mean); 8 more free in the "
+                        "decode processes (decoders ahead)"), got
 
 
 def test_frame_pool_census_keeps_to_the_steady_window():

@@ -28,7 +28,8 @@ def row(name, rec):
                     + (f"{mem['tree_pss_mb_first']:.0f} → {mem['tree_pss_mb_last']:.0f} (PSS, all processes) | "
                        if mem.get('tree_pss_mb_first') is not None and mem.get('tree_pss_mb_last') is not None else
                        f"{mem.get('process_rss_mb_first') or 0:.0f} → {mem.get('process_rss_mb_last') or 0:.0f} | ")
-                    + f"{p.get('limiting_stage', '')} | {_waits(p, c.get('wall_s'))} | {_cores(c)} | {_census(p)} |")
+                    + f"{p.get('limiting_stage', '')} | {_waits(p, c.get('wall_s'))} | {_cores(c)} | {_census(p)} | "
+                    f"{_thread_cpu(p, c.get('wall_s'))} |")
     return out
 
 
@@ -43,11 +44,23 @@ def _waits(p, wall):
 
 
 def _census(p):
-    """Mean frame slots by place (run.json's frame_pool.census; records before the tenth GPU session have none)."""
+    """Mean frame slots by place (run.json's frame_pool.census; records before the tenth GPU session have none;
+    slots free in the decode processes are counted apart from the eleventh on, '-' before)."""
     cen = (p.get("frame_pool") or {}).get("census")
     if not cen:
         return "n/a"
-    return " / ".join(f"{cen.get(k, 0):.0f}" for k in ("free", "decode", "batching", "gpu", "tracking"))
+    return " / ".join("-" if k not in cen else f"{cen[k]:.0f}"
+                      for k in ("free", "decode_free", "decode", "batching", "gpu", "tracking"))
+
+
+def _thread_cpu(p, wall):
+    """CPU time of the launch / finish / results threads, % of the run (run.json's cpu_s; records before the
+    eleventh GPU session have none). Set against the stage's busy % it shows time lost to waits for the
+    interpreter lock or CUDA syncs."""
+    cpu = p.get("cpu_s")
+    if not cpu or not wall:
+        return "n/a"
+    return " / ".join(f"{cpu.get(k, 0) / wall * 100:.0f}" for k in ("launch", "finish", "results")) + " %"
 
 
 def _cores(c):
@@ -65,8 +78,9 @@ def main(d):
     print("| case | streams | batch | frames | FPS (wall) | FPS (steady) | model-only img/s | e2e / model | "
           "dropped | capture→tracked p50 / p95 ms | GPU util | RSS MB start → end | limiting stage | "
           "waits: launch for frames / for finish, finish for GPU | host cores busy, steady / whole run | "
-          "slots free / decode / batching / GPU / tracking (mean) |")
-    print("|" + "---|" * 16)
+          "slots free / free in decode processes / decoding or on their way / batching / GPU / tracking (mean) | "
+          "CPU of launch / finish / results threads |")
+    print("|" + "---|" * 17)
     peer = None
     for f in sorted(d.glob("*.json")):
         rec = json.loads(f.read_text())

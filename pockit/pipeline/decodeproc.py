@@ -70,15 +70,18 @@ class _ChildSlots:
 
 
 class _ChildReady:
-    """Frames (small tuples, sent as one list per round over this process's streams) and stream ends."""
+    """Frames (small tuples, sent as one ``("frames", pid, free slots here, [frame, ...])`` message per round over
+    this process's streams) and stream ends. The free-slot count lets the main process's pool census tell slots
+    waiting here to be decoded into (decoders ahead of the pipeline) from frames on their way."""
 
-    def __init__(self, q, states: dict[int, DecodeState]) -> None:
-        self.q, self.states = q, states
+    def __init__(self, q, states: dict[int, DecodeState], pid: int = 0) -> None:
+        self.q, self.states, self.pid = q, states, pid
         self.held: list[tuple] = []
+        self.slots: _ChildSlots | None = None
 
     def flush(self) -> None:
         if self.held:
-            self.q.put(self.held)
+            self.q.put(("frames", self.pid, len(self.slots.free) if self.slots is not None else -1, self.held))
             self.held = []
 
     def put(self, item) -> None:
@@ -173,8 +176,9 @@ def decode_main(pid: int, specs: list[tuple[int, dict, bool]], shm_name: str, sl
             if getattr(src, "decoder", None) == "nvdec" and not attached.pinned:
                 attached.pin()  # NVDEC frames are copied from the GPU straight into the slots: page-locked
         if states:
-            ready = _ChildReady(out, states)
-            worker = DecodeWorker(list(states.values()), _ChildSlots(attached, conn, slots, ready), ready,
+            ready = _ChildReady(out, states, pid)
+            ready.slots = _ChildSlots(attached, conn, slots, ready)
+            worker = DecodeWorker(list(states.values()), ready.slots, ready,
                                   stop=_StopAll(stop_ev, parent), timer=timer, meter=meter, name=f"decode-proc-{pid}")
             worker.run()  # in this process's main thread
             ready.flush()
@@ -224,6 +228,7 @@ class DecodeProcesses:
         self.out = Receiver()  # a pipe per process: one killed mid-send cannot block the others
         self._checked = 0.0
         self.states: dict[int, _ProcState] = {}
+        self.idle: dict[int, int] = {}  # decode process -> its free slots, as its latest frames message said
         self.procs = [_Proc(k, [s.index for s in states[k::n]]) for k in range(n)]
         # the slots still free in the pool are split in proportion to each process's streams (at least one
         # each); the rest stay with the threads (live cameras)
@@ -266,6 +271,10 @@ class DecodeProcesses:
 
     def stop(self) -> None:
         self.stop_ev.set()
+
+    def idle_slots(self) -> int:
+        """Slots free in the decode processes (waiting to be decoded into), as their latest messages said."""
+        return sum(max(0, n) for n in list(self.idle.values()))
 
     def check(self, every: float = 0.0) -> None:
         """Notice decode processes that died without saying goodbye: what they sent is taken in, then their
@@ -322,9 +331,9 @@ class DecodeProcesses:
             except (queue.Empty, EOFError, OSError):
                 self.check()
                 continue
-            if isinstance(msg, list):  # frames nobody will analyse now
-                self.pool.count_acquired(len(msg))
-                self.pool.release_many(f[1] for f in msg)
+            if msg[0] == "frames":  # frames nobody will analyse now
+                self.pool.count_acquired(len(msg[3]))
+                self.pool.release_many(f[1] for f in msg[3])
             else:
                 self.handle(msg)
         for p in self.procs:
@@ -367,9 +376,11 @@ class _MergedReady:
                         return EndOfStream(s)
                     continue
                 raise
-            if isinstance(msg, list):
-                self.procs.pool.count_acquired(len(msg))
-                self.frames.extend(FrameRef(*f) for f in msg)
+            if msg[0] == "frames":
+                _, pid, idle, frames = msg
+                self.procs.idle[pid] = idle
+                self.procs.pool.count_acquired(len(frames))
+                self.frames.extend(FrameRef(*f) for f in frames)
                 return self.frames.popleft()
             item = self.procs.handle(msg)
             if item is not None:

@@ -119,17 +119,18 @@ DECODE_SPARE_CORES = 4  # auto decode_threads = all cores but these (inference p
 
 
 class Census:
-    """Where the frame pool's slots are, sampled now and then: ``free`` (in the pool), ``decode`` (owned by decode
-    processes: free there, being decoded, or on their way), ``batching`` (received, waiting for a batch), ``gpu``
-    (launched, not yet handed to tracking), ``tracking`` (sent to the tracking/rules workers, not yet back). A
-    pipeline that has most slots in one place waits there: the pool's size is what ``decode`` starves of.
+    """Where the frame pool's slots are, sampled now and then: ``free`` (in the pool), ``decode_free`` (free in the
+    decode processes, as their latest messages said: the decoders are ahead and have room), ``decode`` (being
+    decoded in a decode process, or decoded and on their way), ``batching`` (received, waiting for a batch),
+    ``gpu`` (launched, not yet handed to tracking), ``tracking`` (sent to the tracking/rules workers, not yet
+    back). A pipeline that has most slots in one place waits there: the pool's size is what ``decode`` starves of.
 
     ``tracked`` (frames tracked so far, given with each sample) keeps the means to the steady part of the run,
     the window steady_fps is measured over: samples before the first tracked frame (start-up: decode processes
     still opening their sources hold all their slots) and after the last one (the end: slots back home) are
     left out. Without it every sample counts."""
 
-    PLACES = ("free", "decode", "batching", "gpu", "tracking")
+    PLACES = ("free", "decode_free", "decode", "batching", "gpu", "tracking")
 
     def __init__(self) -> None:
         self.sums = dict.fromkeys(self.PLACES, 0.0)
@@ -137,15 +138,17 @@ class Census:
         self._kept = (dict(self.sums), 0)  # the sums up to the last sample that saw frames tracked
         self._tracked = 0
 
-    def sample(self, pool, gpu: int, tracking: int, tracked: int | None = None) -> None:
+    def sample(self, pool, gpu: int, tracking: int, tracked: int | None = None, decode_free: int = 0) -> None:
         if tracked is not None and tracked <= 0:
             return  # start-up: nothing tracked yet
         free = pool.free_count()
         in_use = pool.in_use
         gpu = max(0, min(gpu, in_use))
         tracking = max(0, min(tracking, in_use - gpu))
-        got = {"free": free, "decode": max(0, pool.n - in_use - free), "batching": max(0, in_use - gpu - tracking),
-               "gpu": gpu, "tracking": tracking}
+        decode = max(0, pool.n - in_use - free)
+        idle = max(0, min(int(decode_free), decode))
+        got = {"free": free, "decode_free": idle, "decode": decode - idle,
+               "batching": max(0, in_use - gpu - tracking), "gpu": gpu, "tracking": tracking}
         for k, v in got.items():
             self.sums[k] += v
         self.n += 1
@@ -516,8 +519,19 @@ class Pipeline:
         # written by one thread only
         on_gpu = {"launched": 0, "finished": 0}
         census = Census()
+        # CPU time of the inference process's busiest threads (their "busy" also holds waits for the interpreter
+        # lock and for CUDA syncs: busy minus CPU is roughly that), and of the whole process
+        thread_cpu: dict[str, float] = {}
+        cpu0 = time.process_time()
 
         def launcher() -> None:
+            c0 = time.thread_time()
+            try:
+                _launch_loop()
+            finally:
+                thread_cpu["launch"] = time.thread_time() - c0
+
+        def _launch_loop() -> None:
             live = len(streams)
             while live:
                 items = batcher.next()
@@ -568,6 +582,13 @@ class Pipeline:
             meters["inference"].add(wait=waits["launch_for_frames_s"] + waits["launch_for_finish_s"])
 
         def finisher() -> None:
+            c0 = time.thread_time()
+            try:
+                _finish_loop()
+            finally:
+                thread_cpu["finish"] = time.thread_time() - c0
+
+        def _finish_loop() -> None:
             while True:
                 t0 = time.perf_counter()
                 got = inflight.get()
@@ -654,7 +675,8 @@ class Pipeline:
             while t_launch.is_alive():
                 try:
                     t_launch.join(0.2)
-                    census.sample(pool, on_gpu["launched"] - on_gpu["finished"], workers.outstanding(), flow["n"])
+                    census.sample(pool, on_gpu["launched"] - on_gpu["finished"], workers.outstanding(), flow["n"],
+                                  dprocs.idle_slots() if dprocs is not None else 0)
                     if dprocs is not None and self._stop.is_set():
                         dprocs.stop()
                 except KeyboardInterrupt:
@@ -688,6 +710,8 @@ class Pipeline:
                 except KeyboardInterrupt:
                     continue
             wall = time.perf_counter() - t_start
+            thread_cpu["results"] = getattr(workers, "collector_cpu_s", 0.0)
+            thread_cpu["inference_process"] = time.process_time() - cpu0
             for d in decoders:
                 d.join(timeout=2)
             if dprocs is not None:
@@ -754,6 +778,11 @@ class Pipeline:
             "thread_waits_s": {k: round(v, 4) for k, v in waits.items()},
             "mean_batch": round(sum(self.batch_sizes) / len(self.batch_sizes), 3) if self.batch_sizes else None,
             "frame_pool": pool_info, "stages": stage_meters,
+            # CPU seconds over the run: the launch thread (batcher + upload/letterbox/launch), the finish thread
+            # (NMS, copy to host, routing to the workers), the results thread, and the whole inference process
+            # (decode threads included); against the stages' busy fractions it shows how much of "busy" was
+            # waiting for the interpreter lock or a CUDA sync
+            "cpu_s": {k: round(v, 3) for k, v in thread_cpu.items()},
             "dropped": sum(st.decoder.dropped for st in streams if st.decoder is not None),
             "latency_capture_to_tracked": lat_tracked.summary(), "latency_capture_to_event": lat_event.summary(),
             "limiting_stage": limiting_stage(

@@ -177,13 +177,15 @@ def limiting_stage(meters: dict[str, dict[str, float]], decode_starved: float,
     return out
 
 
-CENSUS_PLACES = {"decode": "not yet decoded or on their way from the decode processes",
+CENSUS_PLACES = {"decode": "being decoded or queued on their way from the decode processes",
                  "batching": "waiting for a batch", "gpu": "on the GPU or being finished",
                  "tracking": "in tracking/rules/outputs"}
 
 
 def _census_remark(census: dict[str, float] | None) -> str:
-    """'; frame slots mostly <place> (<n> of <total> in use, mean)' from the pool census, or ''."""
+    """'; frame slots mostly <place> (<n> of <total> in use, mean)' from the pool census, or ''. Slots free in
+    the decode processes (``decode_free``: decoders ahead, with room) are not in use; said when there were more
+    of those than slots in use."""
     if not census:
         return ""
     used = {k: float(census.get(k) or 0.0) for k in CENSUS_PLACES}
@@ -191,4 +193,8 @@ def _census_remark(census: dict[str, float] | None) -> str:
     if total <= 0:
         return ""
     place, n = max(used.items(), key=lambda kv: kv[1])
-    return f"; frame slots mostly {CENSUS_PLACES[place]} ({n:.0f} of {total:.0f} in use, mean)"
+    out = f"; frame slots mostly {CENSUS_PLACES[place]} ({n:.0f} of {total:.0f} in use, mean)"
+    ahead = float(census.get("decode_free") or 0.0)
+    if ahead > total:  # the decoders had room to spare: the pace is set downstream of them
+        out += f"; {ahead:.0f} more free in the decode processes (decoders ahead)"
+    return out

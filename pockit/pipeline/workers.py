@@ -118,6 +118,13 @@ class WorkerPool:
 
     # -- results (collector thread) ----------------------------------------------------------------
     def _collect(self) -> None:
+        c0 = time.thread_time()
+        try:
+            self._collect_loop()
+        finally:
+            self.collector_cpu_s = time.thread_time() - c0
+
+    def _collect_loop(self) -> None:
         while not all(sh.bye or sh.dead for sh in self.shards):
             try:
                 msg = self.outq.get(timeout=0.25)
