@@ -524,14 +524,17 @@ class Pipeline:
         thread_cpu: dict[str, float] = {}
         cpu0 = time.process_time()
 
-        def launcher() -> None:
-            c0 = time.thread_time()
-            try:
-                _launch_loop()
-            finally:
-                thread_cpu["launch"] = time.thread_time() - c0
+        def cpu_timed(name: str, loop):
+            """``loop`` as a thread's target that books the thread's CPU seconds under ``name``."""
+            def run() -> None:
+                c0 = time.thread_time()
+                try:
+                    loop()
+                finally:
+                    thread_cpu[name] = time.thread_time() - c0
+            return run
 
-        def _launch_loop() -> None:
+        def launcher() -> None:
             live = len(streams)
             while live:
                 items = batcher.next()
@@ -582,13 +585,6 @@ class Pipeline:
             meters["inference"].add(wait=waits["launch_for_frames_s"] + waits["launch_for_finish_s"])
 
         def finisher() -> None:
-            c0 = time.thread_time()
-            try:
-                _finish_loop()
-            finally:
-                thread_cpu["finish"] = time.thread_time() - c0
-
-        def _finish_loop() -> None:
             while True:
                 t0 = time.perf_counter()
                 got = inflight.get()
@@ -646,8 +642,8 @@ class Pipeline:
 
         decoders: list = []
         dprocs = None
-        t_launch = threading.Thread(target=launcher, name="batch-infer", daemon=True)
-        t_finish = threading.Thread(target=finisher, name="infer-finish", daemon=True)
+        t_launch = threading.Thread(target=cpu_timed("launch", launcher), name="batch-infer", daemon=True)
+        t_finish = threading.Thread(target=cpu_timed("finish", finisher), name="infer-finish", daemon=True)
         try:
             workers.start()
             in_proc = {st.index for st in proc_decoded}
