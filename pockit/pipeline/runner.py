@@ -763,6 +763,8 @@ class Pipeline:
         # time.monotonic() of the first and last tracked frames: the window steady_fps is measured over (the
         # bench's resource monitor takes its steady CPU figures from the same window)
         self.steady_window = (flow["first"], flow["last"])
+        nvdec_procs = (sum(any(getattr(dprocs.states[i].source, "decoder", None) == "nvdec" for i in p.streams)
+                           for p in dprocs.procs) if dprocs is not None else 0)
         pipe = {
             "workers": n_workers, "worker_kind": "process" if workers.processes else "thread",
             "decoders": {"processes": len(dprocs.procs) if dprocs else 0, "threads": len(decoders)},
@@ -788,7 +790,7 @@ class Pipeline:
                 gpu_wait=waits["finish_for_gpu_s"] / max(wall, 1e-9) if overlap and not cpu_requests else None,
                 launch_blocked=(waits["launch_for_finish_s"] / max(wall, 1e-9) if overlap and not cpu_requests
                                 else None),
-                census=pool_info.get("census")),
+                census=pool_info.get("census"), nvdec_procs=nvdec_procs),
         }
         if lag is not None:  # realtime files: how far behind their own clock the slowest stream ended
             pipe["realtime_lag_s"] = round(lag, 3)
