@@ -37,6 +37,15 @@ for s in 32 64; do
   [[ ${NVDEC:-1} == 1 ]] && pk bench $g/pets576_nvdec_proc.yaml --device "$dev" $half --batch "$s" --streams "$s" \
      --max-frames "$n" -o "$out/s${s}_nvdec_proc.json" --no-progress
 done
+# steady state: the file looped so that the steady window is 20-35 s (the 400-frame runs above are mostly start-up
+# and end); CPU decode (defaults) and NVDEC in 3 decode processes with NV12 frame slots (eleventh GPU session)
+for s in 32 64; do
+  f=$(( s == 32 ? 2000 : 1600 ))
+  pk bench $g/pets576_loop.yaml --device "$dev" $half --batch "$s" --streams "$s" --max-frames "$f" \
+     -o "$out/s${s}_steady_cpudecode.json" --no-progress
+  [[ ${NVDEC:-1} == 1 ]] && POCKIT_NVDEC_NV12=1 pk bench $g/pets576_nvdec3_loop.yaml --device "$dev" $half \
+     --batch "$s" --streams "$s" --max-frames "$f" -o "$out/s${s}_steady_nvdec3_nv12.json" --no-progress
+done
 # 64 x 1080p at the cameras' own 25 fps: frames dropped when behind, and the limiting stage. pets1080.yaml leaves
 # the decoder to `auto` (NVDEC at 1080p with a CUDA model when PyNvVideoCodec is installed), pets1080_cpu.yaml
 # decodes on the CPU
