@@ -354,6 +354,9 @@ class PipelineConfig(_M):
                                                      "instead of threads of the inference process (auto = yes for "
                                                      ">= 4 file sources on >= 4 cores, NVDEC-decoded files excepted; "
                                                      "true = every file source, NVDEC ones included)")
+    decode_nice: int = Field(0, ge=0, le=19, description="niceness added to the decode processes (0 = none): on a "
+                             "host with every core busy, the inference process and the tracking workers then run "
+                             "first and the decoders take what is left")
     max_wait_ms: float = Field(4.0, ge=0, description="longest wait for a batch to fill before inference")
     frame_slots: int | None = Field(None, ge=2, description="frame pool size (default: batch x 4 + streams, "
                                     "at least 72 MB (54 frames of 768x576) per decode process, capped at 1.5 GB)")

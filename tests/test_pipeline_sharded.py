@@ -307,13 +307,18 @@ def test_decode_threads_shared_by_streams_keep_each_streams_order(shared_data, g
 
 def test_decode_processes_give_exactly_the_events_of_decode_threads(shared_data, gt_detector, reference, tmp_path):
     """Files decoded in child processes (frames written into the shared pool, slot numbers queued) give the
-    per-stream results of decoding in threads, with tracking in a thread or in worker processes."""
+    per-stream results of decoding in threads, with tracking in a thread or in worker processes, and with the
+    decode processes at a lower priority (``decode_nice``, their niceness in run.json)."""
+    import os
+
     ref, ref_dir = reference
-    for workers in (0, 2):
-        cfg = _cfg(shared_data, tmp_path, decode_processes=True, decode_threads=2)
+    base = os.nice(0)
+    for workers, nice in ((0, 0), (2, 5)):  # decode_nice 5: the decode processes run at a lower priority
+        cfg = _cfg(shared_data, tmp_path, decode_processes=True, decode_threads=2, decode_nice=nice)
         run_dir = tmp_path / f"w{workers}"
         s = pockit.run(cfg, run_dir=run_dir, detector=gt_detector, progress=False, workers=workers)
-        assert not s.errors and s.pipeline["decoders"] == {"processes": 2, "threads": 0}
+        assert not s.errors and s.pipeline["decoders"] == {"processes": 2, "threads": 0,
+                                                           "process_niceness": [min(base + nice, 19)]}
         assert {k: v.frames for k, v in s.sources.items()} == {"campus": 71, "pets": 80, "stadt": 90}
         assert _events(run_dir) == _events(ref_dir)
         for sid in ("campus", "pets", "stadt"):
@@ -481,7 +486,8 @@ def test_live_camera_in_a_thread_beside_files_in_decode_processes(shared_data, g
                                             scores=np.full(len(det.table.get(_key(im), ())), 0.9, np.float32),
                                             class_names=GtDetector.class_names) for im in images]
     s = pockit.run(cfg, run_dir=tmp_path / "run", detector=det, progress=False, workers=0)
-    assert s.pipeline["decoders"] == {"processes": 2, "threads": 1}, s.pipeline["decoders"]
+    dec = s.pipeline["decoders"]
+    assert (dec["processes"], dec["threads"]) == (2, 1), dec
     assert {k: s.sources[k].frames for k in ("campus", "pets", "stadt")} == {"campus": 71, "pets": 80, "stadt": 90}
     assert s.sources["cam"].frames > 0 and not [e for e in s.errors if not e.startswith("cam")]
     got = _events(tmp_path / "run")

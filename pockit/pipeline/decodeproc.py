@@ -148,9 +148,17 @@ def single_threaded_opencv() -> None:
 
 
 def decode_main(pid: int, specs: list[tuple[int, dict, bool]], shm_name: str, slot_bytes: int, slots: list[int],
-                conn, out, stop_ev, flags, parent: int) -> None:
-    """Entry point of a decode process. specs: (stream index, open_source kwargs, realtime) per stream."""
+                conn, out, stop_ev, flags, parent: int, nice: int = 0) -> None:
+    """Entry point of a decode process. specs: (stream index, open_source kwargs, realtime) per stream. ``nice``:
+    added to this process's niceness (``pipeline.decode_nice``), so that on a host with every core busy the
+    inference process and the tracking workers run first and the decoders, when ahead, take what is left."""
     import signal
+
+    niceness = None
+    try:
+        niceness = os.nice(int(nice)) if nice else os.nice(0)
+    except OSError as e:  # not allowed here: decode at the usual priority
+        log.warning("decode process %d: could not lower its priority by %s (%s)", pid, nice, e)
 
     from ..sources import open_source
     from .framepool import AttachedPool
@@ -183,7 +191,7 @@ def decode_main(pid: int, specs: list[tuple[int, dict, bool]], shm_name: str, sl
             worker.run()  # in this process's main thread
             ready.flush()
     finally:
-        out.put(("bye", pid, timer.export(), (meter.busy, meter.wait, meter.items)))
+        out.put(("bye", pid, timer.export(), (meter.busy, meter.wait, meter.items), niceness))
         attached.close()
 
 
@@ -216,9 +224,10 @@ class DecodeProcesses:
     ready queue) as the batcher's queue; call :meth:`check` now and then, :meth:`close` at the end."""
 
     def __init__(self, states: list, n: int, pool, local_ready, *, open_kwargs: dict[int, dict], timer: StageTimer,
-                 meter: StageMeter, thread_streams: int = 0) -> None:
+                 meter: StageMeter, thread_streams: int = 0, nice: int = 0) -> None:
         ctx = mp.get_context("spawn")
         self.pool, self.timer, self.meter = pool, timer, meter
+        self.niceness: dict[int, int | None] = {}  # decode process -> its niceness, as it said at the end
         free_n = pool.free_count()
         keep = 1 if thread_streams else 0  # the decode threads (live cameras) keep at least one slot
         # every process needs at least one slot of its own, or its files would wait for ever
@@ -249,7 +258,7 @@ class DecodeProcesses:
                 specs.append((s.index, open_kwargs[s.index], s.realtime))
             p.handle = ctx.Process(target=decode_main, name=f"pockit-decode-{p.pid}", daemon=True,
                                    args=(p.pid, specs, pool.name, pool.slot_bytes, mine, recv, Sender(p._out_w),
-                                         self.stop_ev, self.flags, os.getpid()))
+                                         self.stop_ev, self.flags, os.getpid(), nice))
             p._recv = recv
         self.ready = _MergedReady(local_ready, self, poll_slice=0.002 if thread_streams else None)
 
@@ -319,6 +328,7 @@ class DecodeProcesses:
             self.timer.merge(msg[2])
             busy, wait, items = msg[3]
             self.meter.add(busy=busy, wait=wait, items=items)
+            self.niceness[msg[1]] = msg[4] if len(msg) > 4 else None
         return None
 
     def close(self, timeout: float = 10.0) -> None:

@@ -658,7 +658,8 @@ class Pipeline:
                 dprocs = DecodeProcesses([st.decoder for st in proc_decoded], n_decode_procs,
                                          pool, ready if in_threads else None,
                                          open_kwargs={st.index: _one_thread(st) for st in proc_decoded},
-                                         timer=self.timer, meter=meters["decode"], thread_streams=len(in_threads))
+                                         timer=self.timer, meter=meters["decode"], thread_streams=len(in_threads),
+                                         nice=cfg.pipeline.decode_nice)
                 for st in proc_decoded:
                     st.decoder = dprocs.states[st.index]
                 batcher.ready = dprocs.ready
@@ -767,7 +768,9 @@ class Pipeline:
                            for p in dprocs.procs) if dprocs is not None else 0)
         pipe = {
             "workers": n_workers, "worker_kind": "process" if workers.processes else "thread",
-            "decoders": {"processes": len(dprocs.procs) if dprocs else 0, "threads": len(decoders)},
+            "decoders": {"processes": len(dprocs.procs) if dprocs else 0, "threads": len(decoders),
+                         "process_niceness": sorted({v for v in dprocs.niceness.values() if v is not None})
+                         if dprocs else []},
             "max_batch": batch, "max_wait_ms": cfg.pipeline.max_wait_ms, "launch_finish_overlap": overlap,
             "nv12_streams": nv12_streams,
             "steady_fps": (round((flow["n"] - flow["first_n"]) / (flow["last"] - flow["first"]), 2)
