@@ -328,7 +328,7 @@ class DecodeProcesses:
             self.timer.merge(msg[2])
             busy, wait, items = msg[3]
             self.meter.add(busy=busy, wait=wait, items=items)
-            self.niceness[msg[1]] = msg[4] if len(msg) > 4 else None
+            self.niceness[msg[1]] = msg[4]
         return None
 
     def close(self, timeout: float = 10.0) -> None:
