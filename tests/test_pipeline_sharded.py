@@ -470,7 +470,10 @@ def test_limiting_stage_names_the_gpu_when_the_finish_waits_for_it_and_the_launc
     assert got.startswith("decode (files read as fast as they decode: the batcher waited 70%")
     got = limiting_stage(meters, 0.05, gpu_wait=0.6, launch_blocked=0.58, nvdec_procs=3)  # NVDEC x3, 64 streams
     assert got.endswith("for the finish); the GPU also runs 3 NVDEC decode process(es), each with a CUDA context of "
-                        "its own, time-sliced against the model's")
+                        "its own, time-sliced against the model's (pipeline.cuda_mps shares the GPU between them "
+                        "instead)")
+    got = limiting_stage(meters, 0.05, gpu_wait=0.6, launch_blocked=0.58, nvdec_procs=3, mps=True)
+    assert got.endswith("for the finish); the GPU also runs 3 NVDEC decode process(es), under CUDA MPS")
 
 
 def test_live_camera_in_a_thread_beside_files_in_decode_processes(shared_data, gt_detector, reference, tmp_path):

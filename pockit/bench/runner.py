@@ -156,6 +156,10 @@ def run_bench(config: str | Path | dict | PocConfig | None = None, *, model: str
     case_dir = json_path.parent / "cases"
     case_dir.mkdir(parents=True, exist_ok=True)
 
+    from ..pipeline.mps import ensure_mps
+
+    # CUDA MPS for NVDEC decode processes (pipeline.cuda_mps) must be up before this process's first CUDA context
+    cuda_mps = ensure_mps(cfg, n_sources=max(streams))
     if detector is None:
         from ..inference import load_detector
         from ..resolve import resolve_path
@@ -254,6 +258,7 @@ def run_bench(config: str | Path | dict | PocConfig | None = None, *, model: str
         "batches": batches,
         "streams": streams,
         "max_frames": max_frames,
+        "cuda_mps": cuda_mps,
         "cases": cases,
         "ultralytics_track": peer,
         "targets": list(targets),

@@ -115,6 +115,13 @@ POOL_BYTES_MAX = 1.5 * 2**30  # default cap of the frame pool's memory
 # (54 x 768 x 576 x 3 = 72 MB a process; 11 slots of 1080p)
 DECODE_PROC_SLOTS = 54
 DECODE_PROC_REF_BYTES = 768 * 576 * 3
+# NVDEC decode processes hold more frames a stream in flight (a round over their streams, sent as one message,
+# and NV12 copies from the GPU); under CUDA MPS, 64 streams of 768x576: 648 slots 3,268 frames/s (79 % of the model
+# alone), 972 slots 3,521 (85 %), same call (benchmarks/README.md, twelfth session)
+NVDEC_PROC_SLOTS_PER_STREAM = 15
+# auto decode processes when NVDEC decodes every file they would serve: under MPS, 3 processes 78-79 % of the
+# model alone at 64 streams, 4 processes 72 %; without MPS 3 70 %, 4 65 % (benchmarks/README.md, 11th-12th sessions)
+NVDEC_DECODE_PROCS = 3
 DECODE_SPARE_CORES = 4  # auto decode_threads = all cores but these (inference process + tracking workers)
 
 
@@ -245,24 +252,33 @@ class Pipeline:
             self.detector = load_multi(self.cfg, load_detector(m), lambda p: resolve_path(p, self.cfg))
         return self.detector
 
-    def _n_workers(self, n_streams: int) -> int:
+    def _n_workers(self, n_streams: int, gpu_decoded: bool = False) -> int:
+        """Tracking/rules processes: ``pipeline.workers``, or auto = one per 8 streams (CPU decode needs the other
+        cores), one per 4 when the GPU decodes every stream (NVDEC: the decoders need little CPU). Measured on
+        the lent H200 under CUDA MPS, 32 NVDEC streams: 4 workers 2,793 frames/s with 315 of 480 frame slots
+        waiting in tracking, 8 workers 3,235 (benchmarks/README.md, twelfth session); CPU decode: 6 or 8 workers
+        took the decoders' cores (62 / 50 % of the model alone against 63 % with 4, eleventh session)."""
         w = self.workers_arg if self.workers_arg is not None else self.cfg.pipeline.workers
         if w == "auto":
             import os
 
             cores = os.cpu_count() or 1
-            # one process per 8 streams, leaving cores to decode and inference; a thread for a few streams
-            w = 0 if n_streams <= 2 or cores < 4 else min(-(-n_streams // 8), max(1, (cores - 2) // 2), 8)
+            per = 4 if gpu_decoded else 8
+            # a process per `per` streams, leaving cores to decode and inference; a thread for a few streams
+            w = 0 if n_streams <= 2 or cores < 4 else min(-(-n_streams // per), max(1, (cores - 2) // 2), 8)
         return max(0, min(int(w), n_streams))
 
-    def _decode_threads(self, n_streams: int) -> int:
+    def _decode_threads(self, n_streams: int, nvdec: bool = False) -> int:
         """Threads (or processes) decoding files: ``pipeline.decode_threads``, or auto = all cores but
         DECODE_SPARE_CORES (at least 2): the inference process and the worker processes need the rest. Measured on
         the lent H200's 16 cores (benchmarks/README.md, seventh session), 32 unpaced 576p streams: 12 decode
         processes 2,931 / 3,069 frames/s against 2,346 / 2,276 with 10 (cores - 6, the earlier default); 14 no
-        better than 12 at 64 streams."""
+        better than 12 at 64 streams. ``nvdec`` (every stream decoded in processes is NVDEC's): auto =
+        NVDEC_DECODE_PROCS, the GPU decodes and a process has little CPU work (each a CUDA context)."""
         d = self.cfg.pipeline.decode_threads
-        if d == "auto":
+        if d == "auto" and nvdec:
+            d = NVDEC_DECODE_PROCS
+        elif d == "auto":
             import os
 
             d = max(2, (os.cpu_count() or 2) - DECODE_SPARE_CORES)
@@ -270,15 +286,18 @@ class Pipeline:
 
     def _process_decoded(self, streams: list[_Stream]) -> list[_Stream]:
         """The streams decoded in child processes (``pipeline.decode_processes``): file sources; NVDEC ones only
-        with ``decode_processes: true``. By default (auto) NVDEC streams are decoded in threads of this process,
-        in its CUDA context: measured on the H200, NVDEC sessions in decode processes (a CUDA context each) took
+        with ``decode_processes: true`` or under CUDA MPS (:mod:`.mps`). Otherwise (auto) NVDEC streams are decoded
+        in threads of this process, in its CUDA context: measured on the H200, NVDEC sessions in decode processes (a CUDA context each) took
         3.8-6.1 ms a frame in the pipeline against 0.12-0.29 ms alone, the GPU time-slicing between contexts
         while the model runs (benchmarks/README.md, fifth session)."""
         import os
 
+        from .mps import mps_active
+
         dp = self.cfg.pipeline.decode_processes
+        nvdec_ok = dp is True or mps_active()  # under CUDA MPS the contexts are not time-sliced (pipeline.mps)
         files = [st for st in streams if not st.source.live
-                 and (dp is True or getattr(st.source, "decoder", None) != "nvdec")]
+                 and (nvdec_ok or getattr(st.source, "decoder", None) != "nvdec")]
         if dp == "auto":
             dp = len(files) >= 4 and (os.cpu_count() or 1) >= 4
         return files if dp else []
@@ -318,11 +337,13 @@ class Pipeline:
             n += conv == "model"
         return n
 
-    def _make_pool(self, streams: list[_Stream], batch: int, on_cuda: bool, processes: bool, decode_procs: int = 0):
+    def _make_pool(self, streams: list[_Stream], batch: int, on_cuda: bool, processes: bool, decode_procs: int = 0,
+                   nvdec_proc_streams: int = 0):
         """The bounded frame pool: ``pipeline.frame_slots``, or by default enough for the batches in flight and
         a frame per stream (batch x (INFLIGHT + 2) + streams) and, with ``decode_procs`` decode processes,
-        the memory of DECODE_PROC_SLOTS 768x576 frames for each (54 slots at 576p, 11 at 1080p); capped at
-        POOL_BYTES_MAX."""
+        the memory of DECODE_PROC_SLOTS 768x576 frames for each (54 slots at 576p, 11 at 1080p), and
+        NVDEC_PROC_SLOTS_PER_STREAM for each of ``nvdec_proc_streams`` (streams NVDEC decodes in a decode
+        process); capped at POOL_BYTES_MAX."""
         from .framepool import FramePool
 
         sizes = []
@@ -336,7 +357,8 @@ class Pipeline:
         slot_bytes = max(w * h * 3 for w, h in sizes)
         pc = self.cfg.pipeline
         per_proc = max(1, DECODE_PROC_SLOTS * DECODE_PROC_REF_BYTES // slot_bytes)
-        n = pc.frame_slots or max(batch * (INFLIGHT + 2) + len(streams), per_proc * decode_procs)
+        n = pc.frame_slots or max(batch * (INFLIGHT + 2) + len(streams), per_proc * decode_procs,
+                                  NVDEC_PROC_SLOTS_PER_STREAM * nvdec_proc_streams)
         if not pc.frame_slots and n * slot_bytes > POOL_BYTES_MAX:
             n = max(batch * (INFLIGHT + 1) + 1, int(POOL_BYTES_MAX // slot_bytes))
         return FramePool(n, slot_bytes, shared=processes, pin=on_cuda)
@@ -357,6 +379,9 @@ class Pipeline:
         from .workers import WorkerPool
 
         cfg = self.cfg
+        from .mps import ensure_mps, mps_active
+
+        self.cuda_mps = ensure_mps(cfg)  # before this process's first CUDA context (the detector's)
         detector = self._load_detector()
         on_cuda = bool(getattr(detector, "is_cuda", False)) or str(cfg.model.device).startswith("cuda")
         streams = self._open_sources(on_cuda=on_cuda)
@@ -379,11 +404,15 @@ class Pipeline:
         dispatch = sorted(sinks, key=lambda s: not isinstance(s, QueuedSink))
         names = dict(getattr(detector, "class_names", {}) or {})
         batch = max(1, int(cfg.model.batch))
-        n_workers = self._n_workers(len(streams))
+        n_workers = self._n_workers(len(streams), gpu_decoded=bool(streams) and all(
+            getattr(st.source, "decoder", None) == "nvdec" for st in streams))
         proc_decoded = self._process_decoded(streams)
-        n_decode_procs = self._decode_threads(len(proc_decoded)) if proc_decoded else 0
+        all_nvdec = bool(proc_decoded) and all(getattr(st.source, "decoder", None) == "nvdec" for st in proc_decoded)
+        n_decode_procs = self._decode_threads(len(proc_decoded), nvdec=all_nvdec) if proc_decoded else 0
         pool = self._make_pool(streams, batch, on_cuda, processes=n_workers > 0 or bool(proc_decoded),
-                               decode_procs=n_decode_procs)
+                               decode_procs=n_decode_procs,
+                               nvdec_proc_streams=sum(getattr(st.source, "decoder", None) == "nvdec"
+                                                      for st in proc_decoded))
         if proc_decoded and pool.name is None:
             log.warning("decoding in threads: shared frame memory is unavailable")
             proc_decoded = []
@@ -766,13 +795,15 @@ class Pipeline:
         self.steady_window = (flow["first"], flow["last"])
         nvdec_procs = (sum(any(getattr(dprocs.states[i].source, "decoder", None) == "nvdec" for i in p.streams)
                            for p in dprocs.procs) if dprocs is not None else 0)
+        under_mps = mps_active()
         pipe = {
             "workers": n_workers, "worker_kind": "process" if workers.processes else "thread",
             "decoders": {"processes": len(dprocs.procs) if dprocs else 0, "threads": len(decoders),
                          "process_niceness": sorted({v for v in dprocs.niceness.values() if v is not None})
                          if dprocs else []},
             "max_batch": batch, "max_wait_ms": cfg.pipeline.max_wait_ms, "launch_finish_overlap": overlap,
-            "nv12_streams": nv12_streams,
+            "nv12_streams": nv12_streams, "cuda_mps": self.cuda_mps if not under_mps or nvdec_procs else
+            f"{self.cuda_mps} (no NVDEC decode process in this run)",
             "steady_fps": (round((flow["n"] - flow["first_n"]) / (flow["last"] - flow["first"]), 2)
                            if flow["first"] is not None and flow["last"] > flow["first"] else None),
             "inference_calls": len(self.batch_sizes),
@@ -793,7 +824,7 @@ class Pipeline:
                 gpu_wait=waits["finish_for_gpu_s"] / max(wall, 1e-9) if overlap and not cpu_requests else None,
                 launch_blocked=(waits["launch_for_finish_s"] / max(wall, 1e-9) if overlap and not cpu_requests
                                 else None),
-                census=pool_info.get("census"), nvdec_procs=nvdec_procs),
+                census=pool_info.get("census"), nvdec_procs=nvdec_procs, mps=under_mps),
         }
         if lag is not None:  # realtime files: how far behind their own clock the slowest stream ended
             pipe["realtime_lag_s"] = round(lag, 3)

@@ -138,7 +138,7 @@ def limiting_stage(meters: dict[str, dict[str, float]], decode_starved: float,
                    realtime_lag: float | None = None, unpaced: bool = False,
                    decode_ms: float | None = None, gpu_wait: float | None = None,
                    launch_blocked: float | None = None, census: dict[str, float] | None = None,
-                   nvdec_procs: int = 0) -> str:
+                   nvdec_procs: int = 0, mps: bool = False) -> str:
     """The stage that bounds throughput: the busiest stage relative to its capacity (busy time divided by
     wall time x the threads/processes running it). ``decode_starved``: the fraction of time the batcher
     waited for frames (a starved batcher means the sources, not the model, set the pace). ``realtime_lag``:
@@ -155,7 +155,7 @@ def limiting_stage(meters: dict[str, dict[str, float]], decode_starved: float,
     ``nvdec_procs``: decode processes running NVDEC sessions; when the GPU sets the pace they are named, since
     each has a CUDA context of its own that the GPU time-slices against the model's (measured on an H200: the
     model alone 4,175 img/s, in the pipeline with 3 such processes 3,012 frames/s while the finish waited 60 % of
-    the time for it)."""
+    the time for it) unless ``mps`` (CUDA MPS: the contexts share the GPU)."""
     if not meters:
         return "unknown"
     if realtime_lag is not None and realtime_lag > 1.0 and "decode" in meters:
@@ -165,9 +165,11 @@ def limiting_stage(meters: dict[str, dict[str, float]], decode_starved: float,
     if gpu_wait is not None and launch_blocked is not None and gpu_wait > 0.5 and launch_blocked > 0.3:
         out = (f"gpu (the model: the finish waited {gpu_wait * 100:.0f}% of the time for the GPU to compute a "
                f"batch and the launch thread {launch_blocked * 100:.0f}% for the finish)")
-        if nvdec_procs:
+        if nvdec_procs and not mps:
             out += (f"; the GPU also runs {nvdec_procs} NVDEC decode process(es), each with a CUDA context of its "
-                    "own, time-sliced against the model's")
+                    "own, time-sliced against the model's (pipeline.cuda_mps shares the GPU between them instead)")
+        elif nvdec_procs:
+            out += f"; the GPU also runs {nvdec_procs} NVDEC decode process(es), under CUDA MPS"
         return out
     name, m = max(meters.items(), key=lambda kv: kv[1]["busy_frac"])
     if decode_starved > 0.5 and m["busy_frac"] < 0.8:
