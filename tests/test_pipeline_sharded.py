@@ -340,6 +340,27 @@ def test_auto_decoders_leave_four_cores_and_never_exceed_the_streams(monkeypatch
     for cores, streams, want in ((16, 64, 16 - DECODE_SPARE_CORES), (16, 5, 5), (2, 8, 2), (8, 8, 4)):
         monkeypatch.setattr(os, "cpu_count", lambda c=cores: c)
         assert r._decode_threads(streams) == want
+    # every stream NVDEC's (the GPU decodes): NVDEC_DECODE_PROCS for 768x576, more for larger frames, capped
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert r._decode_threads(64, nvdec=True, pixels=768 * 576) == 3
+    assert r._decode_threads(64, nvdec=True, pixels=1280 * 720) == 7
+    assert r._decode_threads(64, nvdec=True, pixels=1920 * 1080) == 8
+    assert r._decode_threads(2, nvdec=True, pixels=1920 * 1080) == 2  # never more than the streams
+    assert r._decode_threads(64, nvdec=True) == 3  # frame size unknown
+
+
+def test_auto_workers_one_per_4_gpu_decoded_streams_one_per_8_else(monkeypatch, tmp_path):
+    from pockit.config import parse_config
+    from pockit.pipeline.runner import Pipeline
+
+    r = Pipeline.__new__(Pipeline)
+    r.workers_arg = None
+    r.cfg = parse_config({"sources": [{"id": "a", "uri": str(tmp_path)}], "model": {"path": "unused.onnx"}}, "<test>")
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert [r._n_workers(n) for n in (2, 8, 32, 64)] == [0, 1, 4, 7]
+    assert [r._n_workers(n, gpu_decoded=True) for n in (2, 8, 32, 64)] == [0, 2, 7, 7]
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert r._n_workers(32, gpu_decoded=True) == 0
 
 
 def test_killed_decode_process_is_reported_and_other_streams_finish(shared_data, gt_detector, reference, tmp_path):
@@ -564,16 +585,22 @@ def test_default_pool_gives_decode_processes_frame_memory_by_bytes(tmp_path):
     from types import SimpleNamespace
 
     from pockit.config import parse_config
-    from pockit.pipeline.runner import Pipeline
+    from pockit.pipeline.runner import NVDEC_PROC_SLOTS_PER_STREAM, Pipeline
 
     r = Pipeline.__new__(Pipeline)
     r.cfg = parse_config({"sources": [{"id": "a", "uri": str(tmp_path)}], "model": {"path": "unused.onnx"}}, "<t>")
 
-    def slots(n_streams, size, batch, procs):
+    def slots(n_streams, size, batch, procs, nvdec=0):
         streams = [SimpleNamespace(source=SimpleNamespace(size=size, native_size=size), cfg=SimpleNamespace(id="s"))
                    for _ in range(n_streams)]
-        pool = r._make_pool(streams, batch, on_cuda=False, processes=False, decode_procs=procs)
+        pool = r._make_pool(streams, batch, on_cuda=False, processes=False, decode_procs=procs,
+                            nvdec_proc_streams=nvdec)
         return pool.n, pool.n * pool.slot_bytes
+
+    # streams NVDEC decodes in decode processes: NVDEC_PROC_SLOTS_PER_STREAM each (under the cap)
+    assert slots(64, (768, 576), 64, 3, nvdec=64)[0] == 64 * NVDEC_PROC_SLOTS_PER_STREAM == 960
+    assert slots(32, (768, 576), 32, 3, nvdec=32)[0] == 480
+    assert slots(64, (1920, 1080), 64, 8, nvdec=64)[0] == 258  # 1080p: the 1.5 GB cap
 
     assert slots(32, (768, 576), 32, 12)[0] == 12 * DECODE_PROC_SLOTS == 648  # was 160
     assert slots(32, (768, 576), 32, 0)[0] == 32 * 4 + 32  # no decode processes: as before
@@ -639,6 +666,7 @@ def test_nvdec_frames_stay_nv12_for_a_detector_that_takes_them(shared_data, tmp_
 
     s, det = run("nv12", "model")
     assert s.pipeline["nv12_streams"] == 2 and det.layouts == [2] * 22
+    assert s.pipeline["cuda_mps"].startswith("not needed: ")  # said in run.json (no decode process, or no GPU)
     s0, det0 = run("bgr", "cpu")
     assert s0.pipeline["nv12_streams"] == 0 and det0.layouts == [3] * 22
     key = lambda frames: sorted(hashlib.md5(f.tobytes()).hexdigest() for f in frames)  # noqa: E731

@@ -119,9 +119,13 @@ DECODE_PROC_REF_BYTES = 768 * 576 * 3
 # and NV12 copies from the GPU); under CUDA MPS, 64 streams of 768x576: 648 slots 3,268 frames/s (79 % of the model
 # alone), 972 slots 3,521 (85 %), same call (benchmarks/README.md, twelfth session)
 NVDEC_PROC_SLOTS_PER_STREAM = 15
-# auto decode processes when NVDEC decodes every file they would serve: under MPS, 3 processes 78-79 % of the
-# model alone at 64 streams, 4 processes 72 %; without MPS 3 70 %, 4 65 % (benchmarks/README.md, 11th-12th sessions)
+# auto decode processes when NVDEC decodes every file they would serve: NVDEC_DECODE_PROCS for frames of 768x576,
+# in proportion to the frame's pixels above that, at most NVDEC_DECODE_PROCS_MAX. Measured on the lent H200 under
+# CUDA MPS (benchmarks/README.md, twelfth session): 64 streams of 768x576, 3 processes 78-83 % of the model alone,
+# 4 processes 72 %; 64 cameras of 1080p paced at 25 fps, 3 processes 963 frames/s (76 % busy, 10.8 s behind the
+# cameras at the end), 8 processes kept up (0.005 s behind at the end, 102 of 19,200 frames dropped at start-up)
 NVDEC_DECODE_PROCS = 3
+NVDEC_DECODE_PROCS_MAX = 8
 DECODE_SPARE_CORES = 4  # auto decode_threads = all cores but these (inference process + tracking workers)
 
 
@@ -268,16 +272,20 @@ class Pipeline:
             w = 0 if n_streams <= 2 or cores < 4 else min(-(-n_streams // per), max(1, (cores - 2) // 2), 8)
         return max(0, min(int(w), n_streams))
 
-    def _decode_threads(self, n_streams: int, nvdec: bool = False) -> int:
+    def _decode_threads(self, n_streams: int, nvdec: bool = False, pixels: int = 0) -> int:
         """Threads (or processes) decoding files: ``pipeline.decode_threads``, or auto = all cores but
         DECODE_SPARE_CORES (at least 2): the inference process and the worker processes need the rest. Measured on
         the lent H200's 16 cores (benchmarks/README.md, seventh session), 32 unpaced 576p streams: 12 decode
         processes 2,931 / 3,069 frames/s against 2,346 / 2,276 with 10 (cores - 6, the earlier default); 14 no
         better than 12 at 64 streams. ``nvdec`` (every stream decoded in processes is NVDEC's): auto =
-        NVDEC_DECODE_PROCS, the GPU decodes and a process has little CPU work (each a CUDA context)."""
+        NVDEC_DECODE_PROCS for frames of 768x576 (the GPU decodes, a process has little CPU work and a CUDA context
+        of its own), in proportion to ``pixels`` (the largest frame) above that, at most NVDEC_DECODE_PROCS_MAX."""
         d = self.cfg.pipeline.decode_threads
         if d == "auto" and nvdec:
-            d = NVDEC_DECODE_PROCS
+            import math
+
+            scale = max(1.0, pixels / (768 * 576)) if pixels else 1.0
+            d = min(NVDEC_DECODE_PROCS_MAX, math.ceil(NVDEC_DECODE_PROCS * scale))
         elif d == "auto":
             import os
 
@@ -408,7 +416,9 @@ class Pipeline:
             getattr(st.source, "decoder", None) == "nvdec" for st in streams))
         proc_decoded = self._process_decoded(streams)
         all_nvdec = bool(proc_decoded) and all(getattr(st.source, "decoder", None) == "nvdec" for st in proc_decoded)
-        n_decode_procs = self._decode_threads(len(proc_decoded), nvdec=all_nvdec) if proc_decoded else 0
+        px = max((w * h for w, h in (st.source.size or st.source.native_size or (0, 0) for st in proc_decoded)),
+                 default=0)
+        n_decode_procs = self._decode_threads(len(proc_decoded), nvdec=all_nvdec, pixels=px) if proc_decoded else 0
         pool = self._make_pool(streams, batch, on_cuda, processes=n_workers > 0 or bool(proc_decoded),
                                decode_procs=n_decode_procs,
                                nvdec_proc_streams=sum(getattr(st.source, "decoder", None) == "nvdec"

@@ -1,0 +1,119 @@
+"""pipeline.cuda_mps: when a run wants CUDA MPS, and the private daemon's life (a fake nvidia-cuda-mps-control;
+the real one ran on the lent H200, benchmarks/README.md twelfth session)."""
+import os
+import stat
+
+import pytest
+
+from pockit.config import parse_config
+from pockit.pipeline import mps
+
+
+def cfg(n=1, device="cuda:0", decoder="nvdec", **pipeline):
+    return parse_config({"sources": [{"id": f"c{i}", "uri": "a.mp4", "options": {"decoder": decoder}}
+                                     for i in range(n)],
+                         "model": {"path": "m.pt", "device": device}, "pipeline": pipeline}, "<test>")
+
+
+@pytest.fixture
+def fresh(monkeypatch, tmp_path):
+    monkeypatch.setattr(mps, "_state", {"status": None, "daemon": None})
+    monkeypatch.delenv("CUDA_MPS_PIPE_DIRECTORY", raising=False)
+    monkeypatch.delenv("CUDA_MPS_LOG_DIRECTORY", raising=False)
+    monkeypatch.setattr(mps, "DEFAULT_PIPE_DIR", str(tmp_path / "no-default-daemon"))
+    monkeypatch.setattr(mps, "is_jetson", lambda: False)
+    monkeypatch.setattr(mps, "cuda_initialized", lambda: False)
+    registered = []
+    monkeypatch.setattr(mps.atexit, "register", registered.append)
+    return registered
+
+
+@pytest.fixture
+def fake_control(tmp_path, monkeypatch):
+    """A stand-in for nvidia-cuda-mps-control: -d makes the pipe directory's control file; otherwise it logs the
+    command read on stdin (quit)."""
+    log = tmp_path / "control-calls.txt"
+    b = tmp_path / "bin" / "nvidia-cuda-mps-control"
+    b.parent.mkdir()
+    b.write_text('#!/bin/sh\nif [ "$1" = "-d" ]; then mkdir -p "$CUDA_MPS_PIPE_DIRECTORY"; '
+                 'touch "$CUDA_MPS_PIPE_DIRECTORY/control"; echo "-d $CUDA_MPS_PIPE_DIRECTORY" >> "$FAKE_LOG"; exit 0; fi\n'
+                 'read cmd; echo "$cmd" >> "$FAKE_LOG"\n')
+    b.chmod(b.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    monkeypatch.setattr(mps, "control_binary", lambda: str(b))
+    return log
+
+
+def test_wants_mps_only_for_nvdec_decode_processes_on_cuda():
+    assert mps.wants_mps(cfg(8))[0]
+    assert mps.wants_mps(cfg(1, decode_processes=True))[0]
+    assert not mps.wants_mps(cfg(1))[0]  # one source: decoded in a thread of the inference process
+    assert mps.wants_mps(cfg(1), n_sources=64)[0]  # pockit bench repeats it to 64 streams
+    assert mps.wants_mps(cfg(8, device="cpu")) == (False, "not needed: the model is not on a CUDA GPU")
+    assert not mps.wants_mps(cfg(8, decoder="cpu"))[0]
+    assert not mps.wants_mps(cfg(8, decoder="auto"))[0]
+    assert not mps.wants_mps(cfg(8, decode_processes=False))[0]
+    assert not mps.wants_mps(cfg(8, cuda_mps=False))[0]
+    assert mps.wants_mps(cfg(1, device="cpu", cuda_mps=True))[0]  # asked for: tried
+
+
+def test_no_control_binary_says_so_and_the_run_goes_on(fresh, monkeypatch, caplog):
+    monkeypatch.setattr(mps, "control_binary", lambda: None)
+    assert mps.ensure_mps(cfg(8)).startswith("not available: nvidia-cuda-mps-control is not installed")
+    assert "CUDA_MPS_PIPE_DIRECTORY" not in os.environ and not mps.mps_active()
+    assert mps.ensure_mps(cfg(8, device="cpu")) == "not needed: the model is not on a CUDA GPU"
+
+
+def test_private_daemon_started_probed_used_and_told_to_quit(fresh, fake_control, monkeypatch):
+    probes = []
+    monkeypatch.setattr(mps, "probe", lambda env: (probes.append(env["CUDA_MPS_PIPE_DIRECTORY"]) or True, "ok"))
+    got = mps.ensure_mps(cfg(8))
+    assert got.startswith("started (") and got.endswith("for: NVDEC decode processes (8 source(s) with decoder: nvdec)")
+    d = mps._state["daemon"]
+    pipe = os.environ["CUDA_MPS_PIPE_DIRECTORY"]
+    assert pipe == d.env["CUDA_MPS_PIPE_DIRECTORY"] == probes[0]  # the probe went through the new daemon
+    assert os.path.exists(os.path.join(pipe, "control")) and mps.mps_active()
+    assert mps.ensure_mps(cfg(8)) == got  # once per process
+    assert fresh == [d.stop]  # told to quit at exit
+    d.stop(wait=True)
+    assert fake_control.read_text().splitlines() == [f"-d {pipe}", "quit"]
+    assert "CUDA_MPS_PIPE_DIRECTORY" not in os.environ  # restored
+    assert not d.dir.exists()  # removed after the daemon quit
+
+
+def test_daemon_that_cannot_serve_a_context_is_stopped(fresh, fake_control, monkeypatch, caplog):
+    monkeypatch.setattr(mps, "probe", lambda env: (False, "cuDevicePrimaryCtxRetain failed with CUDA error 805"))
+    got = mps.ensure_mps(cfg(8))
+    assert got.startswith("failed: the daemon started but a CUDA context through it failed "
+                          "(cuDevicePrimaryCtxRetain failed with CUDA error 805)")
+    assert fake_control.read_text().splitlines()[-1] == "quit"
+    assert "CUDA_MPS_PIPE_DIRECTORY" not in os.environ and not mps.mps_active()
+    assert "CUDA MPS not used" in caplog.text
+
+
+def test_existing_daemon_is_used_and_none_started_after_cuda_init(fresh, fake_control, monkeypatch, tmp_path):
+    other = tmp_path / "site-daemon"
+    other.mkdir()
+    (other / "control").touch()
+    monkeypatch.setenv("CUDA_MPS_PIPE_DIRECTORY", str(other))
+    assert mps.ensure_mps(cfg(8)) == f"in use (a daemon already runs: {other})"
+    assert mps.mps_active()
+    monkeypatch.delenv("CUDA_MPS_PIPE_DIRECTORY")
+    monkeypatch.setattr(mps, "cuda_initialized", lambda: True)
+    assert mps.ensure_mps(cfg(8)).startswith("not started: CUDA was already initialised in this process")
+    assert not fake_control.exists()  # never called
+    monkeypatch.setattr(mps, "cuda_initialized", lambda: False)
+    monkeypatch.setattr(mps, "is_jetson", lambda: True)
+    assert mps.ensure_mps(cfg(8)) == "not available: Jetson has no CUDA MPS"
+
+
+def test_probe_reports_a_missing_driver_instead_of_raising():
+    import ctypes
+
+    try:
+        ctypes.CDLL("libcuda.so.1")
+        pytest.skip("a CUDA driver is installed here: the probe's failure path needs a machine without one")
+    except OSError:
+        pass
+    ok, why = mps.probe(dict(os.environ))
+    assert not ok and why.startswith("no libcuda")
