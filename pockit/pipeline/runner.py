@@ -258,7 +258,7 @@ class Pipeline:
 
     def _n_workers(self, n_streams: int, gpu_decoded: bool = False) -> int:
         """Tracking/rules processes: ``pipeline.workers``, or auto = one per 8 streams (CPU decode needs the other
-        cores), one per 4 when the GPU decodes every stream (NVDEC: the decoders need little CPU). Measured on
+        cores), one per 4 when NVDEC decodes every stream in decode processes (they need little CPU). Measured on
         the lent H200 under CUDA MPS, 32 NVDEC streams: 4 workers 2,793 frames/s with 315 of 480 frame slots
         waiting in tracking, 8 workers 3,235 (benchmarks/README.md, twelfth session); CPU decode: 6 or 8 workers
         took the decoders' cores (62 / 50 % of the model alone against 63 % with 4, eleventh session)."""
@@ -412,10 +412,10 @@ class Pipeline:
         dispatch = sorted(sinks, key=lambda s: not isinstance(s, QueuedSink))
         names = dict(getattr(detector, "class_names", {}) or {})
         batch = max(1, int(cfg.model.batch))
-        n_workers = self._n_workers(len(streams), gpu_decoded=bool(streams) and all(
-            getattr(st.source, "decoder", None) == "nvdec" for st in streams))
         proc_decoded = self._process_decoded(streams)
         all_nvdec = bool(proc_decoded) and all(getattr(st.source, "decoder", None) == "nvdec" for st in proc_decoded)
+        # every stream NVDEC's, in decode processes: the decoders leave the host's cores to the workers
+        n_workers = self._n_workers(len(streams), gpu_decoded=all_nvdec and len(proc_decoded) == len(streams))
         px = max((w * h for w, h in (st.source.size or st.source.native_size or (0, 0) for st in proc_decoded)),
                  default=0)
         n_decode_procs = self._decode_threads(len(proc_decoded), nvdec=all_nvdec, pixels=px) if proc_decoded else 0
