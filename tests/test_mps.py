@@ -36,7 +36,8 @@ def fake_control(tmp_path, monkeypatch):
     b = tmp_path / "bin" / "nvidia-cuda-mps-control"
     b.parent.mkdir()
     b.write_text('#!/bin/sh\nif [ "$1" = "-d" ]; then mkdir -p "$CUDA_MPS_PIPE_DIRECTORY"; '
-                 'touch "$CUDA_MPS_PIPE_DIRECTORY/control"; echo "-d $CUDA_MPS_PIPE_DIRECTORY" >> "$FAKE_LOG"; exit 0; fi\n'
+                 'touch "$CUDA_MPS_PIPE_DIRECTORY/control"; echo "-d $CUDA_MPS_PIPE_DIRECTORY" >> "$FAKE_LOG"; '
+                 'exit 0; fi\n'
                  'read cmd; echo "$cmd" >> "$FAKE_LOG"\n')
     b.chmod(b.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("FAKE_LOG", str(log))

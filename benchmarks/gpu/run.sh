@@ -45,11 +45,14 @@ for s in 32 64; do
      -o "$out/s${s}_steady_cpudecode.json" --no-progress
   [[ ${NVDEC:-1} == 1 ]] && POCKIT_NVDEC_NV12=1 pk bench $g/pets576_nvdec3_loop.yaml --device "$dev" $half \
      --batch "$s" --streams "$s" --max-frames "$f" -o "$out/s${s}_steady_nvdec3_nv12.json" --no-progress
+  # NVDEC under CUDA MPS, started by pockit (pipeline.cuda_mps: auto), every other setting default (twelfth session)
+  [[ ${NVDEC:-1} == 1 ]] && pk bench $g/pets576_nvdec_mps.yaml --device "$dev" $half --batch "$s" --streams "$s" \
+     --max-frames "$(( s == 32 ? 1600 : 1200 ))" -o "$out/s${s}_steady_nvdec_mps.json" --no-progress
 done
 # 64 x 1080p at the cameras' own 25 fps: frames dropped when behind, and the limiting stage. pets1080.yaml leaves
 # the decoder to `auto` (NVDEC at 1080p with a CUDA model when PyNvVideoCodec is installed), pets1080_cpu.yaml
 # decodes on the CPU
-for d in "" _cpu $([[ ${NVDEC:-1} == 1 ]] && echo _nvdec_proc); do
+for d in "" _cpu $([[ ${NVDEC:-1} == 1 ]] && echo _nvdec_proc _nvdec_mps); do
   pk bench "$g/pets1080$d.yaml" --device "$dev" $half --batch 64 --streams 64 --realtime \
      -o "$out/paced_1080p${d:-_auto}.json" --no-progress --no-model-only
 done

@@ -13,7 +13,9 @@ and this process has not touched CUDA yet; ``true`` asks for it whenever it can 
 directory present) is used as it is. The private daemon lives in a temporary pipe directory (no effect on other
 processes of the machine), is probed with a throw-away CUDA context before anything relies on it (a daemon that
 cannot serve clients is stopped and the run goes on without MPS) and is told to quit when this process exits
-(a detached shell: the daemon waits for its clients to finish, then its directory is removed). Jetson has no MPS: never started there.
+(a detached shell: the daemon waits for its clients to finish, then its directory is removed). Jetson has no
+MPS: never started there. A run killed with SIGKILL leaves its daemon (``/tmp/pockit-mps-*``) running; ``echo quit |
+CUDA_MPS_PIPE_DIRECTORY=/tmp/pockit-mps-XXXX/pipe nvidia-cuda-mps-control`` stops it.
 
 What was used is in run.json (``pipeline.cuda_mps``).
 """

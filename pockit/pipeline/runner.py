@@ -295,9 +295,9 @@ class Pipeline:
     def _process_decoded(self, streams: list[_Stream]) -> list[_Stream]:
         """The streams decoded in child processes (``pipeline.decode_processes``): file sources; NVDEC ones only
         with ``decode_processes: true`` or under CUDA MPS (:mod:`.mps`). Otherwise (auto) NVDEC streams are decoded
-        in threads of this process, in its CUDA context: measured on the H200, NVDEC sessions in decode processes (a CUDA context each) took
-        3.8-6.1 ms a frame in the pipeline against 0.12-0.29 ms alone, the GPU time-slicing between contexts
-        while the model runs (benchmarks/README.md, fifth session)."""
+        in threads of this process, in its CUDA context: measured on the H200, NVDEC sessions in decode processes
+        (a CUDA context each) took 3.8-6.1 ms a frame in the pipeline against 0.12-0.29 ms alone, the GPU
+        time-slicing between contexts while the model runs (benchmarks/README.md, fifth session)."""
         import os
 
         from .mps import mps_active
