@@ -254,3 +254,55 @@ def test_nvdec_nv12_pipeline_matches_the_bgr_pipeline(weights, tud_campus, tmp_p
     assert boxes_b >= 3 * n and abs(boxes_a - boxes_b) <= 0.05 * boxes_b, (boxes_a, boxes_b)
     ious = [box_iou(a[k].xyxy, b[k].xyxy).max(1).mean() for k in a if k in b and len(a[k]) and len(b[k])]
     assert float(np.mean(ious)) >= 0.95
+
+
+def test_pockit_run_starts_cuda_mps_for_nvdec_decode_processes(weights, tud_campus, tmp_path):
+    """``pockit run`` (its own process: MPS must start before the process's first CUDA context) with 4 NVDEC
+    cameras: a private MPS daemon is started (or run.json says why not), the NVDEC files go to decode processes
+    under it, every frame is analysed, the tracks are those of the same run with ``cuda_mps: false`` (NVDEC in
+    threads), and the daemon is gone after the process exits."""
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    pytest.importorskip("PyNvVideoCodec", reason="PyNvVideoCodec is not installed (pip install PyNvVideoCodec)")
+    from pockit.pipeline import mps
+
+    video, n = _h264(tud_campus, tmp_path / "campus.mp4"), 60
+    recs, tracks = {}, {}
+    for name, mode in (("mps", "auto"), ("off", False)):
+        cfg = {"name": name,
+               "sources": [{"id": f"cam{i}", "uri": str(video), "max_frames": n,
+                            "options": {"decoder": "nvdec", "nvdec_convert": "model"}} for i in range(4)],
+               "model": {"path": str(weights), "backend": "torch", "device": "cuda:0", "half": True, "batch": 8,
+                         "conf": 0.3},
+               "pipeline": {"cuda_mps": mode}}
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CUDA_MPS_")}
+        cli = "import sys; from pockit.cli import main; sys.exit(main(sys.argv[1:]))"
+        r = subprocess.run([sys.executable, "-c", cli, "run", str(path), "--run-dir", str(tmp_path / name),
+                            "--no-progress"], capture_output=True, text=True, timeout=600, env=env, check=False)
+        assert r.returncode == 0, r.stderr[-3000:]
+        recs[name] = json.loads((tmp_path / name / "run.json").read_text())
+        assert sum(s["frames"] for s in recs[name]["sources"].values()) == 4 * n
+        tracks[name] = read_mot(tmp_path / name / "tracks" / "cam0.txt")
+    got = recs["mps"]["pipeline"]["cuda_mps"]
+    if mps.control_binary() is None or mps.running_elsewhere():
+        assert got.startswith(("not available", "in use")), got
+    else:
+        assert got.startswith("started ("), got
+        assert recs["mps"]["pipeline"]["decoders"]["processes"] >= 1  # NVDEC files in decode processes under MPS
+        pipe = got.split("(", 1)[1].split(")", 1)[0]
+        for _ in range(50):  # the detached quit: the daemon goes once the run's process has
+            if not os.path.exists(pipe):
+                break
+            time.sleep(0.2)
+        assert not os.path.exists(pipe), f"the MPS daemon's directory {pipe} is still there"
+    assert recs["off"]["pipeline"]["cuda_mps"].startswith("off")
+    assert recs["off"]["pipeline"]["decoders"]["processes"] == 0  # without MPS, NVDEC stays in threads
+    a, b = tracks["mps"], tracks["off"]
+    boxes_a, boxes_b = sum(len(d) for d in a.values()), sum(len(d) for d in b.values())
+    assert boxes_b >= 3 * n and abs(boxes_a - boxes_b) <= 0.05 * boxes_b, (boxes_a, boxes_b)
