@@ -360,8 +360,10 @@ class PipelineConfig(_M):
     cuda_mps: bool | Literal["auto"] = Field("auto", description="CUDA MPS for NVDEC decode processes (their CUDA "
                                              "contexts then share the GPU with the model's instead of being "
                                              "time-sliced against it): auto = a private daemon for the run when "
-                                             "the model is on CUDA, a source has decoder: nvdec and "
-                                             "nvidia-cuda-mps-control is installed; see pockit.pipeline.mps")
+                                             "the model is on CUDA, 4+ sources decode on NVDEC (decoder: nvdec, "
+                                             "or auto video files with PyNvVideoCodec installed, which then use "
+                                             "NVDEC at any size) and nvidia-cuda-mps-control is installed; see "
+                                             "pockit.pipeline.mps")
     max_wait_ms: float = Field(4.0, ge=0, description="longest wait for a batch to fill before inference")
     frame_slots: int | None = Field(None, ge=2, description="frame pool size (default: batch x 4 + streams, "
                                     "at least 72 MB (54 frames of 768x576) per decode process, capped at 1.5 GB)")

@@ -258,9 +258,10 @@ def test_nvdec_nv12_pipeline_matches_the_bgr_pipeline(weights, tud_campus, tmp_p
 
 def test_pockit_run_starts_cuda_mps_for_nvdec_decode_processes(weights, tud_campus, tmp_path):
     """``pockit run`` (its own process: MPS must start before the process's first CUDA context) with 4 NVDEC
-    cameras: a private MPS daemon is started (or run.json says why not), the NVDEC files go to decode processes
-    under it, every frame is analysed, the tracks are those of the same run with ``cuda_mps: false`` (NVDEC in
-    threads), and the daemon is gone after the process exits."""
+    cameras (``decoder: nvdec``, and the default ``decoder: auto``): a private MPS daemon is started (or run.json
+    says why not), the files go to NVDEC decode processes under it with NV12 slots, every frame is analysed, the
+    tracks are those of the same run with ``cuda_mps: false`` (NVDEC in threads), and the daemon is gone after the
+    process exits."""
     import subprocess
     import sys
     import time
@@ -272,10 +273,12 @@ def test_pockit_run_starts_cuda_mps_for_nvdec_decode_processes(weights, tud_camp
 
     video, n = _h264(tud_campus, tmp_path / "campus.mp4"), 60
     recs, tracks = {}, {}
-    for name, mode in (("mps", "auto"), ("off", False)):
+    nvdec = {"decoder": "nvdec", "nvdec_convert": "model"}
+    # "auto": no decoder option at all (a 576p / 480p file: CPU decode without MPS, NVDEC at any size under it)
+    for name, mode, opts in (("mps", "auto", nvdec), ("auto", "auto", {}), ("off", False, nvdec)):
         cfg = {"name": name,
-               "sources": [{"id": f"cam{i}", "uri": str(video), "max_frames": n,
-                            "options": {"decoder": "nvdec", "nvdec_convert": "model"}} for i in range(4)],
+               "sources": [{"id": f"cam{i}", "uri": str(video), "max_frames": n, "options": opts}
+                           for i in range(4)],
                "model": {"path": str(weights), "backend": "torch", "device": "cuda:0", "half": True, "batch": 8,
                          "conf": 0.3},
                "pipeline": {"cuda_mps": mode}}
@@ -289,12 +292,14 @@ def test_pockit_run_starts_cuda_mps_for_nvdec_decode_processes(weights, tud_camp
         recs[name] = json.loads((tmp_path / name / "run.json").read_text())
         assert sum(s["frames"] for s in recs[name]["sources"].values()) == 4 * n
         tracks[name] = read_mot(tmp_path / name / "tracks" / "cam0.txt")
-    got = recs["mps"]["pipeline"]["cuda_mps"]
-    if mps.control_binary() is None or mps.running_elsewhere():
-        assert got.startswith(("not available", "in use")), got
-    else:
+    for name in ("mps", "auto"):
+        got = recs[name]["pipeline"]["cuda_mps"]
+        if mps.control_binary() is None or mps.running_elsewhere():
+            assert got.startswith(("not available", "in use")), got
+            continue
         assert got.startswith("started ("), got
-        assert recs["mps"]["pipeline"]["decoders"]["processes"] >= 1  # NVDEC files in decode processes under MPS
+        assert recs[name]["pipeline"]["decoders"]["processes"] >= 1  # NVDEC files in decode processes under MPS
+        assert recs[name]["pipeline"]["nv12_streams"] == 4  # auto too: NVDEC at any size, NV12 slots
         pipe = got.split("(", 1)[1].split(")", 1)[0]
         for _ in range(50):  # the detached quit: the daemon goes once the run's process has
             if not os.path.exists(pipe):
@@ -303,6 +308,9 @@ def test_pockit_run_starts_cuda_mps_for_nvdec_decode_processes(weights, tud_camp
         assert not os.path.exists(pipe), f"the MPS daemon's directory {pipe} is still there"
     assert recs["off"]["pipeline"]["cuda_mps"].startswith("off")
     assert recs["off"]["pipeline"]["decoders"]["processes"] == 0  # without MPS, NVDEC stays in threads
-    a, b = tracks["mps"], tracks["off"]
-    boxes_a, boxes_b = sum(len(d) for d in a.values()), sum(len(d) for d in b.values())
-    assert boxes_b >= 3 * n and abs(boxes_a - boxes_b) <= 0.05 * boxes_b, (boxes_a, boxes_b)
+    b = tracks["off"]
+    boxes_b = sum(len(d) for d in b.values())
+    assert boxes_b >= 3 * n
+    for name in ("mps", "auto"):
+        boxes_a = sum(len(d) for d in tracks[name].values())
+        assert abs(boxes_a - boxes_b) <= 0.05 * boxes_b, (name, boxes_a, boxes_b)

@@ -52,7 +52,29 @@ def test_wants_mps_only_for_nvdec_decode_processes_on_cuda():
     assert mps.wants_mps(cfg(1), n_sources=64)[0]  # pockit bench repeats it to 64 streams
     assert mps.wants_mps(cfg(8, device="cpu")) == (False, "not needed: the model is not on a CUDA GPU")
     assert not mps.wants_mps(cfg(8, decoder="cpu"))[0]
-    assert not mps.wants_mps(cfg(8, decoder="auto"))[0]
+
+
+def test_wants_mps_for_auto_decoder_video_files_only_with_pynvvideocodec(monkeypatch):
+    real = mps.importlib.util.find_spec
+    have = {"PyNvVideoCodec": False}
+
+    def find_spec(name, *a):
+        if name in have:
+            return object() if have[name] else None
+        return real(name, *a)
+
+    monkeypatch.setattr(mps.importlib.util, "find_spec", find_spec)
+    assert mps.wants_mps(cfg(8, decoder="auto")) == (
+        False, "not needed: no source is decoded by NVDEC (decoder: nvdec, or auto with PyNvVideoCodec)")
+    have["PyNvVideoCodec"] = True
+    assert mps.wants_mps(cfg(8, decoder="auto")) == (
+        True, "NVDEC decode processes (8 video file(s) with decoder: auto, NVDEC at any size)")
+    assert not mps.wants_mps(cfg(3, decoder="auto"))[0]  # fewer than 4: decode threads, as before
+    assert mps.wants_mps(cfg(1, decoder="auto"), n_sources=32)[0]  # pockit bench: one file repeated
+    rtsp = parse_config({"sources": [{"id": f"c{i}", "uri": f"rtsp://cam{i}/s"} for i in range(8)],
+                         "model": {"path": "m.pt", "device": "cuda:0"}}, "<test>")
+    assert not mps.wants_mps(rtsp)[0]  # live cameras: never NVDEC's here
+    assert mps.auto_nvdec_sources(cfg(2, decoder="auto")) == ["c0", "c1"]
     assert not mps.wants_mps(cfg(8, decode_processes=False))[0]
     assert not mps.wants_mps(cfg(8, cuda_mps=False))[0]
     assert mps.wants_mps(cfg(1, device="cpu", cuda_mps=True))[0]  # asked for: tried
@@ -118,3 +140,35 @@ def test_probe_reports_a_missing_driver_instead_of_raising():
         pass
     ok, why = mps.probe(dict(os.environ))
     assert not ok and why.startswith("no libcuda")
+
+
+def test_under_mps_auto_decoder_files_ask_nvdec_at_any_size(monkeypatch, tmp_path):
+    """With the model on CUDA and MPS up, 4+ video files with decoder auto ask for NVDEC from 1 pixel (NV12 slots
+    unless the config says otherwise); without MPS the 1.5 MP threshold stays. (Here NVDEC is not installed:
+    the files then decode on the CPU either way.)"""
+    import cv2
+    import numpy as np
+
+    from pockit.pipeline.runner import NVDEC_AUTO_MIN_PIXELS, Pipeline
+
+    video = tmp_path / "v.mp4"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    for i in range(3):
+        w.write(np.full((48, 64, 3), i * 40, np.uint8))
+    w.release()
+    srcs = [{"id": f"c{i}", "uri": str(video)} for i in range(3)]
+    srcs.append({"id": "c3", "uri": str(video), "options": {"nvdec_convert": "cpu"}})
+
+    def opened(active, n=4):
+        monkeypatch.setattr(mps, "mps_active", lambda: active)
+        r = Pipeline.__new__(Pipeline)
+        r.cfg = parse_config({"sources": srcs[-n:], "model": {"path": "m.pt", "device": "cuda:0"}}, "<test>")
+        r.max_frames = None
+        streams = r._open_sources(on_cuda=True)
+        for st in streams:
+            st.source.close()
+        return [(st.open_kwargs["nvdec_min_pixels"], st.open_kwargs.get("nvdec_convert")) for st in streams]
+
+    assert opened(True) == [(1, "model")] * 3 + [(1, "cpu")]  # the config's own nvdec_convert kept
+    assert opened(False) == [(NVDEC_AUTO_MIN_PIXELS, None)] * 3 + [(NVDEC_AUTO_MIN_PIXELS, "cpu")]
+    assert opened(True, n=3) == [(NVDEC_AUTO_MIN_PIXELS, None)] * 2 + [(NVDEC_AUTO_MIN_PIXELS, "cpu")]

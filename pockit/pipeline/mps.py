@@ -7,10 +7,12 @@ twelfth session). Under MPS (Multi-Process Service) the contexts of every proces
 MPS server and their kernels run side by side.
 
 ``pipeline.cuda_mps``: ``auto`` (default) starts a private MPS control daemon for this run when the model is on
-a CUDA GPU, some file source is decoded by NVDEC in a decode process, ``nvidia-cuda-mps-control`` is installed
-and this process has not touched CUDA yet; ``true`` asks for it whenever it can be had (a warning says why not);
-``false`` never. A daemon someone already runs (``CUDA_MPS_PIPE_DIRECTORY`` set, or the default pipe
-directory present) is used as it is. The private daemon lives in a temporary pipe directory (no effect on other
+a CUDA GPU, file sources are decoded by NVDEC in decode processes (``decoder: nvdec``; or ``decoder: auto`` video
+files when PyNvVideoCodec is installed: under MPS those then decode on NVDEC at any frame size, their frames
+staying NV12 for the model unless ``nvdec_convert`` says otherwise), at least 4 sources (or
+``decode_processes: true``), ``nvidia-cuda-mps-control`` is installed and this process has not touched CUDA yet;
+``true`` asks for it whenever it can be had (a warning says why not); ``false`` never. A daemon someone already
+runs (``CUDA_MPS_PIPE_DIRECTORY`` set, or the default pipe directory present) is used as it is. The private daemon lives in a temporary pipe directory (no effect on other
 processes of the machine), is probed with a throw-away CUDA context before anything relies on it (a daemon that
 cannot serve clients is stopped and the run goes on without MPS) and is told to quit when this process exits
 (a detached shell: the daemon waits for its clients to finish, then its directory is removed). Jetson has no
@@ -22,6 +24,7 @@ What was used is in run.json (``pipeline.cuda_mps``).
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import logging
 import os
 import shutil
@@ -105,12 +108,24 @@ def wants_mps(cfg, n_sources: int | None = None) -> tuple[bool, str]:
         return False, "not needed: the model is not on a CUDA GPU"
     if cfg.pipeline.decode_processes is False:
         return False, "not needed: no decode processes (pipeline.decode_processes: false)"
-    nvdec = [sc.id for sc in cfg.sources if (sc.options or {}).get("decoder") == "nvdec"]
-    if not nvdec:
-        return False, "not needed: no source has decoder: nvdec"
     if cfg.pipeline.decode_processes is not True and (n_sources or len(cfg.sources)) < 4:
         return False, "not needed: fewer than 4 sources decode in this process's threads"
-    return True, f"NVDEC decode processes ({len(nvdec)} source(s) with decoder: nvdec)"
+    nvdec = [sc.id for sc in cfg.sources if (sc.options or {}).get("decoder") == "nvdec"]
+    if nvdec:
+        return True, f"NVDEC decode processes ({len(nvdec)} source(s) with decoder: nvdec)"
+    auto = auto_nvdec_sources(cfg)
+    if auto and importlib.util.find_spec("PyNvVideoCodec") is not None:
+        return True, f"NVDEC decode processes ({len(auto)} video file(s) with decoder: auto, NVDEC at any size)"
+    return False, "not needed: no source is decoded by NVDEC (decoder: nvdec, or auto with PyNvVideoCodec)"
+
+
+def auto_nvdec_sources(cfg) -> list[str]:
+    """Ids of the local video files whose ``decoder`` is auto: under MPS they decode on NVDEC at any frame size
+    (``Pipeline._open_sources``); without it only from NVDEC_AUTO_MIN_PIXELS up."""
+    from .runner import _is_video_file
+
+    return [sc.id for sc in cfg.sources
+            if (sc.options or {}).get("decoder", "auto") == "auto" and _is_video_file(str(sc.uri))]
 
 
 def _has_nvidia_gpu() -> bool:

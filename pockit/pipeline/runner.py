@@ -219,9 +219,17 @@ class Pipeline:
     # -- setup ---------------------------------------------------------------------------------
     def _open_sources(self, on_cuda: bool = False) -> list[_Stream]:
         """Open every source. With the model on CUDA, video files of >= NVDEC_AUTO_MIN_PIXELS whose ``decoder``
-        is auto decode on the GPU's NVDEC where PyNvVideoCodec is installed (see VideoFileSource)."""
+        is auto decode on the GPU's NVDEC where PyNvVideoCodec is installed (see VideoFileSource); under CUDA MPS
+        (:mod:`.mps`) with at least 4 of them, at any size, their frames NV12 in the pool for the model."""
         from ..sources import open_source
+        from .mps import auto_nvdec_sources, mps_active
 
+        # the decode processes' CUDA contexts share the GPU under MPS (started for this run when the config asked
+        # for NVDEC, pipeline.cuda_mps): then NVDEC carries more than CPU decode at 576p too (benchmarks/README.md,
+        # twelfth session: 82-83 % of the model alone at 64 streams against 62-70 % with CPU decode)
+        auto_any_size = (on_cuda and self.cfg.pipeline.cuda_mps is not False and mps_active()
+                         and self.cfg.pipeline.decode_processes is not False
+                         and (len(auto_nvdec_sources(self.cfg)) >= 4 or self.cfg.pipeline.decode_processes is True))
         streams = []
         try:
             for i, sc in enumerate(self.cfg.sources):
@@ -233,6 +241,9 @@ class Pipeline:
                           loop=sc.loop, resize=sc.resize, **sc.options)
                 if on_cuda and _is_video_file(uri) and "nvdec_min_pixels" not in kw:
                     kw["nvdec_min_pixels"] = NVDEC_AUTO_MIN_PIXELS
+                    if auto_any_size and kw.get("decoder", "auto") == "auto":
+                        kw["nvdec_min_pixels"] = 1  # NVDEC at any size: its decode processes run under MPS
+                        kw.setdefault("nvdec_convert", "model")  # NV12 slots (back to cpu for other detectors)
                 src = open_source(**kw)
                 st = _Stream(i, sc, src)
                 st.open_kwargs = kw  # a decode process reopens the source from these
@@ -335,7 +346,7 @@ class Pipeline:
             if not (asked or (every and opts.get("nvdec_convert") == "cpu")):
                 continue
             conv = "model" if ok else "cpu"
-            if asked and not ok:
+            if asked and not ok and "nvdec_convert" in (st.cfg.options or {}):  # asked by the config, not by auto
                 log.warning("source %s: nvdec_convert model needs a detector that takes NV12 frames (the torch "
                             "backend on CUDA, one model); converting on the CPU", st.cfg.id)
             opts["nvdec_convert"] = conv
