@@ -151,24 +151,34 @@ def test_under_mps_auto_decoder_files_ask_nvdec_at_any_size(monkeypatch, tmp_pat
 
     from pockit.pipeline.runner import NVDEC_AUTO_MIN_PIXELS, Pipeline
 
-    video = tmp_path / "v.mp4"
-    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    av = pytest.importorskip("av")
+    video, mp4v = tmp_path / "v.mp4", tmp_path / "mp4v.mp4"
+    with av.open(str(video), "w") as out:  # H.264, the codec NVDEC was measured on
+        st = out.add_stream("libx264", rate=10)
+        st.width, st.height, st.pix_fmt = 64, 48, "yuv420p"
+        for i in range(3):
+            out.mux(st.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 40, np.uint8), format="bgr24")))
+        out.mux(st.encode())
+    w = cv2.VideoWriter(str(mp4v), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
     for i in range(3):
         w.write(np.full((48, 64, 3), i * 40, np.uint8))
     w.release()
     srcs = [{"id": f"c{i}", "uri": str(video)} for i in range(3)]
     srcs.append({"id": "c3", "uri": str(video), "options": {"nvdec_convert": "cpu"}})
+    srcs.append({"id": "c4", "uri": str(mp4v)})
 
-    def opened(active, n=4):
+    def opened(active, n=5):
         monkeypatch.setattr(mps, "mps_active", lambda: active)
         r = Pipeline.__new__(Pipeline)
-        r.cfg = parse_config({"sources": srcs[-n:], "model": {"path": "m.pt", "device": "cuda:0"}}, "<test>")
+        r.cfg = parse_config({"sources": srcs[:n], "model": {"path": "m.pt", "device": "cuda:0"}}, "<test>")
         r.max_frames = None
         streams = r._open_sources(on_cuda=True)
         for st in streams:
             st.source.close()
         return [(st.open_kwargs["nvdec_min_pixels"], st.open_kwargs.get("nvdec_convert")) for st in streams]
 
-    assert opened(True) == [(1, "model")] * 3 + [(1, "cpu")]  # the config's own nvdec_convert kept
-    assert opened(False) == [(NVDEC_AUTO_MIN_PIXELS, None)] * 3 + [(NVDEC_AUTO_MIN_PIXELS, "cpu")]
-    assert opened(True, n=3) == [(NVDEC_AUTO_MIN_PIXELS, None)] * 2 + [(NVDEC_AUTO_MIN_PIXELS, "cpu")]
+    thr = NVDEC_AUTO_MIN_PIXELS
+    # the config's own nvdec_convert kept; an MPEG-4 part 2 file (not measured on NVDEC) keeps the threshold
+    assert opened(True) == [(1, "model")] * 3 + [(1, "cpu"), (thr, None)]
+    assert opened(False) == [(thr, None)] * 3 + [(thr, "cpu"), (thr, None)]
+    assert opened(True, n=3) == [(thr, None)] * 3  # fewer than 4 files: as before

@@ -8,16 +8,17 @@ MPS server and their kernels run side by side.
 
 ``pipeline.cuda_mps``: ``auto`` (default) starts a private MPS control daemon for this run when the model is on a
 CUDA GPU, file sources are decoded by NVDEC in decode processes (``decoder: nvdec``; or ``decoder: auto`` video
-files when PyNvVideoCodec is installed: under MPS those then decode on NVDEC at any frame size, their frames staying
-NV12 for the model unless ``nvdec_convert`` says otherwise), at least 4 sources (or ``decode_processes: true``),
-``nvidia-cuda-mps-control`` is installed and this process has not touched CUDA yet; ``true`` asks for it whenever it
-can be had (a warning says why not); ``false`` never. A daemon someone already runs (``CUDA_MPS_PIPE_DIRECTORY``
-set, or the default pipe directory present) is used as it is. The private daemon lives in a temporary pipe directory
-(no effect on other processes of the machine), is probed with a throw-away CUDA context before anything relies on it
-(a daemon that cannot serve clients is stopped and the run goes on without MPS) and is told to quit when this
-process exits (a detached shell: the daemon waits for its clients to finish, then its directory is removed). Jetson
-has no MPS: never started there. A run killed with SIGKILL leaves its daemon (``/tmp/pockit-mps-*``) running; ``echo
-quit | CUDA_MPS_PIPE_DIRECTORY=/tmp/pockit-mps-XXXX/pipe nvidia-cuda-mps-control`` stops it.
+files when PyNvVideoCodec is installed: under MPS those (H.264 / HEVC) then decode on NVDEC at any frame size, their
+frames staying NV12 for the model unless ``nvdec_convert`` says otherwise), at least 4 sources (or
+``decode_processes: true``), ``nvidia-cuda-mps-control`` is installed and this process has not touched CUDA yet;
+``true`` asks for it whenever it can be had (a warning says why not); ``false`` never. A daemon someone already runs
+(``CUDA_MPS_PIPE_DIRECTORY`` set, or the default pipe directory present) is used as it is. The private daemon lives
+in a temporary pipe directory (no effect on other processes of the machine), is probed with a throw-away CUDA
+context before anything relies on it (a daemon that cannot serve clients is stopped and the run goes on without MPS)
+and is told to quit when this process exits (a detached shell: the daemon waits for its clients to finish, then its
+directory is removed). Jetson has no MPS: never started there. A run killed with SIGKILL leaves its daemon
+(``/tmp/pockit-mps-*``) running; ``echo quit | CUDA_MPS_PIPE_DIRECTORY=/tmp/pockit-mps-XXXX/pipe
+nvidia-cuda-mps-control`` stops it.
 
 What was used is in run.json (``pipeline.cuda_mps``).
 """
