@@ -367,3 +367,20 @@ def test_gpu_summary_table_reads_old_and_new_bench_records(tmp_path, capsys):
     assert len(lines) == 2 and lines[0].endswith("| n/a | n/a / 9.5 | n/a | n/a |")
     assert lines[1].endswith("| 60 / 10 / 55 % | 13.5 / 9.5 | 8 / - / 486 / 6 / 47 / 101 | 30 / 44 / 10 % |")
     assert "| 67 % |" in lines[0]  # e2e / model-only of the recorded 64-stream run
+
+
+def test_bench_printout_says_whether_cuda_mps_ran():
+    """The terminal report names the MPS state when NVDEC decode processes were involved, and stays quiet when MPS
+    was not needed (every CPU run)."""
+    from rich.console import Console
+
+    from pockit.bench.report import print_bench
+
+    def out(state):
+        con = Console(record=True, width=200)
+        print_bench({"config": "x", "host": {"cpu": "c"}, "cases": [], "cuda_mps": state}, con)
+        return con.export_text()
+
+    assert "CUDA MPS: started (/tmp/p/pipe), for: NVDEC" in out("started (/tmp/p/pipe), for: NVDEC")
+    assert "CUDA MPS: not available: nvidia-cuda-mps-control" in out("not available: nvidia-cuda-mps-control is not")
+    assert "CUDA MPS" not in out("not needed: the model is not on a CUDA GPU")

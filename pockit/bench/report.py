@@ -87,6 +87,9 @@ def print_bench(record: dict[str, Any], console: Console | None = None) -> None:
     con.print(sizing_table(record))
     m = record.get("model", {})
     con.print(f"model: {m.get('path')} ({m.get('backend')}, imgsz {m.get('imgsz')}, providers {m.get('providers')})")
+    mps = record.get("cuda_mps")
+    if mps and not str(mps).startswith("not needed"):  # NVDEC decode processes: whether their contexts shared the GPU
+        con.print(f"CUDA MPS: {mps}")
     sz = record.get("sizing") or {}
     if sz.get("measured_on"):
         con.print(f"measured on: {sz['measured_on']}")
