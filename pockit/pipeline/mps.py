@@ -38,7 +38,6 @@ log = logging.getLogger("pockit.pipeline")
 
 CONTROL = "nvidia-cuda-mps-control"
 DEFAULT_PIPE_DIR = "/tmp/nvidia-mps"
-_ENV = ("CUDA_MPS_PIPE_DIRECTORY", "CUDA_MPS_LOG_DIRECTORY")
 
 #: a child process creating (and dropping) a CUDA context through the driver API, no torch needed
 _PROBE = r"""
