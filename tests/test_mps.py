@@ -152,7 +152,7 @@ def test_under_mps_auto_decoder_files_ask_nvdec_at_any_size(monkeypatch, tmp_pat
     from pockit.pipeline.runner import NVDEC_AUTO_MIN_PIXELS, Pipeline
 
     av = pytest.importorskip("av")
-    video, mp4v = tmp_path / "v.mp4", tmp_path / "mp4v.mp4"
+    video, mp4v = tmp_path / "v.mp4", tmp_path / "mp4v.mp4"  # H.264 and MPEG-4 part 2
     with av.open(str(video), "w") as out:  # H.264, the codec NVDEC was measured on
         st = out.add_stream("libx264", rate=10)
         st.width, st.height, st.pix_fmt = 64, 48, "yuv420p"
@@ -178,7 +178,8 @@ def test_under_mps_auto_decoder_files_ask_nvdec_at_any_size(monkeypatch, tmp_pat
         return [(st.open_kwargs["nvdec_min_pixels"], st.open_kwargs.get("nvdec_convert")) for st in streams]
 
     thr = NVDEC_AUTO_MIN_PIXELS
-    # the config's own nvdec_convert kept; an MPEG-4 part 2 file (not measured on NVDEC) keeps the threshold
-    assert opened(True) == [(1, "model")] * 3 + [(1, "cpu"), (thr, None)]
+    # the config's own nvdec_convert kept (the MPEG-4 part 2 file is then left on the CPU by the source's codec
+    # rule, test_sources.py)
+    assert opened(True) == [(1, "model")] * 3 + [(1, "cpu"), (1, "model")]
     assert opened(False) == [(thr, None)] * 3 + [(thr, "cpu"), (thr, None)]
     assert opened(True, n=3) == [(thr, None)] * 3  # fewer than 4 files: as before

@@ -434,22 +434,33 @@ def test_a_few_missing_last_frames_are_not_ended_early(tmp_path, mp4):
 
 
 def test_nvdec_auto_policy_large_frames_only_and_cpu_fallback(tmp_path, monkeypatch, caplog):
-    """decoder auto: NVDEC is tried only when nvdec_min_pixels is set (the pipeline sets it for a CUDA model) and
-    the frames are that large; NVDEC that is unavailable or cannot open the file leaves the CPU decoding it."""
+    """decoder auto: NVDEC is tried only when nvdec_min_pixels is set (the pipeline sets it for a CUDA model), the
+    frames are that large and the codec is H.264 / HEVC; NVDEC that is unavailable or cannot open the file leaves
+    the CPU decoding it."""
     import cv2
 
+    av = pytest.importorskip("av")
     from pockit.sources import nvdec as nv
     from pockit.sources.files import VideoFileSource
 
-    path = tmp_path / "big.avi"
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    path, mjpg = tmp_path / "big.mp4", tmp_path / "big.avi"
+    with av.open(str(path), "w") as out:  # H.264
+        st = out.add_stream("libx264", rate=25)
+        st.width, st.height, st.pix_fmt = 64, 48, "yuv420p"
+        for i in range(5):
+            out.mux(st.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 40, np.uint8), format="bgr24")))
+        out.mux(st.encode())
+    w = cv2.VideoWriter(str(mjpg), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
     for i in range(5):
         w.write(np.full((48, 64, 3), i * 40, np.uint8))
     w.release()
+    assert VideoFileSource(str(path))._probe_container() == (64 * 48, "h264")
+    assert VideoFileSource(str(mjpg))._probe_container() == (64 * 48, "mjpg")
     # no threshold (a CPU model) or frames smaller than it: the CPU, NVDEC never asked
     monkeypatch.setattr(nv, "nvdec_available", lambda: (_ for _ in ()).throw(AssertionError("asked")))
     assert VideoFileSource(str(path)).decoder == "cpu"
     assert VideoFileSource(str(path), nvdec_min_pixels=64 * 48 + 1).decoder == "cpu"
+    assert VideoFileSource(str(mjpg), nvdec_min_pixels=1).decoder == "cpu"  # a codec NVDEC was not measured on
     # large enough but NVDEC unavailable: the CPU, silently (auto)
     monkeypatch.setattr(nv, "nvdec_available", lambda: (False, "no CUDA device"))
     assert VideoFileSource(str(path), nvdec_min_pixels=64 * 48).decoder == "cpu"

@@ -220,8 +220,8 @@ class Pipeline:
     def _open_sources(self, on_cuda: bool = False) -> list[_Stream]:
         """Open every source. With the model on CUDA, video files of >= NVDEC_AUTO_MIN_PIXELS whose ``decoder``
         is auto decode on the GPU's NVDEC where PyNvVideoCodec is installed (see VideoFileSource); under CUDA MPS
-        (:mod:`.mps`) with at least 4 of them, H.264 / HEVC ones at any size, their frames NV12 in the pool for the
-        model."""
+        (:mod:`.mps`) with at least 4 of them, at any size (H.264 / HEVC: VideoFileSource), their frames NV12 in the
+        pool for the model."""
         from ..sources import open_source
         from .mps import auto_nvdec_sources, mps_active
 
@@ -242,7 +242,7 @@ class Pipeline:
                           loop=sc.loop, resize=sc.resize, **sc.options)
                 if on_cuda and _is_video_file(uri) and "nvdec_min_pixels" not in kw:
                     kw["nvdec_min_pixels"] = NVDEC_AUTO_MIN_PIXELS
-                    if auto_any_size and kw.get("decoder", "auto") == "auto" and _nvdec_measured_codec(uri):
+                    if auto_any_size and kw.get("decoder", "auto") == "auto":
                         kw["nvdec_min_pixels"] = 1  # NVDEC at any size: its decode processes run under MPS
                         kw.setdefault("nvdec_convert", "model")  # NV12 slots (back to cpu for other detectors)
                 src = open_source(**kw)
@@ -425,7 +425,8 @@ class Pipeline:
         names = dict(getattr(detector, "class_names", {}) or {})
         batch = max(1, int(cfg.model.batch))
         proc_decoded = self._process_decoded(streams)
-        all_nvdec = bool(proc_decoded) and all(getattr(st.source, "decoder", None) == "nvdec" for st in proc_decoded)
+        nvdec_proc = sum(getattr(st.source, "decoder", None) == "nvdec" for st in proc_decoded)
+        all_nvdec = bool(proc_decoded) and nvdec_proc == len(proc_decoded)
         # every stream NVDEC's, in decode processes: the decoders leave the host's cores to the workers
         n_workers = self._n_workers(len(streams), gpu_decoded=all_nvdec and len(proc_decoded) == len(streams))
         px = max((w * h for w, h in (st.source.size or st.source.native_size or (0, 0) for st in proc_decoded)),
@@ -433,8 +434,7 @@ class Pipeline:
         n_decode_procs = self._decode_threads(len(proc_decoded), nvdec=all_nvdec, pixels=px) if proc_decoded else 0
         pool = self._make_pool(streams, batch, on_cuda, processes=n_workers > 0 or bool(proc_decoded),
                                decode_procs=n_decode_procs,
-                               nvdec_proc_streams=sum(getattr(st.source, "decoder", None) == "nvdec"
-                                                      for st in proc_decoded))
+                               nvdec_proc_streams=nvdec_proc)
         if proc_decoded and pool.name is None:
             log.warning("decoding in threads: shared frame memory is unavailable")
             proc_decoded = []
@@ -893,23 +893,6 @@ def _is_video_file(uri) -> bool:
         return detect_kind(uri) == "video" and "://" not in str(uri)
     except Exception:
         return False
-
-
-#: codecs (OpenCV's FOURCC of the file) that NVDEC was measured on in the pipeline: H.264 (and HEVC, the other
-#: codec every NVDEC takes); auto picks NVDEC below NVDEC_AUTO_MIN_PIXELS, under MPS, only for these
-NVDEC_MEASURED_FOURCC = {"h264", "avc1", "x264", "hevc", "hev1", "hvc1", "h265"}
-
-
-def _nvdec_measured_codec(uri) -> bool:
-    """Is this video file H.264 / HEVC (the container's codec, nothing decoded)?"""
-    import cv2
-
-    cap = cv2.VideoCapture(str(uri), cv2.CAP_FFMPEG)
-    try:
-        code = int(cap.get(cv2.CAP_PROP_FOURCC) or 0)
-    finally:
-        cap.release()
-    return code.to_bytes(4, "little").decode("latin-1").lower() in NVDEC_MEASURED_FOURCC
 
 
 def _one_thread(st: _Stream) -> dict:

@@ -36,6 +36,11 @@ def fourcc_str(cap: Any) -> str:
 
 
 # ============================================================================================
+#: codecs (the container's FOURCC as OpenCV reads it) decoder auto sends to NVDEC: H.264, the codec NVDEC was
+#: measured on in the pipeline, and HEVC, the other one every NVDEC takes
+NVDEC_AUTO_CODECS = frozenset({"h264", "avc1", "x264", "hevc", "hev1", "hvc1", "h265"})
+
+
 class VideoFileSource(Source):
     """A video file (or an http(s) URL to one) decoded with OpenCV/FFmpeg.
 
@@ -119,10 +124,12 @@ class VideoFileSource(Source):
         """'nvdec' (GPU hardware decode, pockit.sources.nvdec) or 'cpu' (OpenCV/FFmpeg). Option ``decoder``:
         cpu; nvdec (an error if PyNvVideoCodec or CUDA is missing); auto (default): NVDEC when option
         ``nvdec_min_pixels`` is set (the pipeline sets it when the model runs on CUDA) and the file's frames have
-        at least that many pixels, PyNvVideoCodec is installed and a CUDA device is visible; else the CPU.
-        Measured on the lent H200 with 64 cameras (benchmarks/README.md): at 1920x1080 NVDEC carried 1,222
-        frames/s against 739 for CPU decode; at 768x576 it carried less (1,658 against 2,241), so small frames
-        stay on the CPU. ``nvdec_convert`` (cpu | gpu) is where NV12 becomes BGR (cpu measured faster)."""
+        at least that many pixels, the codec is one NVDEC was measured on (NVDEC_AUTO_CODECS: H.264, HEVC),
+        PyNvVideoCodec is installed and a CUDA device is visible; else the CPU. Measured on the lent H200 with 64
+        cameras (benchmarks/README.md): at 1920x1080 NVDEC carried 1,222 frames/s against 739 for CPU decode; at
+        768x576 in threads it carried less (1,658 against 2,241), so small frames stay on the CPU unless the
+        pipeline runs NVDEC's decode processes under CUDA MPS (it then sets the threshold to 1 pixel).
+        ``nvdec_convert`` (cpu | gpu | model) is where NV12 becomes BGR."""
         want = self.options["decoder"]
         if want not in ("auto", "cpu", "nvdec"):
             raise SourceError(f"{self.uri}: option decoder must be 'auto', 'cpu' or 'nvdec', got {want!r}")
@@ -133,7 +140,10 @@ class VideoFileSource(Source):
             return "cpu"
         if want == "auto":
             min_px = self.options["nvdec_min_pixels"]
-            if not min_px or self._probe_pixels() < float(min_px):
+            if not min_px:
+                return "cpu"
+            pixels, codec = self._probe_container()
+            if pixels < float(min_px) or codec not in NVDEC_AUTO_CODECS:
                 return "cpu"
         from .nvdec import nvdec_available
 
@@ -144,13 +154,16 @@ class VideoFileSource(Source):
             return "cpu"
         return "nvdec"
 
-    def _probe_pixels(self) -> int:
-        """Width x height the container announces (no frame decoded); 0 when unknown."""
+    def _probe_container(self) -> tuple[int, str]:
+        """(width x height, codec FOURCC in lower case) the container announces, no frame decoded; 0 / '' when
+        unknown."""
         cap = cv2.VideoCapture(self.uri, cv2.CAP_FFMPEG)
         try:
-            return int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0) * int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+            pixels = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0) * int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+            code = int(cap.get(cv2.CAP_PROP_FOURCC) or 0)
         finally:
             cap.release()
+        return pixels, code.to_bytes(4, "little").decode("latin-1").strip("\x00 ").lower()
 
     def _open(self, probe: bool = False):
         """The capture frames are read from; ``probe``: for reading the container's properties and first frame
