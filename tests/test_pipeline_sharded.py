@@ -598,8 +598,10 @@ def test_default_pool_gives_decode_processes_frame_memory_by_bytes(tmp_path):
         return pool.n, pool.n * pool.slot_bytes
 
     # streams NVDEC decodes in decode processes: NVDEC_PROC_SLOTS_PER_STREAM each (under the cap)
-    assert slots(64, (768, 576), 64, 3, nvdec=64)[0] == 64 * NVDEC_PROC_SLOTS_PER_STREAM == 960
-    assert slots(32, (768, 576), 32, 3, nvdec=32)[0] == 480
+    assert slots(32, (768, 576), 32, 3, nvdec=32)[0] == 32 * NVDEC_PROC_SLOTS_PER_STREAM == 640
+    assert slots(16, (768, 576), 32, 3, nvdec=16)[0] == 320
+    # 64 x 20 slots of 768x576 are over the 1.5 GB cap: as many as fit
+    assert slots(64, (768, 576), 64, 3, nvdec=64)[0] == int(1.5 * 2**30 // (768 * 576 * 3)) == 1213
     assert slots(64, (1920, 1080), 64, 8, nvdec=64)[0] == 258  # 1080p: the 1.5 GB cap
 
     assert slots(32, (768, 576), 32, 12)[0] == 12 * DECODE_PROC_SLOTS == 648  # was 160

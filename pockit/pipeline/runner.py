@@ -117,8 +117,10 @@ DECODE_PROC_SLOTS = 54
 DECODE_PROC_REF_BYTES = 768 * 576 * 3
 # NVDEC decode processes hold more frames a stream in flight (a round over their streams, sent as one message,
 # and NV12 copies from the GPU); under CUDA MPS, 64 streams of 768x576: 648 slots 3,268 frames/s (79 % of the model
-# alone), 972 slots 3,521 (85 %), same call (benchmarks/README.md, twelfth session)
-NVDEC_PROC_SLOTS_PER_STREAM = 15
+# alone), 972 slots 3,521 (85 %), same call (benchmarks/README.md, twelfth session); 32 streams at batch 32, 15 slots
+# a stream (480) 76-78 % in four runs, 20 (640) 78-87 %, median 87 % in five (thirteenth session; two more runs in a
+# slow spell of the host, 52 and 59 %). At 64 streams the 1.5 GB cap (1,213 slots) leaves slots free: 76-82 %
+NVDEC_PROC_SLOTS_PER_STREAM = 20
 # auto decode processes when NVDEC decodes every file they would serve: NVDEC_DECODE_PROCS for frames of 768x576,
 # in proportion to the frame's pixels above that, at most NVDEC_DECODE_PROCS_MAX. Measured on the lent H200 under
 # CUDA MPS (benchmarks/README.md, twelfth session): 64 streams of 768x576, 3 processes 78-83 % of the model alone,
