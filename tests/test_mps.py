@@ -183,3 +183,36 @@ def test_under_mps_auto_decoder_files_ask_nvdec_at_any_size(monkeypatch, tmp_pat
     assert opened(True) == [(1, "model")] * 3 + [(1, "cpu"), (1, "model")]
     assert opened(False) == [(thr, None)] * 3 + [(thr, "cpu"), (thr, None)]
     assert opened(True, n=3) == [(thr, None)] * 3  # fewer than 4 files: as before
+
+
+def test_daemons_left_by_killed_runs_are_stopped_before_a_new_one(fresh, fake_control, monkeypatch, tmp_path):
+    """A run killed with SIGKILL leaves its private daemon: the next run that starts one stops those whose owner
+    process is gone (or whose pid now belongs to another process) and removes their directories; it leaves
+    alone the daemons of runs still going and directories it cannot attribute."""
+    import subprocess
+
+    root = tmp_path / "tmp"
+    root.mkdir()
+    monkeypatch.setattr(mps.tempfile, "tempdir", str(root))
+    monkeypatch.setattr(mps, "probe", lambda env: (True, "ok"))
+    p = subprocess.Popen(["true"])
+    p.wait()
+    me = os.getpid()
+    owners = {"dead": f"{p.pid} 12345", "reused": f"{me} 1", "alive": f"{me} {mps._start_time(me)}", "unknown": None}
+    for name, owner in owners.items():
+        d = root / f"pockit-mps-{name}"
+        (d / "pipe").mkdir(parents=True)
+        (d / "pipe" / "control").touch()
+        if owner:
+            (d / "owner").write_text(owner + "\n")
+    got = mps.ensure_mps(cfg(8))
+    assert got.startswith("started (")
+    left = sorted(x.name for x in root.iterdir())
+    new = mps._state["daemon"].dir
+    assert left == sorted(["pockit-mps-alive", "pockit-mps-unknown", new.name])
+    calls = fake_control.read_text().splitlines()
+    assert calls[:2] == ["quit", "quit"] and calls[2].startswith("-d ")  # the two stale ones, then the new one
+    assert (new / "owner").read_text().split()[0] == str(me)  # a later run can tell whose it is
+    assert mps.reap_stale(mps.control_binary(), str(root)) == []  # the new one's owner runs: kept
+    mps._state["daemon"].stop(wait=True)
+    assert not new.exists()

@@ -16,9 +16,10 @@ frames staying NV12 for the model unless ``nvdec_convert`` says otherwise), at l
 in a temporary pipe directory (no effect on other processes of the machine), is probed with a throw-away CUDA
 context before anything relies on it (a daemon that cannot serve clients is stopped and the run goes on without MPS)
 and is told to quit when this process exits (a detached shell: the daemon waits for its clients to finish, then its
-directory is removed). Jetson has no MPS: never started there. A run killed with SIGKILL leaves its daemon
-(``/tmp/pockit-mps-*``) running; ``echo quit | CUDA_MPS_PIPE_DIRECTORY=/tmp/pockit-mps-XXXX/pipe
-nvidia-cuda-mps-control`` stops it.
+directory is removed). Jetson has no MPS: never started there. A run killed with SIGKILL (or by the OOM killer)
+leaves its daemon (``/tmp/pockit-mps-*``) running: the next run that starts one first stops the daemons whose owner
+process is gone (the directory's ``owner`` file: pid and start time) and removes their directories. By hand:
+``echo quit | CUDA_MPS_PIPE_DIRECTORY=/tmp/pockit-mps-XXXX/pipe nvidia-cuda-mps-control``.
 
 What was used is in run.json (``pipeline.cuda_mps``).
 """
@@ -143,12 +144,70 @@ def probe(env: dict | None = None, timeout: float = 60.0) -> tuple[bool, str]:
     return r.returncode == 0, (out[-1] if out else f"exit code {r.returncode}")
 
 
+DIR_PREFIX = "pockit-mps-"
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot, /proc/PID/stat field 22), or None when there is no such
+    process; "" where /proc cannot say (the process exists)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except OSError:  # another user's process: it exists
+        return ""
+    return ""
+
+
+def _owner_alive(owner: Path) -> bool:
+    """Is the process that wrote this ``owner`` file ("PID START") still the one running under that pid?"""
+    try:
+        pid_s, _, start = owner.read_text().strip().partition(" ")
+        pid = int(pid_s)
+    except (OSError, ValueError):
+        return True  # unreadable: leave it alone
+    now = _start_time(pid)
+    return now is not None and (not start or not now or now == start)
+
+
+def reap_stale(binary: str, root: str | None = None) -> list[str]:
+    """Stop the private daemons of earlier runs whose process is gone (killed with SIGKILL: no atexit ran) and
+    remove their directories; returns those directories. Directories without an ``owner`` file, or whose owner
+    still runs, are left alone."""
+    reaped = []
+    for d in sorted(Path(root or tempfile.gettempdir()).glob(DIR_PREFIX + "*")):
+        owner = d / "owner"
+        if not d.is_dir() or not owner.is_file() or _owner_alive(owner):
+            continue
+        pipe = d / "pipe"
+        if (pipe / "control").exists():
+            env = {**os.environ, "CUDA_MPS_PIPE_DIRECTORY": str(pipe), "CUDA_MPS_LOG_DIRECTORY": str(d / "log")}
+            try:  # its clients died with the run: quit returns at once
+                subprocess.run([binary], input="quit\n", env=env, capture_output=True, text=True, timeout=10,
+                               check=False)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                log.warning("CUDA MPS: the stale daemon in %s did not take 'quit': %s", d, e)
+                continue
+        shutil.rmtree(d, ignore_errors=True)
+        reaped.append(str(d))
+    if reaped:
+        log.warning("CUDA MPS: stopped %d daemon(s) left by runs that were killed: %s", len(reaped), ", ".join(reaped))
+    return reaped
+
+
 class MpsDaemon:
     """A private MPS control daemon (pipe and log directories of its own)."""
 
     def __init__(self, binary: str) -> None:
         self.binary = binary
-        self.dir = Path(tempfile.mkdtemp(prefix="pockit-mps-"))
+        self.dir = Path(tempfile.mkdtemp(prefix=DIR_PREFIX))
+        # who owns it: a later run stops it if this process dies without its atexit (SIGKILL)
+        (self.dir / "owner").write_text(f"{os.getpid()} {_start_time(os.getpid()) or ''}\n")
         self.env = {"CUDA_MPS_PIPE_DIRECTORY": str(self.dir / "pipe"),
                     "CUDA_MPS_LOG_DIRECTORY": str(self.dir / "log")}
         self._saved: dict[str, str | None] = {}
@@ -230,6 +289,7 @@ def ensure_mps(cfg, n_sources: int | None = None) -> str:
                "starts, or start the daemon before Python)")
         _warn_once(f"CUDA MPS {msg}")
         return msg
+    reap_stale(binary)
     daemon = MpsDaemon(binary)
     ok, what = daemon.start()
     if not ok:
