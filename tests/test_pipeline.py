@@ -217,6 +217,9 @@ def test_existing_run_is_not_overwritten_by_accident(tud_campus, tmp_path):
     pockit.run(cfg, run_dir=tmp_path / "run", detector=_Fake(), progress=False)
     with pytest.raises(FileExistsError, match="already holds a run"):
         pockit.run(cfg, run_dir=tmp_path / "run", detector=_Fake(), progress=False)
+    missing = {**cfg, "model": {"path": str(tmp_path / "not-there.onnx")}}
+    with pytest.raises(FileExistsError, match="already holds a run"):  # said before the model is looked for
+        pockit.run(missing, run_dir=tmp_path / "run", progress=False)
     s = pockit.run(cfg, run_dir=tmp_path / "run", detector=_Fake(), progress=False, overwrite=True)
     assert s.frames == 3
 

@@ -8,15 +8,25 @@ from ..config import PocConfig
 from ..paths import contained
 
 
+def holds_run(p: Path) -> bool:
+    return (p / "run.json").exists() or (p / "events.jsonl").exists()
+
+
+def refuse_existing_run(run_dir: str | Path | None, overwrite: bool = False) -> None:
+    """Raise when ``run_dir`` already holds a run and ``overwrite`` is off: checked when the run starts, before
+    the model loads (seconds to minutes), and again when the directory is made."""
+    if run_dir is not None and not overwrite and holds_run(Path(run_dir)):
+        raise FileExistsError(f"{run_dir} already holds a run (run.json/events.jsonl); choose another "
+                              "directory or pass overwrite=True (--overwrite) to replace it")
+
+
 def make_run_dir(cfg: PocConfig, run_dir: str | Path | None = None, overwrite: bool = False) -> Path:
     """The run directory: ``run_dir`` if given (an earlier run there is refused unless
     ``overwrite``), else ``outputs.dir/<run_name or name-time>`` made unique."""
     if run_dir is not None:
         p = Path(run_dir)
-        if (p / "run.json").exists() or (p / "events.jsonl").exists():
-            if not overwrite:
-                raise FileExistsError(f"{p} already holds a run (run.json/events.jsonl); choose another "
-                                      "directory or pass overwrite=True (--overwrite) to replace it")
+        if holds_run(p):
+            refuse_existing_run(p, overwrite)
             import shutil
 
             for sub in ("tracks", "snapshots", "clips", "video", "reference"):

@@ -402,7 +402,9 @@ class Pipeline:
 
         cfg = self.cfg
         from .mps import ensure_mps, mps_active
+        from .rundir import refuse_existing_run
 
+        refuse_existing_run(self.run_dir_arg, self.overwrite)  # before minutes of model loading, not after
         self.cuda_mps = ensure_mps(cfg)  # before this process's first CUDA context (the detector's)
         detector = self._load_detector()
         on_cuda = bool(getattr(detector, "is_cuda", False)) or str(cfg.model.device).startswith("cuda")
