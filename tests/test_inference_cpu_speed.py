@@ -198,6 +198,36 @@ def test_openvino_backend_equals_onnx_runtime(onnx_model, tud_frame, pets):
         load_detector(ModelConfig(path=str(onnx_model), backend="openvino", device="cuda:0"))
 
 
+@pytest.mark.skipif(not HAVE_OPENVINO, reason="openvino is not installed (pip install 'pockit[openvino]')")
+def test_openvino_two_requests_in_flight_give_the_detections_of_one(onnx_model, tud_frame, pets, shared_data):
+    """model.requests 2 on OpenVINO: the pipeline's launched calls run on a second, two-stream compilation of the
+    model, each request thread on an infer request of its own; the detections are those of one call at a time, at
+    every input size. FP32 (runs on any CPU) keeps one call at a time under requests auto; bf16 gets two."""
+    from pockit.inference import cpu_bf16
+    from pockit.inference.onnx_backend import physical_cores
+
+    one = load_detector(ModelConfig(path=str(onnx_model), backend="openvino", precision="fp32"))
+    assert one.requests == 1 and getattr(one, "launch", None) is None and one.info["requests"] == 1
+    two = load_detector(ModelConfig(path=str(onnx_model), backend="openvino", precision="fp32", requests=2))
+    assert two.requests == 2 and "streams:2" in two.providers
+    pets_frame = cv2.imread(str(sorted((pets / "img1").glob("*.jpg"))[30]))
+    kitti = cv2.imread(str(sorted((shared_data / "mot" / "KITTI-17" / "img1").glob("*.jpg"))[40]))
+    frames = [tud_frame, pets_frame, tud_frame, kitti, kitti, pets_frame]
+    handles = [two.launch([f]) for f in frames]  # all queued at once: two run side by side
+    got = [two.finish(h)[0] for h in handles]
+    for f, g in zip(frames, got):
+        ref = one.detect([f])[0]
+        assert len(ref) >= 1
+        assert min(_match(ref, g, 0.99)) >= 0.99
+        assert np.abs(np.sort(ref.scores) - np.sort(g.scores)).max() < 1e-3
+    assert sorted(set(two.input_shapes_used)) == [(352, 1088), (480, 640)]
+    assert min(_match(one.detect([kitti])[0], two.detect([kitti])[0], 0.99)) >= 0.99  # detect(): the latency model
+    two.close()
+    if cpu_bf16() and physical_cores() >= 2:
+        auto = load_detector(ModelConfig(path=str(onnx_model), backend="openvino", precision="bf16"))
+        assert auto.requests == 2 and auto.info["precision"] == "bf16"
+
+
 def test_auto_backend_and_precision(onnx_model):
     from pockit.inference import cpu_bf16
 
