@@ -228,6 +228,39 @@ def test_openvino_two_requests_in_flight_give_the_detections_of_one(onnx_model, 
         assert auto.requests == 2 and auto.info["precision"] == "bf16"
 
 
+_FIRST_CALLS_AT_ONCE = """
+import sys, cv2
+from pockit.config import ModelConfig
+from pockit.inference import load_detector
+d = load_detector(ModelConfig(path=sys.argv[1], backend="openvino", precision=sys.argv[3], requests=2))
+f = cv2.imread(sys.argv[2])
+handles = [d.launch([f]) for _ in range(4)]  # the request threads' very first calls, side by side
+print(sum(len(d.finish(h)[0]) for h in handles))
+"""
+
+
+@pytest.mark.skipif(not HAVE_OPENVINO, reason="openvino is not installed (pip install 'pockit[openvino]')")
+def test_openvino_requests_first_calls_side_by_side_do_not_hang(onnx_model, tud_campus):
+    """In a fresh process, the two request threads' first OpenVINO calls at the same time: they hung 2 runs in 18
+    (a lazy once-initialisation inside OpenVINO's Python module) until every infer request was made and run once
+    when the model is compiled. Eight fresh processes, each must finish."""
+    import subprocess
+    import sys
+
+    from pockit.inference import cpu_bf16
+
+    frame = str(sorted((tud_campus / "img1").glob("*.jpg"))[0])
+    precision = "bf16" if cpu_bf16() else "fp32"  # bf16: the CPU default where it hung
+    for i in range(8):
+        try:
+            r = subprocess.run([sys.executable, "-c", _FIRST_CALLS_AT_ONCE, str(onnx_model), frame, precision],
+                               capture_output=True, text=True, timeout=120, check=False)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"run {i}: two OpenVINO requests' first calls hung")
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert int(r.stdout.strip().splitlines()[-1]) >= 4
+
+
 def test_auto_backend_and_precision(onnx_model):
     from pockit.inference import cpu_bf16
 

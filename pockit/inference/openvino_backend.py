@@ -11,7 +11,7 @@ else float32. An INT8 (QDQ) ONNX from :func:`pockit.inference.quantize.quantize_
 from __future__ import annotations
 
 import logging
-import threading
+import queue
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +122,6 @@ class OpenVinoDetector(Detector):
         # 5 % (13.0-13.6 -> 13.7-14.1), so FP32 keeps one call at a time unless model.requests says otherwise
         bf16 = self.config["INFERENCE_PRECISION_HINT"] == "bf16"
         self.requests = self._resolve_requests(True) if bf16 or self._requests_arg not in (None, "auto") else 1
-        self._tls_ov = threading.local()  # .reqs: this request thread's infer request of each throughput model
         # per input size: (the latency model's infer request for detect(), the throughput model for the
         # pipeline's request threads or None)
         self._requests: dict[tuple[int, int] | None, tuple[Any, Any]] = {}
@@ -133,15 +132,33 @@ class OpenVinoDetector(Detector):
         self._finish_init()
 
     def _compile(self, model) -> tuple[Any, Any]:
+        """(the latency model's infer request, a queue of ``requests`` infer requests of the two-stream model or
+        None). Everything is made and run once here, on one thread (under the detector's lock for a new input
+        size): OpenVINO's Python module initialises parts of itself lazily under once-flags, and two request
+        threads getting to one at the same time hung (2 runs in 18 when their first calls were concurrent)."""
         try:
             latency = self.core.compile_model(model, "CPU", self.config).create_infer_request()
             tput = None
             if self.requests > 1:
-                tput = self.core.compile_model(model, "CPU", {
+                compiled = self.core.compile_model(model, "CPU", {
                     **self.config, "PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": self.requests})
+                tput = queue.SimpleQueue()
+                for _ in range(self.requests):
+                    req = compiled.create_infer_request()
+                    self._warm(req)
+                    tput.put(req)
+            self._warm(latency)
             return latency, tput
         except Exception as e:
             raise ValueError(f"{self.path}: OpenVINO cannot compile this model for the CPU: {e}") from e
+
+    @staticmethod
+    def _warm(req) -> None:
+        """One call on a blank input of the request's own shape (static shapes only)."""
+        t = req.get_input_tensor(0)
+        if all(d > 0 for d in t.shape):
+            res = req.infer({0: np.zeros(tuple(t.shape), np.float32)})
+            [np.array(res[o]) for o in req.model_outputs]
 
     def input_size_for(self, shapes) -> tuple[int, int]:
         return self._fixed_model_variant(super().input_size_for(shapes), self._requests,
@@ -151,15 +168,15 @@ class OpenVinoDetector(Detector):
         x = np.ascontiguousarray(batch, dtype=np.float32)
         key = tuple(x.shape[2:]) if self.input_hw else None
         latency, tput = self._requests.get(key) or self._requests[self.input_hw]
-        req = latency
-        if tput is not None and self.in_request():  # one of the pipeline's requests: a stream of its own
-            reqs = self._tls_ov.__dict__.setdefault("reqs", {})
-            ent = reqs.get(key)
-            if ent is None or ent[0] is not tput:  # first call of this thread at this size (or a reloaded variant)
-                ent = reqs[key] = (tput, tput.create_infer_request())
-            req = ent[1]
-        res = req.infer({0: x})
-        return [np.array(res[o]) for o in req.model_outputs]
+        if tput is None or not self.in_request():
+            res = latency.infer({0: x})
+            return [np.array(res[o]) for o in latency.model_outputs]
+        req = tput.get()  # one of the pipeline's requests: an infer request (a CPU stream) of its own
+        try:
+            res = req.infer({0: x})
+            return [np.array(res[o]) for o in req.model_outputs]
+        finally:
+            tput.put(req)
 
     @property
     def info(self) -> dict[str, Any]:
