@@ -155,10 +155,13 @@ class OpenVinoDetector(Detector):
     @staticmethod
     def _warm(req) -> None:
         """One call on a blank input of the request's own shape (static shapes only)."""
-        t = req.get_input_tensor(0)
-        if all(d > 0 for d in t.shape):
-            res = req.infer({0: np.zeros(tuple(t.shape), np.float32)})
-            [np.array(res[o]) for o in req.model_outputs]
+        try:
+            t = req.get_input_tensor(0)
+            if all(d > 0 for d in t.shape):
+                res = req.infer({0: np.zeros(tuple(t.shape), np.float32)})
+                [np.array(res[o]) for o in req.model_outputs]
+        except Exception as e:  # noqa: BLE001 - a warm-up only: the first real frame says what is wrong
+            log.debug("OpenVINO warm-up call failed: %s", e)
 
     def input_size_for(self, shapes) -> tuple[int, int]:
         return self._fixed_model_variant(super().input_size_for(shapes), self._requests,
