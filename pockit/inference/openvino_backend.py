@@ -133,9 +133,10 @@ class OpenVinoDetector(Detector):
 
     def _compile(self, model) -> tuple[Any, Any]:
         """(the latency model's infer request, a queue of ``requests`` infer requests of the two-stream model or
-        None). Everything is made and run once here, on one thread (under the detector's lock for a new input
-        size): OpenVINO's Python module initialises parts of itself lazily under once-flags, and two request
-        threads getting to one at the same time hung (2 runs in 18 when their first calls were concurrent)."""
+        None). With requests in flight, everything is made and run once here, on one thread (under the detector's
+        lock for a new input size): OpenVINO's Python module initialises parts of itself lazily under once-flags,
+        and two request threads getting to one at the same time hung (2 runs in 18 when their first calls were
+        concurrent)."""
         try:
             latency = self.core.compile_model(model, "CPU", self.config).create_infer_request()
             tput = None
@@ -147,7 +148,7 @@ class OpenVinoDetector(Detector):
                     req = compiled.create_infer_request()
                     self._warm(req)
                     tput.put(req)
-            self._warm(latency)
+                self._warm(latency)  # detect() may run beside the request threads
             return latency, tput
         except Exception as e:
             raise ValueError(f"{self.path}: OpenVINO cannot compile this model for the CPU: {e}") from e

@@ -19,7 +19,8 @@ and is told to quit when this process exits (a detached shell: the daemon waits 
 directory is removed). Jetson has no MPS: never started there. A run killed with SIGKILL (or by the OOM killer)
 leaves its daemon (``/tmp/pockit-mps-*``) running: the next run that starts one first stops the daemons whose owner
 process is gone (the directory's ``owner`` file: pid and start time) and removes their directories. By hand:
-``echo quit | CUDA_MPS_PIPE_DIRECTORY=/tmp/pockit-mps-XXXX/pipe nvidia-cuda-mps-control``.
+``echo quit | CUDA_MPS_PIPE_DIRECTORY=/tmp/pockit-mps-<suffix>/pipe nvidia-cuda-mps-control`` (the run.json's
+``pipeline.cuda_mps`` names the directory).
 
 What was used is in run.json (``pipeline.cuda_mps``).
 """

@@ -25,8 +25,8 @@ def make_run_dir(cfg: PocConfig, run_dir: str | Path | None = None, overwrite: b
     ``overwrite``), else ``outputs.dir/<run_name or name-time>`` made unique."""
     if run_dir is not None:
         p = Path(run_dir)
-        if holds_run(p):
-            refuse_existing_run(p, overwrite)
+        refuse_existing_run(p, overwrite)
+        if holds_run(p):  # overwrite: the earlier run's outputs go
             import shutil
 
             for sub in ("tracks", "snapshots", "clips", "video", "reference"):
