@@ -283,14 +283,36 @@ def test_resource_monitor_steady_cpu_is_the_mean_inside_the_window():
 
     mon = ResourceMonitor(interval=1.0, gpu=False, tegrastats=False)
     base = {"process_cpu_pct": 10.0, "process_rss_mb": 1.0, "system_mem_used_mb": 1.0}
-    for t, tree, sys_pct in ((0.0, 50.0, 5.0), (1.0, 900.0, 60.0), (2.0, 1100.0, 80.0), (3.0, 100.0, 10.0)):
-        mon.samples.append({**base, "t": t, "tm": 100.0 + t, "tree_cpu_pct": tree, "system_cpu_pct": sys_pct})
+    for t, tree, sys_pct, steal in ((0.0, 50.0, 5.0, 0.0), (1.0, 900.0, 60.0, 2.0), (2.0, 1100.0, 80.0, 6.0),
+                                    (3.0, 100.0, 10.0, 0.0)):
+        mon.samples.append({**base, "t": t, "tm": 100.0 + t, "tree_cpu_pct": tree, "system_cpu_pct": sys_pct,
+                            "system_steal_pct": steal})
     whole = mon.summary()
     assert "steady" not in whole["cpu"] and whole["cpu"]["tree_cores_busy_mean"] == pytest.approx(5.375)
+    assert whole["cpu"]["steal_pct_mean"] == 2.0 and whole["cpu"]["steal_pct_max"] == 6.0
     steady = mon.summary(window=(100.5, 102.5))["cpu"]["steady"]
-    assert steady == {"n_samples": 2, "tree_cores_busy_mean": pytest.approx(10.0), "system_pct_mean": 70.0}
+    assert steady == {"n_samples": 2, "tree_cores_busy_mean": pytest.approx(10.0), "system_pct_mean": 70.0,
+                      "steal_pct_mean": 4.0}
     assert mon.summary(window=(None, None))["cpu"].get("steady") is None
     assert mon.summary(window=(200.0, 300.0))["cpu"]["steady"]["tree_cores_busy_mean"] is None
+
+
+def test_resource_monitor_steal_is_the_share_of_all_cpu_time_since_the_last_sample(monkeypatch):
+    """system_steal_pct: the hypervisor's share of the host's CPU time between two samples; None where the OS
+    does not count steal time."""
+    import collections
+
+    from pockit.bench import monitors
+
+    T = collections.namedtuple("T", "user system idle steal")
+    seq = iter([T(100.0, 50.0, 800.0, 10.0), T(130.0, 60.0, 850.0, 20.0)])
+    monkeypatch.setattr(monitors.psutil, "cpu_times", lambda: next(seq))
+    mon = monitors.ResourceMonitor(interval=1.0, gpu=False, tegrastats=False)
+    assert mon._steal_pct() is None  # the first reading only primes it
+    assert mon._steal_pct() == pytest.approx(100.0 * 10.0 / 100.0)
+    U = collections.namedtuple("U", "user system idle")  # macOS, Windows: no steal counter
+    monkeypatch.setattr(monitors.psutil, "cpu_times", lambda: U(1.0, 1.0, 1.0))
+    assert mon._steal_pct() is None
 
 
 def _case(batch, streams, overlap, model_only=None, inference_ms=0.3):

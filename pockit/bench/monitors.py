@@ -253,6 +253,7 @@ class ResourceMonitor:
         self._t0 = time.perf_counter()
         self.proc.cpu_percent(None)  # prime the counters (first call returns 0)
         psutil.cpu_percent(None)
+        self._times = psutil.cpu_times()
         if self._want_gpu:
             self._nvml = _Nvml()
         if self._want_tegra:
@@ -294,12 +295,16 @@ class ResourceMonitor:
                 pcpu = self.proc.cpu_percent(None)
                 rss = self.proc.memory_info().rss / 2**20
             vm = psutil.virtual_memory()
+            steal = self._steal_pct()
             tcpu, trss, tpss, nproc = self._tree()
             s: dict[str, Any] = {
                 "t": time.perf_counter() - self._t0,
                 "tm": time.monotonic(),  # the pipeline's clock: which samples fall in its steady window
                 "process_cpu_pct": pcpu,
                 "system_cpu_pct": psutil.cpu_percent(None),
+                # the share of the host's CPU time the hypervisor gave to someone else (a VM's 'steal'): a run
+                # that is slower for no reason of its own shows it here (None where the OS does not count it)
+                "system_steal_pct": steal,
                 "process_rss_mb": rss,
                 "system_mem_used_mb": (vm.total - vm.available) / 2**20,
                 # this process and its children (decode, tracking/rules workers): CPU summed; memory as PSS
@@ -311,6 +316,15 @@ class ResourceMonitor:
             self.samples.append(s)
         except Exception as e:  # the monitor must never break the benchmark
             log.warning("resource sample failed: %s", e)
+
+    def _steal_pct(self) -> float | None:
+        """Percent of all cores' time stolen by the hypervisor since the last sample (Linux VMs count it)."""
+        now = psutil.cpu_times()
+        last, self._times = getattr(self, "_times", None), now
+        if last is None or not hasattr(now, "steal"):
+            return None
+        total = sum(now) - sum(last)
+        return 100.0 * max(0.0, now.steal - last.steal) / total if total > 0 else 0.0
 
     def _tree(self) -> tuple[float, float, float | None, int]:
         """CPU % and RSS of the children (recursive), and PSS of the whole tree (None where unreadable)."""
@@ -406,6 +420,8 @@ class ResourceMonitor:
                 "tree_cores_busy_mean": (mean_or_none(s.get("tree_cpu_pct") for s in S) or 0.0) / 100.0,
                 "system_pct_mean": mean_or_none(s["system_cpu_pct"] for s in S),
                 "system_pct_max": max_or_none(s["system_cpu_pct"] for s in S),
+                "steal_pct_mean": mean_or_none(s.get("system_steal_pct") for s in S),
+                "steal_pct_max": max_or_none(s.get("system_steal_pct") for s in S),
             },
             "memory": {
                 "process_rss_mb_mean": mean_or_none(s["process_rss_mb"] for s in S),
@@ -429,6 +445,7 @@ class ResourceMonitor:
                 "tree_cores_busy_mean": ((mean_or_none(x.get("tree_cpu_pct") for x in W) or 0.0) / 100.0
                                          if W else None),
                 "system_pct_mean": mean_or_none(x["system_cpu_pct"] for x in W),
+                "steal_pct_mean": mean_or_none(x.get("system_steal_pct") for x in W),
             }
         nv = self._nvml
         if nv is None:
