@@ -783,3 +783,35 @@ def test_limiting_stage_says_where_the_frames_wait_when_no_stage_is_saturated():
     assert limiting_stage(meters, 0.2) == limiting_stage(meters, 0.2, census={"samples": 0})  # no census: as before
     sat = {"finish": {"busy_frac": 0.95, "wait_frac": 0.0, "units": 1}}
     assert limiting_stage(sat, 0.0, census=census) == "finish (95% busy over 1 unit(s))"  # saturated: no remark
+
+
+def test_frames_message_round_trips_every_field_in_order():
+    """The finisher packs a shard's frames into one message (four arrays instead of three per frame); the worker
+    gets back exactly the tuples that went in: scalars, boxes, scores, class ids, extra data, NV12 flag, order."""
+    import pickle
+
+    from pockit.pipeline.streamwork import pack_frames, unpack_frames
+
+    rng = np.random.default_rng(0)
+    items = []
+    for i, k in enumerate((3, 0, 5, 1)):
+        data = {"kpt": rng.random((k, 2)).astype(np.float32)} if i == 2 else None
+        items.append((7 + i, 100 + i, 576, 768, 10**9 + i, 12.345678901 + i, 98765.4321 + i,
+                      rng.random((k, 4)).astype(np.float32), rng.random(k).astype(np.float32),
+                      rng.integers(0, 80, k).astype(np.int32), data, i % 2 == 1))
+    msg = pickle.loads(pickle.dumps(pack_frames(items), protocol=pickle.HIGHEST_PROTOCOL))
+    back = list(unpack_frames(msg))
+    assert len(back) == len(items)
+    for a, b in zip(items, back):
+        assert a[:7] == b[:7] and a[11] == b[11]
+        assert all(type(x) is int for x in b[:5])
+        np.testing.assert_array_equal(a[7], b[7])
+        np.testing.assert_array_equal(a[8], b[8])
+        np.testing.assert_array_equal(a[9], b[9])
+        assert b[7].dtype == np.float32 and b[9].dtype == np.int32 and b[7].shape == (len(a[8]), 4)
+        if a[10] is None:
+            assert b[10] is None
+        else:
+            np.testing.assert_array_equal(a[10]["kpt"], b[10]["kpt"])
+    empty = list(unpack_frames(pack_frames([items[1]])))
+    assert empty[0][7].shape == (0, 4) and empty[0][10] is None

@@ -202,3 +202,21 @@ def test_preprocess_takes_nv12_like_bgr(bgr_to_nv12):
     assert infos[0] == infos[1] == letterbox_geometry(96, 128, 640, 640)
     assert float((x[0] - x[1]).abs().max()) <= 2.0 / 255
     assert float((x[0] - x[2]).abs().max()) > 0.1  # a different frame does differ
+
+
+def test_preprocess_into_the_graph_input_buffer_equals_a_fresh_batch(bgr_to_nv12):
+    """launch() letterboxes straight into the CUDA graph's input buffer (``out=``): the batch there is the one a
+    fresh tensor gets, and a batch of another geometry refills the padding the previous one left."""
+    from pockit.inference.torch_backend import PAD_VALUE
+
+    det = TorchDetector(FixedHead(_raw(b=3)), device="cpu", half=False, batch=4, conf=0.3, imgsz=160)
+    buf = torch.zeros((4, 3, 160, 160))
+    wide = [torch.from_numpy(_scene(64, 128, s)) for s in (1, 2)]  # 160x80 inside: pad above and below
+    tall = [torch.from_numpy(bgr_to_nv12(_scene(128, 64, 3)))]  # NV12, 80x160 inside: pad left and right
+    for frames in (wide, tall, wide, wide):
+        ref, ref_infos = det.preprocess_gpu(frames)
+        got, infos = det.preprocess_gpu(frames, out=buf[: len(frames)])
+        assert infos == ref_infos and got.data_ptr() == buf.data_ptr()
+        assert torch.equal(got, ref), float((got - ref).abs().max())
+    # the tall frame's pixels above the wide frames were padding again once the wide frames came back
+    assert float(buf[0, :, :40, :].sub(PAD_VALUE / 255.0).abs().max()) == 0.0

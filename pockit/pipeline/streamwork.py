@@ -184,13 +184,49 @@ class StreamProcessor:
                 "last_index": self.last_index, "tracks": int(getattr(self.tracker, "total_tracks", 0) or 0)}
 
 
+def pack_frames(items: list[tuple]) -> tuple:
+    """One shard's frames of a batch -> one ``"frames"`` message for its worker.
+
+    ``items``: ``(stream, slot, h, w, index, timestamp, t_capture, xyxy, scores, class_ids, data|None, nv12)`` per
+    frame. The message carries the scalars as one list of tuples and the boxes, scores and class ids of all its
+    frames as three byte strings: pickling numpy arrays (~7 us each through multiprocessing's pickler) three times
+    a frame was the largest single user of the inference process's interpreter lock in a 32-stream GPU profile
+    (benchmarks/README.md, fourteenth session). Extra per-box arrays (``data``) are rare and travel per frame, as
+    they are."""
+    meta = [(it[0], it[1], it[2], it[3], it[4], it[5], it[6], bool(it[11]), len(it[8])) for it in items]
+    xyxy = b"".join([_raw(it[7], np.float32) for it in items])
+    scores = b"".join([_raw(it[8], np.float32) for it in items])
+    cls = b"".join([_raw(it[9], np.int32) for it in items])
+    data = [it[10] or None for it in items]
+    return ("frames", meta, xyxy, scores, cls, data if any(d is not None for d in data) else None)
+
+
+def _raw(a, dtype) -> bytes:
+    a = np.asarray(a)
+    return (a if a.dtype == dtype else a.astype(dtype)).tobytes()
+
+
+def unpack_frames(msg: tuple):
+    """A :func:`pack_frames` message -> the per-frame tuples it was made of, in order (each frame's arrays are views
+    of one writable array per field)."""
+    _, meta, xyxy, scores, cls, data = msg
+    xyxy = np.frombuffer(xyxy, np.float32).reshape(-1, 4).copy()
+    scores = np.frombuffer(scores, np.float32).copy()
+    cls = np.frombuffer(cls, np.int32).copy()
+    off = 0
+    for i, (s, slot, h, w, index, ts, tcap, nv12, k) in enumerate(meta):
+        yield (s, slot, h, w, index, ts, tcap, xyxy[off:off + k], scores[off:off + k], cls[off:off + k],
+               data[i] if data is not None else None, nv12)
+        off += k
+
+
 def worker_loop(wid: int, cfg_data: dict, base_dir: str | None, specs: list[StreamSpec], run_dir: str,
                 class_names: dict[int, str], pool_name: str | None, slot_bytes: int, inq, outq,
                 pool_buf: np.ndarray | None = None, in_process: bool = False) -> None:
     """Run the streams ``specs`` from ``inq`` until ``None``; results go to ``outq``.
 
-    Messages in: ``("frames", [(stream, slot, h, w, index, ts, t_capture, xyxy, scores, class_ids, data|None,
-    nv12), ...])`` (``nv12``: the slot holds the frame as NV12, made BGR only when asked, :class:`Nv12Frame`),
+    Messages in: ``("frames", ...)`` made by :func:`pack_frames` (read back with :func:`unpack_frames`; ``nv12``: the
+    slot holds the frame as NV12, made BGR only when asked, :class:`Nv12Frame`),
     ``("end", stream)``, ``None`` (shut down). Messages out: ``("done", wid, slots, frames_per_stream,
     events, latencies, busy_s)`` with events as ``(stream, event_dict, t_capture)``, ``("final", wid, stream,
     summary)``, ``("error", wid, stream, message)``, ``("bye", wid, timer_export, busy_s)``.
@@ -238,7 +274,7 @@ def worker_loop(wid: int, cfg_data: dict, base_dir: str | None, specs: list[Stre
                 continue
             t0 = time.perf_counter()
             slots, counts, events, lats = [], {}, [], []
-            for s, slot, h, w, index, ts, tcap, xyxy, scores, cls, data, nv12 in msg[1]:
+            for s, slot, h, w, index, ts, tcap, xyxy, scores, cls, data, nv12 in unpack_frames(msg):
                 slots.append(slot)
                 p = procs.get(s)
                 if p is None or s in failed:

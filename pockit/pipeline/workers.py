@@ -16,7 +16,7 @@ import time
 from typing import Any, Callable
 
 from .channels import Receiver, Sender
-from .streamwork import StreamSpec, worker_loop
+from .streamwork import StreamSpec, pack_frames, worker_loop
 
 log = logging.getLogger("pockit.pipeline")
 
@@ -81,7 +81,7 @@ class WorkerPool:
                     orphans.extend(it[1] for it in items)
                     continue
                 sh.outstanding.update(it[1] for it in items)
-                sh.inq.put(("frames", items))
+                sh.inq.put(pack_frames(items))
         return orphans
 
     def outstanding(self) -> int:
