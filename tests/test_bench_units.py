@@ -406,3 +406,15 @@ def test_bench_printout_says_whether_cuda_mps_ran():
     assert "CUDA MPS: started (/tmp/p/pipe), for: NVDEC" in out("started (/tmp/p/pipe), for: NVDEC")
     assert "CUDA MPS: not available: nvidia-cuda-mps-control" in out("not available: nvidia-cuda-mps-control is not")
     assert "CUDA MPS" not in out("not needed: the model is not on a CUDA GPU")
+
+
+def test_steal_note_names_the_case_and_the_share_taken():
+    from pockit.bench.runner import steal_note
+
+    quiet = {"cpu": {"logical_cores": 16, "steal_pct_mean": 3.0, "steady": {"steal_pct_mean": 0.04}}}
+    assert steal_note(quiet, 32, 32) is None  # the steady window decides, not the whole run's mean
+    busy = {"cpu": {"logical_cores": 16, "steal_pct_mean": 4.0, "steady": {"steal_pct_mean": 5.26}}}
+    note = steal_note(busy, 32, 64)
+    assert "batch 32, 64 streams" in note and "5.3 %" in note and "0.8 of 16 cores" in note
+    assert steal_note({"cpu": {"logical_cores": 2}}, 1, 1) is None  # not counted (not Linux): no note
+    assert "2.0 %" in steal_note({"cpu": {"logical_cores": 2, "steal_pct_mean": 2.0}}, 1, 1)

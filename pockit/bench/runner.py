@@ -46,6 +46,25 @@ def bench_config(model: str, source: str, *, imgsz: int = 640, device: str = "cp
     return parse_config(data, "<pockit bench --model/--source>")
 
 
+#: steal time (percent of all cores' time, steady window) from which a case's figures are said to be the host's
+STEAL_NOTE_PCT = 1.0
+
+
+def steal_note(resources: dict, batch: int, streams: int) -> str | None:
+    """A note when the hypervisor took a noticeable share of the host's CPU during a case's steady window (on the
+    lent H200: 81 % of model-only at 0.04 % steal, 62-68 % at 4.5-5.3 %, same host, same hour)."""
+    cpu = resources.get("cpu") or {}
+    steal = (cpu.get("steady") or {}).get("steal_pct_mean")
+    if steal is None:
+        steal = cpu.get("steal_pct_mean")
+    if steal is None or steal < STEAL_NOTE_PCT:
+        return None
+    cores = steal / 100.0 * (cpu.get("logical_cores") or 1)
+    return (f"batch {batch}, {streams} streams: the hypervisor took {steal:.1f} % of the host's CPU time while it "
+            f"ran (about {cores:.1f} of {cpu.get('logical_cores')} cores): its figures are lower than this host "
+            "gives when no one else is using it; run it again")
+
+
 def _case_config(cfg: PocConfig, batch: int, streams: int, out_dir: Path) -> PocConfig:
     """The config with ``model.batch = batch`` and the source list repeated cyclically to ``streams`` sources."""
     data = cfg.model_dump(mode="json")
@@ -210,6 +229,10 @@ def run_bench(config: str | Path | dict | PocConfig | None = None, *, model: str
                 except Exception as e:  # measured where it can be; said where not
                     notes.append(f"model-only at batch {b} not measured: {type(e).__name__}: {e}")
             e2e = summ.pipeline.get("steady_fps") or summ.fps
+            resources = mon.summary(window=getattr(pipe, "steady_window", None))
+            stolen = steal_note(resources, b, n)
+            if stolen:
+                notes.append(stolen)
             cases.append({
                 "batch": b,
                 "streams": n,
@@ -229,7 +252,7 @@ def run_bench(config: str | Path | dict | PocConfig | None = None, *, model: str
                 "model_chunk": chunk,
                 "resolution": [srcs[0].width, srcs[0].height] if srcs and srcs[0].width else None,
                 "source_fps": srcs[0].fps if srcs else None,
-                "resources": mon.summary(window=getattr(pipe, "steady_window", None)),
+                "resources": resources,
                 "memory_timeline": memory_timeline(mon.samples),
                 "run_dir": summ.run_dir,
                 "errors": summ.errors,
