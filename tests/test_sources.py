@@ -127,6 +127,64 @@ def test_video_loop_continues_index_and_time(mp4):
     assert level(frames[31].image) == 1
 
 
+class _Rewindable:
+    """An OpenCV capture that can start over (as NVDEC's does with reconfigure_decoder); counts the opens."""
+
+    opens = 0
+
+    def __init__(self, uri, how="ok"):
+        self.cap, self.how, self.rewinds, self.released = cv2.VideoCapture(str(uri)), how, 0, False
+        type(self).opens += 1
+
+    def isOpened(self):  # noqa: N802 - OpenCV's name
+        return self.cap.isOpened()
+
+    def read(self, image=None):
+        return self.cap.read()
+
+    def grab(self):
+        return self.cap.grab()
+
+    def get(self, prop):
+        return self.cap.get(prop)
+
+    def set(self, prop, value):
+        return self.cap.set(prop, value)
+
+    def release(self):
+        self.released = True
+        self.cap.release()
+
+    def rewind(self):
+        self.rewinds += 1
+        if self.how == "raise":
+            raise RuntimeError("decoder gone")
+        return self.how == "ok" and self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+
+
+@pytest.mark.parametrize("how, opens", [("ok", 1), ("no", 3), ("raise", 3)])
+def test_video_loop_rewinds_the_capture_instead_of_opening_it_again(mp4, how, opens):
+    """A looped file whose capture can start over (NVDEC) plays every pass on it: one open, not one a pass;
+    frames, indices and timestamps as with a new capture a pass. A capture that cannot (or fails to) is
+    released and the file opened again."""
+    made = []
+
+    def factory(uri):
+        made.append(_Rewindable(uri, how))
+        return made[-1]
+
+    src = open_source(mp4, loop=True, max_frames=65, capture_factory=factory)
+    n0 = len(made)  # the probe at open
+    frames = list(src)
+    assert [f.index for f in frames] == list(range(65))
+    assert [f.timestamp for f in frames] == pytest.approx([i / FPS for i in range(65)], abs=1e-6)
+    assert [f.meta["file_index"] for f in frames[28:33]] == [28, 29, 0, 1, 2]
+    assert [level(f.image) for f in frames[58:65]] == [28, 29, 0, 1, 2, 3, 4]
+    assert len(made) - n0 == opens
+    assert all(c.released for c in made)
+    assert sum(c.rewinds for c in made) == 2  # asked at the end of the first two passes
+
+
 def test_video_resize(mp4):
     src = open_source(mp4, resize=(48, 32), max_frames=2)
     assert src.size == (48, 32) and src.native_size == (W, H)
@@ -521,3 +579,31 @@ def test_pipeline_asks_for_nvdec_only_with_a_cuda_model(tmp_path, monkeypatch):
     assert gpu[0].open_kwargs["nvdec_min_pixels"] == rn.NVDEC_AUTO_MIN_PIXELS and gpu[0].source.decoder == "cpu"
     for st in cpu + gpu:
         st.source.close()
+
+
+def test_nvdec_rewind_restarts_the_same_decoder(monkeypatch):
+    """NvdecCapture.rewind (no GPU here: the decoder is a stand-in): the ThreadedDecoder is reconfigured on the same
+    file from frame 0 and the capture's position and buffers start over; without reconfigure_decoder, after
+    release, or with POCKIT_NVDEC_REWIND=0 it says no (the file source then opens the file again)."""
+    from pockit.sources.nvdec import NvdecCapture
+
+    class Dec:
+        def __init__(self):
+            self.calls = []
+
+        def reconfigure_decoder(self, path, start):
+            self.calls.append((path, start))
+
+    cap = object.__new__(NvdecCapture)
+    cap.path, cap._dec, cap._open = "/v/cam.mp4", Dec(), True
+    cap._gpu, cap._raw, cap._next, cap._pos, cap._eof = object(), [object()], 5, 800, True
+    assert cap.rewind() is True
+    assert cap._dec.calls == [("/v/cam.mp4", 0)]
+    assert (cap._gpu, cap._raw, cap._next, cap._pos, cap._eof) == (None, [], 0, 0, False)
+    monkeypatch.setenv("POCKIT_NVDEC_REWIND", "0")
+    assert cap.rewind() is False and len(cap._dec.calls) == 1
+    monkeypatch.delenv("POCKIT_NVDEC_REWIND")
+    cap._dec = object()  # an older PyNvVideoCodec without the method
+    assert cap.rewind() is False
+    cap._dec, cap._open = Dec(), False  # released
+    assert cap.rewind() is False and cap._dec.calls == []

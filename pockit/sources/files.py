@@ -252,13 +252,29 @@ class VideoFileSource(Source):
                 pass
         return cap.read()
 
+    def _rewind(self, cap) -> bool:
+        """A looped file's next pass on the same capture, when it can start over (NVDEC: the decoder restarts
+        instead of a new one being made, ~225 ms during which a decode process's other streams waited); else
+        False and the next pass opens the file anew."""
+        rewind = getattr(cap, "rewind", None)
+        if rewind is None:
+            return False
+        try:
+            return bool(rewind())
+        except Exception as e:  # the capture could not start over: a new one
+            log.info("%s: could not rewind (%s: %s); opening it again", self.uri, type(e).__name__, e)
+            return False
+
     def _frames(self) -> Iterator[tuple[np.ndarray, int, float, dict]]:
         idx_off, t_off, passes = 0, 0.0, 0
         retries = int(self.options["corrupt_retries"])
+        cap = None
         while True:
-            cap = self._open()
+            if cap is None:
+                cap = self._open()
             read_this_pass = 0
             last_ok = -1
+            again = False  # the same capture plays the next pass (rewound)
             try:
                 index = self._seek(cap)
                 prev_ts: float | None = None
@@ -291,10 +307,15 @@ class VideoFileSource(Source):
                     last_ok = index
                     yield img, idx_off + index, t_off + ts, meta
                     index += 1
+                if self.loop and not self._closed and read_this_pass:
+                    again = self._rewind(cap)
             finally:
-                cap.release()
+                if not again:
+                    cap.release()
             if not self.loop or self._closed or read_this_pass == 0:
                 return
+            if not again:
+                cap = None
             passes += 1
             idx_off += last_ok + 1 - self.start_frame
             t_off += (prev_ts or 0.0) + 1.0 / self.fps - self.start_frame / self.fps

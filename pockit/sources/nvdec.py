@@ -251,6 +251,25 @@ class NvdecCapture:
             return True
         return False  # no seeking: the file source decodes up to its start frame instead
 
+    def rewind(self) -> bool:
+        """Start the file again from its first frame on this decoder (a looped file's next pass).
+
+        PyNvVideoCodec's ``reconfigure_decoder`` restarts the ThreadedDecoder on a decoder from its cache instead
+        of a new CUVID parser, decoder and surface pool: making a new one took ~225 ms on the lent H200, and while
+        it did, the decode process's other streams waited (benchmarks/README.md, fourteenth GPU session). False
+        (the caller opens the file anew) without that method or with ``POCKIT_NVDEC_REWIND=0``. Not yet run on a
+        GPU: written after the session's device time was spent; its failure falls back to opening anew."""
+        import os
+
+        if (not self._open or os.environ.get("POCKIT_NVDEC_REWIND") == "0"
+                or not hasattr(self._dec, "reconfigure_decoder")):
+            return False
+        self._gpu, self._raw = None, []  # the previous pass's frames live in the decoder's buffers: let go first
+        self._dec.reconfigure_decoder(self.path, 0)
+        self._next = self._pos = 0
+        self._eof = False
+        return True
+
     def release(self) -> None:
         if self._open:
             self._open = False
