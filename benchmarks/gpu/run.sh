@@ -49,6 +49,12 @@ for s in 32 64; do
   [[ ${NVDEC:-1} == 1 ]] && pk bench $g/pets576_nvdec_mps.yaml --device "$dev" $half --batch "$s" --streams "$s" \
      --max-frames "$(( s == 32 ? 1600 : 1200 ))" -o "$out/s${s}_steady_nvdec_mps.json" --no-progress
 done
+# one pass of the 800-frame file at the defaults (decoder: auto -> NVDEC decode processes under pockit's MPS where
+# they exist): no loop reopen inside the measured window (fourteenth session: 91 % / 86 % of model-only)
+for s in 32 64; do
+  pk bench $g/pets576_loop.yaml --device "$dev" $half --batch "$s" --streams "$s" --max-frames 800 \
+     -o "$out/s${s}_onepass_default.json" --no-progress
+done
 # 64 x 1080p at the cameras' own 25 fps: frames dropped when behind, and the limiting stage. pets1080.yaml leaves
 # the decoder to `auto` (NVDEC at 1080p with a CUDA model when PyNvVideoCodec is installed), pets1080_cpu.yaml
 # decodes on the CPU
