@@ -159,14 +159,16 @@ class _Rewindable:
         self.rewinds += 1
         if self.how == "raise":
             raise RuntimeError("decoder gone")
+        if self.how == "empty":  # says it started over, then gives nothing
+            return True
         return self.how == "ok" and self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
 
 
-@pytest.mark.parametrize("how, opens", [("ok", 1), ("no", 3), ("raise", 3)])
+@pytest.mark.parametrize("how, opens", [("ok", 1), ("no", 3), ("raise", 3), ("empty", 3)])
 def test_video_loop_rewinds_the_capture_instead_of_opening_it_again(mp4, how, opens):
     """A looped file whose capture can start over (NVDEC) plays every pass on it: one open, not one a pass;
     frames, indices and timestamps as with a new capture a pass. A capture that cannot (or fails to) is
-    released and the file opened again."""
+    released and the file opened again; so is one that says it started over and then gives no frame."""
     made = []
 
     def factory(uri):
@@ -183,6 +185,7 @@ def test_video_loop_rewinds_the_capture_instead_of_opening_it_again(mp4, how, op
     assert len(made) - n0 == opens
     assert all(c.released for c in made)
     assert sum(c.rewinds for c in made) == 2  # asked at the end of the first two passes
+    assert "ended_early" not in src.stats or not src.stats["ended_early"]  # an empty rewound pass is not an end
 
 
 def test_video_resize(mp4):

@@ -269,12 +269,13 @@ class VideoFileSource(Source):
         idx_off, t_off, passes = 0, 0.0, 0
         retries = int(self.options["corrupt_retries"])
         cap = None
+        again = False  # the same capture plays the next pass (rewound)
         while True:
             if cap is None:
                 cap = self._open()
+            rewound, again = again, False
             read_this_pass = 0
             last_ok = -1
-            again = False  # the same capture plays the next pass (rewound)
             try:
                 index = self._seek(cap)
                 prev_ts: float | None = None
@@ -285,7 +286,8 @@ class VideoFileSource(Source):
                         failed.append(index)
                         index += 1
                         if (self.frame_count is None or index >= self.frame_count or len(failed) > retries):
-                            self._check_end(failed[0], read_this_pass)
+                            if not (rewound and read_this_pass == 0):  # else opened anew below
+                                self._check_end(failed[0], read_this_pass)
                             break
                         continue
                     if failed:
@@ -312,6 +314,10 @@ class VideoFileSource(Source):
             finally:
                 if not again:
                     cap.release()
+            if rewound and read_this_pass == 0 and not self._closed:  # it said it started over, but gave nothing
+                log.warning("%s: no frame after rewinding its decoder; opening the file again", self.uri)
+                cap = None
+                continue
             if not self.loop or self._closed or read_this_pass == 0:
                 return
             if not again:
