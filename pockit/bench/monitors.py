@@ -245,6 +245,7 @@ class ResourceMonitor:
         self._tegra_reason = "disabled"
         self._nvml: _Nvml | None = None
         self._t0 = 0.0
+        self._times = None  # the host's CPU times at the last sample (steal time between samples)
         self.cores = psutil.cpu_count(logical=True) or 1
         self.physical_cores = psutil.cpu_count(logical=False) or self.cores
 
@@ -320,7 +321,7 @@ class ResourceMonitor:
     def _steal_pct(self) -> float | None:
         """Percent of all cores' time stolen by the hypervisor since the last sample (Linux VMs count it)."""
         now = psutil.cpu_times()
-        last, self._times = getattr(self, "_times", None), now
+        last, self._times = self._times, now
         if last is None or not hasattr(now, "steal"):
             return None
         total = sum(now) - sum(last)

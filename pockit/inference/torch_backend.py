@@ -250,7 +250,6 @@ class TorchDetector:
         self._graph_keep: list = []  # tensors the captured graphs read (the head's anchors at each size)
         self._static_in = None
         self._static_out = None
-        self._out_sig: dict[int, tuple] = {}  # preprocess_gpu(out=...): the letterbox geometry last written there
         self._copy_stream = torch.cuda.Stream(self.device) if self.is_cuda else None
         self._post_stream = None
         self._pinned: dict[tuple, Any] = {}
@@ -289,7 +288,6 @@ class TorchDetector:
                 size = next(k for k in self._graphs if k >= b)  # the smallest captured batch that fits
                 if x.data_ptr() != self._static_in.data_ptr():  # else preprocess_gpu wrote the batch there
                     self._static_in[:b].copy_(x)
-                    self._out_sig.pop(self._static_in.data_ptr(), None)
                 g, out = self._graphs[size]
                 g.replay()
                 return out[:b]
@@ -441,8 +439,7 @@ class TorchDetector:
         RGB letterboxed batch + per-frame info.
 
         ``out``: a (B, 3, H, W) tensor of the model's dtype and layout to write the batch into (the CUDA graph's
-        own input buffer: no copy of the batch into it afterwards). Its padding is refilled only when the
-        letterbox geometry differs from the last batch written into it (:attr:`_out_sig`)."""
+        own input buffer: no channels-last copy and no copy of the batch into it afterwards)."""
         torch = self.torch
         import torch.nn.functional as F
 
@@ -458,11 +455,7 @@ class TorchDetector:
         if out is None:
             x = torch.full((b, 3, th, tw), PAD_VALUE / 255.0, device=self.device, dtype=self.dtype)
         else:
-            x = out
-            sig = (b, tuple((i.ratio, i.pad) for i in infos))
-            if self._out_sig.get(out.data_ptr()) != sig:  # new geometry: the padding around the frames is stale
-                x.fill_(PAD_VALUE / 255.0)
-                self._out_sig[out.data_ptr()] = sig
+            x = out.fill_(PAD_VALUE / 255.0)
         for (h, w, nv12), idx in groups.items():
             info = infos[idx[0]]
             nh, nw = round(h * info.ratio), round(w * info.ratio)
