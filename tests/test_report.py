@@ -373,6 +373,25 @@ def test_run_environment_records_machine_and_real_versions():
     assert machine_rows({"versions": {}}) is None
 
 
+def test_machine_records_the_cpu_features_that_decide_its_speed():
+    """run.json / bench.json name the CPU's vector features, so a figure says which kind of CPU made it (the
+    same model name covers CPUs with and without AMX / AVX-512 BF16, and the CPU default differs)."""
+    from pockit.report.environment import _cpu_features, machine_info, machine_rows
+
+    amx = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8\n"
+    epyc = "model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    arm = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes asimddp sve i8mm bf16\n"
+    assert _cpu_features(amx) == ["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"]
+    assert _cpu_features(epyc) == ["avx2"]
+    assert _cpu_features(arm) == ["asimd", "asimddp", "sve", "bf16", "i8mm"]
+    assert _cpu_features("model name\t: x\n") == []
+    assert isinstance(machine_info()["cpu_features"], list)
+    rows = dict(machine_rows({"machine": {"cpu": "AMD EPYC", "logical_cores": 2, "cpu_features": ["avx2"]}}))
+    assert rows["machine_cpu"] == "AMD EPYC (2 cores); avx2"
+    rows = dict(machine_rows({"machine": {"cpu": "AMD EPYC", "logical_cores": 2}}))  # older run.json
+    assert rows["machine_cpu"] == "AMD EPYC (2 cores)"
+
+
 def _box_run(tmp_path, tud, name, box_key=None, event_box=None):
     run = tmp_path / name
     make_fixture_run(run, tud)

@@ -62,6 +62,28 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: the CPU features that decide how fast this CPU runs a network (and which CPU default pockit picks: bf16 where
+#: the CPU computes it, else INT8): x86 AVX2 / AVX-512 / VNNI / BF16 / AMX, arm64 NEON dot product / SVE / BF16 / I8MM
+CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8",
+                "asimd", "asimddp", "sve", "bf16", "i8mm")
+
+
+def _cpu_features(cpuinfo: str | None = None) -> list[str]:
+    """The :data:`CPU_FEATURES` this CPU has, from /proc/cpuinfo's ``flags`` (x86) or ``Features`` (arm64) line;
+    ``[]`` where there is no such file (macOS, Windows)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return []
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            have = set(value.split())
+            return [f for f in CPU_FEATURES if f in have]
+    return []
+
+
 def _text(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
@@ -98,6 +120,7 @@ def machine_info() -> dict[str, Any]:
     gpus, driver = _gpus()
     info: dict[str, Any] = {
         "cpu": _cpu_model(),
+        "cpu_features": _cpu_features(),
         "logical_cores": psutil.cpu_count(logical=True),
         "physical_cores": psutil.cpu_count(logical=False),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
@@ -140,7 +163,8 @@ def machine_rows(run: dict[str, Any], bench_host: dict[str, Any] | None = None) 
         cores = m.get("physical_cores"), m.get("logical_cores")
         extra = (f" ({cores[0]} cores / {cores[1]} threads)" if cores[0] and cores[1] and cores[0] != cores[1]
                  else f" ({cores[1] or cores[0]} cores)" if (cores[1] or cores[0]) else "")
-        rows.append(("machine_cpu", f"{cpu}{extra}"))
+        feats = m.get("cpu_features")
+        rows.append(("machine_cpu", f"{cpu}{extra}" + (f"; {', '.join(feats)}" if feats else "")))
     gpus = m.get("gpus")
     if isinstance(gpus, str):
         gpus = [gpus]
