@@ -44,6 +44,8 @@ def test_bench_tud_campus_schema(tud_campus, tmp_path):
     assert sz["kind"] == "measurement" and sz["target_fps"] == 25.0 and sz["target_resolution"] == [640, 480]
     assert sz["limiting_stage"] in (*STAGES,) and sz["limiting_resource"] == "cpu"
     assert sz["costs"]["inference_device"] == "cpu" and set(sz["costs"]["inference_ms"]) == {"1"}
+    feats = rec["host"]["cpu_features"]  # which kind of CPU made these figures (bf16 / INT8 default, ...)
+    assert isinstance(feats, list) and all(f in sz["measured_on"] for f in feats)
     est = rec["estimates"]["t4"]
     assert est["kind"] == "estimate" and "measured on the CPU" in est["error"]
     assert "MEASURED" in res.output and "ESTIMATE" in res.output and "not possible" in res.output

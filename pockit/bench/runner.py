@@ -341,7 +341,9 @@ def costs_from_cases(cases: list[dict[str, Any]], host: dict[str, Any], info: di
         inference_device=dev, inference_threads=int(host.get("physical_cores") or cores) if dev == "cpu" else 1,
         cpu_cores=cores,
         model={k: info.get(k) for k in ("path", "backend", "sha256", "imgsz", "providers", "half")},
-        measured_on=f"{host.get('cpu')} ({cores} logical cores)" + (f", {gpus[0]}" if gpus else ""),
+        measured_on=(f"{host.get('cpu')} ({cores} logical cores"
+                     + (f"; {', '.join(host['cpu_features'])}" if host.get("cpu_features") else "") + ")"
+                     + (f", {gpus[0]}" if gpus else "")),
         gpu_name=(gpus[0] if gpus else host.get("jetson_model")),
     )
 
