@@ -312,16 +312,16 @@ class VideoFileSource(Source):
                 if self.loop and not self._closed and read_this_pass:
                     again = self._rewind(cap)
             finally:
-                if not again:
+                if not again:  # else the next pass plays on it
                     cap.release()
+                    cap = None
             if rewound and read_this_pass == 0 and not self._closed:  # it said it started over, but gave nothing
                 log.warning("%s: no frame after rewinding its decoder; opening the file again", self.uri)
-                cap = None
                 continue
             if not self.loop or self._closed or read_this_pass == 0:
+                if cap is not None:  # rewound just before a close from another thread
+                    cap.release()
                 return
-            if not again:
-                cap = None
             passes += 1
             idx_off += last_ok + 1 - self.start_frame
             t_off += (prev_ts or 0.0) + 1.0 / self.fps - self.start_frame / self.fps
